@@ -1,0 +1,193 @@
+"""The command line: ``python bot.py [subcommand]`` (same as the ``pixelbot`` console script).
+
+Exit codes: 0 ok, 1 a check found problems (``db verify``), 2 the configuration is invalid
+(nothing was started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pixelbot.app import Engine, open_database
+from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
+from pixelbot.db import migrate
+from pixelbot.db.verify import verify
+from pixelbot.errors import ConfigError, PixelbotError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+EXIT_PROBLEMS = 1
+EXIT_CONFIG = 2
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_CONFIG_PATH,
+        show_default=True,
+        help="The configuration file.",
+    )(fn)
+
+
+def _load(config_path: Path) -> Config:
+    """Load the config or stop here with every error listed and exit code 2."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"{config_path}: {len(exc.issues)} problem(s), nothing was started:", err=True)
+        for issue in exc.issues:
+            click.echo(f"  {issue}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except PixelbotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, verbose: bool) -> None:
+    """Pixel Bot: points, XP and rewards for your stream's chat."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run, config_path=config_path)
+
+
+@main.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Start the bot (the console stream when no platform is configured)."""
+    from pixelbot.platforms.console import run_console
+
+    config = _load(config_path)
+    _run(run_console(config))
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the configuration: prints ok, or every error with its line (exit 2)."""
+    _load(config_path)
+    click.echo("ok")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path: Path) -> None:
+    """Apply pending migrations."""
+    config = _load(config_path)
+
+    async def upgrade() -> str | None:
+        database = open_database(config)
+        try:
+            await migrate.upgrade(database)
+            return await migrate.current_revision(database)
+        finally:
+            await database.dispose()
+
+    click.echo(f"database at revision {_run(upgrade())}")
+
+
+@db.command("verify")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def db_verify(config_path: Path, as_json: bool) -> None:
+    """Check that every balance equals its ledger (exit 1 listing violations)."""
+    config = _load(config_path)
+
+    async def check() -> dict[str, Any]:
+        database = open_database(config)
+        try:
+            await migrate.upgrade(database)
+            return (await verify(database)).as_dict()
+        finally:
+            await database.dispose()
+
+    report = _run(check())
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        counts = ", ".join(f"{n} {table}" for table, n in report["counts"].items())
+        click.echo(f"checked {counts}")
+        for violation in report["violations"]:
+            who = f" (user {violation['user_id']})" if violation["user_id"] is not None else ""
+            click.echo(f"  {violation['check']}{who}: {violation['detail']}")
+        click.echo("ok" if report["ok"] else f"{len(report['violations'])} violation(s)")
+    if not report["ok"]:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@db.command("revision", hidden=True)
+@config_option
+@click.option("-m", "--message", required=True, help="Why the schema changes.")
+def db_revision(config_path: Path, message: str) -> None:
+    """(developers) Generate a migration from the models."""
+    config = _load(config_path)
+
+    async def generate() -> None:
+        database = open_database(config)
+        try:
+            await migrate.upgrade(database)
+            await migrate.revision(database, message)
+        finally:
+            await database.dispose()
+
+    _run(generate())
+
+
+@main.group()
+def points() -> None:
+    """Look at viewers' wallets."""
+
+
+@points.command("show")
+@config_option
+@click.argument("name")
+@click.option("--platform", default=None, help="Only look on this platform (e.g. console).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def points_show(config_path: Path, name: str, platform: str | None, as_json: bool) -> None:
+    """Show a viewer's points, XP and level."""
+    config = _load(config_path)
+
+    async def show() -> dict[str, object]:
+        async with Engine.open(config) as engine:
+            user_id = await engine.wallets.find(name, platform)
+            return (await engine.wallets.summary(user_id)).as_dict()
+
+    summary = _run(show())
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        currency = config.bot.currency
+        noun = currency.singular if summary["points"] == 1 else currency.plural
+        click.echo(
+            f"{summary['user']}: {summary['points']} {noun}, "
+            f"{summary['xp']} XP, level {summary['level']}"
+        )

@@ -1,0 +1,1 @@
+"""Persistence: models, engine, migrations and checks. SQLite-only SQL lives in this package."""

@@ -1,0 +1,102 @@
+"""The database engine: one async SQLAlchemy engine with the right settings per backend.
+
+SQLite gets WAL (readers never block the writer), ``synchronous=NORMAL`` (durable at each
+checkpoint, fast commits), foreign keys and a busy timeout. Write transactions on SQLite start
+with ``BEGIN IMMEDIATE`` so they take the write lock up front: a read-then-write transaction can
+then never lose an update to another process. PostgreSQL needs none of this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+from pixelbot.errors import DatabaseError
+
+__all__ = ["Database"]
+
+_WRITE_OPTION = "pixelbot_write"
+
+
+class Database:
+    """Owns the async engine. ``write()`` opens a write transaction, ``read()`` a read one."""
+
+    def __init__(self, url: str, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
+        self.url: URL = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            _ensure_sqlite_directory(self.url)
+        self.engine: AsyncEngine = create_async_engine(self.url)
+        if self.is_sqlite:
+            _install_sqlite_settings(self.engine, busy_timeout)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, for SQLite files (None for PostgreSQL or in-memory SQLite)."""
+        if not self.is_sqlite or not self.url.database or self.url.database == ":memory:":
+            return None
+        return Path(self.url.database)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that will write: committed on success, rolled back on any error."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(**{_WRITE_OPTION: True})
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Insert:
+        """``INSERT .. ON CONFLICT (keys) DO UPDATE SET update = excluded.update``."""
+        stmt: Any
+        if self.is_sqlite:
+            stmt = sqlite.insert(table)
+        elif self.url.get_backend_name() == "postgresql":
+            stmt = postgresql.insert(table)
+        else:
+            raise DatabaseError(f"unsupported database backend {self.url.get_backend_name()!r}")
+        result: Insert = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={col: stmt.excluded[col] for col in update}
+        )
+        return result
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _ensure_sqlite_directory(url: URL) -> None:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_settings(engine: AsyncEngine, busy_timeout: timedelta) -> None:
+    timeout_ms = int(busy_timeout.total_seconds() * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

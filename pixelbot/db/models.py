@@ -1,0 +1,249 @@
+"""The database schema as SQLAlchemy 2 typed models (see DESIGN.md §3).
+
+Ledgers (``transactions``, ``xp_transactions``, ``events``) are append-only: rows are inserted,
+never updated or deleted. ``users.points``/``xp``/``level`` are caches of those ledgers, kept in
+step inside the same transaction; ``pixelbot db verify`` proves they agree.
+
+Every change here needs an alembic migration (``python bot.py db revision -m "why"``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pixelbot.db.types import UTCDateTime
+
+__all__ = [
+    "Base",
+    "Cooldown",
+    "EventRow",
+    "Identity",
+    "PlatformToken",
+    "QueueItem",
+    "Redeem",
+    "StreamSession",
+    "Transaction",
+    "User",
+    "XpTransaction",
+]
+
+# Deterministic constraint names: alembic batch migrations on SQLite need them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite's INTEGER PRIMARY KEY is its rowid (64-bit); elsewhere a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """One wallet per person. A person may have identities on several platforms."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("points >= 0", name="points_not_negative"),
+        CheckConstraint("xp >= 0", name="xp_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    level: Mapped[int] = mapped_column(Integer)
+    # Highest level whose level reward has been paid: a high-water mark, so losing XP and
+    # levelling up again never pays a reward twice.
+    rewarded_level: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Identity(Base):
+    """(platform, platform_user_id) -> wallet. Names are labels that may change."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_user_id"),
+        Index(None, "platform", "login"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    login: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Transaction(Base):
+    """The append-only points ledger. ``ref`` is the idempotency key: one row per ref, ever."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        Index(None, "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(200), unique=True)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    # A refund names the charge it returns; UNIQUE makes "refunded exactly once" a DB rule.
+    refund_of: Mapped[str | None] = mapped_column(
+        ForeignKey("transactions.ref"), unique=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class XpTransaction(Base):
+    """The append-only XP ledger, with the level reached after each award."""
+
+    __tablename__ = "xp_transactions"
+    __table_args__ = (
+        CheckConstraint("xp_after >= 0", name="xp_after_not_negative"),
+        Index(None, "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    xp_after: Mapped[int] = mapped_column(BigInteger)
+    level_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Cooldown(Base):
+    """A cooldown that survives restarts. ``scope`` is ``user:<id>`` or ``global``."""
+
+    __tablename__ = "cooldowns"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Redeem(Base):
+    """Runtime state of a redeem defined in config.yaml (YAML stays the source of truth)."""
+
+    __tablename__ = "redeems"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    cost: Mapped[int] = mapped_column(BigInteger)
+    # None: as configured; True/False: a moderator's toggle, which outlives restarts.
+    enabled_override: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StreamSession(Base):
+    """One live window of one channel; per-stream limits hang off it."""
+
+    __tablename__ = "stream_sessions"
+    __table_args__ = (Index(None, "platform", "channel", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QueueItem(Base):
+    """A durable unit of work (a redeem to perform). ``charge_ref`` names what it cost."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'running', 'done', 'failed', 'cancelled')", name="status"
+        ),
+        Index(None, "kind", "status", "priority", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    redeem_key: Mapped[str | None] = mapped_column(String(64))
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    charge_ref: Mapped[str | None] = mapped_column(ForeignKey("transactions.ref"))
+    stream_session_id: Mapped[int | None] = mapped_column(ForeignKey("stream_sessions.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventRow(Base):
+    """The append-only event log: every event that came in and every outcome it caused.
+
+    Incoming events carry their idempotency ``ref`` (unique); outcomes (award, spend, level-up,
+    refund) carry ``cause_ref``, the ref of what caused them.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "kind", "created_at"), Index(None, "user_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    stream_session_id: Mapped[int | None] = mapped_column(ForeignKey("stream_sessions.id"))
+    ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    cause_ref: Mapped[str | None] = mapped_column(String(200), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PlatformToken(Base):
+    """OAuth tokens of a platform install. Token columns hold ciphertext, never plaintext."""
+
+    __tablename__ = "platform_tokens"
+    __table_args__ = (UniqueConstraint("platform", "channel_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    access_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,182 @@
+"""``pixelbot db verify``: prove the wallets agree with the ledgers (DESIGN.md §3 invariants).
+
+- every wallet's points equal the sum of its ledger and its last ``balance_after``; the same for
+  XP; each ledger row's balance is the previous one plus its amount;
+- no balance, anywhere in history, is negative;
+- every refund points at exactly one charge of the same person, for exactly its amount, and
+  every failed or cancelled queue item that cost points has been refunded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelbot.db.engine import Database
+from pixelbot.db.models import Base
+
+__all__ = ["Violation", "VerifyReport", "verify"]
+
+USERS: Table = Base.metadata.tables["users"]
+TRANSACTIONS: Table = Base.metadata.tables["transactions"]
+XP_TRANSACTIONS: Table = Base.metadata.tables["xp_transactions"]
+QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    detail: str
+    user_id: int | None = None
+
+
+@dataclass
+class VerifyReport:
+    violations: list[Violation] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "counts": self.counts,
+            "violations": [asdict(v) for v in self.violations],
+        }
+
+
+async def verify(db: Database) -> VerifyReport:
+    report = VerifyReport()
+    async with db.read() as conn:
+        for table in (USERS, TRANSACTIONS, XP_TRANSACTIONS, QUEUE_ITEMS):
+            count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            report.counts[table.name] = int(count)
+        await _check_ledger(conn, report, "points", USERS.c.points, TRANSACTIONS, "balance_after")
+        await _check_ledger(conn, report, "xp", USERS.c.xp, XP_TRANSACTIONS, "xp_after")
+        await _check_refunds(conn, report)
+        await _check_queue_refunds(conn, report)
+    return report
+
+
+async def _check_ledger(
+    conn: AsyncConnection,
+    report: VerifyReport,
+    name: str,
+    cached: Any,
+    ledger: Table,
+    after_column: str,
+) -> None:
+    after = ledger.c[after_column]
+    sums = (
+        select(ledger.c.user_id, func.sum(ledger.c.amount).label("total"))
+        .group_by(ledger.c.user_id)
+        .subquery()
+    )
+    last_id = (
+        select(ledger.c.user_id, func.max(ledger.c.id).label("last_id"))
+        .group_by(ledger.c.user_id)
+        .subquery()
+    )
+    last = ledger.alias("last")
+    rows = await conn.execute(
+        select(USERS.c.id, cached, sums.c.total, last.c[after_column])
+        .select_from(USERS)
+        .outerjoin(sums, sums.c.user_id == USERS.c.id)
+        .outerjoin(last_id, last_id.c.user_id == USERS.c.id)
+        .outerjoin(last, last.c.id == last_id.c.last_id)
+        .where(
+            or_(
+                cached != func.coalesce(sums.c.total, 0),
+                cached != func.coalesce(last.c[after_column], 0),
+                cached < 0,
+            )
+        )
+    )
+    for user_id, value, total, last_after in rows:
+        report.violations.append(
+            Violation(
+                f"{name}_balance",
+                f"wallet has {value} {name}, ledger sums to {total or 0}, "
+                f"last {after_column} is {last_after if last_after is not None else 0}",
+                user_id,
+            )
+        )
+    previous = func.lag(after).over(partition_by=ledger.c.user_id, order_by=ledger.c.id)
+    chain = select(
+        ledger.c.id, ledger.c.user_id, ledger.c.amount, after, previous.label("previous")
+    ).subquery()
+    broken = await conn.execute(
+        select(chain).where(
+            or_(
+                chain.c[after_column] != func.coalesce(chain.c.previous, 0) + chain.c.amount,
+                chain.c[after_column] < 0,
+            )
+        )
+    )
+    for row in broken:
+        report.violations.append(
+            Violation(
+                f"{name}_chain",
+                f"ledger row {row.id}: {after_column} {row[3]} != previous "
+                f"{row.previous if row.previous is not None else 0} + amount {row.amount}",
+                row.user_id,
+            )
+        )
+
+
+async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
+    refund = TRANSACTIONS.alias("refund")
+    charge = TRANSACTIONS.alias("charge")
+    rows = await conn.execute(
+        select(refund.c.id, refund.c.user_id, refund.c.amount, refund.c.refund_of,
+               charge.c.user_id.label("charge_user"), charge.c.amount.label("charge_amount"))
+        .select_from(refund)
+        .outerjoin(charge, charge.c.ref == refund.c.refund_of)
+        .where(refund.c.refund_of.is_not(None))
+        .where(
+            or_(
+                charge.c.id.is_(None),
+                charge.c.amount >= 0,
+                refund.c.amount != -charge.c.amount,
+                refund.c.user_id != charge.c.user_id,
+            )
+        )
+    )
+    for row in rows:
+        report.violations.append(
+            Violation(
+                "refund",
+                f"refund row {row.id} of {row.amount} does not match its charge "
+                f"{row.refund_of!r} ({row.charge_amount} by user {row.charge_user})",
+                row.user_id,
+            )
+        )
+
+
+async def _check_queue_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
+    rows = await conn.execute(
+        select(QUEUE_ITEMS.c.id, QUEUE_ITEMS.c.user_id, QUEUE_ITEMS.c.status, QUEUE_ITEMS.c.charge_ref)
+        .select_from(QUEUE_ITEMS)
+        .outerjoin(TRANSACTIONS, TRANSACTIONS.c.refund_of == QUEUE_ITEMS.c.charge_ref)
+        .where(
+            and_(
+                QUEUE_ITEMS.c.status.in_(["failed", "cancelled"]),
+                QUEUE_ITEMS.c.charge_ref.is_not(None),
+                TRANSACTIONS.c.id.is_(None),
+            )
+        )
+    )
+    for row in rows:
+        report.violations.append(
+            Violation(
+                "queue_refund",
+                f"queue item {row.id} is {row.status} but its charge {row.charge_ref!r} "
+                "was never refunded",
+                row.user_id,
+            )
+        )

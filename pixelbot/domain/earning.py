@@ -1,0 +1,38 @@
+"""Earning maths: how many points and XP an event is worth. Pure, no I/O.
+
+Fractional results round down: a viewer is never paid a point the rule did not earn.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_FLOOR, Decimal
+
+__all__ = ["cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award"]
+
+
+def sub_award(points: int, tier: int, tiers: dict[int, float]) -> int:
+    """A subscription's points: the base amount times the tier's multiplier (1.0 if unknown)."""
+    return math.floor(points * tiers.get(tier, 1.0))
+
+
+def per_unit(amount: Decimal | int, rate: float) -> int:
+    """``amount * rate`` rounded down, computed in decimal so 0.1 + 0.2 stays exact."""
+    value = Decimal(amount) * Decimal(str(rate))
+    return int(value.to_integral_value(rounding=ROUND_FLOOR)) if value > 0 else 0
+
+
+def cheer_award(bits: int, per_100_bits: int) -> int:
+    return max(0, bits) * per_100_bits // 100
+
+
+def raid_award(viewers: int, per_viewer: float, max_points: int | None) -> int:
+    award = per_unit(max(0, viewers), per_viewer)
+    return award if max_points is None else min(award, max_points)
+
+
+def clamp_to_limit(balance: int, amount: int, limit: int | None) -> int:
+    """How much of ``amount`` fits under ``limit`` (earnings stop at the cap, not fail)."""
+    if limit is None:
+        return amount
+    return max(0, min(amount, limit - balance))

@@ -1,0 +1,406 @@
+"""The in-memory side of one write transaction: loaded state, the rules that change it, and the
+rows those changes stage for the database.
+
+A ``Batch`` is filled by ``store.load`` with everything the batch's operations declared they
+need (``Needs``), then each operation runs against it in order. Every mutation registers an
+undo step, so an operation that is refused (``EconomyError``) or crashes is rolled back to its
+checkpoint and the others in the batch still commit. ``store.flush`` writes the staged rows with
+set-based statements. Nothing here awaits or touches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pixelbot.domain.earning import clamp_to_limit
+from pixelbot.domain.xp import XpCurve
+from pixelbot.errors import BalanceLimitExceeded, InsufficientFunds, InvalidAmount, UnknownViewer
+from pixelbot.events import Viewer
+
+__all__ = [
+    "Account",
+    "Batch",
+    "Charge",
+    "LevelReward",
+    "LevelUp",
+    "Needs",
+    "Policy",
+    "Wallet",
+    "user_scope",
+]
+
+GLOBAL_SCOPE = "global"
+
+Wallet = Viewer | int  # a viewer as seen on a platform (created on first sight), or a user id
+
+
+def user_scope(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+@dataclass(frozen=True)
+class LevelReward:
+    points: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The economy rules a batch enforces (built from config by the app)."""
+
+    curve: XpCurve = field(default_factory=XpCurve)
+    max_balance: int | None = None
+    starting_points: int = 0
+    level_rewards: dict[int, LevelReward] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Account:
+    """A wallet as loaded for this batch; mutated in memory, written back at flush."""
+
+    user_id: int
+    display_name: str
+    points: int
+    xp: int
+    level: int
+    rewarded_level: int
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A past spend that may be refunded."""
+
+    ref: str
+    user_id: int
+    amount: int  # negative: the charge
+    refunded: bool
+
+
+@dataclass(frozen=True)
+class LevelUp:
+    user_id: int
+    display_name: str
+    old_level: int
+    new_level: int
+    rewards: tuple[tuple[int, int, str | None], ...] = ()  # (level, points paid, message)
+
+
+@dataclass
+class Needs:
+    """What the operations of a batch will touch, so it can be loaded with a few queries."""
+
+    viewers: dict[tuple[str, str], Viewer] = field(default_factory=dict)
+    user_ids: set[int] = field(default_factory=set)
+    tx_refs: set[str] = field(default_factory=set)
+    event_refs: set[str] = field(default_factory=set)
+    charges: set[str] = field(default_factory=set)
+    global_cooldowns: set[str] = field(default_factory=set)
+
+    def viewer(self, viewer: Viewer) -> None:
+        # The latest sighting wins, so a rename within a batch lands too.
+        self.viewers[viewer.key] = viewer
+
+    def wallet(self, wallet: Wallet) -> None:
+        if isinstance(wallet, Viewer):
+            self.viewer(wallet)
+        else:
+            self.user_ids.add(wallet)
+
+
+class Batch:
+    def __init__(self, now: datetime, policy: Policy) -> None:
+        self.now = now
+        self.policy = policy
+        # loaded state (filled by store.load)
+        self.user_ids_by_identity: dict[tuple[str, str], int] = {}
+        self.accounts: dict[int, Account] = {}
+        self.cooldowns: dict[tuple[str, str], datetime] = {}
+        self.charges: dict[str, Charge] = {}
+        self.tx_refs: set[str] = set()  # points-ledger refs known to exist (loaded or staged)
+        self.xp_refs: set[str] = set()  # XP-ledger refs known to exist
+        self.event_refs: set[str] = set()
+        self.checked_tx_refs: set[str] = set()  # refs whose existence was looked up
+        self.checked_event_refs: set[str] = set()
+        # staged rows (written by store.flush)
+        self.transactions: list[dict[str, Any]] = []
+        self.xp_transactions: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.cooldown_rows: dict[tuple[str, str], datetime] = {}
+        self.queue_items: list[dict[str, Any]] = []
+        self._undo: list[Callable[[], object]] = []
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self) -> int:
+        return len(self._undo)
+
+    def rollback(self, checkpoint: int) -> None:
+        while len(self._undo) > checkpoint:
+            self._undo.pop()()
+
+    def _append(self, rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+        rows.append(row)
+        self._undo.append(rows.pop)
+
+    def _set_account(self, account: Account, **changes: Any) -> None:
+        before = {name: getattr(account, name) for name in changes}
+        before["dirty"] = account.dirty
+        for name, value in changes.items():
+            setattr(account, name, value)
+        account.dirty = True
+
+        def undo() -> None:
+            for name, value in before.items():
+                setattr(account, name, value)
+
+        self._undo.append(undo)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def account_for(self, viewer: Viewer) -> Account:
+        return self.accounts[self.user_ids_by_identity[viewer.key]]
+
+    def account(self, user_id: int) -> Account:
+        return self.accounts[user_id]
+
+    def wallet(self, wallet: Wallet) -> Account:
+        """The account behind a wallet declared with ``Needs.wallet``."""
+        if isinstance(wallet, Viewer):
+            return self.account_for(wallet)
+        try:
+            return self.accounts[wallet]
+        except KeyError:
+            raise UnknownViewer(f"#{wallet}") from None
+
+    def has_tx_ref(self, ref: str) -> bool:
+        """Whether a payment with this ref exists in either ledger (points or XP)."""
+        known = ref in self.tx_refs or ref in self.xp_refs
+        if not known and ref not in self.checked_tx_refs:
+            raise LookupError(f"ref {ref!r} was not declared in Needs.tx_refs")
+        return known
+
+    def has_event_ref(self, ref: str) -> bool:
+        if ref not in self.checked_event_refs and ref not in self.event_refs:
+            raise LookupError(f"ref {ref!r} was not declared in Needs.event_refs")
+        return ref in self.event_refs
+
+    def _remember(self, refs: set[str], ref: str) -> None:
+        refs.add(ref)
+        self._undo.append(lambda: refs.discard(ref))
+
+    # -- points -----------------------------------------------------------------------------
+
+    def credit(
+        self,
+        account: Account,
+        amount: int,
+        *,
+        reason: str,
+        ref: str,
+        actor: str | None = None,
+        refund_of: str | None = None,
+    ) -> int:
+        """Add points; refuses to pass the maximum balance. Returns the new balance."""
+        _require_positive(amount)
+        limit = self.policy.max_balance
+        if limit is not None and account.points + amount > limit:
+            raise BalanceLimitExceeded(account.points, amount, limit)
+        return self._post(account, amount, reason, ref, actor, refund_of)
+
+    def credit_up_to_limit(
+        self, account: Account, amount: int, *, reason: str, ref: str, actor: str | None = None
+    ) -> int:
+        """Add what fits under the maximum balance (earnings stop at the cap). Returns it."""
+        fitting = clamp_to_limit(account.points, amount, self.policy.max_balance)
+        if fitting > 0:
+            self._post(account, fitting, reason, ref, actor, None)
+        return fitting
+
+    def debit(
+        self, account: Account, amount: int, *, reason: str, ref: str, actor: str | None = None
+    ) -> int:
+        """Take points; refuses to go below zero. Returns the new balance."""
+        _require_positive(amount)
+        if account.points < amount:
+            raise InsufficientFunds(account.points, amount)
+        return self._post(account, -amount, reason, ref, actor, None)
+
+    def _post(
+        self,
+        account: Account,
+        amount: int,
+        reason: str,
+        ref: str,
+        actor: str | None,
+        refund_of: str | None,
+    ) -> int:
+        if ref in self.tx_refs:
+            raise ValueError(f"duplicate ledger ref {ref!r}")
+        balance = account.points + amount
+        self._set_account(account, points=balance)
+        self._remember(self.tx_refs, ref)
+        self._append(
+            self.transactions,
+            {
+                "user_id": account.user_id,
+                "amount": amount,
+                "balance_after": balance,
+                "reason": reason,
+                "ref": ref,
+                "actor": actor,
+                "refund_of": refund_of,
+                "created_at": self.now,
+            },
+        )
+        return balance
+
+    def refund(self, charge_ref: str, *, reason: str, actor: str | None = None) -> int | None:
+        """Return a charge to its payer, exactly once. None if it was refunded already."""
+        charge = self.charges[charge_ref]
+        if charge.refunded:
+            return None
+        self.charges[charge_ref] = Charge(charge.ref, charge.user_id, charge.amount, True)
+        self._undo.append(lambda: self.charges.__setitem__(charge_ref, charge))
+        account = self.accounts[charge.user_id]
+        # A refund restores what was taken even above the cap: the cap is for earning.
+        return self._post(
+            account, -charge.amount, reason, f"refund:{charge_ref}", actor, charge_ref
+        )
+
+    # -- XP ---------------------------------------------------------------------------------
+
+    def add_xp(self, account: Account, amount: int, *, reason: str, ref: str) -> LevelUp | None:
+        """Add XP, detect level-ups (several at once if need be), pay level rewards once."""
+        _require_positive(amount)
+        if ref in self.xp_refs:
+            raise ValueError(f"duplicate XP ref {ref!r}")
+        curve = self.policy.curve
+        xp = account.xp + amount
+        old_level = account.level
+        new_level = max(old_level, curve.level_for(xp))
+        self._set_account(account, xp=xp, level=new_level)
+        self._remember(self.xp_refs, ref)
+        self._append(
+            self.xp_transactions,
+            {
+                "user_id": account.user_id,
+                "amount": amount,
+                "xp_after": xp,
+                "level_after": new_level,
+                "reason": reason,
+                "ref": ref,
+                "created_at": self.now,
+            },
+        )
+        if new_level == old_level:
+            return None
+        self.log(
+            "level_up",
+            user_id=account.user_id,
+            cause_ref=ref,
+            payload={"from": old_level, "to": new_level},
+        )
+        return LevelUp(
+            account.user_id,
+            account.display_name,
+            old_level,
+            new_level,
+            self._pay_level_rewards(account, new_level),
+        )
+
+    def _pay_level_rewards(
+        self, account: Account, new_level: int
+    ) -> tuple[tuple[int, int, str | None], ...]:
+        paid: list[tuple[int, int, str | None]] = []
+        if new_level <= account.rewarded_level:
+            return ()
+        for level in range(account.rewarded_level + 1, new_level + 1):
+            reward = self.policy.level_rewards.get(level)
+            if reward is None:
+                continue
+            points = 0
+            if reward.points > 0:
+                points = self.credit_up_to_limit(
+                    account,
+                    reward.points,
+                    reason="level_reward",
+                    ref=f"level:{account.user_id}:{level}",
+                )
+            paid.append((level, points, reward.message))
+        self._set_account(account, rewarded_level=new_level)
+        return tuple(paid)
+
+    # -- cooldowns --------------------------------------------------------------------------
+
+    def cooldown_remaining(self, scope: str, key: str) -> float:
+        expires = self.cooldowns.get((scope, key))
+        if expires is None or expires <= self.now:
+            return 0.0
+        return (expires - self.now).total_seconds()
+
+    def start_cooldown(self, scope: str, key: str, duration: timedelta) -> None:
+        slot = (scope, key)
+        previous_loaded = self.cooldowns.get(slot)
+        previous_staged = self.cooldown_rows.get(slot)
+        expires = self.now + duration
+        self.cooldowns[slot] = expires
+        self.cooldown_rows[slot] = expires
+
+        def undo() -> None:
+            _restore(self.cooldowns, slot, previous_loaded)
+            _restore(self.cooldown_rows, slot, previous_staged)
+
+        self._undo.append(undo)
+
+    # -- event log --------------------------------------------------------------------------
+
+    def log(
+        self,
+        kind: str,
+        *,
+        platform: str | None = None,
+        user_id: int | None = None,
+        ref: str | None = None,
+        cause_ref: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        if ref is not None:
+            if ref in self.event_refs:
+                raise ValueError(f"duplicate event ref {ref!r}")
+            self._remember(self.event_refs, ref)
+        self._append(
+            self.events,
+            {
+                "kind": kind,
+                "platform": platform,
+                "user_id": user_id,
+                "stream_session_id": None,
+                "ref": ref,
+                "cause_ref": cause_ref,
+                "payload": payload or {},
+                "created_at": self.now,
+            },
+        )
+
+    # -- for store.flush --------------------------------------------------------------------
+
+    def dirty_accounts(self) -> Iterable[Account]:
+        return (account for account in self.accounts.values() if account.dirty)
+
+
+def _require_positive(amount: int) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise InvalidAmount(amount, "must be a whole number")
+    if amount <= 0:
+        raise InvalidAmount(amount, "must be more than zero")
+
+
+def _restore(mapping: dict[tuple[str, str], datetime], key: tuple[str, str], value: Any) -> None:
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value

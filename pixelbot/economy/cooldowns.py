@@ -1,0 +1,73 @@
+"""Cooldowns per viewer or global, stored in the database so they survive restarts.
+
+The time comes from the writer's clock (one instant per batch), so tests and the scripted
+console decide what "now" is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from pixelbot.clock import Clock
+from pixelbot.db.engine import Database
+from pixelbot.economy.batch import GLOBAL_SCOPE, Batch, Needs, Wallet, user_scope
+from pixelbot.economy.store import COOLDOWNS
+from pixelbot.economy.writer import Writer
+from pixelbot.errors import OnCooldown
+
+__all__ = ["Cooldowns"]
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    """Start a cooldown unless it is running; if it is, refuse with the time remaining."""
+
+    wallet: Wallet | None  # None: the global cooldown
+    key: str
+    duration: timedelta
+
+    def needs(self, needs: Needs) -> None:
+        if self.wallet is None:
+            needs.global_cooldowns.add(self.key)
+        else:
+            needs.wallet(self.wallet)
+
+    def apply(self, batch: Batch) -> None:
+        scope = (
+            GLOBAL_SCOPE if self.wallet is None else user_scope(batch.wallet(self.wallet).user_id)
+        )
+        remaining = batch.cooldown_remaining(scope, self.key)
+        if remaining > 0:
+            raise OnCooldown(self.key, remaining)
+        batch.start_cooldown(scope, self.key, self.duration)
+
+
+class Cooldowns:
+    def __init__(self, writer: Writer, db: Database, clock: Clock) -> None:
+        self._writer = writer
+        self._db = db
+        self._clock = clock
+
+    async def trigger(self, wallet: Wallet | None, key: str, duration: timedelta) -> None:
+        """Start the cooldown ``key`` for a wallet (or globally, with None).
+
+        Raises OnCooldown (with the seconds remaining) if it is still running."""
+        await self._writer.submit(_Trigger(wallet, key, duration))
+
+    async def remaining(self, user_id: int | None, key: str) -> float:
+        """Seconds left on a cooldown (0.0 when it is not running)."""
+        scope = GLOBAL_SCOPE if user_id is None else user_scope(user_id)
+        async with self._db.read() as conn:
+            expires = (
+                await conn.execute(
+                    select(COOLDOWNS.c.expires_at).where(
+                        COOLDOWNS.c.scope == scope, COOLDOWNS.c.key == key
+                    )
+                )
+            ).scalar_one_or_none()
+        if expires is None:
+            return 0.0
+        return max(0.0, (expires - self._clock.now()).total_seconds())

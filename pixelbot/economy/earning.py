@@ -1,0 +1,175 @@
+"""Earning rules: what a normalized event pays, applied through the ledger in one operation.
+
+Every event that enters here is appended to the event log (once: a redelivered event is
+recognized by its ref and changes nothing). Then the rule for its kind decides points and XP;
+the award is ledgered with an idempotency ref, so even a rule-level repeat (a second follow of
+the same person, the same sub month announced twice) pays once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pixelbot.config import EconomySettings
+from pixelbot.domain.earning import cheer_award, per_unit, raid_award, sub_award
+from pixelbot.economy.batch import Batch, LevelUp, Needs, user_scope
+from pixelbot.economy.writer import Writer
+from pixelbot.events import (
+    ChatMessage,
+    Cheer,
+    Event,
+    Follow,
+    GiftedSubs,
+    Presence,
+    Raid,
+    Subscription,
+    Tip,
+)
+
+__all__ = ["Award", "Earned", "EarningRules"]
+
+
+@dataclass(frozen=True)
+class Award:
+    """What one event is worth under the rules, before it is checked against the ledger."""
+
+    points: int
+    xp: int
+    ref: str  # the idempotency key of the payment
+    cooldown_key: str | None = None
+    cooldown: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Earned:
+    """The outcome of one event. ``skipped`` says why nothing was paid, if nothing was."""
+
+    event_ref: str
+    user_id: int | None = None
+    points: int = 0
+    xp: int = 0
+    level_up: LevelUp | None = None
+    skipped: str | None = None  # duplicate | ignored | anonymous | cooldown | already_paid | zero
+
+
+def award_for(event: Event, settings: EconomySettings) -> Award | None:
+    """The rule for each kind of event. None: this kind earns nothing."""
+    earn = settings.earn
+    viewer = event.actor
+    identity = f"{viewer.platform}:{viewer.platform_user_id}" if viewer else ""
+    match event:
+        case ChatMessage():
+            rule = earn.chat
+            return Award(rule.points, rule.xp, event.ref, "earn:chat", rule.cooldown)
+        case Follow():
+            return Award(earn.follow.points, earn.follow.xp, f"follow:{identity}")
+        case Subscription():
+            sub = earn.sub
+            ref = f"sub:{identity}:{event.months}" if sub.per_month else event.ref
+            points = sub_award(sub.points, event.tier, sub.tiers)
+            return Award(points, sub_award(sub.xp, event.tier, sub.tiers), ref)
+        case GiftedSubs():
+            gift, tiers = earn.gift, earn.sub.tiers
+            points = sub_award(gift.points_per_sub * event.count, event.tier, tiers)
+            return Award(points, sub_award(gift.xp_per_sub * event.count, event.tier, tiers), event.ref)
+        case Tip():
+            tip = earn.tip
+            return Award(
+                per_unit(event.amount, tip.points_per_unit),
+                per_unit(event.amount, tip.xp_per_unit),
+                event.ref,
+            )
+        case Cheer():
+            cheer = earn.cheer
+            return Award(
+                cheer_award(event.bits, cheer.points_per_100_bits),
+                cheer_award(event.bits, cheer.xp_per_100_bits),
+                event.ref,
+            )
+        case Raid():
+            raid = earn.raid
+            return Award(
+                raid_award(event.viewers, raid.points_per_viewer, raid.max_points),
+                per_unit(max(0, event.viewers), raid.xp_per_viewer),
+                event.ref,
+            )
+        case Presence():
+            rule = earn.dropin
+            return Award(rule.points, rule.xp, event.ref, "earn:dropin", rule.cooldown)
+    return None
+
+
+@dataclass(frozen=True)
+class _Earn:
+    event: Event
+    settings: EconomySettings
+
+    def _viewer_counts(self) -> bool:
+        viewer = self.event.actor
+        return viewer is not None and viewer.login.lower() not in self.settings.ignore
+
+    def needs(self, needs: Needs) -> None:
+        needs.event_refs.add(self.event.ref)
+        viewer = self.event.actor
+        if viewer is not None and self._viewer_counts():
+            needs.viewer(viewer)
+            award = award_for(self.event, self.settings)
+            if award is not None:
+                needs.tx_refs.add(award.ref)
+
+    def apply(self, batch: Batch) -> Earned:
+        event = self.event
+        if batch.has_event_ref(event.ref):
+            return Earned(event.ref, skipped="duplicate")
+        viewer = event.actor
+        account = batch.account_for(viewer) if viewer and self._viewer_counts() else None
+        payload: dict[str, object] = dict(event.payload())
+        if viewer is not None:
+            payload.setdefault("login", viewer.login)
+        batch.log(
+            event.kind,
+            platform=event.platform,
+            user_id=account.user_id if account else None,
+            ref=event.ref,
+            payload=payload,
+        )
+        if account is None:
+            return Earned(event.ref, skipped="anonymous" if viewer is None else "ignored")
+        award = award_for(event, self.settings)
+        if award is None or (award.points <= 0 and award.xp <= 0):
+            return Earned(event.ref, account.user_id, skipped="zero")
+        scope = user_scope(account.user_id)
+        if award.cooldown_key and batch.cooldown_remaining(scope, award.cooldown_key) > 0:
+            return Earned(event.ref, account.user_id, skipped="cooldown")
+        if batch.has_tx_ref(award.ref):
+            return Earned(event.ref, account.user_id, skipped="already_paid")
+        points = 0
+        if award.points > 0:
+            points = batch.credit_up_to_limit(
+                account, award.points, reason=event.kind, ref=award.ref
+            )
+        level_up = None
+        if award.xp > 0:
+            level_up = batch.add_xp(account, award.xp, reason=event.kind, ref=award.ref)
+        if award.cooldown_key and award.cooldown:
+            batch.start_cooldown(scope, award.cooldown_key, award.cooldown)
+        batch.log(
+            "award",
+            platform=event.platform,
+            user_id=account.user_id,
+            cause_ref=event.ref,
+            payload={"rule": event.kind, "points": points, "xp": award.xp},
+        )
+        return Earned(event.ref, account.user_id, points, award.xp, level_up)
+
+
+class EarningRules:
+    """Turns normalized events into awards, through the group-commit writer."""
+
+    def __init__(self, writer: Writer, settings: EconomySettings) -> None:
+        self._writer = writer
+        self.settings = settings
+
+    async def handle(self, event: Event) -> Earned:
+        return await self._writer.submit(_Earn(event, self.settings))

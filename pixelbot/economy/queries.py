@@ -1,0 +1,71 @@
+"""Read-only questions about wallets: who is this name, what do they have, who leads.
+
+Reads go straight to the database (WAL lets them run beside the writer); every write the caller
+awaited is already committed, so they see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from pixelbot.db.engine import Database
+from pixelbot.economy.store import IDENTITIES, USERS
+from pixelbot.errors import UnknownViewer
+
+__all__ = ["WalletSummary", "Wallets"]
+
+
+@dataclass(frozen=True)
+class WalletSummary:
+    user_id: int
+    display_name: str
+    points: int
+    xp: int
+    level: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"user": self.display_name, "points": self.points, "xp": self.xp, "level": self.level}
+
+
+class Wallets:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def find(self, name: str, platform: str | None = None) -> int:
+        """The user id behind a login or display name (``@`` optional, any case).
+
+        Raises UnknownViewer. Names are only a way to find someone: the wallet is keyed by the
+        platform's user id, and a current login wins over an old display name."""
+        wanted = name.removeprefix("@").strip().lower()
+        async with self._db.read() as conn:
+            for column in (IDENTITIES.c.login, IDENTITIES.c.display_name):
+                query = select(IDENTITIES.c.user_id).where(func.lower(column) == wanted)
+                if platform is not None:
+                    query = query.where(IDENTITIES.c.platform == platform)
+                found = (await conn.execute(query.order_by(IDENTITIES.c.updated_at.desc()))).first()
+                if found is not None:
+                    return int(found.user_id)
+        raise UnknownViewer(name, platform)
+
+    async def summary(self, user_id: int) -> WalletSummary:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level)
+                    .where(USERS.c.id == user_id)
+                )
+            ).first()
+        if row is None:
+            raise UnknownViewer(f"#{user_id}")
+        return WalletSummary(row.id, row.display_name, row.points, row.xp, row.level)
+
+    async def top(self, limit: int = 10) -> list[WalletSummary]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level)
+                .order_by(USERS.c.points.desc(), USERS.c.id)
+                .limit(limit)
+            )
+            return [WalletSummary(*row) for row in rows]

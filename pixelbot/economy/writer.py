@@ -1,0 +1,153 @@
+"""Group commit: the one writer through which every economy change reaches the database.
+
+Callers ``await writer.submit(op)``. A single task takes every operation queued so far (up to
+``max_batch``), runs them in order inside ONE transaction, commits, and only then resolves each
+caller's await with its own result or its own error. Under load, a batch holds hundreds of
+operations and a commit is shared by all of them; when the chat is quiet, a batch is one
+operation and the latency is one commit.
+
+Because operations run one after another against the same in-memory state, two spends of the
+same wallet can never both see the old balance: concurrency cannot overspend.
+
+An operation that is refused (``EconomyError``) or raises is rolled back alone; the rest of the
+batch commits. If the database refuses the whole batch (a constraint, a disk error), each
+operation is retried in a transaction of its own so one poisoned operation fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Generic, Protocol, TypeVar
+
+from pixelbot.clock import Clock
+from pixelbot.db.engine import Database
+from pixelbot.economy import store
+from pixelbot.economy.batch import Batch, Needs, Policy
+from pixelbot.errors import EconomyError, PixelbotError
+
+__all__ = ["Operation", "Writer", "WriterStopped"]
+
+log = logging.getLogger(__name__)
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+
+class WriterStopped(PixelbotError):
+    """The writer is not running (not started yet, or shutting down)."""
+
+
+class Operation(Protocol, Generic[T_co]):
+    """One economy change: declares what it touches, then applies itself to a batch."""
+
+    def needs(self, needs: Needs) -> None: ...
+
+    def apply(self, batch: Batch) -> T_co: ...
+
+
+class _Pending:
+    __slots__ = ("future", "op")
+
+    def __init__(self, op: Operation[Any], future: asyncio.Future[Any]) -> None:
+        self.op = op
+        self.future = future
+
+
+class Writer:
+    def __init__(
+        self, db: Database, clock: Clock, policy: Policy, *, max_batch: int = 2000
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.max_batch = max_batch
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.batches = 0  # statistics, for benchmarks and the dashboard
+        self.operations = 0
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="economy-writer")
+
+    async def stop(self) -> None:
+        """Finish every operation already submitted, then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        await self._task
+        self._task = None
+
+    async def submit(self, op: Operation[T]) -> T:
+        if self._task is None or self._stopping:
+            raise WriterStopped("the economy writer is not running")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(op, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            take = min(len(self._queue), self.max_batch)
+            pending = [self._queue.popleft() for _ in range(take)]
+            await self._process(pending)
+
+    async def _process(self, pending: list[_Pending]) -> None:
+        try:
+            outcomes = await self._commit(pending)
+        except Exception as exc:
+            if len(pending) > 1:
+                log.warning("batch of %d failed (%s); retrying one by one", len(pending), exc)
+                for item in pending:
+                    await self._process([item])
+                return
+            log.error("economy operation %r failed: %s", pending[0].op, exc)
+            _settle(pending[0].future, exc)
+            return
+        self.batches += 1
+        self.operations += len(pending)
+        for item, outcome in zip(pending, outcomes, strict=True):
+            _settle(item.future, outcome)
+
+    async def _commit(self, pending: list[_Pending]) -> list[Any]:
+        needs = Needs()
+        for item in pending:
+            item.op.needs(needs)
+        async with self.db.write() as conn:
+            batch = Batch(self.clock.now(), self.policy)
+            await store.load(conn, needs, batch)
+            outcomes: list[Any] = []
+            for item in pending:
+                checkpoint = batch.checkpoint()
+                try:
+                    outcomes.append(item.op.apply(batch))
+                except EconomyError as refused:
+                    batch.rollback(checkpoint)
+                    outcomes.append(refused)
+                except Exception as bug:
+                    log.exception("economy operation %r crashed; rolled back alone", item.op)
+                    batch.rollback(checkpoint)
+                    outcomes.append(bug)
+            await store.flush(conn, batch, self.db)
+        return outcomes
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():  # the caller was cancelled; the change stands, nobody is waiting
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

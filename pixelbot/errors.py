@@ -1,0 +1,122 @@
+"""The one exception tree of Pixel Bot.
+
+Every error the engine raises on purpose is a ``PixelbotError``. Each carries the numbers a
+caller needs (a balance, a cost, seconds remaining) as attributes, and a readable message, so
+one place can render any of them to chat or to the operator::
+
+    PixelbotError
+    ├── ConfigError                 config.yaml is invalid; .issues lists every problem
+    ├── DatabaseError               the database cannot be opened, migrated or trusted
+    └── EconomyError                a points/XP rule refused an operation (nothing changed)
+        ├── InsufficientFunds       .balance, .cost, .missing
+        ├── BalanceLimitExceeded    .balance, .amount, .limit
+        ├── InvalidAmount           .amount, .reason
+        ├── SelfTransfer            .user_id
+        ├── UnknownViewer           .name, .platform
+        ├── UnknownCharge           .ref
+        └── OnCooldown              .key, .remaining (seconds)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BalanceLimitExceeded",
+    "ConfigError",
+    "ConfigIssue",
+    "DatabaseError",
+    "EconomyError",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "OnCooldown",
+    "PixelbotError",
+    "SelfTransfer",
+    "UnknownCharge",
+    "UnknownViewer",
+]
+
+
+class PixelbotError(Exception):
+    """Root of every error Pixel Bot raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a configuration file, located by its YAML path and line."""
+
+    path: str
+    message: str
+    line: int | None = None
+    file: str = "config.yaml"
+
+    def __str__(self) -> str:
+        where = f" ({self.file} line {self.line})" if self.line is not None else f" ({self.file})"
+        prefix = f"{self.path}: " if self.path else ""
+        return f"{prefix}{self.message}{where}"
+
+
+class ConfigError(PixelbotError):
+    """The configuration is invalid. ``issues`` holds every problem found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class DatabaseError(PixelbotError):
+    """The database cannot be opened, migrated, or fails its integrity checks."""
+
+
+class EconomyError(PixelbotError):
+    """A points or XP rule refused an operation. Nothing was changed."""
+
+
+class InsufficientFunds(EconomyError):
+    def __init__(self, balance: int, cost: int) -> None:
+        self.balance = balance
+        self.cost = cost
+        self.missing = cost - balance
+        super().__init__(f"needs {cost} points but has {balance} ({self.missing} more needed)")
+
+
+class BalanceLimitExceeded(EconomyError):
+    def __init__(self, balance: int, amount: int, limit: int) -> None:
+        self.balance = balance
+        self.amount = amount
+        self.limit = limit
+        super().__init__(f"a balance of {balance} + {amount} would exceed the maximum of {limit}")
+
+
+class InvalidAmount(EconomyError):
+    def __init__(self, amount: int, reason: str) -> None:
+        self.amount = amount
+        self.reason = reason
+        super().__init__(f"invalid amount {amount}: {reason}")
+
+
+class SelfTransfer(EconomyError):
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        super().__init__("cannot transfer points to yourself")
+
+
+class UnknownViewer(EconomyError):
+    def __init__(self, name: str, platform: str | None = None) -> None:
+        self.name = name
+        self.platform = platform
+        where = f" on {platform}" if platform else ""
+        super().__init__(f"no viewer named {name!r}{where}")
+
+
+class UnknownCharge(EconomyError):
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no charge with ref {ref!r}")
+
+
+class OnCooldown(EconomyError):
+    def __init__(self, key: str, remaining: float) -> None:
+        self.key = key
+        self.remaining = remaining
+        super().__init__(f"{key} is on cooldown for {remaining:.0f}s")

@@ -1,0 +1,196 @@
+"""Normalized events: what every platform adapter turns its payloads into.
+
+Nothing here does I/O. An event carries the platform's own id for it (``id``), which becomes the
+idempotency key (``ref``) of everything it causes: the same event delivered twice (a reconnect,
+a webhook retry) changes nothing the second time.
+
+People are identified by ``(platform, platform_user_id)``, never by name: a viewer who renames
+keeps their wallet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+
+__all__ = [
+    "ChatMessage",
+    "Cheer",
+    "Event",
+    "Follow",
+    "GiftedSubs",
+    "Presence",
+    "Raid",
+    "Subscription",
+    "Tip",
+    "Viewer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """A person on one platform. Equality and hashing use the identity only."""
+
+    platform: str
+    platform_user_id: str
+    login: str
+    display_name: str
+    roles: frozenset[str] = field(default=frozenset(), compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.platform, self.platform_user_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened on a platform. ``id`` is the platform's id for the event."""
+
+    kind: ClassVar[str] = "event"
+
+    id: str
+    platform: str
+    occurred_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """The idempotency key of this event, unique across platforms and kinds."""
+        return f"{self.platform}:{self.kind}:{self.id}"
+
+    @property
+    def actor(self) -> Viewer | None:
+        """The viewer who earns from this event, if any."""
+        return None
+
+    def payload(self) -> dict[str, object]:
+        """What the event log stores about this event (beyond kind, platform and viewer)."""
+        return {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatMessage(Event):
+    kind: ClassVar[str] = "chat"
+
+    viewer: Viewer
+    text: str
+    channel: str = ""
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+    def payload(self) -> dict[str, object]:
+        return {"text": self.text, "channel": self.channel}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Follow(Event):
+    kind: ClassVar[str] = "follow"
+
+    viewer: Viewer
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscription(Event):
+    """A subscription or resubscription. ``months`` is the cumulative month count."""
+
+    kind: ClassVar[str] = "sub"
+
+    viewer: Viewer
+    tier: int = 1
+    months: int = 1
+    gifted: bool = False
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+    def payload(self) -> dict[str, object]:
+        return {"tier": self.tier, "months": self.months, "gifted": self.gifted}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GiftedSubs(Event):
+    """Subscriptions gifted to others. The gifter earns; ``gifter`` is None when anonymous."""
+
+    kind: ClassVar[str] = "gift"
+
+    gifter: Viewer | None
+    count: int
+    tier: int = 1
+
+    @property
+    def actor(self) -> Viewer | None:
+        return self.gifter
+
+    def payload(self) -> dict[str, object]:
+        return {"count": self.count, "tier": self.tier}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tip(Event):
+    kind: ClassVar[str] = "tip"
+
+    viewer: Viewer
+    amount: Decimal
+    currency: str = "USD"
+    message: str = ""
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+    def payload(self) -> dict[str, object]:
+        return {"amount": str(self.amount), "currency": self.currency, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cheer(Event):
+    kind: ClassVar[str] = "cheer"
+
+    viewer: Viewer
+    bits: int
+    message: str = ""
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+    def payload(self) -> dict[str, object]:
+        return {"bits": self.bits, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Raid(Event):
+    """Another channel raided this one; ``viewer`` is the raiding broadcaster."""
+
+    kind: ClassVar[str] = "raid"
+
+    viewer: Viewer
+    viewers: int
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
+
+    def payload(self) -> dict[str, object]:
+        return {"viewers": self.viewers}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence(Event):
+    """A viewer showed up (joined the channel, said hello): the drop-in reward."""
+
+    kind: ClassVar[str] = "presence"
+
+    viewer: Viewer
+
+    @property
+    def actor(self) -> Viewer:
+        return self.viewer
