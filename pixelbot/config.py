@@ -1,0 +1,444 @@
+"""The streamer's ``config.yaml`` as typed, frozen pydantic models, and ``load_config``.
+
+Every section is optional and has defaults, so an empty file is a valid configuration.
+Unknown keys are errors (a typo must not silently fall back to a default). Secrets are
+``SecretStr`` so they never show up in a repr or a log line; read them with
+``.get_secret_value()``.
+
+``load_config`` never half-succeeds: it collects every problem in the file (type errors, bad
+durations, unknown keys, missing ``${ENV}`` variables) and raises one ``ConfigError`` listing
+them all with their YAML path and line. The YAML/env/message mechanics live in
+``pixelbot.config_loader``.
+
+To add a section: write a ``_Section`` subclass whose fields all have defaults, and add one
+field to ``Config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pixelbot.config_loader import (
+    FieldProblems,
+    env_with_dotenv,
+    read_document,
+    substitute_env,
+    validation_issues,
+)
+from pixelbot.domain.durations import parse_duration
+from pixelbot.errors import ConfigError, ConfigIssue
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "BotSettings",
+    "Config",
+    "ConsolePlatform",
+    "Currency",
+    "DatabaseSettings",
+    "DiscordPlatform",
+    "Duration",
+    "EarnChat",
+    "EarnCheer",
+    "EarnDropin",
+    "EarnFollow",
+    "EarnGift",
+    "EarnRaid",
+    "EarnSettings",
+    "EarnSub",
+    "EarnTip",
+    "EconomySettings",
+    "JoystickPlatform",
+    "LevelReward",
+    "PlatformsSettings",
+    "TwitchPlatform",
+    "XpCurve",
+    "XpSettings",
+    "load_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+
+
+# ----------------------------------------------------------------------------- field types
+
+
+def _to_duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ValueError("a duration cannot be negative")
+        return value
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("must be a duration; use e.g. 30s, 5m, 1h")
+
+
+def _integer(value: Any) -> Any:
+    # pydantic turns `true` into 1; in a config file that is a mistake, not a number.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+"""A length of time: ``30s``, ``5m``, ``1h30m``, ``250ms`` or a number of seconds."""
+
+Count = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
+PositiveInt = Annotated[int, BeforeValidator(_integer), Field(gt=0)]
+Rate = Annotated[float, BeforeValidator(_number), Field(ge=0)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Section(BaseModel):
+    """Base of every config model: unknown keys are errors, values are read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_defaults(cls, data: Any) -> Any:
+        # `earn:` with every child commented out parses as null: read it as "all defaults".
+        return {} if data is None else data
+
+
+# ------------------------------------------------------------------------------------ bot
+
+
+class Currency(_Section):
+    singular: Text = "pixel"
+    plural: Text = "pixels"
+
+
+class BotSettings(_Section):
+    name: Text = "Pixel"
+    prefix: Text = "!"
+    currency: Currency = Field(default_factory=Currency)
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_spaces(cls, prefix: str) -> str:
+        if any(char.isspace() for char in prefix):
+            raise ValueError("must not contain spaces")
+        return prefix
+
+
+class DatabaseSettings(_Section):
+    # repr=False: a PostgreSQL URL may carry a password.
+    url: Text = Field(default="sqlite+aiosqlite:///data/pixel.db", repr=False)
+    busy_timeout: Duration = timedelta(seconds=5)
+
+
+# ------------------------------------------------------------------------------ platforms
+
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def _auto_or_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word == "auto":
+            return "auto"
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise ValueError("must be auto, true or false")
+
+
+def _require_when_enabled(platform: _Section, name: str, fields: tuple[str, ...]) -> None:
+    """Blame each missing (or empty) credential of an enabled platform on its own key."""
+    if not getattr(platform, "enabled", False):
+        return
+    missing = []
+    for field in fields:
+        value = getattr(platform, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or not str(value).strip():
+            missing.append(field)
+    if missing:
+        raise FieldProblems([((field,), f"required when {name} is enabled") for field in missing])
+
+
+class ConsolePlatform(_Section):
+    """The local stream simulator. ``auto``: on when no real platform is enabled."""
+
+    enabled: Annotated[Literal["auto"] | bool, BeforeValidator(_auto_or_bool)] = "auto"
+
+
+class TwitchPlatform(_Section):
+    # IDs are often written unquoted (`bot_id: 123`); read numbers as text.
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    enabled: bool = False
+    channel: str | None = None
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    bot_id: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        _require_when_enabled(self, "twitch", ("channel", "client_id", "client_secret", "bot_id"))
+        return self
+
+
+class DiscordPlatform(_Section):
+    enabled: bool = False
+    token: SecretStr | None = None
+    channels: list[PositiveInt] = Field(default_factory=list)
+    """Channel IDs the bot listens in."""
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        _require_when_enabled(self, "discord", ("token",))
+        return self
+
+
+class JoystickPlatform(_Section):
+    enabled: bool = False
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        _require_when_enabled(self, "joystick", ("client_id", "client_secret"))
+        return self
+
+
+class PlatformsSettings(_Section):
+    console: ConsolePlatform = Field(default_factory=ConsolePlatform)
+    twitch: TwitchPlatform = Field(default_factory=TwitchPlatform)
+    discord: DiscordPlatform = Field(default_factory=DiscordPlatform)
+    joystick: JoystickPlatform = Field(default_factory=JoystickPlatform)
+
+    @property
+    def console_enabled(self) -> bool:
+        """True if the console is switched on, or is ``auto`` and no real platform is on."""
+        if isinstance(self.console.enabled, bool):
+            return self.console.enabled
+        return not (self.twitch.enabled or self.discord.enabled or self.joystick.enabled)
+
+
+# -------------------------------------------------------------------------------- economy
+
+
+def _sub_tier(tier: int) -> int:
+    if tier not in (1, 2, 3):
+        raise ValueError("unknown tier; sub tiers are 1, 2 and 3")
+    return tier
+
+
+class EarnChat(_Section):
+    points: Count = 1
+    xp: Count = 1
+    cooldown: Duration = timedelta(seconds=60)
+
+
+class EarnFollow(_Section):
+    """Paid once per person, ever: unfollow/refollow earns nothing."""
+
+    points: Count = 50
+    xp: Count = 10
+
+
+class EarnSub(_Section):
+    """``points``/``xp`` times the tier's multiplier; a tier not listed counts as 1.0."""
+
+    points: Count = 200
+    xp: Count = 50
+    per_month: bool = True
+    tiers: dict[Annotated[int, AfterValidator(_sub_tier)], Rate] = Field(
+        default_factory=lambda: {1: 1.0, 2: 2.0, 3: 5.0}
+    )
+
+
+class EarnGift(_Section):
+    """Paid to the gifter, per gifted sub."""
+
+    points_per_sub: Count = 100
+    xp_per_sub: Count = 20
+
+
+class EarnTip(_Section):
+    points_per_unit: Rate = 1.0
+    xp_per_unit: Rate = 0.1
+
+
+class EarnCheer(_Section):
+    points_per_100_bits: Count = 100
+    xp_per_100_bits: Count = 10
+
+
+class EarnRaid(_Section):
+    points_per_viewer: Rate = 1.0
+    xp_per_viewer: Rate = 0.0
+    max_points: Count | None = None
+
+
+class EarnDropin(_Section):
+    points: Count = 25
+    xp: Count = 5
+    cooldown: Duration = timedelta(hours=1)
+
+
+class EarnSettings(_Section):
+    chat: EarnChat = Field(default_factory=EarnChat)
+    follow: EarnFollow = Field(default_factory=EarnFollow)
+    sub: EarnSub = Field(default_factory=EarnSub)
+    gift: EarnGift = Field(default_factory=EarnGift)
+    tip: EarnTip = Field(default_factory=EarnTip)
+    cheer: EarnCheer = Field(default_factory=EarnCheer)
+    raid: EarnRaid = Field(default_factory=EarnRaid)
+    dropin: EarnDropin = Field(default_factory=EarnDropin)
+
+
+class EconomySettings(_Section):
+    ignore: list[str] = Field(default_factory=list)
+    """Bot logins that never earn, stored lowercased (compare with ``name.lower()``)."""
+    starting_points: Count = 0
+    max_balance: PositiveInt | None = 10_000_000
+    earn: EarnSettings = Field(default_factory=EarnSettings)
+
+    @field_validator("ignore")
+    @classmethod
+    def _lowercase(cls, names: list[str]) -> list[str]:
+        return [name.strip().removeprefix("@").lower() for name in names]
+
+    @model_validator(mode="after")
+    def _start_within_limit(self) -> Self:
+        if self.max_balance is not None and self.starting_points > self.max_balance:
+            message = f"must be <= max_balance ({self.max_balance})"
+            raise FieldProblems([(("starting_points",), message)])
+        return self
+
+
+# ------------------------------------------------------------------------------------- xp
+
+
+def _reward_level(level: int) -> int:
+    if level < 2:
+        raise ValueError("level must be >= 2")
+    return level
+
+
+class XpCurve(_Section):
+    """Settings of the XP curve; ``pixelbot.domain.xp.XpCurve`` does the arithmetic."""
+
+    kind: Literal["power", "mee6"] = "power"
+    base: PositiveInt = 100
+    exponent: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.8
+    # The curve precomputes one threshold per level: keep that table a sane size.
+    max_level: Annotated[int, BeforeValidator(_integer), Field(ge=1, le=100_000)] = 9999
+
+
+class LevelReward(_Section):
+    points: Count = 0
+    message: str | None = None
+
+
+class XpSettings(_Section):
+    curve: XpCurve = Field(default_factory=XpCurve)
+    level_rewards: dict[Annotated[int, AfterValidator(_reward_level)], LevelReward] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _rewards_reachable(self) -> Self:
+        problems = [
+            (("level_rewards", level), f"is above xp.curve.max_level ({self.curve.max_level})")
+            for level in self.level_rewards
+            if level > self.curve.max_level
+        ]
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+
+# ---------------------------------------------------------------------------------- root
+
+
+class Config(_Section):
+    """The whole ``config.yaml``. Every section is optional."""
+
+    bot: BotSettings = Field(default_factory=BotSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    platforms: PlatformsSettings = Field(default_factory=PlatformsSettings)
+    economy: EconomySettings = Field(default_factory=EconomySettings)
+    xp: XpSettings = Field(default_factory=XpSettings)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load, substitute ``${ENV}`` and validate a config file; raise ``ConfigError`` if bad.
+
+    ``env=None`` reads ``os.environ`` over the ``.env`` file next to the config file (the real
+    environment wins). A non-empty ``DATABASE_URL`` overrides ``database.url``.
+    """
+    config_path = Path(path)
+    file = config_path.name
+    data, lines, issues = read_document(config_path)
+    if env is None:
+        env = env_with_dotenv(config_path)
+
+    data, env_issues = substitute_env(data, env, lines, file)
+    database_url = env.get("DATABASE_URL")
+    if database_url:
+        data = _override_database_url(data, database_url)
+        env_issues = [issue for issue in env_issues if issue.path != "database.url"]
+    issues += env_issues
+
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        # A value whose ${VAR} is missing was set to None: don't report it a second time.
+        reported = {issue.path for issue in env_issues}
+        issues += [
+            issue
+            for issue in validation_issues(exc, Config, lines, file)
+            if issue.path not in reported
+        ]
+    if issues or config is None:
+        raise ConfigError(_in_file_order(issues))
+    return config
+
+
+def _override_database_url(data: Any, url: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return data  # validation reports the real problem
+    database = data.get("database")
+    if database is None:
+        database = {}
+    if isinstance(database, dict):
+        data = {**data, "database": {**database, "url": url}}
+    return data
+
+
+def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda issue: issue.line or 0)
