@@ -8,13 +8,14 @@ then never lose an update to another process. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import ColumnElement, String, Table, bindparam, event, func, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -72,6 +73,36 @@ class Database:
             index_elements=list(keys), set_={col: stmt.excluded[col] for col in update}
         )
         return result
+
+    def member_of(self, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+        """``column IN (values)`` that stays cheap for thousands of values.
+
+        SQLAlchemy renders one placeholder per value, and naming thousands of placeholders costs
+        more than the query; on SQLite the values travel as one JSON array instead.
+        """
+        items = list(values)
+        if not self.is_sqlite:  # keep each IN under the driver's bound-parameter limit
+            return or_(*(column.in_(items[i : i + 5000]) for i in range(0, len(items), 5000)))
+        array = func.json_each(bindparam(None, json.dumps(items), type_=String()))
+        return column.in_(select(literal_column("value")).select_from(array))
+
+    async def next_ids(self, conn: AsyncConnection, table: Table, count: int) -> list[int]:
+        """Reserve ``count`` primary keys of ``table`` inside a write transaction.
+
+        Lets a batch insert parents and children with one executemany each, instead of one
+        INSERT .. RETURNING per row. On SQLite the write transaction holds the database lock
+        (BEGIN IMMEDIATE), so max(id) cannot move under us; PostgreSQL draws from the sequence.
+        """
+        if count <= 0:
+            return []
+        if self.is_sqlite:
+            top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
+            return list(range(int(top) + 1, int(top) + 1 + count))
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        result = await conn.execute(
+            select(func.nextval(sequence)).select_from(func.generate_series(1, count))
+        )
+        return [int(value) for value in result.scalars()]
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -85,12 +85,17 @@ class Writer:
         self._task = None
 
     async def submit(self, op: Operation[T]) -> T:
+        """Run ``op`` in the next batch; returns its result once that batch is committed."""
+        return await self.enqueue(op)
+
+    def enqueue(self, op: Operation[T]) -> asyncio.Future[T]:
+        """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         if self._task is None or self._stopping:
             raise WriterStopped("the economy writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(op, future))
         self._wakeup.set()
-        return await future
+        return future
 
     async def _run(self) -> None:
         while True:
@@ -127,7 +132,7 @@ class Writer:
             item.op.needs(needs)
         async with self.db.write() as conn:
             batch = Batch(self.clock.now(), self.policy)
-            await store.load(conn, needs, batch)
+            await store.load(conn, needs, batch, self.db)
             outcomes: list[Any] = []
             for item in pending:
                 checkpoint = batch.checkpoint()

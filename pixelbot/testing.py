@@ -1,0 +1,82 @@
+"""Helpers shipped with the package for tests (ours and anyone extending Pixel Bot).
+
+They build real objects (a real SQLite file, the real writer), not mocks: only the clock is fake.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pixelbot.app import Engine
+from pixelbot.clock import FakeClock
+from pixelbot.config import Config
+from pixelbot.events import ChatMessage, Cheer, Follow, Presence, Raid, Subscription, Tip, Viewer
+
+__all__ = ["EventFactory", "make_config", "open_test_engine", "viewer"]
+
+_ids = itertools.count(1)
+
+
+def viewer(
+    login: str, platform: str = "twitch", user_id: str | None = None, display_name: str | None = None
+) -> Viewer:
+    """A viewer whose platform id defaults to ``id-<login>`` (pass ``user_id`` to rename)."""
+    return Viewer(platform, user_id or f"id-{login}", login.lower(), display_name or login)
+
+
+def make_config(db_path: Path, **sections: Any) -> Config:
+    """A Config on a SQLite file, with any sections overridden (plain dicts are validated)."""
+    data: dict[str, Any] = {"database": {"url": f"sqlite+aiosqlite:///{db_path}"}}
+    data.update(sections)
+    return Config.model_validate(data)
+
+
+@asynccontextmanager
+async def open_test_engine(
+    config: Config, clock: FakeClock | None = None
+) -> AsyncIterator[Engine]:
+    async with Engine.open(config, clock or FakeClock()) as engine:
+        yield engine
+
+
+class EventFactory:
+    """Builds normalized events stamped by a clock, each with a fresh platform event id."""
+
+    def __init__(self, clock: FakeClock, platform: str = "twitch") -> None:
+        self.clock = clock
+        self.platform = platform
+
+    def _base(self, event_id: str | None) -> dict[str, Any]:
+        return {
+            "id": event_id or f"evt-{next(_ids)}",
+            "platform": self.platform,
+            "occurred_at": self.clock.now(),
+        }
+
+    def chat(self, who: Viewer, text: str = "hello", event_id: str | None = None) -> ChatMessage:
+        return ChatMessage(viewer=who, text=text, **self._base(event_id))
+
+    def follow(self, who: Viewer, event_id: str | None = None) -> Follow:
+        return Follow(viewer=who, **self._base(event_id))
+
+    def sub(
+        self, who: Viewer, tier: int = 1, months: int = 1, event_id: str | None = None
+    ) -> Subscription:
+        return Subscription(viewer=who, tier=tier, months=months, **self._base(event_id))
+
+    def tip(self, who: Viewer, amount: str, event_id: str | None = None) -> Tip:
+        return Tip(viewer=who, amount=Decimal(amount), **self._base(event_id))
+
+    def cheer(self, who: Viewer, bits: int, event_id: str | None = None) -> Cheer:
+        return Cheer(viewer=who, bits=bits, **self._base(event_id))
+
+    def raid(self, who: Viewer, viewers: int, event_id: str | None = None) -> Raid:
+        return Raid(viewer=who, viewers=viewers, **self._base(event_id))
+
+    def presence(self, who: Viewer, event_id: str | None = None) -> Presence:
+        return Presence(viewer=who, **self._base(event_id))
