@@ -60,6 +60,7 @@ class Engine:
         db = open_database(config)
         try:
             await migrate.upgrade(db)
+            await db.start_background_checkpoints()
             engine = cls(config, db, clock or SystemClock())
             await engine.writer.start()
             try:

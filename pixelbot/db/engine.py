@@ -15,12 +15,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, event, func, literal_column, or_, select
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
+from pixelbot.db.checkpoint import WalCheckpointer
 from pixelbot.errors import DatabaseError
 
 __all__ = ["Database"]
@@ -36,9 +48,17 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_directory(self.url)
-        self.engine: AsyncEngine = create_async_engine(self.url)
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, json_serializer=_dump_json, json_deserializer=orjson.loads
+        )
+        self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
             _install_sqlite_settings(self.engine, busy_timeout)
+            path = self.sqlite_path
+            if path is not None:
+                self._checkpointer = WalCheckpointer(
+                    path, busy_timeout_ms=int(busy_timeout.total_seconds() * 1000)
+                )
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -104,8 +124,20 @@ class Database:
         )
         return [int(value) for value in result.scalars()]
 
+    async def start_background_checkpoints(self) -> None:
+        """SQLite files: copy the WAL into the database in the background (see checkpoint.py)."""
+        if self._checkpointer is not None:
+            await self._checkpointer.start()
+
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
         await self.engine.dispose()
+
+
+def _dump_json(value: Any) -> str:
+    """JSON columns via orjson: several times faster than the stdlib on the event log."""
+    return orjson.dumps(value).decode()
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -125,6 +157,9 @@ def _install_sqlite_settings(engine: AsyncEngine, busy_timeout: timedelta) -> No
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: index inserts stay in memory
+        # Checkpoints run in the background (db/checkpoint.py), not inside the writer's commits.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

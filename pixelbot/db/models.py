@@ -227,7 +227,9 @@ class EventRow(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     stream_session_id: Mapped[int | None] = mapped_column(ForeignKey("stream_sessions.id"))
     ref: Mapped[str | None] = mapped_column(String(200), unique=True)
-    cause_ref: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Not indexed: every event row pays for each index, and "what did X cause" is an audit
+    # question answered by ref lookups in the ledgers.
+    cause_ref: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -131,7 +131,9 @@ class Batch:
         self.events: list[dict[str, Any]] = []
         self.cooldown_rows: dict[tuple[str, str], datetime] = {}
         self.queue_items: list[dict[str, Any]] = []
-        self._undo: list[Callable[[], object]] = []
+        # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
+        # than closures because every chat message adds several and closures cost more.
+        self._undo: list[tuple[Callable[[Any], object], Any]] = []
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -140,11 +142,12 @@ class Batch:
 
     def rollback(self, checkpoint: int) -> None:
         while len(self._undo) > checkpoint:
-            self._undo.pop()()
+            undo, argument = self._undo.pop()
+            undo(argument)
 
     def _append(self, rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
         rows.append(row)
-        self._undo.append(rows.pop)
+        self._undo.append((_pop_last, rows))
 
     def _set_account(self, account: Account, **changes: Any) -> None:
         before = {name: getattr(account, name) for name in changes}
@@ -153,11 +156,7 @@ class Batch:
             setattr(account, name, value)
         account.dirty = True
 
-        def undo() -> None:
-            for name, value in before.items():
-                setattr(account, name, value)
-
-        self._undo.append(undo)
+        self._undo.append((_restore_account, (account, before)))
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -190,7 +189,7 @@ class Batch:
 
     def _remember(self, refs: set[str], ref: str) -> None:
         refs.add(ref)
-        self._undo.append(lambda: refs.discard(ref))
+        self._undo.append((refs.discard, ref))
 
     # -- points -----------------------------------------------------------------------------
 
@@ -264,7 +263,7 @@ class Batch:
         if charge.refunded:
             return None
         self.charges[charge_ref] = Charge(charge.ref, charge.user_id, charge.amount, True)
-        self._undo.append(lambda: self.charges.__setitem__(charge_ref, charge))
+        self._undo.append((_restore_charge, (self.charges, charge)))
         account = self.accounts[charge.user_id]
         # A refund restores what was taken even above the cap: the cap is for earning.
         return self._post(
@@ -350,11 +349,7 @@ class Batch:
         self.cooldowns[slot] = expires
         self.cooldown_rows[slot] = expires
 
-        def undo() -> None:
-            _restore(self.cooldowns, slot, previous_loaded)
-            _restore(self.cooldown_rows, slot, previous_staged)
-
-        self._undo.append(undo)
+        self._undo.append((_restore_cooldown, (self, slot, previous_loaded, previous_staged)))
 
     # -- event log --------------------------------------------------------------------------
 
@@ -381,7 +376,7 @@ class Batch:
                 "stream_session_id": None,
                 "ref": ref,
                 "cause_ref": cause_ref,
-                "payload": payload or {},
+                "payload": {} if payload is None else payload,
                 "created_at": self.now,
             },
         )
@@ -399,8 +394,25 @@ def _require_positive(amount: int) -> None:
         raise InvalidAmount(amount, "must be more than zero")
 
 
-def _restore(mapping: dict[tuple[str, str], datetime], key: tuple[str, str], value: Any) -> None:
-    if value is None:
-        mapping.pop(key, None)
-    else:
-        mapping[key] = value
+def _pop_last(rows: list[Any]) -> None:
+    rows.pop()
+
+
+def _restore_account(saved: tuple[Account, dict[str, Any]]) -> None:
+    account, before = saved
+    for name, value in before.items():
+        setattr(account, name, value)
+
+
+def _restore_charge(saved: tuple[dict[str, Charge], Charge]) -> None:
+    charges, charge = saved
+    charges[charge.ref] = charge
+
+
+def _restore_cooldown(saved: tuple[Batch, tuple[str, str], Any, Any]) -> None:
+    batch, slot, loaded, staged = saved
+    for mapping, value in ((batch.cooldowns, loaded), (batch.cooldown_rows, staged)):
+        if value is None:
+            mapping.pop(slot, None)
+        else:
+            mapping[slot] = value

@@ -8,6 +8,7 @@ the same person, the same sub month announced twice) pays once.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -100,50 +101,56 @@ def award_for(event: Event, settings: EconomySettings) -> Award | None:
     return None
 
 
-@dataclass(frozen=True)
 class _Earn:
-    event: Event
-    settings: EconomySettings
+    """The writer operation for one incoming event (computes its award once)."""
 
-    def _viewer_counts(self) -> bool:
-        viewer = self.event.actor
-        return viewer is not None and viewer.login.lower() not in self.settings.ignore
+    __slots__ = ("award", "event", "ref", "settings", "viewer")
+
+    def __init__(self, event: Event, settings: EconomySettings) -> None:
+        self.event = event
+        self.settings = settings
+        self.ref = event.ref
+        viewer = event.actor
+        # Ignored accounts (other bots) are logged but get no wallet and earn nothing.
+        self.viewer = viewer if viewer and viewer.login.lower() not in settings.ignore else None
+        self.award = award_for(event, settings) if self.viewer else None
+
+    def __repr__(self) -> str:
+        return f"_Earn({self.ref})"
 
     def needs(self, needs: Needs) -> None:
-        needs.event_refs.add(self.event.ref)
-        viewer = self.event.actor
-        if viewer is not None and self._viewer_counts():
-            needs.viewer(viewer)
-            award = award_for(self.event, self.settings)
-            if award is not None:
-                needs.tx_refs.add(award.ref)
+        needs.event_refs.add(self.ref)
+        if self.viewer is not None:
+            needs.viewer(self.viewer)
+            # A payment keyed by the event's own ref is written in the same transaction as the
+            # event row, so it cannot exist when the event is new: no lookup needed.
+            if self.award is not None and self.award.ref != self.ref:
+                needs.tx_refs.add(self.award.ref)
 
     def apply(self, batch: Batch) -> Earned:
-        event = self.event
-        if batch.has_event_ref(event.ref):
-            return Earned(event.ref, skipped="duplicate")
-        viewer = event.actor
-        account = batch.account_for(viewer) if viewer and self._viewer_counts() else None
-        payload: dict[str, object] = dict(event.payload())
-        if viewer is not None:
-            payload.setdefault("login", viewer.login)
+        event, ref, viewer, award = self.event, self.ref, self.viewer, self.award
+        if batch.has_event_ref(ref):
+            return Earned(ref, skipped="duplicate")
+        account = batch.account_for(viewer) if viewer is not None else None
+        payload = event.payload()
+        if event.actor is not None:
+            payload["login"] = event.actor.login
         batch.log(
             event.kind,
             platform=event.platform,
             user_id=account.user_id if account else None,
-            ref=event.ref,
+            ref=ref,
             payload=payload,
         )
         if account is None:
-            return Earned(event.ref, skipped="anonymous" if viewer is None else "ignored")
-        award = award_for(event, self.settings)
+            return Earned(ref, skipped="anonymous" if event.actor is None else "ignored")
         if award is None or (award.points <= 0 and award.xp <= 0):
-            return Earned(event.ref, account.user_id, skipped="zero")
+            return Earned(ref, account.user_id, skipped="zero")
         scope = user_scope(account.user_id)
         if award.cooldown_key and batch.cooldown_remaining(scope, award.cooldown_key) > 0:
-            return Earned(event.ref, account.user_id, skipped="cooldown")
-        if batch.has_tx_ref(award.ref):
-            return Earned(event.ref, account.user_id, skipped="already_paid")
+            return Earned(ref, account.user_id, skipped="cooldown")
+        if award.ref != ref and batch.has_tx_ref(award.ref):
+            return Earned(ref, account.user_id, skipped="already_paid")
         points = 0
         if award.points > 0:
             points = batch.credit_up_to_limit(
@@ -158,10 +165,10 @@ class _Earn:
             "award",
             platform=event.platform,
             user_id=account.user_id,
-            cause_ref=event.ref,
+            cause_ref=ref,
             payload={"rule": event.kind, "points": points, "xp": award.xp},
         )
-        return Earned(event.ref, account.user_id, points, award.xp, level_up)
+        return Earned(ref, account.user_id, points, award.xp, level_up)
 
 
 class EarningRules:
@@ -172,4 +179,9 @@ class EarningRules:
         self.settings = settings
 
     async def handle(self, event: Event) -> Earned:
+        """Log the event and pay what it earns; returns once that is committed."""
         return await self._writer.submit(_Earn(event, self.settings))
+
+    def enqueue(self, event: Event) -> asyncio.Future[Earned]:
+        """``handle`` without a coroutine per event, for adapters feeding a busy chat."""
+        return self._writer.enqueue(_Earn(event, self.settings))

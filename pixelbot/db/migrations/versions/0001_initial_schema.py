@@ -94,7 +94,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('ref', name=op.f('uq_events_ref'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_events_cause_ref'), ['cause_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_kind_created_at'), ['kind', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_user_id_created_at'), ['user_id', 'created_at'], unique=False)
 
@@ -206,7 +205,6 @@ def downgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_user_id_created_at'))
         batch_op.drop_index(batch_op.f('ix_events_kind_created_at'))
-        batch_op.drop_index(batch_op.f('ix_events_cause_ref'))
 
     op.drop_table('events')
     op.drop_table('users')

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Chat-ingest benchmark: prints one JSON object.
+
+The pipeline under test is the real one: normalized ChatMessage -> earning rules -> ledger, XP,
+cooldowns and event log -> committed to a SQLite file through the group-commit writer. Viewers
+are skewed (a Zipf-like few chat a lot); simulated time moves 18 ms per message, so the 60 s chat
+cooldown lets a realistic share of messages pay.
+
+The baseline is the naive design of the original Pixel Bot's PointsService: one ORM session and
+one commit per message, doing the same work (event row, cooldown, points and XP ledgers). It runs
+on a sample of the same messages (it is too slow for all of them) into its own file.
+
+    .venv/bin/python scripts/bench.py            # 200k messages from 20k viewers
+    .venv/bin/python scripts/bench.py --quick    # about 10 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
+
+from pixelbot.app import Engine, open_database, policy_from_config  # noqa: E402
+from pixelbot.clock import FakeClock, utc  # noqa: E402
+from pixelbot.config import Config  # noqa: E402
+from pixelbot.db import migrate  # noqa: E402
+from pixelbot.db.models import (  # noqa: E402
+    Base,
+    Cooldown,
+    EventRow,
+    Identity,
+    Transaction,
+    User,
+    XpTransaction,
+)
+from pixelbot.db.verify import verify  # noqa: E402
+from pixelbot.events import ChatMessage, Viewer  # noqa: E402
+
+STEP = timedelta(milliseconds=18)  # simulated time between two chat messages
+WINDOW = 5000  # messages in flight at once (what a busy set of platform adapters would queue)
+
+
+def make_config(path: Path) -> Config:
+    return Config.model_validate({"database": {"url": f"sqlite+aiosqlite:///{path}"}})
+
+
+def viewer_picks(messages: int, viewers: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(viewers)]
+    return rng.choices(range(viewers), weights=weights, k=messages)
+
+
+def chat_messages(picks: list[int], clock: FakeClock) -> Iterator[ChatMessage]:
+    """Built as they "arrive", like a platform adapter would, not all held in memory at once."""
+    for number, pick in enumerate(picks):
+        clock.advance(STEP)
+        yield ChatMessage(
+            id=f"msg-{number}",
+            platform="twitch",
+            occurred_at=clock.now(),
+            viewer=Viewer("twitch", str(100000 + pick), f"viewer{pick}", f"Viewer{pick}"),
+            text="hello chat, how is everyone doing today?",
+        )
+
+
+async def run_pipeline(path: Path, picks: list[int]) -> dict[str, Any]:
+    config = make_config(path)
+    clock = FakeClock(utc(2026, 5, 1, 18))
+    latencies: list[float] = []
+    async with Engine.open(config, clock) as engine:
+        gc.collect()
+        gc.freeze()  # what the bot does after start-up: long-lived objects leave the GC's scans
+        in_flight: list[asyncio.Future[Any]] = []
+        started = time.perf_counter()
+        for message in chat_messages(picks, clock):
+            sent = time.perf_counter()
+            future = engine.earning.enqueue(message)
+            future.add_done_callback(
+                lambda _f, sent=sent: latencies.append(time.perf_counter() - sent)
+            )
+            in_flight.append(future)
+            if len(in_flight) >= WINDOW:
+                await asyncio.gather(*in_flight)
+                in_flight.clear()
+        results = await asyncio.gather(*in_flight)
+        elapsed = time.perf_counter() - started
+        del results
+        gc.unfreeze()
+        batches, operations = engine.writer.batches, engine.writer.operations
+        rows = await count_rows(engine)
+        report = await verify(engine.db)
+    return {
+        "messages": len(picks),
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(len(picks) / elapsed),
+        "latency_ms": percentiles(latencies),
+        "batches": batches,
+        "mean_batch": round(operations / max(batches, 1), 1),
+        "rows_written": rows,
+        "every_message_logged": rows["events_chat"] == len(picks),
+        "verify_ok": report.ok,
+        "violations": len(report.violations),
+    }
+
+
+async def count_rows(engine: Engine) -> dict[str, int]:
+    async with engine.db.read() as conn:
+        counts = {}
+        for model in (User, Identity, Transaction, XpTransaction, EventRow, Cooldown):
+            table = model.__table__
+            counts[table.name] = (
+                await conn.execute(select(func.count()).select_from(table))
+            ).scalar_one()
+        counts["events_chat"] = (
+            await conn.execute(select(func.count()).where(EventRow.kind == "chat"))
+        ).scalar_one()
+    return counts
+
+
+async def run_baseline(path: Path, picks: list[int]) -> dict[str, Any]:
+    """One ORM session and one commit per message (the original design)."""
+    config = make_config(path)
+    db = open_database(config)
+    await migrate.upgrade(db)
+    curve = policy_from_config(config).curve
+    rule = config.economy.earn.chat
+    sessions = async_sessionmaker(db.engine, expire_on_commit=False)
+    clock = FakeClock(utc(2026, 5, 1, 18))
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for message in chat_messages(picks, clock):
+        sent = time.perf_counter()
+        now = clock.now()
+        async with sessions() as session:
+            viewer = message.viewer
+            identity = await session.scalar(
+                select(Identity).where(
+                    Identity.platform == viewer.platform,
+                    Identity.platform_user_id == viewer.platform_user_id,
+                )
+            )
+            if identity is None:
+                user = User(
+                    display_name=viewer.display_name,
+                    points=0,
+                    xp=0,
+                    level=1,
+                    rewarded_level=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(user)
+                await session.flush()
+                identity = Identity(
+                    user_id=user.id,
+                    platform=viewer.platform,
+                    platform_user_id=viewer.platform_user_id,
+                    login=viewer.login,
+                    display_name=viewer.display_name,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(identity)
+            else:
+                user = await session.get_one(User, identity.user_id)
+            session.add(
+                EventRow(
+                    kind="chat",
+                    platform=message.platform,
+                    user_id=user.id,
+                    ref=message.ref,
+                    payload=message.payload(),
+                    created_at=now,
+                )
+            )
+            scope = f"user:{user.id}"
+            cooldown = await session.scalar(
+                select(Cooldown).where(Cooldown.scope == scope, Cooldown.key == "earn:chat")
+            )
+            if cooldown is None or cooldown.expires_at <= now:
+                user.points += rule.points
+                user.xp += rule.xp
+                user.level = max(user.level, curve.level_for(user.xp))
+                user.updated_at = now
+                session.add(
+                    Transaction(
+                        user_id=user.id,
+                        amount=rule.points,
+                        balance_after=user.points,
+                        reason="chat",
+                        ref=message.ref,
+                        created_at=now,
+                    )
+                )
+                session.add(
+                    XpTransaction(
+                        user_id=user.id,
+                        amount=rule.xp,
+                        xp_after=user.xp,
+                        level_after=user.level,
+                        reason="chat",
+                        ref=message.ref,
+                        created_at=now,
+                    )
+                )
+                if cooldown is None:
+                    session.add(
+                        Cooldown(scope=scope, key="earn:chat", expires_at=now + rule.cooldown)
+                    )
+                else:
+                    cooldown.expires_at = now + rule.cooldown
+            await session.commit()
+        latencies.append(time.perf_counter() - sent)
+    elapsed = time.perf_counter() - started
+    report = await verify(db)
+    await db.dispose()
+    return {
+        "messages": len(picks),
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(len(picks) / elapsed),
+        "latency_ms": percentiles(latencies),
+        "verify_ok": report.ok,
+    }
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(cuts[49] * 1000, 3), "p99": round(cuts[98] * 1000, 3)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, about 10 s")
+    parser.add_argument("--messages", type=int, help="chat messages through the pipeline")
+    parser.add_argument("--viewers", type=int, help="distinct viewers")
+    parser.add_argument("--baseline-messages", type=int, help="messages for the naive baseline")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    messages = args.messages or (40_000 if args.quick else 200_000)
+    viewers = args.viewers or messages // 10
+    baseline_messages = args.baseline_messages or (1_000 if args.quick else 5_000)
+    picks = viewer_picks(messages, viewers, args.seed)
+
+    with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
+        pipeline = await run_pipeline(Path(tmp) / "pipeline.db", picks)
+        baseline = await run_baseline(Path(tmp) / "baseline.db", picks[:baseline_messages])
+    ratio = pipeline["msgs_per_s"] / baseline["msgs_per_s"]
+    result = {
+        "benchmark": "chat ingest",
+        "viewers": viewers,
+        "pipeline": pipeline,
+        "baseline": baseline,
+        "ratio": round(ratio, 1),
+        "goals": {
+            "msgs_per_s_at_least_20000": pipeline["msgs_per_s"] >= 20_000,
+            "ratio_at_least_25": ratio >= 25,
+            "every_message_logged": pipeline["every_message_logged"],
+            "invariants_hold": pipeline["verify_ok"],
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
