@@ -19,6 +19,7 @@ import click
 from pixelbot.app import Engine, open_database
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
+from pixelbot.db.engine import sqlite_file
 from pixelbot.db.verify import verify
 from pixelbot.errors import ConfigError, PixelbotError
 
@@ -32,18 +33,26 @@ EXIT_CONFIG = 2
 
 
 def config_option(fn: F) -> F:
+    """``--config PATH`` on every command; before or after the subcommand name, same effect."""
     return click.option(
         "--config",
         "config_path",
         type=click.Path(path_type=Path),
-        default=DEFAULT_CONFIG_PATH,
-        show_default=True,
-        help="The configuration file.",
+        default=None,
+        help=f"The configuration file [default: {DEFAULT_CONFIG_PATH}].",
     )(fn)
 
 
-def _load(config_path: Path) -> Config:
+def _config_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    root: Path | None = click.get_current_context().find_root().params.get("config_path")
+    return root or DEFAULT_CONFIG_PATH
+
+
+def _load(given: Path | None) -> Config:
     """Load the config or stop here with every error listed and exit code 2."""
+    config_path = _config_path(given)
     try:
         return load_config(config_path)
     except ConfigError as exc:
@@ -51,6 +60,17 @@ def _load(config_path: Path) -> Config:
         for issue in exc.issues:
             click.echo(f"  {issue}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+def _require_existing(config: Config) -> None:
+    """Commands that inspect a database must not create an empty one at a mistyped path."""
+    path = sqlite_file(config.database.url)
+    if path is not None and not path.exists():
+        click.echo(
+            f"error: no database at {path} (start the bot once, or run `python bot.py db upgrade`)",
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -65,7 +85,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 @config_option
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, verbose: bool) -> None:
+def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     """Pixel Bot: points, XP and rewards for your stream's chat."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -77,7 +97,7 @@ def main(ctx: click.Context, config_path: Path, verbose: bool) -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path) -> None:
+def run(config_path: Path | None) -> None:
     """Start the bot (the console stream when no platform is configured)."""
     from pixelbot.platforms.console import run_console
 
@@ -87,7 +107,7 @@ def run(config_path: Path) -> None:
 
 @main.command("check-config")
 @config_option
-def check_config(config_path: Path) -> None:
+def check_config(config_path: Path | None) -> None:
     """Validate the configuration: prints ok, or every error with its line (exit 2)."""
     _load(config_path)
     click.echo("ok")
@@ -100,7 +120,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @config_option
-def db_upgrade(config_path: Path) -> None:
+def db_upgrade(config_path: Path | None) -> None:
     """Apply pending migrations."""
     config = _load(config_path)
 
@@ -118,9 +138,11 @@ def db_upgrade(config_path: Path) -> None:
 @db.command("verify")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def db_verify(config_path: Path, as_json: bool) -> None:
+def db_verify(config_path: Path | None, as_json: bool) -> None:
     """Check that every balance equals its ledger (exit 1 listing violations)."""
     config = _load(config_path)
+
+    _require_existing(config)
 
     async def check() -> dict[str, Any]:
         database = open_database(config)
@@ -147,7 +169,7 @@ def db_verify(config_path: Path, as_json: bool) -> None:
 @db.command("revision", hidden=True)
 @config_option
 @click.option("-m", "--message", required=True, help="Why the schema changes.")
-def db_revision(config_path: Path, message: str) -> None:
+def db_revision(config_path: Path | None, message: str) -> None:
     """(developers) Generate a migration from the models."""
     config = _load(config_path)
 
@@ -172,9 +194,11 @@ def points() -> None:
 @click.argument("name")
 @click.option("--platform", default=None, help="Only look on this platform (e.g. console).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def points_show(config_path: Path, name: str, platform: str | None, as_json: bool) -> None:
+def points_show(config_path: Path | None, name: str, platform: str | None, as_json: bool) -> None:
     """Show a viewer's points, XP and level."""
     config = _load(config_path)
+
+    _require_existing(config)
 
     async def show() -> dict[str, object]:
         async with Engine.open(config) as engine:

@@ -9,7 +9,9 @@ from typing import Protocol
 __all__ = ["Clock", "FakeClock", "SystemClock", "utc"]
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """A timezone-aware UTC datetime, for tests and fixed clocks."""
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 

@@ -14,6 +14,7 @@ one place can render any of them to chat or to the operator::
         ├── SelfTransfer            .user_id
         ├── UnknownViewer           .name, .platform
         ├── UnknownCharge           .ref
+        ├── NotRefundable           .ref, .reason
         └── OnCooldown              .key, .remaining (seconds)
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "EconomyError",
     "InsufficientFunds",
     "InvalidAmount",
+    "NotRefundable",
     "OnCooldown",
     "PixelbotError",
     "SelfTransfer",
@@ -113,6 +115,13 @@ class UnknownCharge(EconomyError):
     def __init__(self, ref: str) -> None:
         self.ref = ref
         super().__init__(f"no charge with ref {ref!r}")
+
+
+class NotRefundable(EconomyError):
+    def __init__(self, ref: str, reason: str) -> None:
+        self.ref = ref
+        self.reason = reason
+        super().__init__(f"{ref!r} cannot be refunded: {reason}")
 
 
 class OnCooldown(EconomyError):

@@ -23,7 +23,10 @@ _ids = itertools.count(1)
 
 
 def viewer(
-    login: str, platform: str = "twitch", user_id: str | None = None, display_name: str | None = None
+    login: str,
+    platform: str = "twitch",
+    user_id: str | None = None,
+    display_name: str | None = None,
 ) -> Viewer:
     """A viewer whose platform id defaults to ``id-<login>`` (pass ``user_id`` to rename)."""
     return Viewer(platform, user_id or f"id-{login}", login.lower(), display_name or login)
@@ -37,9 +40,7 @@ def make_config(db_path: Path, **sections: Any) -> Config:
 
 
 @asynccontextmanager
-async def open_test_engine(
-    config: Config, clock: FakeClock | None = None
-) -> AsyncIterator[Engine]:
+async def open_test_engine(config: Config, clock: FakeClock | None = None) -> AsyncIterator[Engine]:
     async with Engine.open(config, clock or FakeClock()) as engine:
         yield engine
 

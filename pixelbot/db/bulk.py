@@ -23,12 +23,13 @@ from pixelbot.db.engine import Database
 __all__ = ["execute_many"]
 
 Processor = Callable[[Any], Any]
+Processors = Sequence[tuple[str, Processor | None]]
 
 
 class _Plan:
     __slots__ = ("processors", "sql")
 
-    def __init__(self, sql: str, processors: list[tuple[str, Processor | None]]) -> None:
+    def __init__(self, sql: str, processors: Processors) -> None:
         self.sql = sql
         self.processors = processors
 

@@ -35,7 +35,7 @@ from sqlalchemy.sql.dml import Insert
 from pixelbot.db.checkpoint import WalCheckpointer
 from pixelbot.errors import DatabaseError
 
-__all__ = ["Database"]
+__all__ = ["Database", "sqlite_file"]
 
 _WRITE_OPTION = "pixelbot_write"
 
@@ -63,9 +63,7 @@ class Database:
     @property
     def sqlite_path(self) -> Path | None:
         """The database file, for SQLite files (None for PostgreSQL or in-memory SQLite)."""
-        if not self.is_sqlite or not self.url.database or self.url.database == ":memory:":
-            return None
-        return Path(self.url.database)
+        return sqlite_file(self.url)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -138,6 +136,14 @@ class Database:
 def _dump_json(value: Any) -> str:
     """JSON columns via orjson: several times faster than the stdlib on the event log."""
     return orjson.dumps(value).decode()
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file behind a SQLite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def _ensure_sqlite_directory(url: URL) -> None:

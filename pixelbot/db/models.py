@@ -114,6 +114,8 @@ class Transaction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
+    # earn | grant | spend | transfer | adjust | refund; only a spend can be refunded
+    kind: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64))
     ref: Mapped[str] = mapped_column(String(200), unique=True)
     actor: Mapped[str | None] = mapped_column(String(100))

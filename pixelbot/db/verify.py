@@ -3,7 +3,8 @@
 - every wallet's points equal the sum of its ledger and its last ``balance_after``; the same for
   XP; each ledger row's balance is the previous one plus its amount;
 - no balance, anywhere in history, is negative;
-- every refund points at exactly one charge of the same person, for exactly its amount, and
+- each wallet's level is the level after its last XP award; no ledger row outlives its wallet;
+- every refund points at exactly one spend of the same person, for exactly its amount, and
   every failed or cancelled queue item that cost points has been refunded.
 """
 
@@ -18,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 
-__all__ = ["Violation", "VerifyReport", "verify"]
+__all__ = ["VerifyReport", "Violation", "verify"]
 
 USERS: Table = Base.metadata.tables["users"]
 TRANSACTIONS: Table = Base.metadata.tables["transactions"]
 XP_TRANSACTIONS: Table = Base.metadata.tables["xp_transactions"]
+IDENTITIES: Table = Base.metadata.tables["identities"]
 QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
 
 
@@ -58,6 +60,8 @@ async def verify(db: Database) -> VerifyReport:
             report.counts[table.name] = int(count)
         await _check_ledger(conn, report, "points", USERS.c.points, TRANSACTIONS, "balance_after")
         await _check_ledger(conn, report, "xp", USERS.c.xp, XP_TRANSACTIONS, "xp_after")
+        await _check_levels(conn, report)
+        await _check_orphans(conn, report)
         await _check_refunds(conn, report)
         await _check_queue_refunds(conn, report)
     return report
@@ -129,12 +133,53 @@ async def _check_ledger(
         )
 
 
+async def _check_levels(conn: AsyncConnection, report: VerifyReport) -> None:
+    """The cached level equals the level after the last XP award (when there is one)."""
+    last_id = (
+        select(XP_TRANSACTIONS.c.user_id, func.max(XP_TRANSACTIONS.c.id).label("last_id"))
+        .group_by(XP_TRANSACTIONS.c.user_id)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(USERS.c.id, USERS.c.level, XP_TRANSACTIONS.c.level_after)
+        .join(last_id, last_id.c.user_id == USERS.c.id)
+        .join(XP_TRANSACTIONS, XP_TRANSACTIONS.c.id == last_id.c.last_id)
+        .where(USERS.c.level != XP_TRANSACTIONS.c.level_after)
+    )
+    for user_id, level, level_after in rows:
+        report.violations.append(
+            Violation("level", f"wallet is level {level}, XP ledger says {level_after}", user_id)
+        )
+
+
+async def _check_orphans(conn: AsyncConnection, report: VerifyReport) -> None:
+    """Ledger and identity rows whose wallet is gone (a deleted users row)."""
+    for table in (TRANSACTIONS, XP_TRANSACTIONS, IDENTITIES):
+        rows = await conn.execute(
+            select(table.c.user_id, func.count())
+            .select_from(table)
+            .outerjoin(USERS, USERS.c.id == table.c.user_id)
+            .where(USERS.c.id.is_(None))
+            .group_by(table.c.user_id)
+        )
+        for user_id, count in rows:
+            report.violations.append(
+                Violation("orphan", f"{count} {table.name} row(s) for a missing wallet", user_id)
+            )
+
+
 async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
     refund = TRANSACTIONS.alias("refund")
     charge = TRANSACTIONS.alias("charge")
     rows = await conn.execute(
-        select(refund.c.id, refund.c.user_id, refund.c.amount, refund.c.refund_of,
-               charge.c.user_id.label("charge_user"), charge.c.amount.label("charge_amount"))
+        select(
+            refund.c.id,
+            refund.c.user_id,
+            refund.c.amount,
+            refund.c.refund_of,
+            charge.c.user_id.label("charge_user"),
+            charge.c.amount.label("charge_amount"),
+        )
         .select_from(refund)
         .outerjoin(charge, charge.c.ref == refund.c.refund_of)
         .where(refund.c.refund_of.is_not(None))
@@ -142,6 +187,7 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
             or_(
                 charge.c.id.is_(None),
                 charge.c.amount >= 0,
+                charge.c.kind != "spend",
                 refund.c.amount != -charge.c.amount,
                 refund.c.user_id != charge.c.user_id,
             )
@@ -160,7 +206,9 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
 
 async def _check_queue_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
     rows = await conn.execute(
-        select(QUEUE_ITEMS.c.id, QUEUE_ITEMS.c.user_id, QUEUE_ITEMS.c.status, QUEUE_ITEMS.c.charge_ref)
+        select(
+            QUEUE_ITEMS.c.id, QUEUE_ITEMS.c.user_id, QUEUE_ITEMS.c.status, QUEUE_ITEMS.c.charge_ref
+        )
         .select_from(QUEUE_ITEMS)
         .outerjoin(TRANSACTIONS, TRANSACTIONS.c.refund_of == QUEUE_ITEMS.c.charge_ref)
         .where(

@@ -5,7 +5,6 @@ Fractional results round down: a viewer is never paid a point the rule did not e
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_FLOOR, Decimal
 
 __all__ = ["cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award"]
@@ -13,7 +12,7 @@ __all__ = ["cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award
 
 def sub_award(points: int, tier: int, tiers: dict[int, float]) -> int:
     """A subscription's points: the base amount times the tier's multiplier (1.0 if unknown)."""
-    return math.floor(points * tiers.get(tier, 1.0))
+    return per_unit(points, tiers.get(tier, 1.0))
 
 
 def per_unit(amount: Decimal | int, rate: float) -> int:

@@ -37,7 +37,8 @@ class XpCurve:
         """XP it takes to go from ``level`` to ``level + 1``."""
         if self.kind == "mee6":
             return 5 * level * level + 50 * level + 100
-        return max(1, round(self.base * level**self.exponent))
+        need: float = self.base * float(level) ** self.exponent
+        return max(1, round(need))
 
     def total_xp_for(self, level: int) -> int:
         """Total XP a viewer needs to have reached ``level``."""

@@ -17,7 +17,14 @@ from typing import Any
 
 from pixelbot.domain.earning import clamp_to_limit
 from pixelbot.domain.xp import XpCurve
-from pixelbot.errors import BalanceLimitExceeded, InsufficientFunds, InvalidAmount, UnknownViewer
+from pixelbot.errors import (
+    BalanceLimitExceeded,
+    InsufficientFunds,
+    InvalidAmount,
+    NotRefundable,
+    UnknownCharge,
+    UnknownViewer,
+)
 from pixelbot.events import Viewer
 
 __all__ = [
@@ -33,6 +40,14 @@ __all__ = [
 ]
 
 GLOBAL_SCOPE = "global"
+
+# Kinds of points-ledger entries. Only a SPEND is a charge that can be refunded.
+EARN = "earn"  # paid by an earning rule or a level reward
+GRANT = "grant"  # given by the bot or an operator (welcome points, giveaways)
+SPEND = "spend"  # paid for something: refundable, exactly once
+TRANSFER = "transfer"  # viewer to viewer, both sides
+ADJUST = "adjust"  # a moderator's correction
+REFUND = "refund"  # a spend returned
 
 Wallet = Viewer | int  # a viewer as seen on a platform (created on first sight), or a user id
 
@@ -72,12 +87,13 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A past spend that may be refunded."""
+    """A ledger entry a refund may name (only ``spend`` entries can actually be refunded)."""
 
     ref: str
     user_id: int
-    amount: int  # negative: the charge
+    amount: int  # negative: what was taken
     refunded: bool
+    kind: str = "spend"
 
 
 @dataclass(frozen=True)
@@ -198,40 +214,53 @@ class Batch:
         account: Account,
         amount: int,
         *,
+        kind: str,
         reason: str,
         ref: str,
         actor: str | None = None,
-        refund_of: str | None = None,
     ) -> int:
         """Add points; refuses to pass the maximum balance. Returns the new balance."""
         _require_positive(amount)
         limit = self.policy.max_balance
         if limit is not None and account.points + amount > limit:
             raise BalanceLimitExceeded(account.points, amount, limit)
-        return self._post(account, amount, reason, ref, actor, refund_of)
+        return self._post(account, amount, kind, reason, ref, actor, None)
 
     def credit_up_to_limit(
-        self, account: Account, amount: int, *, reason: str, ref: str, actor: str | None = None
+        self, account: Account, amount: int, *, kind: str, reason: str, ref: str
     ) -> int:
         """Add what fits under the maximum balance (earnings stop at the cap). Returns it."""
         fitting = clamp_to_limit(account.points, amount, self.policy.max_balance)
         if fitting > 0:
-            self._post(account, fitting, reason, ref, actor, None)
+            self._post(account, fitting, kind, reason, ref, None, None)
         return fitting
 
     def debit(
-        self, account: Account, amount: int, *, reason: str, ref: str, actor: str | None = None
+        self,
+        account: Account,
+        amount: int,
+        *,
+        kind: str,
+        reason: str,
+        ref: str,
+        actor: str | None = None,
     ) -> int:
-        """Take points; refuses to go below zero. Returns the new balance."""
+        """Take points; refuses to go below zero. Returns the new balance.
+
+        A debit of kind ``spend`` is a charge: it can be refunded later (exactly once)."""
         _require_positive(amount)
         if account.points < amount:
             raise InsufficientFunds(account.points, amount)
-        return self._post(account, -amount, reason, ref, actor, None)
+        balance = self._post(account, -amount, kind, reason, ref, actor, None)
+        if kind == SPEND:
+            self._set_charge(Charge(ref, account.user_id, -amount, refunded=False, kind=kind))
+        return balance
 
     def _post(
         self,
         account: Account,
         amount: int,
+        kind: str,
         reason: str,
         ref: str,
         actor: str | None,
@@ -248,6 +277,7 @@ class Batch:
                 "user_id": account.user_id,
                 "amount": amount,
                 "balance_after": balance,
+                "kind": kind,
                 "reason": reason,
                 "ref": ref,
                 "actor": actor,
@@ -257,23 +287,38 @@ class Batch:
         )
         return balance
 
+    def _set_charge(self, charge: Charge) -> None:
+        previous = self.charges.get(charge.ref)
+        self.charges[charge.ref] = charge
+        self._undo.append((_restore_charge, (self.charges, charge.ref, previous)))
+
     def refund(self, charge_ref: str, *, reason: str, actor: str | None = None) -> int | None:
-        """Return a charge to its payer, exactly once. None if it was refunded already."""
-        charge = self.charges[charge_ref]
+        """Return a charge to its payer, exactly once. None if it was refunded already.
+
+        Only spends are charges: refunding a transfer or a moderator's adjustment would create
+        points out of nothing, so those are refused."""
+        charge = self.charges.get(charge_ref)
+        if charge is None:
+            raise UnknownCharge(charge_ref)
+        if charge.kind != SPEND:
+            raise NotRefundable(charge_ref, f"a {charge.kind} entry is not a charge")
         if charge.refunded:
             return None
-        self.charges[charge_ref] = Charge(charge.ref, charge.user_id, charge.amount, True)
-        self._undo.append((_restore_charge, (self.charges, charge)))
+        self._set_charge(Charge(charge.ref, charge.user_id, charge.amount, True, charge.kind))
         account = self.accounts[charge.user_id]
         # A refund restores what was taken even above the cap: the cap is for earning.
         return self._post(
-            account, -charge.amount, reason, f"refund:{charge_ref}", actor, charge_ref
+            account, -charge.amount, REFUND, reason, f"refund:{charge_ref}", actor, charge_ref
         )
 
     # -- XP ---------------------------------------------------------------------------------
 
-    def add_xp(self, account: Account, amount: int, *, reason: str, ref: str) -> LevelUp | None:
-        """Add XP, detect level-ups (several at once if need be), pay level rewards once."""
+    def add_xp(
+        self, account: Account, amount: int, *, reason: str, ref: str, cause_ref: str | None = None
+    ) -> LevelUp | None:
+        """Add XP, detect level-ups (several at once if need be), pay level rewards once.
+
+        ``cause_ref`` names what caused the award in the event log (default: ``ref``)."""
         _require_positive(amount)
         if ref in self.xp_refs:
             raise ValueError(f"duplicate XP ref {ref!r}")
@@ -300,7 +345,7 @@ class Batch:
         self.log(
             "level_up",
             user_id=account.user_id,
-            cause_ref=ref,
+            cause_ref=cause_ref or ref,
             payload={"from": old_level, "to": new_level},
         )
         return LevelUp(
@@ -326,6 +371,7 @@ class Batch:
                 points = self.credit_up_to_limit(
                     account,
                     reward.points,
+                    kind=EARN,
                     reason="level_reward",
                     ref=f"level:{account.user_id}:{level}",
                 )
@@ -404,9 +450,12 @@ def _restore_account(saved: tuple[Account, dict[str, Any]]) -> None:
         setattr(account, name, value)
 
 
-def _restore_charge(saved: tuple[dict[str, Charge], Charge]) -> None:
-    charges, charge = saved
-    charges[charge.ref] = charge
+def _restore_charge(saved: tuple[dict[str, Charge], str, Charge | None]) -> None:
+    charges, ref, previous = saved
+    if previous is None:
+        charges.pop(ref, None)
+    else:
+        charges[ref] = previous
 
 
 def _restore_cooldown(saved: tuple[Batch, tuple[str, str], Any, Any]) -> None:

@@ -7,7 +7,7 @@ console decide what "now" is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -68,6 +68,6 @@ class Cooldowns:
                     )
                 )
             ).scalar_one_or_none()
-        if expires is None:
+        if not isinstance(expires, datetime):
             return 0.0
         return max(0.0, (expires - self._clock.now()).total_seconds())

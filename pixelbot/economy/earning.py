@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from pixelbot.config import EconomySettings
 from pixelbot.domain.earning import cheer_award, per_unit, raid_award, sub_award
-from pixelbot.economy.batch import Batch, LevelUp, Needs, user_scope
+from pixelbot.economy.batch import EARN, Batch, LevelUp, Needs, user_scope
 from pixelbot.economy.writer import Writer
 from pixelbot.events import (
     ChatMessage,
@@ -73,7 +73,9 @@ def award_for(event: Event, settings: EconomySettings) -> Award | None:
         case GiftedSubs():
             gift, tiers = earn.gift, earn.sub.tiers
             points = sub_award(gift.points_per_sub * event.count, event.tier, tiers)
-            return Award(points, sub_award(gift.xp_per_sub * event.count, event.tier, tiers), event.ref)
+            return Award(
+                points, sub_award(gift.xp_per_sub * event.count, event.tier, tiers), event.ref
+            )
         case Tip():
             tip = earn.tip
             return Award(
@@ -96,8 +98,8 @@ def award_for(event: Event, settings: EconomySettings) -> Award | None:
                 event.ref,
             )
         case Presence():
-            rule = earn.dropin
-            return Award(rule.points, rule.xp, event.ref, "earn:dropin", rule.cooldown)
+            dropin = earn.dropin
+            return Award(dropin.points, dropin.xp, event.ref, "earn:dropin", dropin.cooldown)
     return None
 
 
@@ -154,11 +156,13 @@ class _Earn:
         points = 0
         if award.points > 0:
             points = batch.credit_up_to_limit(
-                account, award.points, reason=event.kind, ref=award.ref
+                account, award.points, kind=EARN, reason=event.kind, ref=award.ref
             )
         level_up = None
         if award.xp > 0:
-            level_up = batch.add_xp(account, award.xp, reason=event.kind, ref=award.ref)
+            level_up = batch.add_xp(
+                account, award.xp, reason=event.kind, ref=award.ref, cause_ref=ref
+            )
         if award.cooldown_key and award.cooldown:
             batch.start_cooldown(scope, award.cooldown_key, award.cooldown)
         batch.log(

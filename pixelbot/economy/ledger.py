@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from pixelbot.economy.batch import Batch, Needs, Wallet
+from pixelbot.economy.batch import ADJUST, GRANT, SPEND, TRANSFER, Batch, Needs, Wallet
 from pixelbot.economy.writer import Writer
-from pixelbot.errors import InvalidAmount, SelfTransfer, UnknownCharge
+from pixelbot.errors import InvalidAmount, SelfTransfer
 
 __all__ = ["Ledger", "LedgerEntry", "Transfer", "Wallet"]
-
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class _Post:
     reason: str
     ref: str
     actor: str | None
-    kind: str  # grant | spend | adjust
+    kind: str  # GRANT | SPEND | ADJUST
 
     def needs(self, needs: Needs) -> None:
         needs.wallet(self.wallet)
@@ -57,14 +56,21 @@ class _Post:
         account = batch.wallet(self.wallet)
         if batch.has_tx_ref(self.ref):
             return LedgerEntry(account.user_id, 0, account.points, self.ref, duplicate=True)
-        if self.amount > 0 and self.kind != "spend":
+        if self.amount > 0 and self.kind != SPEND:
             balance = batch.credit(
-                account, self.amount, reason=self.reason, ref=self.ref, actor=self.actor
+                account,
+                self.amount,
+                kind=self.kind,
+                reason=self.reason,
+                ref=self.ref,
+                actor=self.actor,
             )
             signed = self.amount
         else:
-            cost = self.amount if self.kind == "spend" else -self.amount
-            balance = batch.debit(account, cost, reason=self.reason, ref=self.ref, actor=self.actor)
+            cost = self.amount if self.kind == SPEND else -self.amount
+            balance = batch.debit(
+                account, cost, kind=self.kind, reason=self.reason, ref=self.ref, actor=self.actor
+            )
             signed = -cost
         batch.log(
             self.kind,
@@ -98,10 +104,10 @@ class _Transfer:
                 LedgerEntry(receiver.user_id, 0, receiver.points, self.ref, duplicate=True),
             )
         out = batch.debit(
-            sender, self.amount, reason="transfer_out", ref=f"{self.ref}:out", actor=None
+            sender, self.amount, kind=TRANSFER, reason="transfer_out", ref=f"{self.ref}:out"
         )
         into = batch.credit(
-            receiver, self.amount, reason="transfer_in", ref=f"{self.ref}:in", actor=None
+            receiver, self.amount, kind=TRANSFER, reason="transfer_in", ref=f"{self.ref}:in"
         )
         batch.log(
             "transfer",
@@ -125,14 +131,10 @@ class _Refund:
         needs.charges.add(self.charge_ref)
 
     def apply(self, batch: Batch) -> LedgerEntry | None:
-        charge = batch.charges.get(self.charge_ref)
-        if charge is None:
-            raise UnknownCharge(self.charge_ref)
-        if charge.amount >= 0:
-            raise InvalidAmount(charge.amount, "only a charge (a negative entry) can be refunded")
         balance = batch.refund(self.charge_ref, reason=self.reason, actor=self.actor)
         if balance is None:
             return None
+        charge = batch.charges[self.charge_ref]
         batch.log(
             "refund",
             user_id=charge.user_id,
@@ -156,7 +158,7 @@ class Ledger:
         actor: str | None = None,
     ) -> LedgerEntry:
         _positive(amount)
-        op = _Post(wallet, amount, reason, ref or new_ref("grant"), actor, "grant")
+        op = _Post(wallet, amount, reason, ref or new_ref("grant"), actor, GRANT)
         return await self._writer.submit(op)
 
     async def spend(
@@ -170,7 +172,7 @@ class Ledger:
     ) -> LedgerEntry:
         """Take ``amount`` points. Raises InsufficientFunds (with balance and cost) if short."""
         _positive(amount)
-        op = _Post(wallet, amount, reason, ref or new_ref("spend"), actor, "spend")
+        op = _Post(wallet, amount, reason, ref or new_ref("spend"), actor, SPEND)
         return await self._writer.submit(op)
 
     async def adjust(
@@ -185,7 +187,7 @@ class Ledger:
         """A moderator's correction, either sign. It may not take a balance below zero."""
         if not isinstance(delta, int) or delta == 0:
             raise InvalidAmount(delta, "must be a non-zero whole number")
-        op = _Post(wallet, delta, reason, ref or new_ref("adjust"), actor, "adjust")
+        op = _Post(wallet, delta, reason, ref or new_ref("adjust"), actor, ADJUST)
         return await self._writer.submit(op)
 
     async def transfer(
@@ -199,12 +201,15 @@ class Ledger:
     async def refund(
         self, charge_ref: str, *, reason: str = "refund", actor: str | None = None
     ) -> LedgerEntry | None:
-        """Return a charge to its payer. Exactly once: None if it was refunded already."""
+        """Return a spend to its payer. Exactly once: None if it was refunded already.
+
+        Raises UnknownCharge for a ref that names nothing, NotRefundable for an entry that is
+        not a spend (a transfer or an adjustment)."""
         return await self._writer.submit(_Refund(charge_ref, reason, actor))
 
 
 def _positive(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool):
-        raise InvalidAmount(amount, "must be a whole number")  # type: ignore[arg-type]
+        raise InvalidAmount(amount, "must be a whole number")
     if amount <= 0:
         raise InvalidAmount(amount, "must be more than zero")

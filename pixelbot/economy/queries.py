@@ -26,7 +26,12 @@ class WalletSummary:
     level: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"user": self.display_name, "points": self.points, "xp": self.xp, "level": self.level}
+        return {
+            "user": self.display_name,
+            "points": self.points,
+            "xp": self.xp,
+            "level": self.level,
+        }
 
 
 class Wallets:
@@ -53,8 +58,9 @@ class Wallets:
         async with self._db.read() as conn:
             row = (
                 await conn.execute(
-                    select(USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level)
-                    .where(USERS.c.id == user_id)
+                    select(
+                        USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level
+                    ).where(USERS.c.id == user_id)
                 )
             ).first()
         if row is None:

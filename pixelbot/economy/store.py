@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.bulk import execute_many
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
-from pixelbot.economy.batch import GLOBAL_SCOPE, Account, Batch, Charge, Needs, user_scope
+from pixelbot.economy.batch import GLOBAL_SCOPE, GRANT, Account, Batch, Charge, Needs, user_scope
 
 __all__ = ["flush", "load"]
 
@@ -46,6 +46,7 @@ UPDATE_ACCOUNTS = (
     )
 )
 
+
 async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) -> None:
     user_ids = set(needs.user_ids)
     if needs.charges:
@@ -62,7 +63,13 @@ async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) 
     starting = batch.policy.starting_points
     if starting > 0:
         for user_id in new_user_ids:
-            batch.credit(batch.accounts[user_id], starting, reason="welcome", ref=f"welcome:{user_id}")
+            batch.credit(
+                batch.accounts[user_id],
+                starting,
+                kind=GRANT,
+                reason="welcome",
+                ref=f"welcome:{user_id}",
+            )
 
 
 async def _load_charges(
@@ -70,9 +77,12 @@ async def _load_charges(
 ) -> set[int]:
     rows = (
         await conn.execute(
-            select(TRANSACTIONS.c.ref, TRANSACTIONS.c.user_id, TRANSACTIONS.c.amount).where(
-                db.member_of(TRANSACTIONS.c.ref, refs)
-            )
+            select(
+                TRANSACTIONS.c.ref,
+                TRANSACTIONS.c.user_id,
+                TRANSACTIONS.c.amount,
+                TRANSACTIONS.c.kind,
+            ).where(db.member_of(TRANSACTIONS.c.ref, refs))
         )
     ).all()
     refunded = set(
@@ -82,8 +92,8 @@ async def _load_charges(
             )
         ).scalars()
     )
-    for ref, user_id, amount in rows:
-        batch.charges[ref] = Charge(ref, user_id, amount, ref in refunded)
+    for ref, user_id, amount, kind in rows:
+        batch.charges[ref] = Charge(ref, user_id, amount, ref in refunded, kind)
     return {row.user_id for row in rows}
 
 

@@ -184,10 +184,6 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the top-level --config is ignored by every subcommand (cli.py main/config_option)",
-)
 def test_top_level_config_option_applies_to_subcommands(broken: tuple[Path, Path]) -> None:
     """``python bot.py --config bad.yaml check-config`` validates ./config.yaml instead (and
     ``--config mine.yaml db upgrade`` would migrate the database of ./config.yaml)."""
@@ -208,7 +204,17 @@ def test_db_upgrade_prints_the_revision(good: Path, db_file: Path) -> None:
     assert (again.returncode, again.stdout) == (0, expected)
 
 
+def test_db_verify_refuses_a_missing_database_and_does_not_create_one(
+    good: Path, db_file: Path
+) -> None:
+    result = bot("db", "verify", "--config", good)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: no database at {db_file}")
+    assert not db_file.exists()
+
+
 def test_db_verify_fresh_database(good: Path, db_file: Path) -> None:
+    assert bot("db", "upgrade", "--config", good).returncode == 0
     result = bot("db", "verify", "--config", good)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == (

@@ -199,8 +199,8 @@ async def insert_transaction(
     refund_of: str | None = None,
 ) -> None:
     await conn.exec_driver_sql(
-        "INSERT INTO transactions (user_id, amount, balance_after, reason, ref, refund_of, "
-        "created_at) VALUES (?, ?, ?, 'test', ?, ?, ?)",
+        "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, refund_of, "
+        "created_at) VALUES (?, ?, ?, 'spend', 'test', ?, ?, ?)",
         (user_id, amount, balance_after, ref, refund_of, NOW),
     )
 

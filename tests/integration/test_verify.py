@@ -299,8 +299,8 @@ async def test_refund_of_a_different_amount_is_a_refund_violation(copy: Healthy)
     new_balance = ALICE_POINTS + 15
     sql(
         copy.path,
-        "INSERT INTO transactions (user_id, amount, balance_after, reason, ref, refund_of,"
-        " created_at) VALUES (?, 15, ?, 'refund', 'refund:redeem:2', 'redeem:2',"
+        "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, refund_of,"
+        " created_at) VALUES (?, 15, ?, 'refund', 'refund', 'refund:redeem:2', 'redeem:2',"
         " '2026-03-01 21:00:00')",
         (copy.alice, new_balance),
     )
@@ -321,8 +321,8 @@ async def test_refund_of_a_different_amount_is_a_refund_violation(copy: Healthy)
 async def test_refund_to_another_person_is_a_refund_violation(copy: Healthy) -> None:
     sql(
         copy.path,
-        "INSERT INTO transactions (user_id, amount, balance_after, reason, ref, refund_of,"
-        " created_at) VALUES (?, 20, ?, 'refund', 'refund:redeem:2', 'redeem:2',"
+        "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, refund_of,"
+        " created_at) VALUES (?, 20, ?, 'refund', 'refund', 'refund:redeem:2', 'redeem:2',"
         " '2026-03-01 21:00:00')",
         (copy.carol, CAROL_POINTS + 20),
     )
@@ -372,11 +372,6 @@ async def test_every_violation_is_reported_at_once(copy: Healthy) -> None:
     assert report.as_dict()["ok"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verify never compares users.level with the XP ledger (verify.py _check_ledger), "
-    "though models.py says db verify proves users.points/xp/level agree with the ledgers",
-)
 async def test_wrong_wallet_level_is_a_violation(copy: Healthy) -> None:
     assert query(
         copy.path,

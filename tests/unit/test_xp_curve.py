@@ -151,11 +151,6 @@ def test_sub_award_rounds_down() -> None:
     assert sub_award(3, 2, {2: 0.5}) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sub_award multiplies in binary float and floors, so 100 * 1.15 "
-    "(= 114.99999999999999) pays 114 instead of 115",
-)
 def test_sub_award_tier_multiplier_is_decimal_exact() -> None:
     assert sub_award(100, 2, {2: 1.15}) == 115
     assert sub_award(100, 1, {1: 0.29}) == 29

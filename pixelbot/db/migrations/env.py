@@ -20,17 +20,19 @@ if is_sqlite:
     cursor.execute("PRAGMA foreign_keys=OFF")
     cursor.close()
 
-context.configure(
-    connection=connection,
-    target_metadata=Base.metadata,
-    render_as_batch=is_sqlite,
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
-connection.commit()
-
-if is_sqlite:
-    cursor = connection.connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+try:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=is_sqlite,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
+finally:
+    if is_sqlite:  # the connection goes back to the pool: it must enforce foreign keys again
+        connection.rollback()
+        cursor = connection.connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
