@@ -221,12 +221,14 @@ class EventRow(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index(None, "kind", "created_at"), Index(None, "user_id", "created_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     platform: Mapped[str | None] = mapped_column(String(32))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Indexes cost every one of the many rows written here, so there are only two: ref (the
+    # idempotency check) and user_id, which in SQLite also orders a viewer's rows by id, i.e.
+    # by time: a viewer's timeline. Time-range scans walk the id order.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     stream_session_id: Mapped[int | None] = mapped_column(ForeignKey("stream_sessions.id"))
     ref: Mapped[str | None] = mapped_column(String(200), unique=True)
     # Not indexed: every event row pays for each index, and "what did X cause" is an audit

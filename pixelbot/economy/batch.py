@@ -166,13 +166,10 @@ class Batch:
         self._undo.append((_pop_last, rows))
 
     def _set_account(self, account: Account, **changes: Any) -> None:
-        before = {name: getattr(account, name) for name in changes}
-        before["dirty"] = account.dirty
+        self._undo.append((_restore_account, (account, _snapshot(account))))
         for name, value in changes.items():
             setattr(account, name, value)
         account.dirty = True
-
-        self._undo.append((_restore_account, (account, before)))
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -412,9 +409,9 @@ class Batch:
         if ref is not None:
             if ref in self.event_refs:
                 raise ValueError(f"duplicate event ref {ref!r}")
-            self._remember(self.event_refs, ref)
-        self._append(
-            self.events,
+            self.event_refs.add(ref)
+        self._undo.append((_unlog, (self, ref)))
+        self.events.append(
             {
                 "kind": kind,
                 "platform": platform,
@@ -440,14 +437,25 @@ def _require_positive(amount: int) -> None:
         raise InvalidAmount(amount, "must be more than zero")
 
 
+def _unlog(saved: tuple[Batch, str | None]) -> None:
+    batch, ref = saved
+    batch.events.pop()
+    if ref is not None:
+        batch.event_refs.discard(ref)
+
+
 def _pop_last(rows: list[Any]) -> None:
     rows.pop()
 
 
-def _restore_account(saved: tuple[Account, dict[str, Any]]) -> None:
-    account, before = saved
-    for name, value in before.items():
-        setattr(account, name, value)
+def _snapshot(account: Account) -> tuple[int, int, int, int, bool]:
+    return (account.points, account.xp, account.level, account.rewarded_level, account.dirty)
+
+
+def _restore_account(saved: tuple[Account, tuple[int, int, int, int, bool]]) -> None:
+    account, (points, xp, level, rewarded_level, dirty) = saved
+    account.points, account.xp, account.level = points, xp, level
+    account.rewarded_level, account.dirty = rewarded_level, dirty
 
 
 def _restore_charge(saved: tuple[dict[str, Charge], str, Charge | None]) -> None:

@@ -9,8 +9,8 @@ the same person, the same sub month announced twice) pays once.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from pixelbot.config import EconomySettings
 from pixelbot.domain.earning import cheer_award, per_unit, raid_award, sub_award
@@ -31,9 +31,11 @@ from pixelbot.events import (
 __all__ = ["Award", "Earned", "EarningRules"]
 
 
-@dataclass(frozen=True)
-class Award:
-    """What one event is worth under the rules, before it is checked against the ledger."""
+class Award(NamedTuple):
+    """What one event is worth under the rules, before it is checked against the ledger.
+
+    (Award and Earned are NamedTuples: immutable like frozen dataclasses, and several times
+    cheaper to build, which counts at one of each per chat message.)"""
 
     points: int
     xp: int
@@ -42,8 +44,7 @@ class Award:
     cooldown: timedelta | None = None
 
 
-@dataclass(frozen=True)
-class Earned:
+class Earned(NamedTuple):
     """The outcome of one event. ``skipped`` says why nothing was paid, if nothing was."""
 
     event_ref: str

@@ -112,12 +112,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("ref", name=op.f("uq_events_ref")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_events_kind_created_at"), ["kind", "created_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_events_user_id_created_at"), ["user_id", "created_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_events_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "identities",
@@ -269,8 +264,7 @@ def downgrade() -> None:
 
     op.drop_table("identities")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_user_id_created_at"))
-        batch_op.drop_index(batch_op.f("ix_events_kind_created_at"))
+        batch_op.drop_index(batch_op.f("ix_events_user_id"))
 
     op.drop_table("events")
     op.drop_table("users")
