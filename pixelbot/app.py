@@ -20,6 +20,8 @@ from pixelbot.economy.cooldowns import Cooldowns
 from pixelbot.economy.earning import EarningRules
 from pixelbot.economy.ledger import Ledger
 from pixelbot.economy.queries import Wallets
+from pixelbot.economy.redeems import RedeemCatalog, Redeems
+from pixelbot.economy.streams import StreamSessions
 from pixelbot.economy.writer import Writer
 
 __all__ = ["Engine", "open_database", "policy_from_config"]
@@ -52,6 +54,16 @@ class Engine:
         self.earning = EarningRules(self.writer, config.economy)
         self.cooldowns = Cooldowns(self.writer, db, clock)
         self.wallets = Wallets(db)
+        self.streams = StreamSessions(db, clock)
+        self.redeems = Redeems(self.writer, db)
+        self.catalog = RedeemCatalog(db, clock, config.redeems)
+
+    def apply_config(self, config: Config) -> None:
+        """Take a reloaded configuration. (The database URL needs a restart.)"""
+        self.config = config
+        self.writer.policy = policy_from_config(config)
+        self.earning.settings = config.economy
+        self.catalog.replace(config.redeems)
 
     @classmethod
     @asynccontextmanager
@@ -62,6 +74,7 @@ class Engine:
             await migrate.upgrade(db)
             await db.start_background_checkpoints()
             engine = cls(config, db, clock or SystemClock())
+            await engine.catalog.load()
             await engine.writer.start()
             try:
                 yield engine

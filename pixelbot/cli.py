@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -22,6 +22,7 @@ from pixelbot.db import migrate
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.verify import verify
 from pixelbot.errors import ConfigError, PixelbotError
+from pixelbot.runner import run_console
 
 __all__ = ["main"]
 
@@ -99,10 +100,23 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 @config_option
 def run(config_path: Path | None) -> None:
     """Start the bot (the console stream when no platform is configured)."""
-    from pixelbot.platforms.console import run_console
-
     config = _load(config_path)
-    _run(run_console(config))
+    _run(run_console(config, _config_path(config_path)))
+
+
+@main.command()
+@config_option
+@click.option(
+    "--script",
+    type=click.File("r"),
+    default=None,
+    help="Run the lines of FILE (- for stdin) on a simulated clock, then exit.",
+)
+def console(config_path: Path | None, script: TextIO | None) -> None:
+    """The console stream: interactive, or a deterministic script."""
+    config = _load(config_path)
+    lines = None if script is None else script.read().splitlines()
+    _run(run_console(config, _config_path(config_path), script=lines))
 
 
 @main.command("check-config")

@@ -10,7 +10,7 @@ durations, unknown keys, missing ``${ENV}`` variables) and raises one ``ConfigEr
 them all with their YAML path and line. The YAML/env/message mechanics live in
 ``pixelbot.config_loader``.
 
-To add a section: write a ``_Section`` subclass whose fields all have defaults, and add one
+To add a section: write a ``Section`` subclass whose fields all have defaults, and add one
 field to ``Config``.
 """
 
@@ -23,12 +23,10 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
-    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -41,7 +39,17 @@ from pixelbot.config_loader import (
     substitute_env,
     validation_issues,
 )
-from pixelbot.domain.durations import parse_duration
+from pixelbot.config_redeems import CommandSettings, RedeemKey, RedeemSettings
+from pixelbot.config_types import (
+    Count,
+    Duration,
+    PositiveInt,
+    Rate,
+    Section,
+    Text,
+    integer,
+    number,
+)
 from pixelbot.errors import ConfigError, ConfigIssue
 
 __all__ = [
@@ -75,62 +83,15 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 
 
-# ----------------------------------------------------------------------------- field types
-
-
-def _to_duration(value: Any) -> Any:
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise ValueError("a duration cannot be negative")
-        return value
-    if isinstance(value, str | int | float):
-        return parse_duration(value)
-    raise ValueError("must be a duration; use e.g. 30s, 5m, 1h")
-
-
-def _integer(value: Any) -> Any:
-    # pydantic turns `true` into 1; in a config file that is a mistake, not a number.
-    if isinstance(value, bool):
-        raise ValueError("must be an integer")
-    return value
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
-"""A length of time: ``30s``, ``5m``, ``1h30m``, ``250ms`` or a number of seconds."""
-
-Count = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
-PositiveInt = Annotated[int, BeforeValidator(_integer), Field(gt=0)]
-Rate = Annotated[float, BeforeValidator(_number), Field(ge=0)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class _Section(BaseModel):
-    """Base of every config model: unknown keys are errors, values are read-only."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_means_defaults(cls, data: Any) -> Any:
-        # `earn:` with every child commented out parses as null: read it as "all defaults".
-        return {} if data is None else data
-
-
 # ------------------------------------------------------------------------------------ bot
 
 
-class Currency(_Section):
+class Currency(Section):
     singular: Text = "pixel"
     plural: Text = "pixels"
 
 
-class BotSettings(_Section):
+class BotSettings(Section):
     name: Text = "Pixel"
     prefix: Text = "!"
     currency: Currency = Field(default_factory=Currency)
@@ -143,7 +104,7 @@ class BotSettings(_Section):
         return prefix
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     # repr=False: a PostgreSQL URL may carry a password.
     url: Text = Field(default="sqlite+aiosqlite:///data/pixel.db", repr=False)
     busy_timeout: Duration = timedelta(seconds=5)
@@ -169,7 +130,7 @@ def _auto_or_bool(value: Any) -> Any:
     raise ValueError("must be auto, true or false")
 
 
-def _require_when_enabled(platform: _Section, name: str, fields: tuple[str, ...]) -> None:
+def _require_when_enabled(platform: Section, name: str, fields: tuple[str, ...]) -> None:
     """Blame each missing (or empty) credential of an enabled platform on its own key."""
     if not getattr(platform, "enabled", False):
         return
@@ -184,13 +145,13 @@ def _require_when_enabled(platform: _Section, name: str, fields: tuple[str, ...]
         raise FieldProblems([((field,), f"required when {name} is enabled") for field in missing])
 
 
-class ConsolePlatform(_Section):
+class ConsolePlatform(Section):
     """The local stream simulator. ``auto``: on when no real platform is enabled."""
 
     enabled: Annotated[Literal["auto"] | bool, BeforeValidator(_auto_or_bool)] = "auto"
 
 
-class TwitchPlatform(_Section):
+class TwitchPlatform(Section):
     # IDs are often written unquoted (`bot_id: 123`); read numbers as text.
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
@@ -206,7 +167,7 @@ class TwitchPlatform(_Section):
         return self
 
 
-class DiscordPlatform(_Section):
+class DiscordPlatform(Section):
     enabled: bool = False
     token: SecretStr | None = None
     channels: list[PositiveInt] = Field(default_factory=list)
@@ -218,7 +179,7 @@ class DiscordPlatform(_Section):
         return self
 
 
-class JoystickPlatform(_Section):
+class JoystickPlatform(Section):
     enabled: bool = False
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
@@ -229,7 +190,7 @@ class JoystickPlatform(_Section):
         return self
 
 
-class PlatformsSettings(_Section):
+class PlatformsSettings(Section):
     console: ConsolePlatform = Field(default_factory=ConsolePlatform)
     twitch: TwitchPlatform = Field(default_factory=TwitchPlatform)
     discord: DiscordPlatform = Field(default_factory=DiscordPlatform)
@@ -252,20 +213,20 @@ def _sub_tier(tier: int) -> int:
     return tier
 
 
-class EarnChat(_Section):
+class EarnChat(Section):
     points: Count = 1
     xp: Count = 1
     cooldown: Duration = timedelta(seconds=60)
 
 
-class EarnFollow(_Section):
+class EarnFollow(Section):
     """Paid once per person, ever: unfollow/refollow earns nothing."""
 
     points: Count = 50
     xp: Count = 10
 
 
-class EarnSub(_Section):
+class EarnSub(Section):
     """``points``/``xp`` times the tier's multiplier; a tier not listed counts as 1.0."""
 
     points: Count = 200
@@ -276,36 +237,36 @@ class EarnSub(_Section):
     )
 
 
-class EarnGift(_Section):
+class EarnGift(Section):
     """Paid to the gifter, per gifted sub."""
 
     points_per_sub: Count = 100
     xp_per_sub: Count = 20
 
 
-class EarnTip(_Section):
+class EarnTip(Section):
     points_per_unit: Rate = 1.0
     xp_per_unit: Rate = 0.1
 
 
-class EarnCheer(_Section):
+class EarnCheer(Section):
     points_per_100_bits: Count = 100
     xp_per_100_bits: Count = 10
 
 
-class EarnRaid(_Section):
+class EarnRaid(Section):
     points_per_viewer: Rate = 1.0
     xp_per_viewer: Rate = 0.0
     max_points: Count | None = None
 
 
-class EarnDropin(_Section):
+class EarnDropin(Section):
     points: Count = 25
     xp: Count = 5
     cooldown: Duration = timedelta(hours=1)
 
 
-class EarnSettings(_Section):
+class EarnSettings(Section):
     chat: EarnChat = Field(default_factory=EarnChat)
     follow: EarnFollow = Field(default_factory=EarnFollow)
     sub: EarnSub = Field(default_factory=EarnSub)
@@ -316,7 +277,7 @@ class EarnSettings(_Section):
     dropin: EarnDropin = Field(default_factory=EarnDropin)
 
 
-class EconomySettings(_Section):
+class EconomySettings(Section):
     ignore: list[str] = Field(default_factory=list)
     """Bot logins that never earn, stored lowercased (compare with ``name.lower()``)."""
     starting_points: Count = 0
@@ -345,22 +306,22 @@ def _reward_level(level: int) -> int:
     return level
 
 
-class XpCurve(_Section):
+class XpCurve(Section):
     """Settings of the XP curve; ``pixelbot.domain.xp.XpCurve`` does the arithmetic."""
 
     kind: Literal["power", "mee6"] = "power"
     base: PositiveInt = 100
-    exponent: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.8
+    exponent: Annotated[float, BeforeValidator(number), Field(gt=0)] = 1.8
     # The curve precomputes one threshold per level: keep that table a sane size.
-    max_level: Annotated[int, BeforeValidator(_integer), Field(ge=1, le=100_000)] = 9999
+    max_level: Annotated[int, BeforeValidator(integer), Field(ge=1, le=100_000)] = 9999
 
 
-class LevelReward(_Section):
+class LevelReward(Section):
     points: Count = 0
     message: str | None = None
 
 
-class XpSettings(_Section):
+class XpSettings(Section):
     curve: XpCurve = Field(default_factory=XpCurve)
     level_rewards: dict[Annotated[int, AfterValidator(_reward_level)], LevelReward] = Field(
         default_factory=dict
@@ -381,7 +342,7 @@ class XpSettings(_Section):
 # ---------------------------------------------------------------------------------- root
 
 
-class Config(_Section):
+class Config(Section):
     """The whole ``config.yaml``. Every section is optional."""
 
     bot: BotSettings = Field(default_factory=BotSettings)
@@ -389,6 +350,8 @@ class Config(_Section):
     platforms: PlatformsSettings = Field(default_factory=PlatformsSettings)
     economy: EconomySettings = Field(default_factory=EconomySettings)
     xp: XpSettings = Field(default_factory=XpSettings)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
+    redeems: dict[RedeemKey, RedeemSettings] = Field(default_factory=dict)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

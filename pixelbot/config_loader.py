@@ -100,6 +100,9 @@ class LineMap:
                 self._lines[_key(child)] = item.start_mark.line + 1
                 self._walk(item, child, ancestors)
 
+    def has(self, path: Sequence[str | int]) -> bool:
+        return _key(path) in self._lines
+
     def line_for(self, path: Sequence[str | int]) -> int | None:
         key = _key(path)
         while key:
@@ -292,9 +295,24 @@ def validation_issues(
     for error in exc.errors(include_url=False):
         # pydantic marks a bad dict key as (..., key, "[key]"): the key itself is the culprit.
         loc: YamlPath = tuple(part for part in error["loc"] if part != "[key]")
+        loc = _without_union_tags(loc, lines)
         for path, message in _messages(error, loc, root):
             issues.append(ConfigIssue(format_path(path), message, lines.line_for(path), file))
     return issues
+
+
+def _without_union_tags(loc: YamlPath, lines: LineMap) -> YamlPath:
+    """pydantic puts the chosen member of a tagged union in the path (``action.chat.message``
+    for ``action: {type: chat}``); the file has no such key, so drop it."""
+    parts = list(loc)
+    index = 1
+    while index < len(parts) - 1:
+        here, skipped = parts[: index + 1], [*parts[:index], parts[index + 1]]
+        if not lines.has(here) and lines.has(parts[:index]) and lines.has(skipped[:index]):
+            del parts[index]
+            continue
+        index += 1
+    return tuple(parts)
 
 
 def _messages(
@@ -322,6 +340,11 @@ def _messages(
         ]
     if kind == "string_too_long":
         return [(loc, f"must be at most {ctx.get('max_length')} characters")]
+    if kind == "union_tag_invalid":
+        expected = str(ctx.get("expected_tags", "")).replace(" or ", ", ")
+        return [((*loc, "type"), f"must be one of {expected}")]
+    if kind == "union_tag_not_found":
+        return [(loc, f"needs a '{ctx.get('discriminator', 'type').strip(chr(39))}'")]
     if kind in _TYPE_MESSAGES:
         return [(loc, _TYPE_MESSAGES[kind])]
     message = error["msg"]

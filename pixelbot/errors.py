@@ -15,7 +15,14 @@ one place can render any of them to chat or to the operator::
         ├── UnknownViewer           .name, .platform
         ├── UnknownCharge           .ref
         ├── NotRefundable           .ref, .reason
+        ├── RedeemRefused           .key
+        │   ├── UnknownRedeem
+        │   ├── RedeemDisabled
+        │   └── LimitReached        .limit, .per_user
         └── OnCooldown              .key, .remaining (seconds)
+    └── CommandError                a chat command was refused before anything happened
+        ├── BadArgument             .usage (the command's usage line), .detail
+        └── NotPermitted            .required (the role the command needs)
 """
 
 from __future__ import annotations
@@ -23,18 +30,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BadArgument",
     "BalanceLimitExceeded",
+    "CommandError",
     "ConfigError",
     "ConfigIssue",
     "DatabaseError",
     "EconomyError",
     "InsufficientFunds",
     "InvalidAmount",
+    "LimitReached",
+    "NotPermitted",
     "NotRefundable",
     "OnCooldown",
     "PixelbotError",
+    "RedeemDisabled",
+    "RedeemRefused",
     "SelfTransfer",
     "UnknownCharge",
+    "UnknownRedeem",
     "UnknownViewer",
 ]
 
@@ -129,3 +143,46 @@ class OnCooldown(EconomyError):
         self.key = key
         self.remaining = remaining
         super().__init__(f"{key} is on cooldown for {remaining:.0f}s")
+
+
+class RedeemRefused(EconomyError):
+    """A redeem cannot be bought right now; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class UnknownRedeem(RedeemRefused):
+    def __init__(self, key: str) -> None:
+        super().__init__(key, f"there is no redeem called {key!r}")
+
+
+class RedeemDisabled(RedeemRefused):
+    def __init__(self, key: str) -> None:
+        super().__init__(key, f"{key} is switched off right now")
+
+
+class LimitReached(RedeemRefused):
+    def __init__(self, key: str, limit: int, *, per_user: bool) -> None:
+        self.limit = limit
+        self.per_user = per_user
+        who = "per viewer " if per_user else ""
+        super().__init__(key, f"{key} has reached its limit of {limit} {who}this stream")
+
+
+class CommandError(PixelbotError):
+    """A chat command was refused before it changed anything."""
+
+
+class BadArgument(CommandError):
+    def __init__(self, detail: str, usage: str = "") -> None:
+        self.detail = detail
+        self.usage = usage
+        super().__init__(detail)
+
+
+class NotPermitted(CommandError):
+    def __init__(self, required: str) -> None:
+        self.required = required
+        super().__init__(f"only for {required}s and up")

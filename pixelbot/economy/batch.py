@@ -115,6 +115,9 @@ class Needs:
     event_refs: set[str] = field(default_factory=set)
     charges: set[str] = field(default_factory=set)
     global_cooldowns: set[str] = field(default_factory=set)
+    # redeem key -> the instant its per-stream counts start (see economy/redeems.py)
+    redeem_counts: dict[str, datetime] = field(default_factory=dict)
+    queue_items: int = 0  # how many queue item ids to reserve
 
     def viewer(self, viewer: Viewer) -> None:
         # The latest sighting wins, so a rename within a batch lands too.
@@ -147,6 +150,9 @@ class Batch:
         self.events: list[dict[str, Any]] = []
         self.cooldown_rows: dict[tuple[str, str], datetime] = {}
         self.queue_items: list[dict[str, Any]] = []
+        self.queue_ids: list[int] = []  # reserved at load, handed out by enqueue()
+        # (redeem key, user id or None for everyone) -> live queue items this stream
+        self.redeem_counts: dict[tuple[str, int | None], int] = {}
         # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
         # than closures because every chat message adds several and closures cost more.
         self._undo: list[tuple[Callable[[Any], object], Any]] = []
@@ -394,6 +400,20 @@ class Batch:
 
         self._undo.append((_restore_cooldown, (self, slot, previous_loaded, previous_staged)))
 
+    # -- queue ------------------------------------------------------------------------------
+
+    def enqueue(self, row: dict[str, Any]) -> int:
+        """Stage a queue item (committed with the charge that pays for it). Returns its id."""
+        item_id = self.queue_ids[len(self.queue_items)]
+        self._append(self.queue_items, {**row, "id": item_id, "created_at": self.now})
+        return item_id
+
+    def count_redeem(self, key: str, user_id: int) -> None:
+        for slot in ((key, None), (key, user_id)):
+            before = self.redeem_counts.get(slot, 0)
+            self.redeem_counts[slot] = before + 1
+            self._undo.append((_restore_count, (self.redeem_counts, slot, before)))
+
     # -- event log --------------------------------------------------------------------------
 
     def log(
@@ -435,6 +455,13 @@ def _require_positive(amount: int) -> None:
         raise InvalidAmount(amount, "must be a whole number")
     if amount <= 0:
         raise InvalidAmount(amount, "must be more than zero")
+
+
+def _restore_count(
+    saved: tuple[dict[tuple[str, int | None], int], tuple[str, int | None], int],
+) -> None:
+    counts, slot, before = saved
+    counts[slot] = before
 
 
 def _unlog(saved: tuple[Batch, str | None]) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from pixelbot.db.engine import Database
 from pixelbot.economy.store import IDENTITIES, USERS
 from pixelbot.errors import UnknownViewer
+from pixelbot.events import Viewer
 
 __all__ = ["WalletSummary", "Wallets"]
 
@@ -54,6 +55,21 @@ class Wallets:
                     return int(found.user_id)
         raise UnknownViewer(name, platform)
 
+    async def find_identity(self, viewer: Viewer) -> int:
+        """The user id of a viewer as seen on a platform (UnknownViewer if never seen)."""
+        async with self._db.read() as conn:
+            found = (
+                await conn.execute(
+                    select(IDENTITIES.c.user_id).where(
+                        IDENTITIES.c.platform == viewer.platform,
+                        IDENTITIES.c.platform_user_id == viewer.platform_user_id,
+                    )
+                )
+            ).scalar_one_or_none()
+        if found is None:
+            raise UnknownViewer(viewer.display_name, viewer.platform)
+        return int(found)
+
     async def summary(self, user_id: int) -> WalletSummary:
         async with self._db.read() as conn:
             row = (
@@ -66,6 +82,14 @@ class Wallets:
         if row is None:
             raise UnknownViewer(f"#{user_id}")
         return WalletSummary(row.id, row.display_name, row.points, row.xp, row.level)
+
+    async def xp_rank(self, user_id: int) -> tuple[int, int]:
+        """(rank by XP, number of wallets); rank 1 has the most XP."""
+        async with self._db.read() as conn:
+            mine = select(USERS.c.xp).where(USERS.c.id == user_id).scalar_subquery()
+            ahead = (await conn.execute(select(func.count()).where(USERS.c.xp > mine))).scalar_one()
+            total = (await conn.execute(select(func.count()).select_from(USERS))).scalar_one()
+        return int(ahead) + 1, int(total)
 
     async def top(self, limit: int = 10) -> list[WalletSummary]:
         async with self._db.read() as conn:

@@ -8,9 +8,10 @@ executemany per table. This is where the throughput of the economy comes from.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db.bulk import execute_many
@@ -27,6 +28,9 @@ XP_TRANSACTIONS: Table = Base.metadata.tables["xp_transactions"]
 COOLDOWNS: Table = Base.metadata.tables["cooldowns"]
 EVENTS: Table = Base.metadata.tables["events"]
 QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
+
+# Queue items that count against redeem limits: refunded ones (failed, cancelled) do not.
+LIVE_STATUSES = ("pending", "running", "done")
 
 INSERT_USERS = insert(USERS)
 INSERT_IDENTITIES = insert(IDENTITIES)
@@ -60,6 +64,9 @@ async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) 
     await _load_refs(conn, db, EVENTS.c.ref, needs.event_refs, batch.event_refs)
     batch.checked_event_refs = set(needs.event_refs)
     await _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db)
+    if needs.redeem_counts:
+        await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
+    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items)
     starting = batch.policy.starting_points
     if starting > 0:
         for user_id in new_user_ids:
@@ -241,6 +248,29 @@ async def _load_cooldowns(
     )
     for scope, key, expires_at in result:
         batch.cooldowns[(scope, key)] = expires_at
+
+
+async def _load_redeem_counts(
+    conn: AsyncConnection, since: dict[str, datetime], batch: Batch, db: Database
+) -> None:
+    """Live (not cancelled or failed) queue items per redeem and viewer since each start."""
+    by_start: dict[datetime, list[str]] = defaultdict(list)
+    for key, start in since.items():
+        by_start[start].append(key)
+    for start, keys in by_start.items():
+        result = await conn.execute(
+            select(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id, func.count())
+            .where(
+                db.member_of(QUEUE_ITEMS.c.redeem_key, keys),
+                QUEUE_ITEMS.c.status.in_(LIVE_STATUSES),
+                QUEUE_ITEMS.c.created_at >= start,
+            )
+            .group_by(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id)
+        )
+        for key, user_id, count in result:
+            batch.redeem_counts[(key, user_id)] = count
+            total = batch.redeem_counts.get((key, None), 0)
+            batch.redeem_counts[(key, None)] = total + count
 
 
 async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:

@@ -1,66 +1,261 @@
-"""The console stream: a local stand-in for a live chat, for trying Pixel Bot without accounts.
+"""The console stream: a local stand-in for a live chat, for trying Pixel Bot without accounts
+and for scripted, deterministic end-to-end runs.
 
-Type ``alice: hello`` to chat as alice. The console has no user ids of its own, so a name is
-the identity here (on real platforms it never is).
+The operator types ``alice: !points`` to speak as alice, and operator lines (``/follow bob``,
+``/tick 60``...) to make things happen; ``/help`` lists them. Bot messages print as
+``<bot name>: <text>``, queue and worker outcomes as ``[<kind>] <text>``.
+
+The console has no user ids of its own, so here a name is the identity (on real platforms it
+never is). In scripted mode (``python bot.py console --script FILE``) the clock starts at a
+fixed instant and moves only on ``/tick``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sys
+import shlex
 import uuid
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TypedDict
 
-from pixelbot.app import Engine
-from pixelbot.config import Config
-from pixelbot.events import ChatMessage, Viewer
+from pixelbot.clock import Clock, FakeClock
+from pixelbot.events import (
+    ChatMessage,
+    Cheer,
+    Event,
+    Follow,
+    GiftedSubs,
+    Presence,
+    Raid,
+    Subscription,
+    Tip,
+    Viewer,
+)
+from pixelbot.runtime import Bot
 
-__all__ = ["parse_chat_line", "run_console"]
+__all__ = ["OPERATOR_HELP", "ConsoleStream", "parse_chat_line"]
 
 PLATFORM = "console"
+CHANNEL = "console"
+
+OPERATOR_HELP = (
+    "name: text (chat as name), /follow NAME, /sub NAME [months] [tier], /gift NAME COUNT, "
+    "/tip NAME AMOUNT, /cheer NAME BITS, /raid NAME VIEWERS, /join NAME, /mod NAME, "
+    "/vip NAME, /live, /offline, /tick SECONDS, /help, /quit"
+)
 
 
-def console_viewer(name: str) -> Viewer:
-    login = name.strip().lower()
-    return Viewer(PLATFORM, login, login, name.strip())
+class _Meta(TypedDict):
+    id: str
+    platform: str
+    occurred_at: datetime
+
+
+class OperatorError(ValueError):
+    """An operator line the console cannot act on (reported, never fatal)."""
 
 
 def parse_chat_line(line: str) -> tuple[str, str] | None:
     """``"alice: hello"`` -> ``("alice", "hello")``; None when the line is not chat."""
     name, sep, text = line.partition(":")
-    if not sep or not name.strip() or " " in name.strip() or not text.strip():
+    name = name.strip()
+    if not sep or not name or " " in name or name.startswith("/") or not text.strip():
         return None
-    return name.strip(), text.strip()
+    return name, text.strip()
 
 
-async def run_console(
-    config: Config,
-    stdin: TextIO | None = None,
-    say: Callable[[str], None] = print,
-) -> None:
-    source = stdin or sys.stdin
-    bot = config.bot.name
-    async with Engine.open(config) as engine:
-        say(f"{bot}: Hi! Type 'alice: hello' to chat as alice. /quit (or Ctrl-D) ends.")
-        while True:
-            line = await asyncio.to_thread(source.readline)
-            if not line or line.strip() == "/quit":
-                break
+@dataclass
+class ConsoleStream:
+    """The console as a platform adapter: the same interface Twitch or Discord will use."""
+
+    bot: Bot
+    clock: Clock
+    out: Callable[[str], None] = print
+    name: str = PLATFORM
+    roles: dict[str, set[str]] = field(default_factory=dict)
+    stopped: bool = False
+
+    # -- Platform interface -------------------------------------------------------------------
+
+    async def send(self, channel: str, text: str) -> None:
+        self.out(f"{self.bot.config.bot.name}: {text}")
+
+    def notice(self, kind: str, text: str) -> None:
+        self.out(f"[{kind}] {text}")
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def greeting(self) -> str:
+        prefix = self.bot.config.bot.prefix
+        return (
+            f"Hi! This is the console stream. Chat as anyone: 'alice: hello', then "
+            f"'alice: {prefix}points' or '{prefix}redeems'. Operator lines: /help. /quit ends."
+        )
+
+    async def run_lines(self, lines: Iterable[str]) -> None:
+        """Feed lines one by one (a script, or the keyboard through ``read_lines``)."""
+        for line in lines:
+            await self.handle_line(line)
+            if self.stopped:
+                return
+
+    async def handle_line(self, line: str) -> None:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        try:
+            if line.startswith("/"):
+                await self._operator(line)
+                return
             parsed = parse_chat_line(line)
             if parsed is None:
-                if line.strip():
-                    say(f"{bot}: I did not understand that. Try 'alice: hello'.")
-                continue
+                raise OperatorError("type 'name: message' to chat, or /help")
             name, text = parsed
-            event = ChatMessage(
-                id=uuid.uuid4().hex,
-                platform=PLATFORM,
-                occurred_at=engine.clock.now(),
-                viewer=console_viewer(name),
-                text=text,
+            await self._emit(
+                ChatMessage(viewer=self.viewer(name), text=text, channel=CHANNEL, **self._meta())
             )
-            earned = await engine.earning.handle(event)
-            if earned.level_up is not None:
-                say(f"{bot}: {name} reached level {earned.level_up.new_level}!")
-        say(f"{bot}: Bye!")
+        except OperatorError as problem:
+            self.out(f"[console] {problem}")
+
+    def viewer(self, name: str) -> Viewer:
+        login = name.lower()
+        return Viewer(PLATFORM, login, login, name, frozenset(self.roles.get(login, ())))
+
+    def _meta(self) -> _Meta:
+        return {"id": uuid.uuid4().hex, "platform": PLATFORM, "occurred_at": self.clock.now()}
+
+    async def _emit(self, event: Event) -> None:
+        await self.bot.handle(event, self)
+
+    def _grant_role(self, name: str, role: str) -> None:
+        self.roles.setdefault(name.lower(), set()).add(role)
+
+    async def _operator(self, line: str) -> None:
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+        verb, args = words[0].lower(), words[1:]
+        handler = _OPERATORS.get(verb)
+        if handler is None:
+            raise OperatorError(f"unknown operator line {verb}; /help lists them")
+        await handler(self, args)
+
+    # -- operator lines -------------------------------------------------------------------------
+
+    async def _follow(self, args: list[str]) -> None:
+        (name,) = _args(args, "/follow NAME")
+        self._grant_role(name, "follower")
+        await self._emit(Follow(viewer=self.viewer(name), **self._meta()))
+
+    async def _sub(self, args: list[str]) -> None:
+        name, months, tier = _args(args, "/sub NAME [months] [tier]", optional=2)
+        months_n, tier_n = _number(months or "1", "months"), _number(tier or "1", "tier")
+        if tier_n not in (1, 2, 3):
+            raise OperatorError("tier must be 1, 2 or 3")
+        self._grant_role(name, "subscriber")
+        await self._emit(
+            Subscription(viewer=self.viewer(name), months=months_n, tier=tier_n, **self._meta())
+        )
+
+    async def _gift(self, args: list[str]) -> None:
+        name, count = _args(args, "/gift NAME COUNT")
+        await self._emit(
+            GiftedSubs(gifter=self.viewer(name), count=_number(count, "count"), **self._meta())
+        )
+
+    async def _tip(self, args: list[str]) -> None:
+        name, amount = _args(args, "/tip NAME AMOUNT")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise OperatorError(f"{amount!r} is not an amount") from None
+        if not value.is_finite() or value <= 0:
+            raise OperatorError("a tip must be more than 0")
+        await self._emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
+
+    async def _cheer(self, args: list[str]) -> None:
+        name, bits = _args(args, "/cheer NAME BITS")
+        await self._emit(
+            Cheer(viewer=self.viewer(name), bits=_number(bits, "bits"), **self._meta())
+        )
+
+    async def _raid(self, args: list[str]) -> None:
+        name, viewers = _args(args, "/raid NAME VIEWERS")
+        await self._emit(
+            Raid(viewer=self.viewer(name), viewers=_number(viewers, "viewers"), **self._meta())
+        )
+
+    async def _join(self, args: list[str]) -> None:
+        (name,) = _args(args, "/join NAME")
+        await self._emit(Presence(viewer=self.viewer(name), **self._meta()))
+
+    async def _mod(self, args: list[str]) -> None:
+        (name,) = _args(args, "/mod NAME")
+        self._grant_role(name, "moderator")
+        self.out(f"[console] {name} is a moderator")
+
+    async def _vip(self, args: list[str]) -> None:
+        (name,) = _args(args, "/vip NAME")
+        self._grant_role(name, "vip")
+        self.out(f"[console] {name} is a VIP")
+
+    async def _live(self, args: list[str]) -> None:
+        await self.bot.engine.streams.go_live(PLATFORM, CHANNEL)
+        self.out("[console] the stream is live")
+
+    async def _offline(self, args: list[str]) -> None:
+        ended = await self.bot.engine.streams.go_offline()
+        self.out("[console] the stream is offline" if ended else "[console] it was not live")
+
+    async def _tick(self, args: list[str]) -> None:
+        (seconds,) = _args(args, "/tick SECONDS")
+        if not isinstance(self.clock, FakeClock):
+            raise OperatorError("/tick only works in scripted mode (the clock is real here)")
+        try:
+            step = float(seconds)
+        except ValueError:
+            raise OperatorError(f"{seconds!r} is not a number of seconds") from None
+        if not 0 <= step <= 10**8:
+            raise OperatorError("/tick takes 0 or more seconds")
+        self.clock.advance(step)
+
+    async def _help(self, args: list[str]) -> None:
+        self.out(f"[console] {OPERATOR_HELP}")
+
+    async def _quit(self, args: list[str]) -> None:
+        self.stopped = True
+
+
+_OPERATORS = {
+    "/follow": ConsoleStream._follow,
+    "/sub": ConsoleStream._sub,
+    "/gift": ConsoleStream._gift,
+    "/tip": ConsoleStream._tip,
+    "/cheer": ConsoleStream._cheer,
+    "/raid": ConsoleStream._raid,
+    "/join": ConsoleStream._join,
+    "/mod": ConsoleStream._mod,
+    "/vip": ConsoleStream._vip,
+    "/live": ConsoleStream._live,
+    "/offline": ConsoleStream._offline,
+    "/tick": ConsoleStream._tick,
+    "/help": ConsoleStream._help,
+    "/quit": ConsoleStream._quit,
+}
+
+
+def _args(args: list[str], usage: str, optional: int = 0) -> list[str]:
+    needed = usage.count(" ") - usage.count("[")
+    total = usage.count(" ")
+    if not needed <= len(args) <= total:
+        raise OperatorError(f"usage: {usage}")
+    return args + [""] * (total - len(args)) if optional else args
+
+
+def _number(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10**6:
+        raise OperatorError(f"{what} must be a whole number from 1 to 1000000")
+    return int(text)

@@ -23,7 +23,10 @@ from pixelbot.db.migrate import MIGRATIONS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 
-GREETING = "Pixel: Hi! Type 'alice: hello' to chat as alice. /quit (or Ctrl-D) ends.\n"
+GREETING = (
+    "Pixel: Hi! This is the console stream. Chat as anyone: 'alice: hello', then "
+    "'alice: !points' or '!redeems'. Operator lines: /help. /quit ends.\n"
+)
 BYE = "Pixel: Bye!\n"
 CHAT = "alice: hello\nbob: hi\nalice: again\n/quit\n"
 
@@ -311,7 +314,7 @@ def test_console_says_when_it_does_not_understand(good: Path) -> None:
     result = bot("run", "--config", good, stdin="hello there\n\n/quit\n")
     assert result.returncode == 0
     assert result.stdout == (
-        GREETING + "Pixel: I did not understand that. Try 'alice: hello'.\n" + BYE
+        GREETING + "[console] type 'name: message' to chat, or /help\n" + BYE
     )
 
 
@@ -345,7 +348,7 @@ def test_help_lists_the_subcommands() -> None:
     assert result.stdout.startswith("Usage: bot.py [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in commands.splitlines() if line.strip()]
-    assert names == ["check-config", "db", "points", "run"]
+    assert names == ["check-config", "console", "db", "points", "run"]
     assert "revision" not in result.stdout  # the developers' command stays hidden
 
 

@@ -1,0 +1,30 @@
+"""Help: what commands there are, and how to use one."""
+
+from __future__ import annotations
+
+from pixelbot.commands.context import Context
+from pixelbot.commands.converters import Word
+from pixelbot.commands.core import Cog, command
+
+
+class HelpCog(Cog):
+    name = "help"
+
+    @command(
+        "help", usage="help [command]", help="List commands, or explain one.", aliases=("commands",)
+    )
+    async def help(self, ctx: Context, name: Word | None = None) -> None:
+        router = self.bot.router
+        if name is not None:
+            found = router.get(name.removeprefix(ctx.prefix))
+            if found is None or not ctx.allowed(found.permission):
+                await ctx.reply(f"I don't know {ctx.prefix}{name}")
+                return
+            await ctx.reply(f"{ctx.prefix}{found.usage}: {found.help}")
+            return
+        names = [
+            f"{ctx.prefix}{c.name}"
+            for c in router.all()
+            if not c.hidden and ctx.allowed(c.permission)
+        ]
+        await ctx.reply("commands: " + " ".join(names))

@@ -1,0 +1,78 @@
+"""Moderation: correct balances and reload the configuration without a restart.
+
+(Switching redeems off and on is ``!redeem disable|enable <name>``, in the redeems cog.)"""
+
+from __future__ import annotations
+
+from pixelbot.commands.context import Context
+from pixelbot.commands.converters import Amount, Target
+from pixelbot.commands.core import Cog, command
+from pixelbot.errors import BadArgument
+
+
+def _actor(ctx: Context) -> str:
+    author = ctx.author
+    return f"{author.platform}:{author.platform_user_id}"
+
+
+class ModerationCog(Cog):
+    name = "moderation"
+
+    @command(
+        "addpoints",
+        usage="addpoints <viewer> <amount>",
+        help="Give a viewer points (moderators).",
+        permission="moderator",
+    )
+    async def addpoints(self, ctx: Context, who: Target, amount: Amount) -> None:
+        if amount.value is None:
+            raise BadArgument("say how many points", "addpoints <viewer> <amount>")
+        target = await ctx.lookup(who)
+        entry = await self.bot.engine.ledger.adjust(
+            target.user_id,
+            amount.value,
+            actor=_actor(ctx),
+            reason="moderator",
+            ref=f"adjust:{ctx.message.ref}",
+        )
+        await ctx.reply(
+            f"added {ctx.points(amount.value)} to {target.display_name} (now {entry.balance:,})"
+        )
+
+    @command(
+        "removepoints",
+        usage="removepoints <viewer> <amount|all>",
+        help="Take points from a viewer (moderators).",
+        permission="moderator",
+    )
+    async def removepoints(self, ctx: Context, who: Target, amount: Amount) -> None:
+        target = await ctx.lookup(who)
+        value = amount.resolve(target.points)
+        if value <= 0:
+            await ctx.reply(f"{target.display_name} has no points to remove")
+            return
+        entry = await self.bot.engine.ledger.adjust(
+            target.user_id,
+            -value,
+            actor=_actor(ctx),
+            reason="moderator",
+            ref=f"adjust:{ctx.message.ref}",
+        )
+        await ctx.reply(
+            f"removed {ctx.points(value)} from {target.display_name} (now {entry.balance:,})"
+        )
+
+    @command(
+        "reload",
+        usage="reload",
+        help="Re-read config.yaml (a broken file is refused).",
+        permission="moderator",
+    )
+    async def reload(self, ctx: Context) -> None:
+        problems = await self.bot.reload()
+        if problems:
+            shown = "; ".join(problems[:3])
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            await ctx.reply(f"config not reloaded, the running one stays: {shown}{more}")
+        else:
+            await ctx.reply("config reloaded")

@@ -1,0 +1,61 @@
+"""Points: check a balance, give points to another viewer, the leaderboard."""
+
+from __future__ import annotations
+
+from pixelbot.commands.context import Context
+from pixelbot.commands.converters import Amount, Target
+from pixelbot.commands.core import Cog, command
+from pixelbot.errors import InsufficientFunds, UnknownViewer
+
+
+class PointsCog(Cog):
+    name = "points"
+
+    @command("points", usage="points [viewer]", help="Your points, or another viewer's.")
+    async def points(self, ctx: Context, who: Target | None = None) -> None:
+        if who is None:
+            wallets = self.bot.engine.wallets
+            try:
+                user_id = await wallets.find_identity(ctx.author)
+            except UnknownViewer:
+                await ctx.reply(f"you have {ctx.points(0)}")
+                return
+            summary = await wallets.summary(user_id)
+            await ctx.reply(f"you have {ctx.points(summary.points)}")
+            return
+        summary = await ctx.lookup(who)
+        await ctx.reply(f"{summary.display_name} has {ctx.points(summary.points)}")
+
+    @command("give", usage="give <viewer> <amount>", help="Give some of your points away.")
+    async def give(self, ctx: Context, to: Target, amount: Amount) -> None:
+        receiver = await ctx.lookup(to)
+        ledger = self.bot.engine.ledger
+        value = amount.value
+        if value is None:  # all: whatever the sender has, decided atomically in the ledger
+            wallets = self.bot.engine.wallets
+            try:
+                balance = (await wallets.summary(await wallets.find_identity(ctx.author))).points
+            except UnknownViewer:
+                balance = 0
+            if balance <= 0:
+                raise InsufficientFunds(0, 1)
+            value = balance
+        transfer = await ledger.transfer(
+            ctx.author, receiver.user_id, value, ref=f"give:{ctx.message.ref}"
+        )
+        await ctx.reply(
+            f"gave {ctx.points(value)} to {receiver.display_name} "
+            f"(you have {transfer.sent.balance:,} left)"
+        )
+
+    @command("top", usage="top [n]", help="The viewers with the most points.")
+    async def top(self, ctx: Context, count: int | None = None) -> None:
+        size = min(count or self.bot.config.commands.top_size, 10)
+        leaders = await self.bot.engine.wallets.top(size)
+        if not leaders:
+            await ctx.say("Nobody has any points yet.")
+            return
+        board = ", ".join(
+            f"{rank}. {w.display_name} ({w.points:,})" for rank, w in enumerate(leaders, 1)
+        )
+        await ctx.say(f"Top {len(leaders)}: {board}")

@@ -1,0 +1,4 @@
+"""The chat command layer: cogs of commands, their arguments, checks and replies.
+
+Cogs see a ``Context`` (who, where, ``reply()``), never a platform object.
+"""

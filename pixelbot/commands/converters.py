@@ -1,0 +1,99 @@
+"""Typed command arguments. A command's parameters are annotated with these types and the
+dispatcher converts the words a viewer typed, or answers with the command's usage line.
+
+- ``Amount``: a whole number of points: ``250``, ``10k``, ``1.5k``, ``2m``, or ``all``.
+- ``Target``: another viewer by name or ``@mention`` (resolved to a wallet by the dispatcher).
+- ``Word``: one word; ``Rest``: the rest of the line.
+- ``int`` and ``Duration`` (``30s``, ``5m``) as usual.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NewType
+
+from pixelbot.domain.durations import parse_duration
+from pixelbot.errors import BadArgument
+
+__all__ = [
+    "MAX_AMOUNT",
+    "Amount",
+    "Duration",
+    "Rest",
+    "Target",
+    "Word",
+    "parse_amount",
+    "parse_count",
+    "parse_duration_arg",
+]
+
+MAX_AMOUNT = 10**12  # far above any sane balance; stops 1e99 and friends at the door
+
+Word = NewType("Word", str)
+Rest = NewType("Rest", str)
+Duration = NewType("Duration", timedelta)
+
+_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)([km]?)$")
+_SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A number of points, or everything the viewer has (``all``)."""
+
+    value: int | None  # None means "all"
+
+    @property
+    def is_all(self) -> bool:
+        return self.value is None
+
+    def resolve(self, balance: int) -> int:
+        return balance if self.value is None else self.value
+
+
+@dataclass(frozen=True)
+class Target:
+    """A viewer named in a command: ``alice`` or ``@alice``."""
+
+    name: str
+
+
+def parse_amount(text: str) -> Amount:
+    word = text.strip().lower().replace(",", "").replace("_", "")
+    if word in ("all", "everything"):
+        return Amount(None)
+    match = _AMOUNT.match(word)
+    if match is None:
+        raise BadArgument(f"{text!r} is not an amount (try 100, 1.5k or all)")
+    number, suffix = match.groups()
+    scaled = float(number) * _SUFFIX[suffix]
+    if not scaled.is_integer():
+        raise BadArgument(f"{text!r} is not a whole number of points")
+    value = int(scaled)
+    if value <= 0:
+        raise BadArgument("the amount must be more than 0")
+    if value > MAX_AMOUNT:
+        raise BadArgument(f"{text!r} is too large")
+    return Amount(value)
+
+
+def parse_count(text: str) -> int:
+    if not re.fullmatch(r"\d{1,9}", text.strip()):
+        raise BadArgument(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def parse_target(text: str) -> Target:
+    name = text.strip().removeprefix("@")
+    if not re.fullmatch(r"[\w.\-]{1,50}", name):
+        raise BadArgument(f"{text!r} is not a viewer's name")
+    return Target(name)
+
+
+def parse_duration_arg(text: str) -> Duration:
+    try:
+        return Duration(parse_duration(text))
+    except ValueError as exc:
+        raise BadArgument(str(exc)) from None

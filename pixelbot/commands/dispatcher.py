@@ -1,0 +1,185 @@
+"""From a chat line to a command call: find the command, check permission and cooldowns,
+convert the arguments, run it, and turn any refusal into one short reply.
+
+Refusals never change anything: checks run before the command, and the economy refuses
+atomically. An unexpected crash in one command is logged and answered politely; the bot goes
+on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import types
+import typing
+from datetime import timedelta
+from typing import Any
+
+from pixelbot.commands.context import Context
+from pixelbot.commands.converters import (
+    Amount,
+    Duration,
+    Rest,
+    Target,
+    Word,
+    parse_amount,
+    parse_count,
+    parse_duration_arg,
+    parse_target,
+)
+from pixelbot.commands.core import Command
+from pixelbot.domain.durations import format_duration
+from pixelbot.errors import (
+    BadArgument,
+    BalanceLimitExceeded,
+    InsufficientFunds,
+    InvalidAmount,
+    NotPermitted,
+    OnCooldown,
+    PixelbotError,
+    RedeemRefused,
+    SelfTransfer,
+    UnknownViewer,
+)
+
+__all__ = ["CommandRouter", "render_error"]
+
+log = logging.getLogger(__name__)
+
+_PARSERS: dict[Any, Any] = {
+    Amount: parse_amount,
+    Target: parse_target,
+    int: parse_count,
+    Duration: parse_duration_arg,
+    Word: str,
+    str: str,
+}
+
+
+class CommandRouter:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def clear(self) -> None:
+        self._commands.clear()
+
+    def add(self, command: Command) -> None:
+        for name in command.names:
+            existing = self._commands.get(name)
+            if existing is not None and existing is not command:
+                raise ValueError(f"command {name!r} is defined twice")
+            self._commands[name] = command
+
+    def get(self, name: str) -> Command | None:
+        return self._commands.get(name.lower())
+
+    def all(self) -> list[Command]:
+        unique = {id(command): command for command in self._commands.values()}
+        return sorted(unique.values(), key=lambda command: command.name)
+
+    async def dispatch(self, ctx: Context, text: str) -> None:
+        """Run the command in ``text`` (already stripped of the prefix)."""
+        name, _, rest = text.strip().partition(" ")
+        ctx.invoked_with = name.lower()
+        command = self.get(name)
+        if command is None:
+            await ctx.reply(f"I don't know {ctx.prefix}{name}. Try {ctx.prefix}help")
+            return
+        try:
+            if not ctx.allowed(command.permission):
+                raise NotPermitted(command.permission)
+            args = convert_arguments(command, rest)
+            await self._check_cooldowns(ctx, command)
+            await command.invoke(ctx, *args)
+        except PixelbotError as refused:
+            await ctx.reply(render_error(refused, ctx, command))
+        except Exception:
+            log.exception("command %s crashed (message %r)", command.name, text)
+            await ctx.reply("something went wrong with that command; nothing was charged")
+
+    @staticmethod
+    async def _check_cooldowns(ctx: Context, command: Command) -> None:
+        cooldowns = ctx.bot.engine.cooldowns
+        key = f"command:{command.name}"
+        if command.global_cooldown:
+            await cooldowns.trigger(None, key, command.global_cooldown)
+        if command.user_cooldown:
+            await cooldowns.trigger(ctx.author, key, command.user_cooldown)
+
+
+def convert_arguments(command: Command, text: str) -> list[Any]:
+    """The command's parameters from the words typed; BadArgument (with usage) if they don't fit."""
+    parameters = list(inspect.signature(command.callback).parameters.values())
+    skip = 2 if command.cog is not None else 1  # self, ctx
+    hints = typing.get_type_hints(command.callback)
+    words = text.split()
+    values: list[Any] = []
+    try:
+        for parameter in parameters[skip:]:
+            kind = hints.get(parameter.name, str)
+            optional = parameter.default is not inspect.Parameter.empty
+            kind = _unwrap_optional(kind)
+            if kind is Rest:
+                rest = text.strip() if not values else _rest_after(text, len(values))
+                if not rest and not optional:
+                    raise BadArgument(f"{parameter.name} is missing")
+                values.append(Rest(rest) if rest else parameter.default)
+                return values
+            if not words:
+                if optional:
+                    values.append(parameter.default)
+                    continue
+                raise BadArgument(f"{parameter.name} is missing")
+            values.append(_PARSERS[kind](words.pop(0)))
+        if words:
+            raise BadArgument("too many words")
+    except BadArgument as problem:
+        raise BadArgument(problem.detail, command.usage) from None
+    return values
+
+
+def _unwrap_optional(kind: Any) -> Any:
+    """``Amount | None`` -> ``Amount``."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    return kind
+
+
+def _rest_after(text: str, consumed: int) -> str:
+    parts = text.strip().split(maxsplit=consumed)
+    return parts[consumed] if len(parts) > consumed else ""
+
+
+def render_error(error: PixelbotError, ctx: Context, command: Command | None = None) -> str:
+    """One short chat reply for a refusal (the caller adds the @mention)."""
+    prefix = ctx.prefix
+    match error:
+        case InsufficientFunds():
+            currency = ctx.bot.config.bot.currency
+            noun = currency.singular if error.missing == 1 else currency.plural
+            return f"you need {error.missing:,} more {noun} (you have {error.balance:,})"
+        case OnCooldown():
+            seconds = max(1, math.ceil(error.remaining))
+            name = error.key.removeprefix("command:")
+            return f"{prefix}{name} is on cooldown for {format_duration_seconds(seconds)}"
+        case BadArgument():
+            usage = f" Usage: {prefix}{error.usage}" if error.usage else ""
+            return f"{error.detail}.{usage}"
+        case NotPermitted():
+            return f"{prefix}{ctx.invoked_with} is for {error.required}s only"
+        case UnknownViewer():
+            return f"I don't know anyone called {error.name}"
+        case SelfTransfer():
+            return "you can't give points to yourself"
+        case BalanceLimitExceeded():
+            return f"that would pass the maximum balance of {ctx.points(error.limit)}"
+        case InvalidAmount():
+            return f"the amount {error.reason}"
+        case RedeemRefused():
+            return f"{prefix}{error}"
+    return str(error)
+
+
+def format_duration_seconds(seconds: int) -> str:
+    return format_duration(timedelta(seconds=seconds))

@@ -1,0 +1,153 @@
+"""Config sections for chat commands and redeems (``commands:`` and ``redeems:`` in YAML).
+
+A redeem is something a viewer buys with points. Its ``action`` says what happens on stream;
+the action's ``type`` picks the shape of the rest (a tts action has ``max_chars``, a wheel
+action names a wheel, and so on). Redeems become queue items that workers perform.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from pixelbot.config_types import Count, Duration, PositiveInt, Section, Text
+
+__all__ = [
+    "PERMISSIONS",
+    "Action",
+    "AiAction",
+    "ChatAction",
+    "CommandSettings",
+    "EffectAction",
+    "ObsAction",
+    "RedeemInput",
+    "RedeemKey",
+    "RedeemSettings",
+    "ReplyRate",
+    "SoundAction",
+    "TtsAction",
+    "WheelAction",
+]
+
+# Lowest to highest: each level includes everyone above it.
+PERMISSIONS = ("everyone", "follower", "subscriber", "vip", "moderator", "broadcaster")
+Permission = Literal["everyone", "follower", "subscriber", "vip", "moderator", "broadcaster"]
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+DEFAULT_COGS = ("points", "xp", "redeems", "moderation", "help")
+
+
+class TtsAction(Section):
+    type: Literal["tts"]
+    max_chars: PositiveInt = 200
+    prefix_username: bool = True
+
+
+class WheelAction(Section):
+    type: Literal["wheel"]
+    wheel: Text = "main"
+
+
+class EffectAction(Section):
+    type: Literal["effect"]
+    # Step shapes are checked by the effect worker's registry; here: a non-empty list.
+    steps: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class ObsAction(Section):
+    type: Literal["obs"]
+    do: Literal["clip", "scene", "toggle_source"]
+    scene: str | None = None
+    source: str | None = None
+
+
+class SoundAction(Section):
+    type: Literal["sound"]
+    file: Text
+
+
+class AiAction(Section):
+    type: Literal["ai"]
+    prompt: str | None = None
+
+
+class ChatAction(Section):
+    type: Literal["chat"]
+    message: Text
+
+
+Action = Annotated[
+    TtsAction | WheelAction | EffectAction | ObsAction | SoundAction | AiAction | ChatAction,
+    Field(discriminator="type"),
+]
+
+
+class RedeemInput(Section):
+    """Text the viewer types after the command (``!tts hello``)."""
+
+    required: bool = False
+    max_length: PositiveInt = 200
+
+
+class RedeemSettings(Section):
+    title: Text
+    cost: Count = 0
+    action: Action
+    enabled: bool = True
+    permission: Permission = "everyone"
+    cooldown: Duration = timedelta(0)  # per viewer
+    global_cooldown: Duration = timedelta(0)
+    max_per_stream: PositiveInt | None = None
+    max_per_user_per_stream: PositiveInt | None = None
+    input: RedeemInput | None = None  # None: input optional, up to the action's needs
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tts_needs_input(cls, data: Any) -> Any:
+        # A TTS redeem with nothing to say makes no sense: require input unless configured.
+        if isinstance(data, dict) and "input" not in data:
+            action = data.get("action")
+            if isinstance(action, dict) and action.get("type") == "tts":
+                limit = action.get("max_chars", 200)
+                return {**data, "input": {"required": True, "max_length": limit}}
+        return data
+
+
+class ReplyRate(Section):
+    """At most ``messages`` bot replies per channel in any ``per`` window."""
+
+    messages: PositiveInt = 20
+    per: Duration = timedelta(seconds=30)
+
+    @field_validator("per")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class CommandSettings(Section):
+    cogs: list[Text] = Field(default_factory=lambda: list(DEFAULT_COGS))
+    reply_rate: ReplyRate = Field(default_factory=ReplyRate)
+    top_size: Annotated[int, Field(ge=1, le=25)] = 5
+
+    @field_validator("cogs")
+    @classmethod
+    def _no_duplicate_cogs(cls, cogs: list[str]) -> list[str]:
+        if len(set(cogs)) != len(cogs):
+            raise ValueError("lists a cog twice")
+        return cogs
+
+
+def _redeem_key(key: str) -> str:
+    """Redeem keys become chat commands (``!tts``): lowercase letters, digits, underscores."""
+    if not _KEY.match(key):
+        raise ValueError("must be lowercase letters, digits or _ (it becomes a command)")
+    return key
+
+
+RedeemKey = Annotated[str, AfterValidator(_redeem_key)]
