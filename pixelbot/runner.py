@@ -45,7 +45,7 @@ async def run_console(
         console = ConsoleStream(bot, clock, out)
         bot.platforms.append(console)
         for name, error in (await bot.load_cogs()).items():
-            out(f"[console] cog {name} did not load: {error}")
+            out(f"[console] cog {name} {error}")
         out(f"{config.bot.name}: {console.greeting()}")
         if script is not None:
             await console.run_lines(script)

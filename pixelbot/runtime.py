@@ -47,23 +47,30 @@ class Bot:
     # -- set-up -----------------------------------------------------------------------------
 
     async def load_cogs(self) -> dict[str, str]:
-        """(Re)load the configured cogs. Returns {cog name: error} for those that failed."""
+        """(Re)load the configured cogs. Returns {cog name: problem} for those that failed
+        to load or lost a command to a name clash; the others run regardless."""
         self.router.clear()
         self.cogs.clear()
         self.cog_errors = {}
         for name in self.config.commands.cogs:
             try:
                 cog = _cog_class(name)(self)
-                commands = list(cog.commands())
-                for command in commands:
+                skipped = []
+                for command in cog.commands():
+                    if any(self.router.get(alias) for alias in command.names):
+                        skipped.append(command.name)  # e.g. a redeem named like a command
+                        continue
                     self.router.add(command)
                 await cog.on_load()
             except Exception as exc:  # one broken cog must not stop the others
                 log.exception("cog %s failed to load", name)
-                self.cog_errors[name] = f"{type(exc).__name__}: {exc}"
+                self.cog_errors[name] = f"did not load: {type(exc).__name__}: {exc}"
                 self._drop_commands_of(name)
                 continue
             self.cogs[name] = cog
+            if skipped:
+                taken = ", ".join(f"{self.config.bot.prefix}{n}" for n in skipped)
+                self.cog_errors[name] = f"loaded without {taken} (the name is taken)"
         return self.cog_errors
 
     def _drop_commands_of(self, cog_name: str) -> None:
@@ -86,14 +93,14 @@ class Bot:
         self.limiter.messages, self.limiter.per = rate.messages, rate.per
         await self.engine.catalog.load()
         errors = await self.load_cogs()
-        return [f"cog {name}: {error}" for name, error in errors.items()]
+        return [f"cog {name} {error}" for name, error in errors.items()]
 
     # -- events in, replies out -------------------------------------------------------------
 
     async def handle(self, event: Event, platform: Platform) -> Earned:
         """Everything that happens for one incoming event."""
         earned = await self.engine.earning.handle(event)
-        if earned.skipped == "duplicate":
+        if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
         channel = event.channel if isinstance(event, ChatMessage) else ""
         if earned.points > 0 and isinstance(event, THANKED):

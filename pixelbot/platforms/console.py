@@ -12,6 +12,7 @@ fixed instant and moves only on ``/tick``.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import uuid
 from collections.abc import Callable, Iterable
@@ -36,6 +37,8 @@ from pixelbot.events import (
 from pixelbot.runtime import Bot
 
 __all__ = ["OPERATOR_HELP", "ConsoleStream", "parse_chat_line"]
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "console"
 CHANNEL = "console"
@@ -118,6 +121,9 @@ class ConsoleStream:
             )
         except OperatorError as problem:
             self.out(f"[console] {problem}")
+        except Exception as crash:  # one bad line must not end the stream
+            log.exception("console line %r failed", line)
+            self.out(f"[console] that line failed: {type(crash).__name__}: {crash}")
 
     def viewer(self, name: str) -> Viewer:
         login = name.lower()
