@@ -126,6 +126,7 @@ async def test_queue_item_names_its_charge_and_refund_returns_it(
                     select(QueueItem.charge_ref).where(QueueItem.id == bought.item_id)
                 )
             ).scalar_one()
+        assert charge_ref == "redeem:x"
         refund = await engine.ledger.refund(charge_ref)
         assert refund is not None and refund.balance == 100
 
