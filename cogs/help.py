@@ -13,12 +13,12 @@ class HelpCog(Cog):
     @command(
         "help", usage="help [command]", help="List commands, or explain one.", aliases=("commands",)
     )
-    async def help(self, ctx: Context, name: Word | None = None) -> None:
+    async def help(self, ctx: Context, command: Word | None = None) -> None:
         router = self.bot.router
-        if name is not None:
-            found = router.get(name.removeprefix(ctx.prefix))
+        if command is not None:
+            found = router.get(command.removeprefix(ctx.prefix))
             if found is None or not ctx.allowed(found.permission):
-                await ctx.reply(f"I don't know {ctx.prefix}{name}")
+                await ctx.reply(f"I don't know {ctx.prefix}{command.removeprefix(ctx.prefix)}")
                 return
             await ctx.reply(f"{ctx.prefix}{found.usage}: {found.help}")
             return

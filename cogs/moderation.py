@@ -24,10 +24,10 @@ class ModerationCog(Cog):
         help="Give a viewer points (moderators).",
         permission="moderator",
     )
-    async def addpoints(self, ctx: Context, who: Target, amount: Amount) -> None:
+    async def addpoints(self, ctx: Context, viewer: Target, amount: Amount) -> None:
         if amount.value is None:
             raise BadArgument("say how many points", "addpoints <viewer> <amount>")
-        target = await ctx.lookup(who)
+        target = await ctx.lookup(viewer)
         entry = await self.bot.engine.ledger.adjust(
             target.user_id,
             amount.value,
@@ -45,8 +45,8 @@ class ModerationCog(Cog):
         help="Take points from a viewer (moderators).",
         permission="moderator",
     )
-    async def removepoints(self, ctx: Context, who: Target, amount: Amount) -> None:
-        target = await ctx.lookup(who)
+    async def removepoints(self, ctx: Context, viewer: Target, amount: Amount) -> None:
+        target = await ctx.lookup(viewer)
         value = amount.resolve(target.points)
         if value <= 0:
             await ctx.reply(f"{target.display_name} has no points to remove")

@@ -12,8 +12,8 @@ class PointsCog(Cog):
     name = "points"
 
     @command("points", usage="points [viewer]", help="Your points, or another viewer's.")
-    async def points(self, ctx: Context, who: Target | None = None) -> None:
-        if who is None:
+    async def points(self, ctx: Context, viewer: Target | None = None) -> None:
+        if viewer is None:
             wallets = self.bot.engine.wallets
             try:
                 user_id = await wallets.find_identity(ctx.author)
@@ -23,12 +23,12 @@ class PointsCog(Cog):
             summary = await wallets.summary(user_id)
             await ctx.reply(f"you have {ctx.points(summary.points)}")
             return
-        summary = await ctx.lookup(who)
+        summary = await ctx.lookup(viewer)
         await ctx.reply(f"{summary.display_name} has {ctx.points(summary.points)}")
 
     @command("give", usage="give <viewer> <amount>", help="Give some of your points away.")
-    async def give(self, ctx: Context, to: Target, amount: Amount) -> None:
-        receiver = await ctx.lookup(to)
+    async def give(self, ctx: Context, viewer: Target, amount: Amount) -> None:
+        receiver = await ctx.lookup(viewer)
         ledger = self.bot.engine.ledger
         value = amount.value
         if value is None:  # all: whatever the sender has, decided atomically in the ledger
@@ -49,8 +49,8 @@ class PointsCog(Cog):
         )
 
     @command("top", usage="top [n]", help="The viewers with the most points.")
-    async def top(self, ctx: Context, count: int | None = None) -> None:
-        size = min(count or self.bot.config.commands.top_size, 10)
+    async def top(self, ctx: Context, n: int | None = None) -> None:
+        size = min(n or self.bot.config.commands.top_size, 10)
         leaders = await self.bot.engine.wallets.top(size)
         if not leaders:
             await ctx.say("Nobody has any points yet.")

@@ -36,16 +36,16 @@ class RedeemsCog(Cog):
         usage="redeem <name> [text]",
         help="Spend points on a redeem. Moderators: redeem enable|disable <name>.",
     )
-    async def redeem(self, ctx: Context, key: Word, text: Rest | None = None) -> None:
-        toggle = TOGGLES.get(key.lower())
+    async def redeem(self, ctx: Context, name: Word, text: Rest | None = None) -> None:
+        toggle = TOGGLES.get(name.lower())
         if toggle is not None:
             await self._toggle(ctx, toggle, text)
             return
-        await self.buy(ctx, key.lower(), text)
+        await self.buy(ctx, name.lower(), text)
 
     async def _toggle(self, ctx: Context, enabled: bool, key: str | None) -> None:
         if not ctx.allowed("moderator"):
-            raise NotPermitted("moderator")
+            raise NotPermitted("moderator", "redeem enable|disable")
         if not key or " " in key.strip():
             raise BadArgument("name one redeem", "redeem enable|disable <name>")
         name = key.strip().lower()
@@ -56,7 +56,7 @@ class RedeemsCog(Cog):
         engine = self.bot.engine
         redeem = engine.catalog.require_enabled(key)
         if not ctx.allowed(redeem.permission):
-            raise NotPermitted(redeem.permission)
+            raise NotPermitted(redeem.permission, key)
         text = (text or "").strip() or None
         wanted = redeem.input
         if wanted is not None:

@@ -12,9 +12,9 @@ class XpCog(Cog):
     name = "xp"
 
     @command("level", usage="level [viewer]", help="Your level and XP, or another viewer's.")
-    async def level(self, ctx: Context, who: Target | None = None) -> None:
+    async def level(self, ctx: Context, viewer: Target | None = None) -> None:
         engine = self.bot.engine
-        if who is None:
+        if viewer is None:
             try:
                 summary = await engine.wallets.summary(
                     await engine.wallets.find_identity(ctx.author)
@@ -24,7 +24,7 @@ class XpCog(Cog):
                 return
             subject = "you are"
         else:
-            summary = await ctx.lookup(who)
+            summary = await ctx.lookup(viewer)
             subject = f"{summary.display_name} is"
         curve = engine.writer.policy.curve
         to_next = curve.total_xp_for(summary.level + 1) - summary.xp

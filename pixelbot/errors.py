@@ -22,7 +22,7 @@ one place can render any of them to chat or to the operator::
         └── OnCooldown              .key, .remaining (seconds)
     └── CommandError                a chat command was refused before anything happened
         ├── BadArgument             .usage (the command's usage line), .detail
-        └── NotPermitted            .required (the role the command needs)
+        └── NotPermitted            .required (the role needed), .what
 """
 
 from __future__ import annotations
@@ -183,6 +183,7 @@ class BadArgument(CommandError):
 
 
 class NotPermitted(CommandError):
-    def __init__(self, required: str) -> None:
+    def __init__(self, required: str, what: str | None = None) -> None:
         self.required = required
+        self.what = what  # what was refused (a redeem's name); None: the command itself
         super().__init__(f"only for {required}s and up")

@@ -102,7 +102,7 @@ class Bot:
         earned = await self.engine.earning.handle(event)
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
-        channel = event.channel if isinstance(event, ChatMessage) else ""
+        channel = event.channel if isinstance(event, ChatMessage) else platform.default_channel
         if earned.points > 0 and isinstance(event, THANKED):
             await self.send(platform, channel, self._thanks(event, earned))
         if earned.level_up is not None:

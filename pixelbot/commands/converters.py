@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import NewType
 
 from pixelbot.domain.durations import parse_duration
@@ -68,15 +69,16 @@ def parse_amount(text: str) -> Amount:
     if match is None:
         raise BadArgument(f"{text!r} is not an amount (try 100, 1.5k or all)")
     number, suffix = match.groups()
-    scaled = float(number) * _SUFFIX[suffix]
-    if not scaled.is_integer():
-        raise BadArgument(f"{text!r} is not a whole number of points")
-    value = int(scaled)
-    if value <= 0:
-        raise BadArgument("the amount must be more than 0")
-    if value > MAX_AMOUNT:
+    if len(number) > 20:
         raise BadArgument(f"{text!r} is too large")
-    return Amount(value)
+    scaled = Decimal(number) * _SUFFIX[suffix]  # decimal: 4.1m is exactly 4,100,000
+    if scaled > MAX_AMOUNT:
+        raise BadArgument(f"{text!r} is too large")
+    if scaled % 1 != 0:
+        raise BadArgument(f"{text!r} is not a whole number of points")
+    if scaled <= 0:
+        raise BadArgument("the amount must be more than 0")
+    return Amount(int(scaled))
 
 
 def parse_count(text: str) -> int:

@@ -35,11 +35,13 @@ from pixelbot.errors import (
     BalanceLimitExceeded,
     InsufficientFunds,
     InvalidAmount,
+    LimitReached,
     NotPermitted,
     OnCooldown,
     PixelbotError,
-    RedeemRefused,
+    RedeemDisabled,
     SelfTransfer,
+    UnknownRedeem,
     UnknownViewer,
 )
 
@@ -84,7 +86,8 @@ class CommandRouter:
         ctx.invoked_with = name.lower()
         command = self.get(name)
         if command is None:
-            await ctx.reply(f"I don't know {ctx.prefix}{name}. Try {ctx.prefix}help")
+            hint = f". Try {ctx.prefix}help" if self.get("help") else ""
+            await ctx.reply(f"I don't know {ctx.prefix}{name}{hint}")
             return
         try:
             if not ctx.allowed(command.permission):
@@ -123,14 +126,14 @@ def convert_arguments(command: Command, text: str) -> list[Any]:
             if kind is Rest:
                 rest = text.strip() if not values else _rest_after(text, len(values))
                 if not rest and not optional:
-                    raise BadArgument(f"{parameter.name} is missing")
+                    raise BadArgument(f"<{parameter.name}> is missing")
                 values.append(Rest(rest) if rest else parameter.default)
                 return values
             if not words:
                 if optional:
                     values.append(parameter.default)
                     continue
-                raise BadArgument(f"{parameter.name} is missing")
+                raise BadArgument(f"<{parameter.name}> is missing")
             values.append(_PARSERS[kind](words.pop(0)))
         if words:
             raise BadArgument("too many words")
@@ -167,7 +170,7 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
             usage = f" Usage: {prefix}{error.usage}" if error.usage else ""
             return f"{error.detail}.{usage}"
         case NotPermitted():
-            return f"{prefix}{ctx.invoked_with} is for {error.required}s only"
+            return f"{prefix}{error.what or ctx.invoked_with} is for {error.required}s only"
         case UnknownViewer():
             return f"I don't know anyone called {error.name}"
         case SelfTransfer():
@@ -176,7 +179,11 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
             return f"that would pass the maximum balance of {ctx.points(error.limit)}"
         case InvalidAmount():
             return f"the amount {error.reason}"
-        case RedeemRefused():
+        case UnknownRedeem():
+            return f"there is no redeem called {prefix}{error.key}; {prefix}redeems lists them"
+        case RedeemDisabled():
+            return f"{prefix}{error.key} is switched off right now"
+        case LimitReached():
             return f"{prefix}{error}"
     return str(error)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
-__all__ = ["cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award"]
+__all__ = ["MAX_AWARD", "cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award"]
 
 
 def sub_award(points: int, tier: int, tiers: dict[int, float]) -> int:
@@ -15,14 +15,20 @@ def sub_award(points: int, tier: int, tiers: dict[int, float]) -> int:
     return per_unit(points, tiers.get(tier, 1.0))
 
 
+MAX_AWARD = 10**12  # no platform payload, however odd, pays more than this in one go
+
+
 def per_unit(amount: Decimal | int, rate: float) -> int:
     """``amount * rate`` rounded down, computed in decimal so 0.1 + 0.2 stays exact."""
     value = Decimal(amount) * Decimal(str(rate))
-    return int(value.to_integral_value(rounding=ROUND_FLOOR)) if value > 0 else 0
+    if not value.is_finite() or value <= 0:
+        return 0
+    capped = value if value < MAX_AWARD else Decimal(MAX_AWARD)
+    return int(capped.to_integral_value(rounding=ROUND_FLOOR))
 
 
 def cheer_award(bits: int, per_100_bits: int) -> int:
-    return max(0, bits) * per_100_bits // 100
+    return min(max(0, bits) * per_100_bits // 100, MAX_AWARD)
 
 
 def raid_award(viewers: int, per_viewer: float, max_points: int | None) -> int:

@@ -115,8 +115,9 @@ class Needs:
     event_refs: set[str] = field(default_factory=set)
     charges: set[str] = field(default_factory=set)
     global_cooldowns: set[str] = field(default_factory=set)
-    # redeem key -> the instant its per-stream counts start (see economy/redeems.py)
-    redeem_counts: dict[str, datetime] = field(default_factory=dict)
+    # redeem key -> (live stream session id, or None with the instant the offline stretch
+    # began): the window its per-stream limits count in (see economy/redeems.py)
+    redeem_counts: dict[str, tuple[int | None, datetime]] = field(default_factory=dict)
     queue_items: int = 0  # how many queue item ids to reserve
 
     def viewer(self, viewer: Viewer) -> None:

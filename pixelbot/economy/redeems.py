@@ -55,7 +55,7 @@ class _Redeem:
         needs.event_refs.add(self.ref)
         needs.global_cooldowns.add(self.cooldown_key)
         if self.settings.max_per_stream or self.settings.max_per_user_per_stream:
-            needs.redeem_counts[self.key] = self.counts_since
+            needs.redeem_counts[self.key] = (self.stream_session_id, self.counts_since)
         needs.queue_items += 1
 
     @property

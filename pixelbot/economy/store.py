@@ -251,19 +251,28 @@ async def _load_cooldowns(
 
 
 async def _load_redeem_counts(
-    conn: AsyncConnection, since: dict[str, datetime], batch: Batch, db: Database
+    conn: AsyncConnection,
+    windows: dict[str, tuple[int | None, datetime]],
+    batch: Batch,
+    db: Database,
 ) -> None:
-    """Live (not cancelled or failed) queue items per redeem and viewer since each start."""
-    by_start: dict[datetime, list[str]] = defaultdict(list)
-    for key, start in since.items():
-        by_start[start].append(key)
-    for start, keys in by_start.items():
+    """Live (not cancelled or failed) queue items per redeem and viewer in each window: the
+    live stream session, or, offline, items bought offline since the last stream ended."""
+    by_window: dict[tuple[int | None, datetime], list[str]] = defaultdict(list)
+    for key, window in windows.items():
+        by_window[window].append(key)
+    for (session_id, since), keys in by_window.items():
+        in_window = (
+            QUEUE_ITEMS.c.stream_session_id == session_id
+            if session_id is not None
+            else QUEUE_ITEMS.c.stream_session_id.is_(None) & (QUEUE_ITEMS.c.created_at >= since)
+        )
         result = await conn.execute(
             select(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id, func.count())
             .where(
                 db.member_of(QUEUE_ITEMS.c.redeem_key, keys),
                 QUEUE_ITEMS.c.status.in_(LIVE_STATUSES),
-                QUEUE_ITEMS.c.created_at >= start,
+                in_window,
             )
             .group_by(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id)
         )

@@ -10,6 +10,8 @@ __all__ = ["Platform"]
 
 class Platform(Protocol):
     name: str
+    # Where announcements about non-chat events (a follow, a raid) go.
+    default_channel: str
 
     async def send(self, channel: str, text: str) -> None:
         """Say ``text`` in ``channel`` (already rate-limited by the bot)."""

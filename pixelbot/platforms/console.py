@@ -77,6 +77,7 @@ class ConsoleStream:
     clock: Clock
     out: Callable[[str], None] = print
     name: str = PLATFORM
+    default_channel: str = CHANNEL
     roles: dict[str, set[str]] = field(default_factory=dict)
     stopped: bool = False
 
@@ -178,8 +179,8 @@ class ConsoleStream:
             value = Decimal(amount)
         except InvalidOperation:
             raise OperatorError(f"{amount!r} is not an amount") from None
-        if not value.is_finite() or value <= 0:
-            raise OperatorError("a tip must be more than 0")
+        if not value.is_finite() or not 0 < value <= 1_000_000:
+            raise OperatorError("a tip must be more than 0 and at most 1000000")
         await self._emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
 
     async def _cheer(self, args: list[str]) -> None:

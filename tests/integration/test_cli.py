@@ -313,9 +313,7 @@ def test_no_subcommand_runs_the_console(good: Path, db_file: Path) -> None:
 def test_console_says_when_it_does_not_understand(good: Path) -> None:
     result = bot("run", "--config", good, stdin="hello there\n\n/quit\n")
     assert result.returncode == 0
-    assert result.stdout == (
-        GREETING + "[console] type 'name: message' to chat, or /help\n" + BYE
-    )
+    assert result.stdout == (GREETING + "[console] type 'name: message' to chat, or /help\n" + BYE)
 
 
 # ----------------------------------------------------------------------------- DATABASE_URL

@@ -255,7 +255,7 @@ REFUSALS = [
         "alice: !give bob 99999999999999",
         f"@alice '99999999999999' is too large. {GIVE_USAGE}",
     ),
-    ("give-missing-amount", [], "alice: !give bob", f"@alice amount is missing. {GIVE_USAGE}"),
+    ("give-missing-amount", [], "alice: !give bob", f"@alice <amount> is missing. {GIVE_USAGE}"),
     ("give-extra-words", [], "alice: !give bob 5 now", f"@alice too many words. {GIVE_USAGE}"),
     ("give-self", [], "alice: !give alice 5", "@alice you can't give points to yourself"),
     ("give-self-mention", [], "alice: !give @ALICE 5", "@alice you can't give points to yourself"),
@@ -277,7 +277,7 @@ REFUSALS = [
         "toggle-by-a-viewer",
         [],
         "alice: !redeem disable spin",
-        "@alice !redeem is for moderators only",
+        "@alice !redeem enable|disable is for moderators only",
     ),
     ("redeem-unaffordable", [], "bob: !spin", "@bob you need 99 more pixels (you have 1)"),
     (
@@ -340,11 +340,6 @@ async def test_a_refusal_replies_and_changes_nothing(
         assert (await verify(bot.bot.engine.db)).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: render_error (dispatcher.py, case RedeemRefused) prefixes every redeem refusal "
-    "with the command prefix, which reads '!there is no redeem called ...' for UnknownRedeem",
-)
 async def test_an_unknown_redeem_is_named_clearly(config: Config, db_path: Path) -> None:
     async with session(config) as bot:
         await bot.run(*SETUP)
@@ -352,8 +347,8 @@ async def test_an_unknown_redeem_is_named_clearly(config: Config, db_path: Path)
         replies = await bot.run("alice: !redeem nosuch", "mia: !redeem disable nosuch")
         assert state(db_path) == was
         assert replies == [
-            "Pixel: @alice there is no redeem called 'nosuch'",
-            "Pixel: @mia there is no redeem called 'nosuch'",
+            "Pixel: @alice there is no redeem called !nosuch; !redeems lists them",
+            "Pixel: @mia there is no redeem called !nosuch; !redeems lists them",
         ]
 
 
@@ -453,12 +448,6 @@ async def test_per_stream_limits_reset_on_a_new_stream(config: Config, db_path: 
     await assert_verified(config)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: per-stream limits count queue items by time (store._load_redeem_counts: "
-    "created_at >= started_at), not by stream_session_id, so a stream restarted at the same "
-    "instant (scripted /offline + /live without /tick) still counts the last stream's redeems",
-)
 async def test_a_new_stream_resets_limits_even_at_the_same_instant(config: Config) -> None:
     lines = await transcript(
         config,
@@ -628,12 +617,6 @@ async def test_a_flood_gets_at_most_the_reply_rate(db_path: Path) -> None:
     assert balances(db_path) == {"alice": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Bot.handle (runtime.py) sends thanks and level-ups of non-chat events to "
-    "channel '' while chat replies go to 'console', so they are limited in a separate bucket "
-    "and the one console chat gets twice the configured reply rate",
-)
 async def test_thanks_count_against_the_same_reply_rate(db_path: Path) -> None:
     lines = await transcript(flooding(db_path), ["alice: !points"] * 5 + ["/follow bob"])
     assert lines == [GREETING] + ["Pixel: @alice you have 1 pixel"] * 5
@@ -705,7 +688,7 @@ async def test_a_cog_that_fails_to_load_is_reported_and_the_rest_start(db_path: 
         "No module named 'cogs.nosuchcog'",
         GREETING,
         "Pixel: @alice you have 1 pixel",
-        "Pixel: @alice I don't know !tts. Try !help",  # the redeems cog is not listed
+        "Pixel: @alice I don't know !tts",  # the redeems cog is not listed
     ]
 
 
@@ -764,8 +747,8 @@ async def test_bad_operator_lines_are_reported_and_the_script_goes_on(
         "[console] 'abc' is not an amount",
         "[console] months must be a whole number from 1 to 1000000",
         "[console] unknown operator line /frobnicate; /help lists them",
-        "[console] a tip must be more than 0",
-        "[console] a tip must be more than 0",
+        "[console] a tip must be more than 0 and at most 1000000",
+        "[console] a tip must be more than 0 and at most 1000000",
         "[console] tier must be 1, 2 or 3",
         "[console] count must be a whole number from 1 to 1000000",
         "[console] viewers must be a whole number from 1 to 1000000",
@@ -795,12 +778,6 @@ async def test_a_line_that_crashes_changes_nothing_and_the_stream_goes_on(
     await assert_verified(config)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: /tip has no upper bound (console._tip; the other operator lines stop at "
-    "1000000) and tip XP is not capped, so /tip bob 1e400 reaches SQLite and fails with "
-    "OverflowError instead of a clear [console] refusal",
-)
 async def test_an_absurd_tip_is_refused_clearly(config: Config, db_path: Path) -> None:
     lines = await transcript(config, ["/tip bob 1e400", "/tip bob 5"])
     assert len(lines) == 3
