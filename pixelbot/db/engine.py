@@ -73,6 +73,12 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def writer_connection(self) -> AsyncConnection:
+        """A connection of its own for a long-lived writer (its page cache stays warm)."""
+        conn = await self.engine.connect()
+        await conn.execution_options(**{_WRITE_OPTION: True})
+        return conn
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:

@@ -21,6 +21,8 @@ import logging
 from collections import deque
 from typing import Any, Generic, Protocol, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
 from pixelbot.economy import store
@@ -66,6 +68,7 @@ class Writer:
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
         self._stopping = False
         self.batches = 0  # statistics, for benchmarks and the dashboard
         self.operations = 0
@@ -83,6 +86,7 @@ class Writer:
         self._wakeup.set()
         await self._task
         self._task = None
+        await self._drop_connection()
 
     async def submit(self, op: Operation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once that batch is committed."""
@@ -109,10 +113,26 @@ class Writer:
             pending = [self._queue.popleft() for _ in range(take)]
             await self._process(pending)
 
+    async def _connection(self) -> AsyncConnection:
+        # One connection for the writer's life: SQLite's page cache is per connection, and a
+        # pool handing out a different one per batch would start each batch with a cold cache.
+        if self._conn is None:
+            self._conn = await self.db.writer_connection()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.close()
+            except Exception:
+                log.debug("closing a failed writer connection failed too", exc_info=True)
+
     async def _process(self, pending: list[_Pending]) -> None:
         try:
             outcomes = await self._commit(pending)
         except Exception as exc:
+            await self._drop_connection()  # a fresh one for the next try, whatever broke
             if len(pending) > 1:
                 log.warning("batch of %d failed (%s); retrying one by one", len(pending), exc)
                 for item in pending:
@@ -130,7 +150,8 @@ class Writer:
         needs = Needs()
         for item in pending:
             item.op.needs(needs)
-        async with self.db.write() as conn:
+        conn = await self._connection()
+        async with conn.begin():
             batch = Batch(self.clock.now(), self.policy)
             await store.load(conn, needs, batch, self.db)
             outcomes: list[Any] = []
