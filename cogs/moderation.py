@@ -47,17 +47,19 @@ class ModerationCog(Cog):
     )
     async def removepoints(self, ctx: Context, viewer: Target, amount: Amount) -> None:
         target = await ctx.lookup(viewer)
-        value = amount.resolve(target.points)
-        if value <= 0:
+        ledger, ref = self.bot.engine.ledger, f"adjust:{ctx.message.ref}"
+        if amount.value is None:
+            entry = await ledger.remove_all(
+                target.user_id, actor=_actor(ctx), reason="moderator", ref=ref
+            )
+        else:
+            entry = await ledger.adjust(
+                target.user_id, -amount.value, actor=_actor(ctx), reason="moderator", ref=ref
+            )
+        value = -entry.amount
+        if value == 0:
             await ctx.reply(f"{target.display_name} has no points to remove")
             return
-        entry = await self.bot.engine.ledger.adjust(
-            target.user_id,
-            -value,
-            actor=_actor(ctx),
-            reason="moderator",
-            ref=f"adjust:{ctx.message.ref}",
-        )
         await ctx.reply(
             f"removed {ctx.points(value)} from {target.display_name} (now {entry.balance:,})"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pixelbot.commands.context import Context
 from pixelbot.commands.converters import Amount, Target
 from pixelbot.commands.core import Cog, command
-from pixelbot.errors import InsufficientFunds, UnknownViewer
+from pixelbot.errors import UnknownViewer
 
 
 class PointsCog(Cog):
@@ -29,22 +29,12 @@ class PointsCog(Cog):
     @command("give", usage="give <viewer> <amount>", help="Give some of your points away.")
     async def give(self, ctx: Context, viewer: Target, amount: Amount) -> None:
         receiver = await ctx.lookup(viewer)
-        ledger = self.bot.engine.ledger
-        value = amount.value
-        if value is None:  # all: whatever the sender has, decided atomically in the ledger
-            wallets = self.bot.engine.wallets
-            try:
-                balance = (await wallets.summary(await wallets.find_identity(ctx.author))).points
-            except UnknownViewer:
-                balance = 0
-            if balance <= 0:
-                raise InsufficientFunds(0, 1)
-            value = balance
-        transfer = await ledger.transfer(
-            ctx.author, receiver.user_id, value, ref=f"give:{ctx.message.ref}"
+        # amount.value is None for "all": the ledger decides how much, on the locked balance
+        transfer = await self.bot.engine.ledger.transfer(
+            ctx.author, receiver.user_id, amount.value, ref=f"give:{ctx.message.ref}"
         )
         await ctx.reply(
-            f"gave {ctx.points(value)} to {receiver.display_name} "
+            f"gave {ctx.points(transfer.received.amount)} to {receiver.display_name} "
             f"(you have {transfer.sent.balance:,} left)"
         )
 

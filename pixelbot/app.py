@@ -60,8 +60,9 @@ class Engine:
 
     def apply_config(self, config: Config) -> None:
         """Take a reloaded configuration. (The database URL needs a restart.)"""
+        policy = policy_from_config(config)  # first: if this fails, nothing has changed
         self.config = config
-        self.writer.policy = policy_from_config(config)
+        self.writer.policy = policy
         self.earning.settings = config.economy
         self.catalog.replace(config.redeems)
 

@@ -47,9 +47,11 @@ from pixelbot.config_types import (
     Rate,
     Section,
     Text,
+    check_placeholders,
     integer,
     number,
 )
+from pixelbot.domain.xp import XpCurve as DomainXpCurve
 from pixelbot.errors import ConfigError, ConfigIssue
 
 __all__ = [
@@ -315,10 +317,26 @@ class XpCurve(Section):
     # The curve precomputes one threshold per level: keep that table a sane size.
     max_level: Annotated[int, BeforeValidator(integer), Field(ge=1, le=100_000)] = 9999
 
+    @model_validator(mode="after")
+    def _computable(self) -> Self:
+        try:
+            DomainXpCurve(self.kind, self.base, self.exponent, self.max_level)
+        except OverflowError:
+            message = f"is too steep: XP for level {self.max_level} does not fit in a number"
+            raise FieldProblems([(("exponent",), message)]) from None
+        return self
+
 
 class LevelReward(Section):
     points: Count = 0
     message: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _known_placeholders(cls, message: str | None) -> str | None:
+        if message is not None:
+            check_placeholders(message, {"user", "level"})
+        return message
 
 
 class XpSettings(Section):

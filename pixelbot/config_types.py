@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,7 +17,17 @@ from pydantic import (
 
 from pixelbot.domain.durations import parse_duration
 
-__all__ = ["Count", "Duration", "PositiveInt", "Rate", "Section", "Text", "integer", "number"]
+__all__ = [
+    "Count",
+    "Duration",
+    "PositiveInt",
+    "Rate",
+    "Section",
+    "Text",
+    "check_placeholders",
+    "integer",
+    "number",
+]
 
 
 # ----------------------------------------------------------------------------- field types
@@ -64,3 +75,18 @@ class Section(BaseModel):
     def _null_means_defaults(cls, data: Any) -> Any:
         # `earn:` with every child commented out parses as null: read it as "all defaults".
         return {} if data is None else data
+
+
+def check_placeholders(template: str, allowed: set[str]) -> None:
+    """A chat template may use only the ``{placeholders}`` the bot fills in."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(
+            f"is not a valid message template ({exc}); write {{{{ for a brace"
+        ) from None
+    unknown = sorted({name for name in fields if name not in allowed})
+    if unknown:
+        names = ", ".join("{" + name + "}" for name in unknown)
+        usable = ", ".join("{" + name + "}" for name in sorted(allowed))
+        raise ValueError(f"uses {names}; usable here: {usable}")

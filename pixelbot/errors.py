@@ -13,6 +13,7 @@ one place can render any of them to chat or to the operator::
         ├── InvalidAmount           .amount, .reason
         ├── SelfTransfer            .user_id
         ├── UnknownViewer           .name, .platform
+        ├── AmbiguousViewer         .name (several viewers go by it)
         ├── UnknownCharge           .ref
         ├── NotRefundable           .ref, .reason
         ├── RedeemRefused           .key
@@ -30,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AmbiguousViewer",
     "BadArgument",
     "BalanceLimitExceeded",
     "CommandError",
@@ -123,6 +125,12 @@ class UnknownViewer(EconomyError):
         self.platform = platform
         where = f" on {platform}" if platform else ""
         super().__init__(f"no viewer named {name!r}{where}")
+
+
+class AmbiguousViewer(EconomyError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"several viewers are called {name!r}")
 
 
 class UnknownCharge(EconomyError):

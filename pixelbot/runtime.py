@@ -87,8 +87,12 @@ class Bot:
             config = load_config(self.config_path)
         except ConfigError as exc:
             return [str(issue) for issue in exc.issues]
+        try:
+            self.engine.apply_config(config)  # builds the new policy first; may refuse
+        except Exception as exc:
+            log.exception("reloaded config could not be applied")
+            return [f"the new configuration could not be applied: {exc}"]
         self.config = config
-        self.engine.apply_config(config)
         rate = config.commands.reply_rate
         self.limiter.messages, self.limiter.per = rate.messages, rate.per
         await self.engine.catalog.load()
@@ -149,12 +153,13 @@ class Bot:
         level_up = earned.level_up
         assert level_up is not None
         messages = {level: message for level, _points, message in level_up.rewards if message}
-        text = messages.get(level_up.new_level, DEFAULT_LEVEL_MESSAGE)
-        await self.send(
-            platform,
-            channel,
-            text.format(user=level_up.display_name, level=level_up.new_level),
-        )
+        template = messages.get(level_up.new_level, DEFAULT_LEVEL_MESSAGE)
+        values = {"user": level_up.display_name, "level": level_up.new_level}
+        try:
+            text = template.format(**values)
+        except (KeyError, IndexError, ValueError):  # validated at load; never lose the line
+            text = DEFAULT_LEVEL_MESSAGE.format(**values)
+        await self.send(platform, channel, text)
 
 
 def _cog_class(name: str) -> type[Cog]:

@@ -31,6 +31,7 @@ from pixelbot.commands.converters import (
 from pixelbot.commands.core import Command
 from pixelbot.domain.durations import format_duration
 from pixelbot.errors import (
+    AmbiguousViewer,
     BadArgument,
     BalanceLimitExceeded,
     InsufficientFunds,
@@ -44,6 +45,7 @@ from pixelbot.errors import (
     UnknownRedeem,
     UnknownViewer,
 )
+from pixelbot.events import Viewer
 
 __all__ = ["CommandRouter", "render_error"]
 
@@ -93,22 +95,27 @@ class CommandRouter:
             if not ctx.allowed(command.permission):
                 raise NotPermitted(command.permission)
             args = convert_arguments(command, rest)
-            await self._check_cooldowns(ctx, command)
+            slots = _cooldown_slots(ctx, command)
+            if slots:
+                await ctx.bot.engine.cooldowns.check(*((w, k) for w, k, _ in slots))
             await command.invoke(ctx, *args)
+            if slots:  # a refused command (an exception above) spends no cooldown
+                await ctx.bot.engine.cooldowns.start(*slots)
         except PixelbotError as refused:
             await ctx.reply(render_error(refused, ctx, command))
         except Exception:
             log.exception("command %s crashed (message %r)", command.name, text)
             await ctx.reply("something went wrong with that command; nothing was charged")
 
-    @staticmethod
-    async def _check_cooldowns(ctx: Context, command: Command) -> None:
-        cooldowns = ctx.bot.engine.cooldowns
-        key = f"command:{command.name}"
-        if command.global_cooldown:
-            await cooldowns.trigger(None, key, command.global_cooldown)
-        if command.user_cooldown:
-            await cooldowns.trigger(ctx.author, key, command.user_cooldown)
+
+def _cooldown_slots(ctx: Context, command: Command) -> list[tuple[Viewer | None, str, timedelta]]:
+    key = f"command:{command.name}"
+    slots: list[tuple[Viewer | None, str, timedelta]] = []
+    if command.global_cooldown:
+        slots.append((None, key, command.global_cooldown))
+    if command.user_cooldown:
+        slots.append((ctx.author, key, command.user_cooldown))
+    return slots
 
 
 def convert_arguments(command: Command, text: str) -> list[Any]:
@@ -173,6 +180,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
             return f"{prefix}{error.what or ctx.invoked_with} is for {error.required}s only"
         case UnknownViewer():
             return f"I don't know anyone called {error.name}"
+        case AmbiguousViewer():
+            return f"several viewers are called {error.name}; use their login name"
         case SelfTransfer():
             return "you can't give points to yourself"
         case BalanceLimitExceeded():

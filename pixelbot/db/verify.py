@@ -212,11 +212,13 @@ async def _check_queue_refunds(conn: AsyncConnection, report: VerifyReport) -> N
         .select_from(QUEUE_ITEMS)
         .outerjoin(TRANSACTIONS, TRANSACTIONS.c.refund_of == QUEUE_ITEMS.c.charge_ref)
         .where(
-            and_(
-                QUEUE_ITEMS.c.status.in_(["failed", "cancelled"]),
-                QUEUE_ITEMS.c.charge_ref.is_not(None),
-                TRANSACTIONS.c.id.is_(None),
-            )
+            QUEUE_ITEMS.c.status.in_(["failed", "cancelled"]),
+            or_(
+                # paid for, but no refund points at the charge
+                and_(QUEUE_ITEMS.c.charge_ref.is_not(None), TRANSACTIONS.c.id.is_(None)),
+                # said to cost points, but names no charge that could be refunded
+                and_(QUEUE_ITEMS.c.charge_ref.is_(None), QUEUE_ITEMS.c.cost > 0),
+            ),
         )
     )
     for row in rows:
@@ -224,7 +226,9 @@ async def _check_queue_refunds(conn: AsyncConnection, report: VerifyReport) -> N
             Violation(
                 "queue_refund",
                 f"queue item {row.id} is {row.status} but its charge {row.charge_ref!r} "
-                "was never refunded",
+                "was never refunded"
+                if row.charge_ref is not None
+                else f"queue item {row.id} is {row.status}, cost points and names no charge",
                 row.user_id,
             )
         )

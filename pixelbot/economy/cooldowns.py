@@ -45,6 +45,46 @@ class _Trigger:
         batch.start_cooldown(scope, self.key, self.duration)
 
 
+@dataclass(frozen=True)
+class _Check:
+    """Refuse (OnCooldown) if any of the cooldowns is running; start nothing."""
+
+    slots: tuple[tuple[Wallet | None, str], ...]
+
+    def needs(self, needs: Needs) -> None:
+        for wallet, key in self.slots:
+            if wallet is None:
+                needs.global_cooldowns.add(key)
+            else:
+                needs.wallet(wallet)
+
+    def apply(self, batch: Batch) -> None:
+        for wallet, key in self.slots:
+            scope = GLOBAL_SCOPE if wallet is None else user_scope(batch.wallet(wallet).user_id)
+            remaining = batch.cooldown_remaining(scope, key)
+            if remaining > 0:
+                raise OnCooldown(key, remaining)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Start (or restart) cooldowns unconditionally."""
+
+    slots: tuple[tuple[Wallet | None, str, timedelta], ...]
+
+    def needs(self, needs: Needs) -> None:
+        for wallet, key, _length in self.slots:
+            if wallet is None:
+                needs.global_cooldowns.add(key)
+            else:
+                needs.wallet(wallet)
+
+    def apply(self, batch: Batch) -> None:
+        for wallet, key, length in self.slots:
+            scope = GLOBAL_SCOPE if wallet is None else user_scope(batch.wallet(wallet).user_id)
+            batch.start_cooldown(scope, key, length)
+
+
 class Cooldowns:
     def __init__(self, writer: Writer, db: Database, clock: Clock) -> None:
         self._writer = writer
@@ -56,6 +96,14 @@ class Cooldowns:
 
         Raises OnCooldown (with the seconds remaining) if it is still running."""
         await self._writer.submit(_Trigger(wallet, key, duration))
+
+    async def check(self, *slots: tuple[Wallet | None, str]) -> None:
+        """Raise OnCooldown if any (wallet or None for global, key) cooldown is running."""
+        await self._writer.submit(_Check(tuple(slots)))
+
+    async def start(self, *slots: tuple[Wallet | None, str, timedelta]) -> None:
+        """Start cooldowns, e.g. after the command they guard has succeeded."""
+        await self._writer.submit(_Start(tuple(slots)))
 
     async def remaining(self, user_id: int | None, key: str) -> float:
         """Seconds left on a cooldown (0.0 when it is not running)."""

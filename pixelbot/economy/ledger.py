@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pixelbot.economy.batch import ADJUST, GRANT, SPEND, TRANSFER, Batch, Needs, Wallet
 from pixelbot.economy.writer import Writer
-from pixelbot.errors import InvalidAmount, SelfTransfer
+from pixelbot.errors import InsufficientFunds, InvalidAmount, SelfTransfer
 
 __all__ = ["Ledger", "LedgerEntry", "Transfer", "Wallet"]
 
@@ -42,7 +42,7 @@ class _Post:
     """A grant (amount > 0, refused above the cap), spend or adjust (either sign)."""
 
     wallet: Wallet
-    amount: int
+    amount: int | None  # None (adjust only): everything the wallet holds
     reason: str
     ref: str
     actor: str | None
@@ -56,7 +56,15 @@ class _Post:
         account = batch.wallet(self.wallet)
         if batch.has_tx_ref(self.ref):
             return LedgerEntry(account.user_id, 0, account.points, self.ref, duplicate=True)
-        if self.amount > 0 and self.kind != SPEND:
+        if self.amount is None:  # take everything, decided here, on the locked balance
+            if account.points == 0:
+                return LedgerEntry(account.user_id, 0, 0, self.ref)
+            cost = account.points
+            balance = batch.debit(
+                account, cost, kind=self.kind, reason=self.reason, ref=self.ref, actor=self.actor
+            )
+            signed = -cost
+        elif self.amount > 0 and self.kind != SPEND:
             balance = batch.credit(
                 account,
                 self.amount,
@@ -85,7 +93,7 @@ class _Post:
 class _Transfer:
     sender: Wallet
     receiver: Wallet
-    amount: int
+    amount: int | None  # None: everything the sender holds
     ref: str
 
     def needs(self, needs: Needs) -> None:
@@ -103,21 +111,24 @@ class _Transfer:
                 LedgerEntry(sender.user_id, 0, sender.points, self.ref, duplicate=True),
                 LedgerEntry(receiver.user_id, 0, receiver.points, self.ref, duplicate=True),
             )
+        amount = sender.points if self.amount is None else self.amount
+        if amount == 0:
+            raise InsufficientFunds(0, 1)
         out = batch.debit(
-            sender, self.amount, kind=TRANSFER, reason="transfer_out", ref=f"{self.ref}:out"
+            sender, amount, kind=TRANSFER, reason="transfer_out", ref=f"{self.ref}:out"
         )
         into = batch.credit(
-            receiver, self.amount, kind=TRANSFER, reason="transfer_in", ref=f"{self.ref}:in"
+            receiver, amount, kind=TRANSFER, reason="transfer_in", ref=f"{self.ref}:in"
         )
         batch.log(
             "transfer",
             user_id=sender.user_id,
             cause_ref=self.ref,
-            payload={"to": receiver.user_id, "amount": self.amount},
+            payload={"to": receiver.user_id, "amount": amount},
         )
         return Transfer(
-            LedgerEntry(sender.user_id, -self.amount, out, f"{self.ref}:out"),
-            LedgerEntry(receiver.user_id, self.amount, into, f"{self.ref}:in"),
+            LedgerEntry(sender.user_id, -amount, out, f"{self.ref}:out"),
+            LedgerEntry(receiver.user_id, amount, into, f"{self.ref}:in"),
         )
 
 
@@ -190,10 +201,19 @@ class Ledger:
         op = _Post(wallet, delta, reason, ref or new_ref("adjust"), actor, ADJUST)
         return await self._writer.submit(op)
 
+    async def remove_all(
+        self, wallet: Wallet, *, actor: str, reason: str = "adjust", ref: str | None = None
+    ) -> LedgerEntry:
+        """A moderator empties a wallet (amount 0 and no ledger row if it was empty)."""
+        op = _Post(wallet, None, reason, ref or new_ref("adjust"), actor, ADJUST)
+        return await self._writer.submit(op)
+
     async def transfer(
-        self, sender: Wallet, receiver: Wallet, amount: int, *, ref: str | None = None
+        self, sender: Wallet, receiver: Wallet, amount: int | None, *, ref: str | None = None
     ) -> Transfer:
-        _positive(amount)
+        """Move points between wallets; ``amount=None`` moves everything the sender has."""
+        if amount is not None:
+            _positive(amount)
         return await self._writer.submit(
             _Transfer(sender, receiver, amount, ref or new_ref("transfer"))
         )

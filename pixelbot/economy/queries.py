@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from pixelbot.db.engine import Database
 from pixelbot.economy.store import IDENTITIES, USERS
-from pixelbot.errors import UnknownViewer
+from pixelbot.errors import AmbiguousViewer, UnknownViewer
 from pixelbot.events import Viewer
 
 __all__ = ["WalletSummary", "Wallets"]
@@ -47,12 +47,21 @@ class Wallets:
         wanted = name.removeprefix("@").strip().lower()
         async with self._db.read() as conn:
             for column in (IDENTITIES.c.login, IDENTITIES.c.display_name):
-                query = select(IDENTITIES.c.user_id).where(func.lower(column) == wanted)
+                query = (
+                    select(IDENTITIES.c.user_id)
+                    .where(func.lower(column) == wanted)
+                    .distinct()
+                    .limit(2)
+                )
                 if platform is not None:
                     query = query.where(IDENTITIES.c.platform == platform)
-                found = (await conn.execute(query.order_by(IDENTITIES.c.updated_at.desc()))).first()
-                if found is not None:
-                    return int(found.user_id)
+                found = list((await conn.execute(query)).scalars())
+                if len(found) > 1:
+                    # Display names are free text (anyone can call themselves "Alice"): never
+                    # guess whose wallet a payment goes to.
+                    raise AmbiguousViewer(name)
+                if found:
+                    return int(found[0])
         raise UnknownViewer(name, platform)
 
     async def find_identity(self, viewer: Viewer) -> int:

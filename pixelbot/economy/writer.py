@@ -94,7 +94,7 @@ class Writer:
 
     def enqueue(self, op: Operation[T]) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
-        if self._task is None or self._stopping:
+        if self._task is None or self._stopping or self._task.done():
             raise WriterStopped("the economy writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(op, future))
@@ -111,7 +111,12 @@ class Writer:
                 continue
             take = min(len(self._queue), self.max_batch)
             pending = [self._queue.popleft() for _ in range(take)]
-            await self._process(pending)
+            try:
+                await self._process(pending)
+            except Exception as exc:  # the writer must outlive any one batch
+                log.exception("economy writer: a batch failed unexpectedly")
+                for item in pending:
+                    _settle(item.future, exc)
 
     async def _connection(self) -> AsyncConnection:
         # One connection for the writer's life: SQLite's page cache is per connection, and a
@@ -173,6 +178,8 @@ class Writer:
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.done():  # the caller was cancelled; the change stands, nobody is waiting
         return
+    if isinstance(outcome, StopIteration):  # futures refuse it; keep the cause visible
+        outcome = RuntimeError(f"operation raised StopIteration: {outcome!r}")
     if isinstance(outcome, BaseException):
         future.set_exception(outcome)
     else:

@@ -24,6 +24,7 @@ from pixelbot.db.models import EventRow, Identity, Transaction, User
 from pixelbot.db.verify import verify
 from pixelbot.economy.ledger import LedgerEntry, Transfer
 from pixelbot.errors import (
+    AmbiguousViewer,
     BalanceLimitExceeded,
     EconomyError,
     InsufficientFunds,
@@ -49,7 +50,7 @@ BOB = viewer("bob")
 
 
 async def balance(engine: Engine, who: Viewer) -> int:
-    user_id = await engine.wallets.find(who.login)
+    user_id = await engine.wallets.find(who.login, who.platform)
     return (await engine.wallets.summary(user_id)).points
 
 
@@ -716,3 +717,30 @@ def test_any_sequence_of_operations_matches_the_model(
             await assert_verified(engine)
 
     asyncio.run(run())
+
+
+async def test_a_shared_display_name_is_never_guessed(engine: Engine) -> None:
+    """Display names are free text: a payment by name must not reach an impersonator."""
+    await engine.ledger.grant(viewer("alice_99", display_name="Alice"), 10, reason="bonus")
+    await engine.ledger.grant(viewer("mallory", display_name="Alice"), 10, reason="bonus")
+    with pytest.raises(AmbiguousViewer):
+        await engine.wallets.find("Alice", "twitch")
+    assert await engine.wallets.find("alice_99", "twitch") != await engine.wallets.find(
+        "mallory", "twitch"
+    )
+
+
+async def test_transfer_of_everything_is_decided_on_the_locked_balance(engine: Engine) -> None:
+    await engine.ledger.grant(ALICE, 70, reason="bonus")
+    await engine.ledger.grant(BOB, 1, reason="bonus")
+    spend, transfer = await asyncio.gather(
+        engine.ledger.spend(ALICE, 20, reason="redeem:x"), engine.ledger.transfer(ALICE, BOB, None)
+    )
+    assert spend.balance == 50 and transfer.received.amount == 50
+    assert (await balance(engine, ALICE), await balance(engine, BOB)) == (0, 51)
+    with pytest.raises(InsufficientFunds):
+        await engine.ledger.transfer(ALICE, BOB, None)
+    emptied = await engine.ledger.remove_all(BOB, actor="mod")
+    assert (emptied.amount, emptied.balance) == (-51, 0)
+    assert (await engine.ledger.remove_all(BOB, actor="mod")).amount == 0
+    assert (await verify(engine.db)).ok

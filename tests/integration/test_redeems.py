@@ -142,3 +142,37 @@ async def test_moderator_toggles_survive_a_restart(db_path: Path, clock: FakeClo
         await engine.catalog.set_enabled("spin", True)
     async with open_test_engine(config, clock) as engine:
         assert engine.catalog.is_enabled("spin") is True
+
+
+class _Crashes:
+    """An operation with a bug: it raises StopIteration, which futures refuse to carry."""
+
+    def needs(self, needs: Any) -> None:
+        pass
+
+    def apply(self, batch: Any) -> None:
+        raise StopIteration
+
+
+async def test_the_writer_outlives_a_broken_operation(db_path: Path, clock: FakeClock) -> None:
+    async with open_test_engine(config_with(db_path), clock) as engine:
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await engine.writer.submit(_Crashes())
+        entry = await engine.ledger.grant(ALICE, 5, reason="test")
+        assert entry.balance == 5
+
+
+async def test_verify_flags_a_failed_item_that_cost_points_but_names_no_charge(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async with open_test_engine(config_with(db_path), clock) as engine:
+        await engine.ledger.grant(ALICE, 5, reason="test")
+        async with engine.db.write() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO queue_items (kind, status, priority, payload, user_id, cost, attempts,"
+                " created_at) VALUES ('tts', 'failed', 0, '{}', 1, 25, 1, '2026-03-01 20:00:00')"
+            )
+        report = await verify(engine.db)
+        assert [(v.check, v.detail) for v in report.violations] == [
+            ("queue_refund", "queue item 1 is failed, cost points and names no charge")
+        ]

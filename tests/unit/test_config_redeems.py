@@ -111,3 +111,24 @@ def test_bad_command_settings(tmp_path: Path) -> None:
         "commands.reply_rate.per: must be longer than 0s (config.yaml line 3)",
         "commands.top_size: must be <= 25 (config.yaml line 4)",
     ]
+
+
+def test_chat_templates_and_the_curve_are_checked_before_start(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        xp:
+          curve: {exponent: 100}
+          level_rewards:
+            2: {points: 1, message: "GG {username} at {level}"}
+            3: {message: "oops {"}
+        """,
+    )
+    assert problems(path) == [
+        "xp.curve.exponent: is too steep: XP for level 9999 does not fit in a number "
+        "(config.yaml line 2)",
+        "xp.level_rewards.2.message: uses {username}; usable here: {level}, {user} "
+        "(config.yaml line 4)",
+        "xp.level_rewards.3.message: is not a valid message template (Single '{' encountered "
+        "in format string); write {{ for a brace (config.yaml line 5)",
+    ]
