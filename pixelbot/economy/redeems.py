@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from pixelbot.clock import Clock
 from pixelbot.config_redeems import RedeemSettings
@@ -238,10 +238,3 @@ class Redeems:
                 query.order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)
             )
             return [dict(row._mapping) for row in rows]
-
-    async def count_pending(self) -> int:
-        async with self._db.read() as conn:
-            count = await conn.execute(
-                select(func.count()).where(QUEUE_ITEMS.c.status == "pending")
-            )
-            return int(count.scalar_one())
