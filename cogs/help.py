@@ -22,9 +22,12 @@ class HelpCog(Cog):
                 return
             await ctx.reply(f"{ctx.prefix}{found.usage}: {found.help}")
             return
+        catalog = self.bot.engine.catalog
         names = [
             f"{ctx.prefix}{c.name}"
             for c in router.all()
-            if not c.hidden and ctx.allowed(c.permission)
+            if not c.hidden
+            and ctx.allowed(c.permission)
+            and not (c.name in catalog.redeems and not catalog.is_enabled(c.name))
         ]
         await ctx.reply("commands: " + " ".join(names))

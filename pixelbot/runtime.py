@@ -63,7 +63,9 @@ class Bot:
                     self.router.add(command)
                 await cog.on_load()
             except Exception as exc:  # one broken cog must not stop the others
-                log.exception("cog %s failed to load", name)
+                log.warning(
+                    "cog %s failed to load: %s", name, exc, exc_info=log.isEnabledFor(logging.DEBUG)
+                )
                 self.cog_errors[name] = f"did not load: {type(exc).__name__}: {exc}"
                 self._drop_commands_of(name)
                 continue

@@ -836,3 +836,10 @@ async def test_the_same_give_delivered_twice_transfers_once(config: Config, db_p
         assert balances(db_path) == {"alice": 31, "bob": 21}
         assert bot.out[-1] == "Pixel: @alice gave 20 pixels to bob (you have 31 left)"
         assert bot.out.count(bot.out[-1]) == 1
+
+
+async def test_help_leaves_out_switched_off_redeems(config: Config) -> None:
+    lines = await transcript(config, ["/mod carol", "carol: !redeem disable tts", "bob: !help"])
+    [listing] = [line for line in lines if line.startswith("Pixel: @bob commands:")]
+    assert "!tts" not in listing.split()
+    assert "!redeems" in listing.split()
