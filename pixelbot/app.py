@@ -20,6 +20,7 @@ from pixelbot.economy.cooldowns import Cooldowns
 from pixelbot.economy.earning import EarningRules
 from pixelbot.economy.ledger import Ledger
 from pixelbot.economy.queries import Wallets
+from pixelbot.economy.queue import QueueStore
 from pixelbot.economy.redeems import RedeemCatalog, Redeems
 from pixelbot.economy.streams import StreamSessions
 from pixelbot.economy.writer import Writer
@@ -57,6 +58,7 @@ class Engine:
         self.streams = StreamSessions(db, clock)
         self.redeems = Redeems(self.writer, db)
         self.catalog = RedeemCatalog(db, clock, config.redeems)
+        self.queue = QueueStore(self.writer, db, clock)
 
     def apply_config(self, config: Config) -> None:
         """Take a reloaded configuration. (The database URL needs a restart.)"""

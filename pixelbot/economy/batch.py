@@ -34,6 +34,7 @@ __all__ = [
     "LevelReward",
     "LevelUp",
     "Needs",
+    "OpenItem",
     "Policy",
     "Wallet",
     "user_scope",
@@ -96,6 +97,18 @@ class Charge:
     kind: str = "spend"
 
 
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    """A queue item that is pending or running, as loaded for settling."""
+
+    id: int
+    kind: str
+    status: str
+    user_id: int | None
+    charge_ref: str | None
+    payload: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class LevelUp:
     user_id: int
@@ -119,6 +132,7 @@ class Needs:
     # began): the window its per-stream limits count in (see economy/redeems.py)
     redeem_counts: dict[str, tuple[int | None, datetime]] = field(default_factory=dict)
     queue_items: int = 0  # how many queue item ids to reserve
+    settle_items: set[int] = field(default_factory=set)  # queue items to finish or fail
 
     def viewer(self, viewer: Viewer) -> None:
         # The latest sighting wins, so a rename within a batch lands too.
@@ -152,6 +166,8 @@ class Batch:
         self.cooldown_rows: dict[tuple[str, str], datetime] = {}
         self.queue_items: list[dict[str, Any]] = []
         self.queue_ids: list[int] = []  # reserved at load, handed out by enqueue()
+        self.open_items: dict[int, OpenItem] = {}  # loaded: queue items still to settle
+        self.settled_items: list[dict[str, Any]] = []  # staged: their final state
         # (redeem key, user id or None for everyone) -> live queue items this stream
         self.redeem_counts: dict[tuple[str, int | None], int] = {}
         # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
@@ -409,6 +425,19 @@ class Batch:
         self._append(self.queue_items, {**row, "id": item_id, "created_at": self.now})
         return item_id
 
+    def settle(self, item_id: int, status: str, error: str | None) -> OpenItem | None:
+        """Stage the final state of a pending or running queue item. None if it was settled
+        already (by another operation, or earlier in this batch)."""
+        item = self.open_items.pop(item_id, None)
+        if item is None:
+            return None
+        self._undo.append((_reopen_item, (self.open_items, item)))
+        self._append(
+            self.settled_items,
+            {"b_id": item_id, "status": status, "error": error, "finished_at": self.now},
+        )
+        return item
+
     def count_redeem(self, key: str, user_id: int) -> None:
         for slot in ((key, None), (key, user_id)):
             before = self.redeem_counts.get(slot, 0)
@@ -463,6 +492,11 @@ def _restore_count(
 ) -> None:
     counts, slot, before = saved
     counts[slot] = before
+
+
+def _reopen_item(saved: tuple[dict[int, OpenItem], OpenItem]) -> None:
+    items, item = saved
+    items[item.id] = item
 
 
 def _unlog(saved: tuple[Batch, str | None]) -> None:

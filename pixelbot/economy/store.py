@@ -11,13 +11,22 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db.bulk import execute_many
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
-from pixelbot.economy.batch import GLOBAL_SCOPE, GRANT, Account, Batch, Charge, Needs, user_scope
+from pixelbot.economy.batch import (
+    GLOBAL_SCOPE,
+    GRANT,
+    Account,
+    Batch,
+    Charge,
+    Needs,
+    OpenItem,
+    user_scope,
+)
 
 __all__ = ["flush", "load"]
 
@@ -38,6 +47,15 @@ INSERT_TRANSACTIONS = insert(TRANSACTIONS)
 INSERT_XP_TRANSACTIONS = insert(XP_TRANSACTIONS)
 INSERT_EVENTS = insert(EVENTS)
 INSERT_QUEUE_ITEMS = insert(QUEUE_ITEMS)
+# Only an open item can be settled: a second settle of the same item changes nothing.
+SETTLE_QUEUE_ITEMS = (
+    update(QUEUE_ITEMS)
+    # (a literal condition: the bulk path binds only the per-row parameters)
+    .where(QUEUE_ITEMS.c.id == bindparam("b_id"), text("status IN ('pending', 'running')"))
+    .values(
+        status=bindparam("status"), error=bindparam("error"), finished_at=bindparam("finished_at")
+    )
+)
 UPDATE_ACCOUNTS = (
     update(USERS)
     .where(USERS.c.id == bindparam("b_id"))
@@ -53,6 +71,8 @@ UPDATE_ACCOUNTS = (
 
 async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) -> None:
     user_ids = set(needs.user_ids)
+    if needs.settle_items:
+        user_ids.update(await _load_open_items(conn, needs, batch, db))
     if needs.charges:
         user_ids.update(await _load_charges(conn, needs.charges, batch, db))
     new_user_ids = await _resolve_identities(conn, needs, batch, db)
@@ -77,6 +97,33 @@ async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) 
                 reason="welcome",
                 ref=f"welcome:{user_id}",
             )
+
+
+async def _load_open_items(
+    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database
+) -> set[int]:
+    """Queue items to settle that are still open, and (declared as charges) what they cost."""
+    result = await conn.execute(
+        select(
+            QUEUE_ITEMS.c.id,
+            QUEUE_ITEMS.c.kind,
+            QUEUE_ITEMS.c.status,
+            QUEUE_ITEMS.c.user_id,
+            QUEUE_ITEMS.c.charge_ref,
+            QUEUE_ITEMS.c.payload,
+        ).where(
+            db.member_of(QUEUE_ITEMS.c.id, needs.settle_items),
+            QUEUE_ITEMS.c.status.in_(("pending", "running")),
+        )
+    )
+    users: set[int] = set()
+    for row in result:
+        batch.open_items[row.id] = OpenItem(*row)
+        if row.charge_ref is not None:
+            needs.charges.add(row.charge_ref)
+        if row.user_id is not None:
+            users.add(row.user_id)
+    return users
 
 
 async def _load_charges(
@@ -287,6 +334,7 @@ async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
     await execute_many(db, conn, INSERT_XP_TRANSACTIONS, batch.xp_transactions)
     await execute_many(db, conn, INSERT_EVENTS, batch.events)
     await execute_many(db, conn, INSERT_QUEUE_ITEMS, batch.queue_items)
+    await execute_many(db, conn, SETTLE_QUEUE_ITEMS, batch.settled_items)
     if batch.cooldown_rows:
         await execute_many(
             db,

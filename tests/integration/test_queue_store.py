@@ -1,0 +1,137 @@
+"""The durable queue's state changes: claim order, settle once, refund once, crash recovery."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from pixelbot.clock import FakeClock
+from pixelbot.db.models import QueueItem, Transaction
+from pixelbot.db.verify import verify
+from pixelbot.events import Viewer
+from pixelbot.testing import make_config, open_test_engine, viewer
+
+ALICE = viewer("alice")
+REDEEMS: dict[str, Any] = {
+    "tts": {"title": "TTS", "cost": 25, "action": {"type": "tts"}},
+    "spin": {"title": "Wheel", "cost": 100, "action": {"type": "wheel"}},
+    "free": {"title": "Free", "cost": 0, "action": {"type": "chat", "message": "hi"}},
+}
+
+
+async def buy(engine: Any, key: str, ref: str, who: Viewer = ALICE, text: str = "hi") -> int:
+    session_id, since = await engine.streams.window()
+    bought = await engine.redeems.redeem(
+        key,
+        engine.catalog.get(key),
+        who,
+        text,
+        ref=ref,
+        stream_session_id=session_id,
+        counts_since=since,
+    )
+    assert bought.item_id is not None
+    return int(bought.item_id)
+
+
+async def statuses(engine: Any) -> dict[int, str]:
+    async with engine.db.read() as conn:
+        rows = await conn.execute(select(QueueItem.id, QueueItem.status).order_by(QueueItem.id))
+        return {item_id: status for item_id, status in rows}
+
+
+async def refunds(engine: Any) -> list[tuple[int, str | None]]:
+    async with engine.db.read() as conn:
+        rows = await conn.execute(
+            select(Transaction.amount, Transaction.refund_of).where(Transaction.kind == "refund")
+        )
+        return [tuple(row) for row in rows]
+
+
+async def balance(engine: Any) -> int:
+    summary = await engine.wallets.summary(await engine.wallets.find("alice", "twitch"))
+    return int(summary.points)
+
+
+async def test_claims_go_by_kind_priority_and_age_and_never_twice(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), clock) as engine:
+        await engine.ledger.grant(ALICE, 1000, reason="test")
+        first = await buy(engine, "tts", "r1")
+        await buy(engine, "spin", "r2")
+        second = await buy(engine, "tts", "r3")
+        claimed = await asyncio.gather(*(engine.queue.claim("tts") for _ in range(3)))
+        ids = sorted(item.id for item in claimed if item is not None)
+        assert ids == [first, second]
+        assert claimed.count(None) == 1
+        item = next(c for c in claimed if c is not None and c.id == first)
+        assert (item.kind, item.attempts, item.charge_ref) == ("tts", 1, "r1")
+        assert item.payload["text"] == "hi"
+        assert (await statuses(engine))[first] == "running"
+
+
+async def test_a_failed_item_is_refunded_exactly_once(db_path: Path, clock: FakeClock) -> None:
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        item_id = await buy(engine, "tts", "r1")
+        assert await balance(engine) == 75
+        claimed = await engine.queue.claim("tts")
+        assert claimed is not None
+        results = await asyncio.gather(
+            engine.queue.fail(item_id, "speech engine crashed"),
+            engine.queue.fail(item_id, "speech engine crashed"),
+            engine.queue.cancel(item_id, "moderator skipped it"),
+        )
+        assert [r.already_settled for r in results] == [False, True, True]
+        assert (results[0].refunded, results[0].balance) == (25, 100)
+        assert await balance(engine) == 100
+        assert await refunds(engine) == [(25, "r1")]
+        assert (await statuses(engine))[item_id] == "failed"
+        assert (await verify(engine.db)).ok
+
+
+async def test_done_items_keep_their_charge(db_path: Path, clock: FakeClock) -> None:
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        item_id = await buy(engine, "tts", "r1")
+        await engine.queue.claim("tts")
+        done = await engine.queue.finish(item_id)
+        assert (done.status, done.refunded) == ("done", 0)
+        later = await engine.queue.cancel(item_id, "too late")
+        assert later.already_settled
+        assert await balance(engine) == 75
+        assert await refunds(engine) == []
+
+
+async def test_cancelling_a_pending_or_free_item(db_path: Path, clock: FakeClock) -> None:
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        paid = await buy(engine, "spin", "r1")
+        free = await buy(engine, "free", "r2")
+        assert (await engine.queue.cancel(paid, "queue cleared")).refunded == 100
+        assert (await engine.queue.cancel(free, "queue cleared")).refunded == 0
+        assert await statuses(engine) == {paid: "cancelled", free: "cancelled"}
+        assert await balance(engine) == 100
+        assert (await verify(engine.db)).ok
+
+
+async def test_recovery_after_a_crash_retries_or_refunds(db_path: Path, clock: FakeClock) -> None:
+    config = make_config(db_path, redeems=REDEEMS)
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        retried = await buy(engine, "tts", "r1")
+        await engine.queue.claim("tts")  # the bot "dies" with this item running
+    async with open_test_engine(config, clock) as engine:
+        assert await engine.queue.recover(retry=True) == [retried]
+        assert (await statuses(engine))[retried] == "pending"
+        again = await engine.queue.claim("tts")
+        assert again is not None and again.attempts == 2
+    async with open_test_engine(config, clock) as engine:
+        assert await engine.queue.recover(retry=False) == [retried]
+        assert (await statuses(engine))[retried] == "failed"
+        assert await refunds(engine) == [(25, "r1")]
+        assert await engine.queue.recover(retry=False) == []
+        assert await balance(engine) == 100
+        assert (await verify(engine.db)).ok
