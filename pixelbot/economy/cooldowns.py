@@ -21,68 +21,35 @@ from pixelbot.errors import OnCooldown
 __all__ = ["Cooldowns"]
 
 
-@dataclass(frozen=True)
-class _Trigger:
-    """Start a cooldown unless it is running; if it is, refuse with the time remaining."""
+Slot = tuple[Wallet | None, str]  # (a wallet, or None for the global cooldown; key)
 
-    wallet: Wallet | None  # None: the global cooldown
-    key: str
-    duration: timedelta
 
-    def needs(self, needs: Needs) -> None:
-        if self.wallet is None:
-            needs.global_cooldowns.add(self.key)
-        else:
-            needs.wallet(self.wallet)
-
-    def apply(self, batch: Batch) -> None:
-        scope = (
-            GLOBAL_SCOPE if self.wallet is None else user_scope(batch.wallet(self.wallet).user_id)
-        )
-        remaining = batch.cooldown_remaining(scope, self.key)
-        if remaining > 0:
-            raise OnCooldown(self.key, remaining)
-        batch.start_cooldown(scope, self.key, self.duration)
+def _scope(batch: Batch, wallet: Wallet | None) -> str:
+    return GLOBAL_SCOPE if wallet is None else user_scope(batch.wallet(wallet).user_id)
 
 
 @dataclass(frozen=True)
-class _Check:
-    """Refuse (OnCooldown) if any of the cooldowns is running; start nothing."""
+class _Cooldowns:
+    """Refuse (OnCooldown) if any ``check`` slot is running; otherwise start the ``start``
+    slots. One operation, so checking and starting see the same instant and state."""
 
-    slots: tuple[tuple[Wallet | None, str], ...]
+    check: tuple[Slot, ...] = ()
+    start: tuple[tuple[Wallet | None, str, timedelta], ...] = ()
 
     def needs(self, needs: Needs) -> None:
-        for wallet, key in self.slots:
+        for wallet, key in (*self.check, *((w, k) for w, k, _ in self.start)):
             if wallet is None:
                 needs.global_cooldowns.add(key)
             else:
                 needs.wallet(wallet)
 
     def apply(self, batch: Batch) -> None:
-        for wallet, key in self.slots:
-            scope = GLOBAL_SCOPE if wallet is None else user_scope(batch.wallet(wallet).user_id)
-            remaining = batch.cooldown_remaining(scope, key)
+        for wallet, key in self.check:
+            remaining = batch.cooldown_remaining(_scope(batch, wallet), key)
             if remaining > 0:
                 raise OnCooldown(key, remaining)
-
-
-@dataclass(frozen=True)
-class _Start:
-    """Start (or restart) cooldowns unconditionally."""
-
-    slots: tuple[tuple[Wallet | None, str, timedelta], ...]
-
-    def needs(self, needs: Needs) -> None:
-        for wallet, key, _length in self.slots:
-            if wallet is None:
-                needs.global_cooldowns.add(key)
-            else:
-                needs.wallet(wallet)
-
-    def apply(self, batch: Batch) -> None:
-        for wallet, key, length in self.slots:
-            scope = GLOBAL_SCOPE if wallet is None else user_scope(batch.wallet(wallet).user_id)
-            batch.start_cooldown(scope, key, length)
+        for wallet, key, length in self.start:
+            batch.start_cooldown(_scope(batch, wallet), key, length)
 
 
 class Cooldowns:
@@ -95,15 +62,17 @@ class Cooldowns:
         """Start the cooldown ``key`` for a wallet (or globally, with None).
 
         Raises OnCooldown (with the seconds remaining) if it is still running."""
-        await self._writer.submit(_Trigger(wallet, key, duration))
+        await self._writer.submit(
+            _Cooldowns(check=((wallet, key),), start=((wallet, key, duration),))
+        )
 
-    async def check(self, *slots: tuple[Wallet | None, str]) -> None:
+    async def check(self, *slots: Slot) -> None:
         """Raise OnCooldown if any (wallet or None for global, key) cooldown is running."""
-        await self._writer.submit(_Check(tuple(slots)))
+        await self._writer.submit(_Cooldowns(check=tuple(slots)))
 
     async def start(self, *slots: tuple[Wallet | None, str, timedelta]) -> None:
         """Start cooldowns, e.g. after the command they guard has succeeded."""
-        await self._writer.submit(_Start(tuple(slots)))
+        await self._writer.submit(_Cooldowns(start=tuple(slots)))
 
     async def remaining(self, user_id: int | None, key: str) -> float:
         """Seconds left on a cooldown (0.0 when it is not running)."""
