@@ -27,22 +27,36 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from pixelbot.config_effects import EffectSettings, EffectStep, ObsSettings
 from pixelbot.config_loader import (
     FieldProblems,
     env_with_dotenv,
+    format_path,
     read_document,
     substitute_env,
     validation_issues,
 )
-from pixelbot.config_redeems import CommandSettings, RedeemKey, RedeemSettings
+from pixelbot.config_queue import QueueSettings, TtsSettings, WheelSettings
+from pixelbot.config_redeems import (
+    Action,
+    ChatAction,
+    CommandSettings,
+    EffectAction,
+    ObsAction,
+    RedeemKey,
+    RedeemSettings,
+    SoundAction,
+)
 from pixelbot.config_types import (
     Count,
     Duration,
+    Name,
     PositiveInt,
     Rate,
     Section,
@@ -370,6 +384,82 @@ class Config(Section):
     xp: XpSettings = Field(default_factory=XpSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
     redeems: dict[RedeemKey, RedeemSettings] = Field(default_factory=dict)
+    effects: dict[Name, EffectSettings] = Field(default_factory=dict)
+    wheels: dict[Name, WheelSettings] = Field(default_factory=dict)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    obs: ObsSettings = Field(default_factory=ObsSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> Self:
+        problems = missing_names(self.model_dump(by_alias=True))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    def effect_steps(self, action: Action) -> list[EffectStep]:
+        """The steps an effect-kind action performs (``obs``/``sound``/``chat`` are one step)."""
+        match action:
+            case EffectAction(steps=list() as steps):
+                return steps
+            case EffectAction(effect=str() as name):
+                return self.effects[name].steps
+            case ObsAction():
+                return _STEP_LIST.validate_python([action.step()])
+            case SoundAction(file=file):
+                return _STEP_LIST.validate_python([{"play_sound": file}])
+            case ChatAction(message=message):
+                return _STEP_LIST.validate_python([{"say": message}])
+        raise ValueError(f"a {action.type} action is not an effect")
+
+
+_STEP_LIST: TypeAdapter[list[EffectStep]] = TypeAdapter(list[EffectStep])
+
+
+def missing_names(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Redeems and prizes that name a wheel or an effect which does not exist.
+
+    Works on the plain document too (not only on a valid ``Config``), so ``load_config`` can
+    list these with every other problem instead of one round later."""
+    if not isinstance(data, dict):
+        return []
+
+    def section(name: str) -> dict[Any, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    wheels, effects = section("wheels"), section("effects")
+    known_effects = ", ".join(map(str, effects)) or "none are configured"
+    known_wheels = ", ".join(map(str, wheels)) or "none are configured"
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for key, redeem in section("redeems").items():
+        action = redeem.get("action") if isinstance(redeem, dict) else None
+        if not isinstance(action, dict):
+            continue
+        wheel = action.get("wheel", "main")
+        if action.get("type") == "wheel" and isinstance(wheel, str) and wheel not in wheels:
+            where = ("redeems", key, "action", "wheel")
+            problems.append((where, f"no wheel {wheel!r} (wheels: {known_wheels})"))
+        effect = action.get("effect")
+        if action.get("type") == "effect" and isinstance(effect, str) and effect not in effects:
+            problems.append(
+                (
+                    ("redeems", key, "action", "effect"),
+                    f"no effect {effect!r} (effects: {known_effects})",
+                )
+            )
+    for name, wheel in wheels.items():
+        prizes = wheel.get("prizes") if isinstance(wheel, dict) else None
+        for index, prize in enumerate(prizes if isinstance(prizes, list) else []):
+            effect = prize.get("effect") if isinstance(prize, dict) else None
+            if isinstance(effect, str) and effect not in effects:
+                problems.append(
+                    (
+                        ("wheels", name, "prizes", index, "effect"),
+                        f"no effect {effect!r} (effects: {known_effects})",
+                    )
+                )
+    return problems
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -399,8 +489,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         reported = {issue.path for issue in env_issues}
         issues += [
             issue
-            for issue in validation_issues(exc, Config, lines, file)
+            for issue in validation_issues(exc, Config, lines, file, data)
             if issue.path not in reported
+        ]
+    if config is None:  # (a valid file had these checked by Config itself)
+        issues += [
+            ConfigIssue(format_path(path), message, lines.line_for(path), file)
+            for path, message in missing_names(data)
         ]
     if issues or config is None:
         raise ConfigError(_in_file_order(issues))

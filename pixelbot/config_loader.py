@@ -21,7 +21,7 @@ import re
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from dotenv import dotenv_values
@@ -288,17 +288,47 @@ _COMPARISONS = {
 
 
 def validation_issues(
-    exc: ValidationError, root: type[BaseModel], lines: LineMap, file: str
+    exc: ValidationError, root: type[BaseModel], lines: LineMap, file: str, data: Any = None
 ) -> list[ConfigIssue]:
-    """One ``ConfigIssue`` per pydantic error, worded for a streamer and located by line."""
+    """One ``ConfigIssue`` per pydantic error, worded for a streamer and located by line.
+    ``data`` (the document as validated) lets paths follow what the file really says."""
     issues: list[ConfigIssue] = []
     for error in exc.errors(include_url=False):
         # pydantic marks a bad dict key as (..., key, "[key]"): the key itself is the culprit.
         loc: YamlPath = tuple(part for part in error["loc"] if part != "[key]")
-        loc = _without_union_tags(loc, lines)
-        for path, message in _messages(error, loc, root):
+        raw_loc = loc
+        loc = _as_written(loc, data) if data is not None else _without_union_tags(loc, lines)
+        for path, message in _messages(error, loc, root, raw_loc):
             issues.append(ConfigIssue(format_path(path), message, lines.line_for(path), file))
     return issues
+
+
+DISCRIMINATORS = ("type",)  # the keys that pick a member of a tagged union in our models
+
+
+def _as_written(loc: YamlPath, data: Any) -> YamlPath:
+    """Map pydantic's path onto the document: drop the union member's name pydantic inserts
+    (``action.chat.message`` for ``action: {type: chat, message: ...}``), and stop where the
+    file wrote a plain value for a shorthand (``wait: soon`` is reported at ``wait``)."""
+    parts: list[str | int] = []
+    node = data
+    remaining = list(loc)
+    while remaining:
+        part = remaining.pop(0)
+        if isinstance(node, dict):
+            tag = next((node.get(key) for key in DISCRIMINATORS if key in node), None)
+            if part == tag and (not remaining or remaining[0] != part or part not in node):
+                continue  # the member's name, not a key of the file
+            parts.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            parts.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        elif node is None:
+            parts.append(part)  # a missing key (or section): report it where it belongs
+        else:
+            break  # a plain value where the model has fields: the value is the culprit
+    return tuple(parts)
 
 
 def _without_union_tags(loc: YamlPath, lines: LineMap) -> YamlPath:
@@ -316,7 +346,7 @@ def _without_union_tags(loc: YamlPath, lines: LineMap) -> YamlPath:
 
 
 def _messages(
-    error: ErrorDetails, loc: YamlPath, root: type[BaseModel]
+    error: ErrorDetails, loc: YamlPath, root: type[BaseModel], raw_loc: YamlPath | None = None
 ) -> list[tuple[YamlPath, str]]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -326,7 +356,7 @@ def _messages(
     if kind in ("value_error", "assertion_error") and cause is not None:
         return [(loc, str(cause))]
     if kind == "extra_forbidden":
-        return [(loc, "unknown key" + _suggestion(root, loc))]
+        return [(loc, "unknown key" + _suggestion(root, raw_loc or loc))]
     if kind in _COMPARISONS:
         name, symbol = _COMPARISONS[kind]
         return [(loc, f"must be {symbol} {_number(ctx.get(name))}")]
@@ -338,6 +368,9 @@ def _messages(
         return [
             (loc, "must not be empty" if minimum == 1 else f"must be at least {minimum} characters")
         ]
+    if kind == "too_short":
+        minimum = ctx.get("min_length", 1)
+        return [(loc, "must not be empty" if minimum == 1 else f"needs at least {minimum} items")]
     if kind == "string_too_long":
         return [(loc, f"must be at most {ctx.get('max_length')} characters")]
     if kind == "union_tag_invalid":
@@ -370,7 +403,13 @@ def _suggestion(root: type[BaseModel], loc: YamlPath) -> str:
 def _model_at(root: type[BaseModel], loc: YamlPath) -> type[BaseModel] | None:
     """The model class that validates the mapping at ``loc``, if one does."""
     current: Any = root
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        member = _union_member(current, part)
+        if member is not None:  # pydantic's path names the member of a tagged union
+            current = member
+            continue
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
@@ -385,6 +424,20 @@ def _model_at(root: type[BaseModel], loc: YamlPath) -> type[BaseModel] | None:
             return None
     current = _unwrap(current)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _union_member(annotation: Any, tag: Any) -> type[BaseModel] | None:
+    """The member of a tagged union of models whose tag (a Literal field) is ``tag``."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    for member in get_args(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for field in member.model_fields.values():
+                if get_origin(field.annotation) is Literal and get_args(field.annotation) == (tag,):
+                    return member
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

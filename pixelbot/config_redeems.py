@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from pixelbot.config_effects import Steps
 from pixelbot.config_types import Count, Duration, PositiveInt, Section, Text
 
 __all__ = [
@@ -37,7 +38,7 @@ PERMISSIONS = ("everyone", "follower", "subscriber", "vip", "moderator", "broadc
 Permission = Literal["everyone", "follower", "subscriber", "vip", "moderator", "broadcaster"]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-DEFAULT_COGS = ("points", "xp", "redeems", "moderation", "help")
+DEFAULT_COGS = ("points", "xp", "redeems", "queue", "moderation", "help")
 
 
 class TtsAction(Section):
@@ -52,16 +53,44 @@ class WheelAction(Section):
 
 
 class EffectAction(Section):
+    """Steps written here, or the name of an effect from ``effects:`` (one of the two)."""
+
     type: Literal["effect"]
-    # Step shapes are checked by the effect worker's registry; here: a non-empty list.
-    steps: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    steps: Steps | None = None
+    effect: Text | None = None
+
+    @model_validator(mode="after")
+    def _steps_or_name(self) -> Self:
+        if (self.steps is None) == (self.effect is None):
+            raise ValueError("give either steps or the name of an effect (one of the two)")
+        return self
 
 
 class ObsAction(Section):
+    """One OBS step as a redeem: ``{type: obs, do: clip}``, ``{do: switch_scene, scene: BRB}``."""
+
     type: Literal["obs"]
-    do: Literal["clip", "scene", "toggle_source"]
-    scene: str | None = None
-    source: str | None = None
+    do: Literal["clip", "switch_scene", "show_source", "hide_source"]
+    scene: Text | None = None
+    source: Text | None = None
+    for_: Duration | None = Field(None, alias="for")
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        wanted = {"clip": (), "switch_scene": ("scene",)}.get(self.do, ("scene", "source"))
+        missing = [name for name in wanted if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"do: {self.do} needs {' and '.join(missing)}")
+        return self
+
+    def step(self) -> dict[str, Any]:
+        """This action as an effect step (validated by the effect step models)."""
+        body: dict[str, Any] = {}
+        if self.do == "switch_scene":
+            body = {"scene": self.scene, "back_after": self.for_}
+        elif self.do != "clip":
+            body = {"scene": self.scene, "source": self.source, "for": self.for_}
+        return {self.do: body}
 
 
 class SoundAction(Section):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import string
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,6 +22,7 @@ from pixelbot.domain.durations import parse_duration
 __all__ = [
     "Count",
     "Duration",
+    "Name",
     "PositiveInt",
     "Rate",
     "Section",
@@ -65,10 +68,26 @@ Rate = Annotated[float, BeforeValidator(number), Field(ge=0)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("must be lowercase letters, digits or _ (starting with a letter)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+"""The name of an effect or a wheel, by which redeems and prizes refer to it."""
+
+
 class Section(BaseModel):
     """Base of every config model: unknown keys are errors, values are read-only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # (durations dump to JSON as seconds, so a stored payload validates back the same)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, ser_json_timedelta="float"
+    )
 
     @model_validator(mode="before")
     @classmethod

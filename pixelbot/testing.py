@@ -33,8 +33,14 @@ def viewer(
 
 
 def make_config(db_path: Path, **sections: Any) -> Config:
-    """A Config on a SQLite file, with any sections overridden (plain dicts are validated)."""
-    data: dict[str, Any] = {"database": {"url": f"sqlite+aiosqlite:///{db_path}"}}
+    """A Config on a SQLite file, with any sections overridden (plain dicts are validated).
+    It has a wheel called ``main`` (one prize: nothing) unless ``wheels`` is given."""
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        # a wheel for redeems to name; tests that care about prizes configure their own
+        "wheels": {"main": {"prizes": [{"name": "Nothing"}]}},
+        "tts": {"dir": str(db_path.parent / "tts")},  # spoken files stay with the test
+    }
     data.update(sections)
     return Config.model_validate(data)
 
