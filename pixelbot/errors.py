@@ -19,11 +19,18 @@ one place can render any of them to chat or to the operator::
         ├── RedeemRefused           .key
         │   ├── UnknownRedeem
         │   ├── RedeemDisabled
-        │   └── LimitReached        .limit, .per_user
+        │   ├── LimitReached        .limit, .per_user
+        │   ├── QueueFull           .limit (pending items of its kind)
+        │   └── RedeemUnavailable   .reason (e.g. it needs OBS, which is off)
         └── OnCooldown              .key, .remaining (seconds)
-    └── CommandError                a chat command was refused before anything happened
-        ├── BadArgument             .usage (the command's usage line), .detail
-        └── NotPermitted            .required (the role needed), .what
+    ├── CommandError                a chat command was refused before anything happened
+    │   ├── BadArgument             .usage (the command's usage line), .detail
+    │   └── NotPermitted            .required (the role needed), .what
+    └── ItemFailed                  a queue item could not be performed (it is refunded)
+        ├── ItemTimedOut            .seconds
+        ├── SpeechFailed            text-to-speech could not render or play
+        └── EffectFailed            an effect step failed; .step
+            └── ObsUnavailable      OBS cannot be reached (after reconnecting with backoff)
 """
 
 from __future__ import annotations
@@ -39,16 +46,23 @@ __all__ = [
     "ConfigIssue",
     "DatabaseError",
     "EconomyError",
+    "EffectFailed",
     "InsufficientFunds",
     "InvalidAmount",
+    "ItemFailed",
+    "ItemTimedOut",
     "LimitReached",
     "NotPermitted",
     "NotRefundable",
+    "ObsUnavailable",
     "OnCooldown",
     "PixelbotError",
+    "QueueFull",
     "RedeemDisabled",
     "RedeemRefused",
+    "RedeemUnavailable",
     "SelfTransfer",
+    "SpeechFailed",
     "UnknownCharge",
     "UnknownRedeem",
     "UnknownViewer",
@@ -179,6 +193,18 @@ class LimitReached(RedeemRefused):
         super().__init__(key, f"{key} has reached its limit of {limit} {who}this stream")
 
 
+class QueueFull(RedeemRefused):
+    def __init__(self, key: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(key, f"the {key} queue is full ({limit} waiting), try again soon")
+
+
+class RedeemUnavailable(RedeemRefused):
+    def __init__(self, key: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(key, f"{key} is not available: {reason}")
+
+
 class CommandError(PixelbotError):
     """A chat command was refused before it changed anything."""
 
@@ -195,3 +221,30 @@ class NotPermitted(CommandError):
         self.required = required
         self.what = what  # what was refused (a redeem's name); None: the command itself
         super().__init__(f"only for {required}s and up")
+
+
+class ItemFailed(PixelbotError):
+    """A queue item could not be performed. The message is what the viewer and the
+    moderators are told; the item is failed and its charge refunded."""
+
+
+class ItemTimedOut(ItemFailed):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"it took longer than {seconds:g}s")
+
+
+class SpeechFailed(ItemFailed):
+    """Text-to-speech could not render or play the text."""
+
+
+class EffectFailed(ItemFailed):
+    """An effect step failed; ``step`` names it (e.g. ``show_source``)."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        self.step = step
+        super().__init__(message)
+
+
+class ObsUnavailable(EffectFailed):
+    """OBS could not be reached, even after reconnecting with backoff."""

@@ -11,7 +11,7 @@ keeps their wallet.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -21,11 +21,13 @@ __all__ = [
     "Event",
     "Follow",
     "GiftedSubs",
+    "MessageDeleted",
     "Presence",
     "Raid",
     "Subscription",
     "Tip",
     "Viewer",
+    "ViewerBanned",
 ]
 
 
@@ -194,3 +196,35 @@ class Presence(Event):
     @property
     def actor(self) -> Viewer:
         return self.viewer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDeleted(Event):
+    """A moderator deleted a chat message. A TTS redeem it asked for must not be spoken."""
+
+    kind: ClassVar[str] = "message_deleted"
+
+    message_id: str  # the platform's id of the deleted message (ChatMessage.id)
+    author: Viewer | None = None  # who wrote it, when the platform says
+
+    def payload(self) -> dict[str, object]:
+        author = None if self.author is None else self.author.platform_user_id
+        return {"message_id": self.message_id, "author": author}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewerBanned(Event):
+    """A viewer was banned, or timed out for ``duration``. Their waiting TTS is cancelled."""
+
+    kind: ClassVar[str] = "ban"
+
+    viewer: Viewer  # the one banned (not an actor: nobody earns from this)
+    duration: timedelta | None = None  # None: a ban; otherwise a timeout
+
+    def payload(self) -> dict[str, object]:
+        seconds = None if self.duration is None else self.duration.total_seconds()
+        return {
+            "user": self.viewer.platform_user_id,
+            "login": self.viewer.login,
+            "seconds": seconds,
+        }

@@ -36,6 +36,7 @@ __all__ = [
     "EventRow",
     "Identity",
     "PlatformToken",
+    "QueueControl",
     "QueueItem",
     "Redeem",
     "StreamSession",
@@ -208,9 +209,22 @@ class QueueItem(Base):
     stream_session_id: Mapped[int | None] = mapped_column(ForeignKey("stream_sessions.id"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # What the worker did, for audits: a wheel's draw and prize, the TTS file, the OBS steps.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QueueControl(Base):
+    """A moderator's pause of one queue kind (``!pause tts``); survives restarts."""
+
+    __tablename__ = "queue_controls"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EventRow(Base):

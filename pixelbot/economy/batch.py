@@ -132,6 +132,7 @@ class Needs:
     # began): the window its per-stream limits count in (see economy/redeems.py)
     redeem_counts: dict[str, tuple[int | None, datetime]] = field(default_factory=dict)
     queue_items: int = 0  # how many queue item ids to reserve
+    pending_kinds: set[str] = field(default_factory=set)  # count pending items of these kinds
     settle_items: set[int] = field(default_factory=set)  # queue items to finish or fail
 
     def viewer(self, viewer: Viewer) -> None:
@@ -170,6 +171,7 @@ class Batch:
         self.settled_items: list[dict[str, Any]] = []  # staged: their final state
         # (redeem key, user id or None for everyone) -> live queue items this stream
         self.redeem_counts: dict[tuple[str, int | None], int] = {}
+        self.pending_counts: dict[str, int] = {}  # kind -> pending items (as loaded + staged)
         # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
         # than closures because every chat message adds several and closures cost more.
         self._undo: list[tuple[Callable[[Any], object], Any]] = []
@@ -423,9 +425,16 @@ class Batch:
         """Stage a queue item (committed with the charge that pays for it). Returns its id."""
         item_id = self.queue_ids[len(self.queue_items)]
         self._append(self.queue_items, {**row, "id": item_id, "created_at": self.now})
+        kind = row["kind"]
+        if kind in self.pending_counts:
+            before = self.pending_counts[kind]
+            self.pending_counts[kind] = before + 1
+            self._undo.append((_restore_count, (self.pending_counts, kind, before)))
         return item_id
 
-    def settle(self, item_id: int, status: str, error: str | None) -> OpenItem | None:
+    def settle(
+        self, item_id: int, status: str, error: str | None, result: dict[str, Any] | None = None
+    ) -> OpenItem | None:
         """Stage the final state of a pending or running queue item. None if it was settled
         already (by another operation, or earlier in this batch)."""
         item = self.open_items.pop(item_id, None)
@@ -434,7 +443,13 @@ class Batch:
         self._undo.append((_reopen_item, (self.open_items, item)))
         self._append(
             self.settled_items,
-            {"b_id": item_id, "status": status, "error": error, "finished_at": self.now},
+            {
+                "b_id": item_id,
+                "status": status,
+                "error": error,
+                "result": result,
+                "finished_at": self.now,
+            },
         )
         return item
 
@@ -487,9 +502,7 @@ def _require_positive(amount: int) -> None:
         raise InvalidAmount(amount, "must be more than zero")
 
 
-def _restore_count(
-    saved: tuple[dict[tuple[str, int | None], int], tuple[str, int | None], int],
-) -> None:
+def _restore_count(saved: tuple[dict[Any, int], Any, int]) -> None:
     counts, slot, before = saved
     counts[slot] = before
 

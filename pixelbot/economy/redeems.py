@@ -23,13 +23,18 @@ from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 from pixelbot.economy.batch import GLOBAL_SCOPE, SPEND, Batch, Needs, user_scope
 from pixelbot.economy.writer import Writer
-from pixelbot.errors import LimitReached, OnCooldown, RedeemDisabled, UnknownRedeem
+from pixelbot.errors import LimitReached, OnCooldown, QueueFull, RedeemDisabled, UnknownRedeem
 from pixelbot.events import Viewer
 
-__all__ = ["RedeemCatalog", "Redeems", "Redemption"]
+__all__ = ["RedeemCatalog", "Redeems", "Redemption", "queue_kind"]
 
 REDEEMS = Base.metadata.tables["redeems"]
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
+
+
+def queue_kind(action_type: str) -> str:
+    """The queue (and worker) an action's items go to: obs, sound and chat are effects."""
+    return {"tts": "tts", "wheel": "wheel", "ai": "ai"}.get(action_type, "effect")
 
 
 class Redemption(NamedTuple):
@@ -49,6 +54,13 @@ class _Redeem:
     ref: str  # idempotency key, e.g. "redeem:<ref of the chat message that asked>"
     stream_session_id: int | None
     counts_since: datetime
+    channel: str | None = None  # where it was asked for: outcomes are said there
+    message_id: str | None = None  # the chat message that asked (a deleted one cancels it)
+    max_pending: int | None = None  # a queue this full refuses the redeem
+
+    @property
+    def kind(self) -> str:
+        return queue_kind(self.settings.action.type)
 
     def needs(self, needs: Needs) -> None:
         needs.viewer(self.viewer)
@@ -57,6 +69,8 @@ class _Redeem:
         if self.settings.max_per_stream or self.settings.max_per_user_per_stream:
             needs.redeem_counts[self.key] = (self.stream_session_id, self.counts_since)
         needs.queue_items += 1
+        if self.max_pending is not None:
+            needs.pending_kinds.add(self.kind)
 
     @property
     def cooldown_key(self) -> str:
@@ -80,6 +94,8 @@ class _Redeem:
         ):
             if limit is not None and batch.redeem_counts.get((key, who), 0) >= limit:
                 raise LimitReached(key, limit, per_user=per_user)
+        if self.max_pending is not None and batch.pending_counts[self.kind] >= self.max_pending:
+            raise QueueFull(key, self.max_pending)
         balance = account.points
         charge_ref = None
         if settings.cost > 0:
@@ -96,14 +112,16 @@ class _Redeem:
         batch.count_redeem(key, account.user_id)
         item_id = batch.enqueue(
             {
-                "kind": settings.action.type,
+                "kind": self.kind,
                 "status": "pending",
                 "priority": 0,
                 "payload": {
                     "redeem": key,
                     "title": settings.title,
                     "text": self.text,
-                    "action": settings.action.model_dump(mode="json"),
+                    "action": settings.action.model_dump(mode="json", by_alias=True),
+                    "channel": self.channel,
+                    "message": self.message_id,
                     "viewer": {
                         "platform": self.viewer.platform,
                         "id": self.viewer.platform_user_id,
@@ -118,6 +136,7 @@ class _Redeem:
                 "stream_session_id": self.stream_session_id,
                 "attempts": 0,
                 "error": None,
+                "result": None,
                 "started_at": None,
                 "finished_at": None,
             }
@@ -215,10 +234,24 @@ class Redeems:
         ref: str,
         stream_session_id: int | None,
         counts_since: datetime,
+        channel: str | None = None,
+        message_id: str | None = None,
+        max_pending: int | None = None,
     ) -> Redemption:
-        """Charge and enqueue in one transaction. Raises OnCooldown, LimitReached,
+        """Charge and enqueue in one transaction. Raises OnCooldown, LimitReached, QueueFull,
         InsufficientFunds; nothing is charged when it raises."""
-        op = _Redeem(key, settings, viewer, text, ref, stream_session_id, counts_since)
+        op = _Redeem(
+            key,
+            settings,
+            viewer,
+            text,
+            ref,
+            stream_session_id,
+            counts_since,
+            channel,
+            message_id,
+            max_pending,
+        )
         return await self._writer.submit(op)
 
     async def pending(self, kind: str | None = None) -> list[dict[str, Any]]:

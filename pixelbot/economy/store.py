@@ -53,7 +53,10 @@ SETTLE_QUEUE_ITEMS = (
     # (a literal condition: the bulk path binds only the per-row parameters)
     .where(QUEUE_ITEMS.c.id == bindparam("b_id"), text("status IN ('pending', 'running')"))
     .values(
-        status=bindparam("status"), error=bindparam("error"), finished_at=bindparam("finished_at")
+        status=bindparam("status"),
+        error=bindparam("error"),
+        result=bindparam("result"),
+        finished_at=bindparam("finished_at"),
     )
 )
 UPDATE_ACCOUNTS = (
@@ -86,6 +89,8 @@ async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) 
     await _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db)
     if needs.redeem_counts:
         await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
+    if needs.pending_kinds:
+        await _load_pending_counts(conn, needs.pending_kinds, batch)
     batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items)
     starting = batch.policy.starting_points
     if starting > 0:
@@ -295,6 +300,17 @@ async def _load_cooldowns(
     )
     for scope, key, expires_at in result:
         batch.cooldowns[(scope, key)] = expires_at
+
+
+async def _load_pending_counts(conn: AsyncConnection, kinds: set[str], batch: Batch) -> None:
+    """How many items of each kind wait in the queue (a full queue refuses new redeems)."""
+    rows = await conn.execute(
+        select(QUEUE_ITEMS.c.kind, func.count())
+        .where(QUEUE_ITEMS.c.kind.in_(sorted(kinds)), QUEUE_ITEMS.c.status == "pending")
+        .group_by(QUEUE_ITEMS.c.kind)
+    )
+    batch.pending_counts = {kind: 0 for kind in kinds}
+    batch.pending_counts.update({kind: count for kind, count in rows})
 
 
 async def _load_redeem_counts(
