@@ -1,0 +1,256 @@
+"""OBS through obs-websocket v5: one obsws-python client, on one thread, behind an async API.
+
+obsws-python is synchronous: one blocking socket, and it matches a response to a request only
+by reading the next message. So every call runs on a single worker thread
+(``ThreadPoolExecutor(max_workers=1)``), one request at a time, and a connection that timed out
+or broke is thrown away, never reused (a late answer would be read as the next one's).
+
+``ObsClient.request`` connects lazily. When OBS cannot be reached or the connection breaks, it
+reconnects with exponential backoff (``obs.reconnect``) and sends the request again; after the
+last attempt it raises ``ObsUnavailable``. A wrong password is not retried. A request OBS
+answers with an error raises ``ObsRequestError`` (with the obs-websocket status ``code``).
+
+What obsws-python does, as observed against the fake server in the tests: on connect it sends
+only Identify (rpcVersion 1, eventSubscriptions 0, authentication); nothing listening raises
+``ConnectionRefusedError``; a silent OBS raises ``OBSSDKTimeoutError`` after ``timeout``; a
+dropped connection raises websocket-client's ``WebSocketConnectionClosedException``, and an OBS
+that quit ``BrokenPipeError``/``ConnectionResetError`` (or a ``JSONDecodeError`` when it read
+the close frame); a wrong password raises a plain ``OBSSDKError``. It also logs its password at
+INFO and a traceback for every failure: ``_QuietObswsLogs`` redacts the password and demotes
+its lines to DEBUG, since this module reports those failures itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import obsws_python  # type: ignore[import-untyped]
+from obsws_python.error import (  # type: ignore[import-untyped]
+    OBSSDKError,
+    OBSSDKRequestError,
+    OBSSDKTimeoutError,
+)
+from websocket import WebSocketException
+
+from pixelbot.config_effects import ObsSettings
+from pixelbot.errors import EffectFailed, ObsUnavailable
+
+__all__ = [
+    "OUTPUT_NOT_RUNNING",
+    "OUTPUT_RUNNING",
+    "RESOURCE_NOT_FOUND",
+    "ObsClient",
+    "ObsRequestError",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+# obs-websocket RequestStatus codes the effect steps react to.
+OUTPUT_RUNNING = 500
+OUTPUT_NOT_RUNNING = 501
+RESOURCE_NOT_FOUND = 600
+
+# What a broken or unreachable connection raises (see the module docstring).
+_CONNECT_ERRORS = (OSError, WebSocketException, OBSSDKTimeoutError, ValueError)
+_SEND_ERRORS = (OSError, WebSocketException, OBSSDKTimeoutError, json.JSONDecodeError)
+
+
+class ObsRequestError(EffectFailed):
+    """OBS answered a request with an error status (``code``, e.g. 600 ResourceNotFound).
+
+    ``data`` is what was sent, so a caller can name the scene or source that was missing.
+    """
+
+    def __init__(
+        self,
+        request_type: str,
+        code: int,
+        comment: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.request_type = request_type
+        self.code = code
+        self.comment = comment
+        self.data = dict(data or {})
+        detail = f"code {code}: {comment}" if comment else f"code {code}"
+        super().__init__(f"OBS refused {request_type} ({detail})")
+
+
+class _ReqClient(obsws_python.ReqClient):  # type: ignore[misc]
+    """obsws-python's client, closing its socket when Identify fails (it leaves it open)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        try:
+            super().__init__(**kwargs)
+        except BaseException:
+            base_client = getattr(self, "base_client", None)
+            if base_client is not None:
+                with contextlib.suppress(Exception):
+                    base_client.ws.shutdown()
+            raise
+
+
+class _ConnectionLost(Exception):
+    """OBS could not be reached, or the connection broke: reconnect and try again."""
+
+
+class ObsClient:
+    """Async requests to OBS over one obsws-python connection owned by one thread."""
+
+    def __init__(self, settings: ObsSettings, *, sleep: Sleep = asyncio.sleep) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="obs")
+        self._client: Any = None  # an obsws_python.ReqClient; touched only on the obs thread
+        self._closed = False
+
+    @property
+    def address(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
+    async def request(
+        self, request_type: str, data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send one request and return its ``responseData`` (``{}`` when there is none).
+
+        Raises ``ObsRequestError`` when OBS refuses it and ``ObsUnavailable`` when OBS cannot
+        be reached after ``obs.reconnect.attempts`` reconnects (or refuses the password).
+        """
+        for delay in (None, *self.backoff_delays()):
+            if delay is not None:
+                await self._sleep(delay)
+            try:
+                return await self._on_obs_thread(self._send, request_type, data)
+            except _ConnectionLost as lost:
+                log.warning("OBS at %s: %s", self.address, lost)
+        raise ObsUnavailable(f"OBS is not reachable at {self.address}")
+
+    def backoff_delays(self) -> list[float]:
+        """Seconds to wait before each reconnect: doubling from ``backoff``, capped."""
+        reconnect = self._settings.reconnect
+        first = reconnect.backoff.total_seconds()
+        cap = reconnect.max_backoff.total_seconds()
+        return [min(first * 2**attempt, cap) for attempt in range(reconnect.attempts)]
+
+    async def close(self) -> None:
+        """Disconnect and stop the thread. Later requests raise ``ObsUnavailable``."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ on the obs thread
+
+    async def _on_obs_thread(self, function: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise ObsUnavailable("the connection to OBS is closed (the bot is shutting down)")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+
+    def _send(self, request_type: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        client = self._client or self._connect()
+        try:
+            response = client.send(request_type, data, raw=True)
+        except OBSSDKRequestError as exc:
+            raise ObsRequestError(request_type, exc.code, _comment(exc), data) from None
+        except _SEND_ERRORS as exc:
+            self._abandon()
+            raise _ConnectionLost(f"the connection broke ({_describe(exc)})") from exc
+        return dict(response or {})
+
+    def _connect(self) -> Any:
+        settings = self._settings
+        password = settings.password.get_secret_value() if settings.password else ""
+        try:
+            # host/port/password given explicitly: otherwise obsws-python reads a config.toml.
+            self._client = _ReqClient(
+                host=settings.host,
+                port=settings.port,
+                password=password,
+                timeout=settings.timeout.total_seconds(),
+            )
+        except OBSSDKTimeoutError as exc:
+            raise _ConnectionLost(f"cannot connect ({_describe(exc)})") from exc
+        except OBSSDKError as exc:
+            raise _refused(exc, has_password=bool(password)) from None
+        except _CONNECT_ERRORS as exc:
+            raise _ConnectionLost(f"cannot connect ({_describe(exc)})") from exc
+        log.info("connected to OBS at %s", self.address)
+        return self._client
+
+    def _abandon(self) -> None:
+        """Forget a broken connection, closing its socket without a close handshake."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.base_client.ws.shutdown()
+            except Exception:  # already gone; nothing else to release
+                log.debug("closing a broken OBS socket failed", exc_info=True)
+
+    def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:
+                log.debug("closing the OBS connection failed", exc_info=True)
+
+
+def _refused(exc: Exception, *, has_password: bool) -> Exception:
+    """An Identify that failed: a password problem (not retried) or a connection that died."""
+    if "no password provided" in str(exc):
+        return ObsUnavailable("OBS asks for a password: set obs.password in config.yaml")
+    if has_password:
+        # obsws-python cannot tell a 4009 (authentication failed) close from other closes.
+        return ObsUnavailable("OBS refused the password (check obs.password in config.yaml)")
+    return _ConnectionLost(f"OBS closed the connection while identifying ({_describe(exc)})")
+
+
+def _comment(exc: Exception) -> str | None:
+    """The ``comment`` of a failed request, which obsws-python keeps only in its message."""
+    _, marker, comment = str(exc).partition(" With message: ")
+    return comment if marker and comment else None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _QuietObswsLogs(logging.Filter):
+    """Redact the password obsws-python logs at INFO, and demote all its lines (errors with
+    tracebacks included) to DEBUG: ObsClient logs connecting, retries and failures itself."""
+
+    _PASSWORD = re.compile(r"password='.*'(?= subs=|, timeout=)", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "password=" in message:
+            record.msg, record.args = self._PASSWORD.sub("password='***'", message), ()
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _install_log_filter() -> None:
+    # obsws-python logs to a child logger named after each client's class.
+    names = ("baseclient.ObsClient", "reqs.ReqClient", f"reqs.{_ReqClient.__name__}")
+    for name in names:
+        logger = logging.getLogger(f"obsws_python.{name}")
+        if not any(isinstance(existing, _QuietObswsLogs) for existing in logger.filters):
+            logger.addFilter(_QuietObswsLogs())
+
+
+_install_log_filter()

@@ -1,0 +1,385 @@
+"""The effect worker: runs an effect's steps in order, against OBS and chat.
+
+Steps run one after the other; a step with ``for``/``back_after`` holds its change for that
+long, then undoes it, before the next step starts (put ``play_sound`` before a timed
+``show_source`` to have both at once). If a timed step is cut short (a moderator's ``!skip``,
+the item's timeout), its change is undone anyway before the cancellation goes on. A failing
+step fails the item (it is refunded); earlier steps are not rolled back.
+
+Messages of ``EffectFailed`` are shown to the viewer and the moderators, so OBS's status codes
+are turned into sentences that name the scene, source or filter from the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, assert_never
+
+from pydantic import TypeAdapter, ValidationError
+
+from pixelbot.config import Config
+from pixelbot.config_effects import (
+    ClipStep,
+    EffectStep,
+    HideSourceStep,
+    ObsSettings,
+    PlaySoundStep,
+    RestartMediaStep,
+    SayStep,
+    SetTextStep,
+    ShowSourceStep,
+    SwitchSceneStep,
+    ToggleFilterStep,
+    WaitStep,
+)
+from pixelbot.config_redeems import Action
+from pixelbot.errors import EffectFailed
+from pixelbot.integrations.obs import (
+    OUTPUT_NOT_RUNNING,
+    OUTPUT_RUNNING,
+    RESOURCE_NOT_FOUND,
+    ObsClient,
+    ObsRequestError,
+)
+from pixelbot.queue.worker import Done, Job
+
+__all__ = ["EffectWorker", "steps_from_payload"]
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+StepResult = dict[str, Any]
+
+RESTART_MEDIA = "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_RESTART"
+OBS_OFF = "OBS is not enabled (obs.enabled in config.yaml)"
+REPLAY_BUFFER_OFF = "the replay buffer is off in OBS"
+# OBS starts the replay buffer asynchronously: saving right after starting may meet 501.
+SAVE_TRIES = 10
+SAVE_RETRY_SECONDS = 0.3
+
+_STEP_LIST: TypeAdapter[list[EffectStep]] = TypeAdapter(list[EffectStep])
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
+_ISO_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+_DURATION_KEYS = frozenset({"for", "back_after", "duration"})
+
+
+# ----------------------------------------------------------------------------- payloads
+
+
+def steps_from_payload(payload: dict[str, Any], config: Config) -> list[EffectStep]:
+    """The steps of an effect item: its ``steps`` (a wheel's effect prize), or its redeem
+    ``action`` (``Config.effect_steps``; a named effect is looked up in the current config).
+
+    Payloads hold models dumped with ``model_dump(mode="json")``, which writes ``for`` as
+    ``for_`` and durations in ISO 8601 (``PT10S``); both are read back here.
+    """
+    try:
+        if payload.get("steps") is not None:
+            return _STEP_LIST.validate_python(_undump(payload["steps"]))
+        if payload.get("action") is None:
+            raise EffectFailed("this effect has no steps")
+        action = _ACTION.validate_python(_undump(payload["action"]))
+        return config.effect_steps(action)
+    except KeyError as exc:  # a named effect removed by !reload since the redeem
+        raise EffectFailed(f"there is no effect called {exc.args[0]!r} any more") from None
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise EffectFailed(
+            f"this effect is not valid any more ({where}: {problem['msg']})"
+        ) from None
+
+
+def _undump(value: Any) -> Any:
+    """Undo what a JSON dump did to step settings: ``for_`` keys and ISO 8601 durations."""
+    if isinstance(value, list):
+        return [_undump(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    undumped: dict[str, Any] = {}
+    for key, item in value.items():
+        name = "for" if key == "for_" else key
+        if name in _DURATION_KEYS and isinstance(item, str) and item.startswith("P"):
+            item = _ISO_DURATION.validate_python(item)
+        undumped[name] = _undump(item)
+    return undumped
+
+
+# ----------------------------------------------------------------------------- the worker
+
+
+class EffectWorker:
+    """Performs ``effect`` queue items. ``obs`` is None when OBS is not enabled: then only
+    ``wait`` and ``say`` steps can run."""
+
+    kind = "effect"
+
+    def __init__(
+        self,
+        steps_for: Callable[[dict[str, Any]], list[EffectStep]],
+        obs: ObsClient | None,
+        settings: ObsSettings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        base_dir: Path | None = None,
+    ) -> None:
+        """``base_dir``: where a relative ``obs.sounds_dir`` starts (default: the cwd)."""
+        self._steps_for = steps_for
+        self._obs = obs
+        self._settings = settings
+        self._sleep = sleep
+        self._base_dir = base_dir
+        self._undoing: set[asyncio.Task[Any]] = set()  # undos that outlive a cancelled step
+
+    async def perform(self, job: Job) -> Done:
+        steps = self._steps_for(job.payload)
+        results = [await self._perform_step(step, job) for step in steps]
+        title = str(job.payload.get("title") or "effect")
+        done = ", ".join(step.do for step in steps)
+        return Done(
+            summary=f"#{job.item_id} {title} for {job.viewer_name}: {done}",
+            result={"steps": results},
+        )
+
+    async def close(self) -> None:
+        if self._undoing:
+            await asyncio.wait(self._undoing, timeout=self._settings.timeout.total_seconds())
+        if self._obs is not None:
+            await self._obs.close()
+
+    async def _perform_step(self, step: EffectStep, job: Job) -> StepResult:
+        try:
+            return await self._dispatch(step, job)
+        except ObsRequestError as exc:
+            message = self._explain(exc, step)
+            if message is None:
+                exc.step = step.do
+                raise
+            raise EffectFailed(message, step=step.do) from exc
+        except EffectFailed as exc:
+            exc.step = exc.step or step.do
+            raise
+
+    async def _dispatch(self, step: EffectStep, job: Job) -> StepResult:
+        match step:
+            case SwitchSceneStep():
+                return await self._switch_scene(step)
+            case ShowSourceStep():
+                return await self._set_source_enabled(step, enabled=True)
+            case HideSourceStep():
+                return await self._set_source_enabled(step, enabled=False)
+            case ClipStep():
+                return await self._clip(step)
+            case RestartMediaStep():
+                await self._need_obs().request(
+                    "TriggerMediaInputAction",
+                    {"inputName": step.source, "mediaAction": RESTART_MEDIA},
+                )
+                return {"do": step.do, "source": step.source}
+            case SetTextStep():
+                return await self._set_text(step, job)
+            case ToggleFilterStep():
+                return await self._toggle_filter(step)
+            case PlaySoundStep():
+                return await self._play_sound(step)
+            case WaitStep():
+                await self._sleep(step.duration.total_seconds())
+                return {"do": step.do, "seconds": step.duration.total_seconds()}
+            case SayStep():
+                line = _fill(step.message, job)
+                await job.say(line)
+                return {"do": step.do, "message": line}
+            case _:
+                assert_never(step)
+
+    # ------------------------------------------------------------------ steps
+
+    async def _switch_scene(self, step: SwitchSceneStep) -> StepResult:
+        obs = self._need_obs()
+        result: StepResult = {"do": step.do, "scene": step.scene}
+        previous = None
+        if step.back_after is not None:
+            current = await obs.request("GetCurrentProgramScene")
+            previous = current.get("currentProgramSceneName") or current.get("sceneName")
+        await obs.request("SetCurrentProgramScene", {"sceneName": step.scene})
+        if step.back_after is not None and previous:
+            back = {"sceneName": previous}
+            await self._hold(step.back_after, lambda: obs.request("SetCurrentProgramScene", back))
+            result.update(back_to=previous, seconds=step.back_after.total_seconds())
+        return result
+
+    async def _set_source_enabled(
+        self, step: ShowSourceStep | HideSourceStep, *, enabled: bool
+    ) -> StepResult:
+        obs = self._need_obs()
+        found = await obs.request(
+            "GetSceneItemId", {"sceneName": step.scene, "sourceName": step.source}
+        )
+        item = {"sceneName": step.scene, "sceneItemId": found["sceneItemId"]}
+
+        async def set_enabled(value: bool) -> None:
+            await obs.request("SetSceneItemEnabled", {**item, "sceneItemEnabled": value})
+
+        await set_enabled(enabled)
+        result: StepResult = {"do": step.do, "scene": step.scene, "source": step.source}
+        if step.for_ is not None:
+            await self._hold(step.for_, lambda: set_enabled(not enabled))
+            result["seconds"] = step.for_.total_seconds()
+        return result
+
+    async def _clip(self, step: ClipStep) -> StepResult:
+        obs = self._need_obs()
+        status = await obs.request("GetReplayBufferStatus")
+        started = False
+        if not status.get("outputActive"):
+            allowed = step.start_replay_buffer
+            if allowed is None:
+                allowed = self._settings.start_replay_buffer
+            if not allowed:
+                raise EffectFailed(REPLAY_BUFFER_OFF, step=step.do)
+            await self._start_replay_buffer(obs)
+            started = True
+        await self._save_replay(obs, just_started=started)
+        return {"do": step.do, "started_replay_buffer": started, "file": await _last_replay(obs)}
+
+    async def _start_replay_buffer(self, obs: ObsClient) -> None:
+        try:
+            await obs.request("StartReplayBuffer")
+        except ObsRequestError as exc:
+            if exc.code != OUTPUT_RUNNING:  # started meanwhile: just as good
+                raise
+
+    async def _save_replay(self, obs: ObsClient, *, just_started: bool) -> None:
+        for attempt in range(1, SAVE_TRIES + 1):
+            try:
+                await obs.request("SaveReplayBuffer")
+                return
+            except ObsRequestError as exc:
+                if exc.code != OUTPUT_NOT_RUNNING:
+                    raise
+                if not just_started or attempt == SAVE_TRIES:
+                    raise EffectFailed(REPLAY_BUFFER_OFF) from exc
+            await self._sleep(SAVE_RETRY_SECONDS)
+
+    async def _set_text(self, step: SetTextStep, job: Job) -> StepResult:
+        text = _fill(step.text, job)
+        await self._need_obs().request(
+            "SetInputSettings",
+            {"inputName": step.source, "inputSettings": {"text": text}, "overlay": True},
+        )
+        return {"do": step.do, "source": step.source, "text": text}
+
+    async def _toggle_filter(self, step: ToggleFilterStep) -> StepResult:
+        obs = self._need_obs()
+        where = {"sourceName": step.source, "filterName": step.filter}
+        was = bool((await obs.request("GetSourceFilter", where))["filterEnabled"])
+        enabled = (not was) if step.enabled is None else step.enabled
+
+        async def set_enabled(value: bool) -> None:
+            await obs.request("SetSourceFilterEnabled", {**where, "filterEnabled": value})
+
+        await set_enabled(enabled)
+        result: StepResult = {
+            "do": step.do,
+            "source": step.source,
+            "filter": step.filter,
+            "enabled": enabled,
+        }
+        if step.for_ is not None:
+            await self._hold(step.for_, lambda: set_enabled(was))
+            result["seconds"] = step.for_.total_seconds()
+        return result
+
+    async def _play_sound(self, step: PlaySoundStep) -> StepResult:
+        obs = self._need_obs()
+        source = step.source or self._settings.sound_source
+        if source is None:
+            raise EffectFailed("no sound source is set (obs.sound_source)", step=step.do)
+        path = self._sound_path(step.file)
+        await obs.request(
+            "SetInputSettings",
+            {"inputName": source, "inputSettings": {"local_file": str(path)}, "overlay": True},
+        )
+        await obs.request(
+            "TriggerMediaInputAction", {"inputName": source, "mediaAction": RESTART_MEDIA}
+        )
+        return {"do": step.do, "source": source, "file": str(path)}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _need_obs(self) -> ObsClient:
+        if self._obs is None:
+            raise EffectFailed(OBS_OFF)
+        return self._obs
+
+    def _sound_path(self, file: str) -> Path:
+        """``file`` under ``obs.sounds_dir``, absolute (OBS resolves paths on its own)."""
+        folder = Path(self._settings.sounds_dir).expanduser()
+        if self._base_dir is not None and not folder.is_absolute():
+            folder = self._base_dir / folder
+        folder = folder.resolve()
+        path = (folder / file).resolve()
+        if not path.is_relative_to(folder):
+            raise EffectFailed(f"the sound '{file}' is outside the sounds folder")
+        if not path.is_file():
+            raise EffectFailed(
+                f"the sound file '{file}' is missing from {self._settings.sounds_dir}"
+            )
+        return path
+
+    async def _hold(self, duration: timedelta, undo: Callable[[], Awaitable[object]]) -> None:
+        """Keep a temporary change for ``duration``, then undo it. When the wait is cut short
+        (cancelled), undo it anyway, shielded from a second cancellation, then re-raise."""
+        try:
+            await self._sleep(duration.total_seconds())
+        except BaseException:
+            await self._undo_after_interruption(undo)
+            raise
+        await undo()
+
+    async def _undo_after_interruption(self, undo: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.ensure_future(undo())
+        self._undoing.add(task)
+        task.add_done_callback(self._undoing.discard)
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            log.warning("could not undo an interrupted effect step", exc_info=True)
+
+    def _explain(self, exc: ObsRequestError, step: EffectStep) -> str | None:
+        """A sentence for a ResourceNotFound (600) answer, naming what the config names."""
+        if exc.code != RESOURCE_NOT_FOUND:
+            return None
+        match step:
+            case SwitchSceneStep():
+                return f"OBS has no scene named '{exc.data.get('sceneName', step.scene)}'"
+            case ShowSourceStep() | HideSourceStep():
+                return f"OBS has no source named '{step.source}' in scene '{step.scene}'"
+            case ToggleFilterStep():
+                return f"OBS has no filter named '{step.filter}' on source '{step.source}'"
+            case RestartMediaStep() | SetTextStep() | PlaySoundStep():
+                return f"OBS has no source named '{exc.data.get('inputName', step.source)}'"
+        return None
+
+
+def _fill(template: str, job: Job) -> str:
+    """A step's text with ``{user}``, ``{text}`` and ``{title}`` filled in."""
+    return template.format(
+        user=job.viewer_name,
+        text=job.text or "",
+        title=str(job.payload.get("title") or ""),
+    )
+
+
+async def _last_replay(obs: ObsClient) -> str | None:
+    """The file OBS saved last, when it says (it writes the file in the background)."""
+    try:
+        saved = await obs.request("GetLastReplayBufferReplay")
+    except ObsRequestError:
+        return None
+    path = saved.get("savedReplayPath")
+    return str(path) if path else None
