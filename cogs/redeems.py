@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pixelbot.commands.context import Context
 from pixelbot.commands.converters import Rest, Word
 from pixelbot.commands.core import Cog, Command, command
-from pixelbot.errors import BadArgument, NotPermitted
+from pixelbot.economy.redeems import queue_kind
+from pixelbot.errors import BadArgument, NotPermitted, RedeemUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class RedeemsCog(Cog):
                     f"that text is too long ({len(text)}/{wanted.max_length} characters)",
                     f"{key} <text>",
                 )
+        kind = queue_kind(redeem.action.type)
+        unavailable = self.bot.redeem_unavailable(redeem.action)
+        if unavailable is not None:
+            raise RedeemUnavailable(key, unavailable)
         session_id, since = await engine.streams.window()
         bought = await engine.redeems.redeem(
             key,
@@ -76,6 +81,9 @@ class RedeemsCog(Cog):
             ref=f"redeem:{ctx.message.ref}",
             stream_session_id=session_id,
             counts_since=since,
+            channel=ctx.message.channel,
+            message_id=ctx.message.id,
+            max_pending=self.bot.config.tts.max_queue if kind == "tts" else None,
         )
         if bought.duplicate:
             return
@@ -83,9 +91,10 @@ class RedeemsCog(Cog):
         await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id})")
         what = f": {text}" if text else ""
         self.bot.notice(
-            redeem.action.type,
-            f"#{bought.item_id} pending: {redeem.title} for {ctx.author.display_name}{what}",
+            kind, f"#{bought.item_id} pending: {redeem.title} for {ctx.author.display_name}{what}"
         )
+        if self.bot.queue is not None:
+            self.bot.queue.wake(kind)
 
     def dynamic_commands(self) -> Iterator[Command]:
         """Each redeem is also a command of its own: ``!tts hello``."""

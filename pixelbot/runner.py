@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -18,12 +20,14 @@ from pixelbot.clock import Clock, FakeClock, SystemClock, utc
 from pixelbot.config import Config
 from pixelbot.errors import ConfigError, ConfigIssue
 from pixelbot.platforms.console import ConsoleStream
+from pixelbot.queue.workers.registry import build_workers
 from pixelbot.runtime import Bot
 
-__all__ = ["SCRIPT_START", "run_console"]
+__all__ = ["SCRIPT_START", "open_console", "run_console"]
 
 # Scripted runs start here, so transcripts are the same on every machine and every day.
 SCRIPT_START = utc(2026, 1, 1, 20, 0, 0)
+SCRIPT_SEED = 2026  # the wheel's RNG in scripted runs
 
 
 async def run_console(
@@ -33,22 +37,17 @@ async def run_console(
     script: Iterable[str] | None = None,
     out: Callable[[str], None] = print,
     stdin: TextIO | None = None,
+    base_dir: Path | None = None,
 ) -> None:
     """Run the console stream: the lines of ``script`` (simulated clock), or the keyboard."""
-    if not config.platforms.console_enabled:
-        raise ConfigError(
-            [ConfigIssue("platforms.console.enabled", "is off and no other platform can run yet")]
-        )
-    clock: Clock = FakeClock(SCRIPT_START) if script is not None else SystemClock()
-    async with Engine.open(config, clock) as engine:
-        bot = Bot(engine, config_path)
-        console = ConsoleStream(bot, clock, out)
-        bot.platforms.append(console)
-        for name, error in (await bot.load_cogs()).items():
-            out(f"[console] cog {name} {error}")
+    scripted = script is not None
+    async with open_console(
+        config, config_path, scripted=scripted, out=out, base_dir=base_dir
+    ) as console:
         out(f"{config.bot.name}: {console.greeting()}")
         if script is not None:
             await console.run_lines(script)
+            await console.drain()
             return
         gc.collect()
         gc.freeze()  # start-up objects live for the whole run: keep them out of GC scans
@@ -59,3 +58,52 @@ async def run_console(
                 break
             await console.handle_line(line)
         out(f"{config.bot.name}: Bye!")
+
+
+@asynccontextmanager
+async def open_console(
+    config: Config,
+    config_path: Path | None,
+    *,
+    scripted: bool,
+    out: Callable[[str], None] = print,
+    base_dir: Path | None = None,
+) -> AsyncIterator[ConsoleStream]:
+    """The engine, the bot, its cogs, the queue workers and the console stream, wired and
+    started; stopped again on exit. ``base_dir``: where relative paths (data/tts) resolve
+    (default: the working directory, like the database URL)."""
+    if not config.platforms.console_enabled:
+        raise ConfigError(
+            [ConfigIssue("platforms.console.enabled", "is off and no other platform can run yet")]
+        )
+    clock: Clock = FakeClock(SCRIPT_START) if scripted else SystemClock()
+    async with Engine.open(config, clock) as engine:
+        bot = Bot(engine, config_path)
+        console = ConsoleStream(bot, clock, out, drain_each_line=scripted)
+        bot.platforms.append(console)
+        for name, error in (await bot.load_cogs()).items():
+            out(f"[console] cog {name} {error}")
+        workers = build_workers(
+            lambda: bot.config,
+            base_dir=base_dir or Path.cwd(),
+            # Scripted runs are the same every time: a fixed seed, no audio, and waits that
+            # move the simulated clock instead of the real one.
+            rng=random.Random(SCRIPT_SEED) if scripted else random.Random(),
+            sleep=_clock_sleep(clock) if isinstance(clock, FakeClock) else asyncio.sleep,
+            play_audio=not scripted,
+        )
+        try:
+            for item_id in await bot.start_queue(workers, only_while_draining=scripted):
+                what = "put back in the queue" if config.queue.on_restart == "retry" else "refunded"
+                out(f"[queue] #{item_id} was running when the bot stopped: {what}")
+            yield console
+        finally:
+            await bot.stop_queue()
+
+
+def _clock_sleep(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
+    async def sleep(seconds: float) -> None:
+        clock.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
+
+    return sleep

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pixelbot.app import Engine
@@ -19,10 +20,28 @@ from pixelbot.commands.core import Cog
 from pixelbot.commands.dispatcher import CommandRouter
 from pixelbot.commands.ratelimit import ReplyLimiter
 from pixelbot.config import Config, load_config
+from pixelbot.config_effects import OBS_STEPS
+from pixelbot.config_redeems import Action
+from pixelbot.economy.batch import LevelUp
 from pixelbot.economy.earning import Earned
-from pixelbot.errors import ConfigError
-from pixelbot.events import ChatMessage, Cheer, Event, Follow, GiftedSubs, Raid, Subscription, Tip
+from pixelbot.economy.redeems import queue_kind
+from pixelbot.errors import ConfigError, PixelbotError
+from pixelbot.events import (
+    ChatMessage,
+    Cheer,
+    Event,
+    Follow,
+    GiftedSubs,
+    MessageDeleted,
+    Raid,
+    Subscription,
+    Tip,
+    ViewerBanned,
+)
 from pixelbot.platforms.base import Platform
+from pixelbot.queue.announce import announce
+from pixelbot.queue.runner import Outcome, QueueRunner
+from pixelbot.queue.worker import Worker
 
 __all__ = ["Bot"]
 
@@ -41,6 +60,7 @@ class Bot:
         self.cogs: dict[str, Cog] = {}
         self.cog_errors: dict[str, str] = {}
         self.platforms: list[Platform] = []
+        self.queue: QueueRunner | None = None
         reply_rate = self.config.commands.reply_rate
         self.limiter = ReplyLimiter(engine.clock, reply_rate.messages, reply_rate.per)
 
@@ -101,6 +121,46 @@ class Bot:
         errors = await self.load_cogs()
         return [f"cog {name} {error}" for name, error in errors.items()]
 
+    async def start_queue(
+        self, workers: dict[str, Worker], *, only_while_draining: bool = False
+    ) -> list[int]:
+        """Start one queue loop per worker. Returns the items recovered from a crash."""
+        settings = self.config.queue
+        self.queue = QueueRunner(
+            self.engine.queue,
+            workers,
+            timeouts={
+                kind: getattr(settings.timeouts, kind).total_seconds()
+                for kind in workers
+                if hasattr(settings.timeouts, kind)
+            },
+            report=self._report_outcome,
+            say_for=self._say_for,
+            retry_on_restart=settings.on_restart == "retry",
+            only_while_draining=only_while_draining,
+        )
+        return await self.queue.start()
+
+    def redeem_unavailable(self, action: Action) -> str | None:
+        """Why a redeem with this action cannot be performed now (it is refused before
+        anyone is charged), or None."""
+        kind = queue_kind(action.type)
+        if kind == "ai":
+            return "AI replies are not set up yet"
+        if (
+            kind == "effect"
+            and not self.config.obs.enabled
+            and any(step.do in OBS_STEPS for step in self.config.effect_steps(action))
+        ):
+            return "it needs OBS, and OBS is not enabled"
+        if self.queue is not None and kind not in self.queue.workers:
+            return f"nothing performs {kind} items here"
+        return None
+
+    async def stop_queue(self) -> None:
+        if self.queue is not None:
+            await self.queue.stop()
+
     # -- events in, replies out -------------------------------------------------------------
 
     async def handle(self, event: Event, platform: Platform) -> Earned:
@@ -112,7 +172,9 @@ class Bot:
         if earned.points > 0 and isinstance(event, THANKED):
             await self.send(platform, channel, self._thanks(event, earned))
         if earned.level_up is not None:
-            await self._announce_level_up(earned, platform, channel)
+            await self._announce_level_up(earned.level_up, platform, channel)
+        if isinstance(event, MessageDeleted | ViewerBanned):
+            await self._cancel_tts_of(event)
         if isinstance(event, ChatMessage):
             prefix = self.config.bot.prefix
             if event.text.startswith(prefix) and len(event.text) > len(prefix):
@@ -151,9 +213,7 @@ class Bot:
             if show is not None:
                 show(kind, text)
 
-    async def _announce_level_up(self, earned: Earned, platform: Platform, channel: str) -> None:
-        level_up = earned.level_up
-        assert level_up is not None
+    async def _announce_level_up(self, level_up: LevelUp, platform: Platform, channel: str) -> None:
         messages = {level: message for level, _points, message in level_up.rewards if message}
         template = messages.get(level_up.new_level, DEFAULT_LEVEL_MESSAGE)
         values = {"user": level_up.display_name, "level": level_up.new_level}
@@ -162,6 +222,61 @@ class Bot:
         except (KeyError, IndexError, ValueError):  # validated at load; never lose the line
             text = DEFAULT_LEVEL_MESSAGE.format(**values)
         await self.send(platform, channel, text)
+
+    # -- the queue's outcomes and moderation --------------------------------------------------
+
+    def _platform_and_channel(self, payload: dict[str, object]) -> tuple[Platform, str] | None:
+        viewer = payload.get("viewer")
+        wanted = viewer.get("platform") if isinstance(viewer, dict) else None
+        for platform in self.platforms:
+            if wanted is None or platform.name == wanted:
+                channel = payload.get("channel")
+                return platform, str(channel) if channel else platform.default_channel
+        return None
+
+    def _say_for(self, payload: dict[str, object]) -> Callable[[str], Awaitable[None]]:
+        async def say(text: str) -> None:
+            where = self._platform_and_channel(payload)
+            if where is not None:
+                await self.send(where[0], where[1], text)
+
+        return say
+
+    async def _report_outcome(self, outcome: Outcome) -> None:
+        words = announce(outcome, self.config.bot.currency)
+        if words is None:
+            return
+        self.notice(outcome.kind, words.notice)
+        where = self._platform_and_channel(outcome.payload)
+        if where is None:
+            return
+        for line in words.chat:
+            await self.send(where[0], where[1], line)
+        if outcome.settled.level_up is not None:
+            await self._announce_level_up(outcome.settled.level_up, *where)
+
+    async def _cancel_tts_of(self, event: MessageDeleted | ViewerBanned) -> None:
+        """A deleted message's TTS, or a banned viewer's, is not spoken: cancel and refund."""
+        if self.queue is None:
+            return
+        if isinstance(event, MessageDeleted):
+            pending = [
+                item
+                for item in await self.engine.queue.pending("tts")
+                if item.payload.get("message") == event.message_id
+            ]
+            reason = "the message was deleted"
+        else:
+            try:
+                user_id = await self.engine.wallets.find_identity(event.viewer)
+            except PixelbotError:
+                return  # never seen: nothing of theirs can be queued
+            pending = await self.engine.queue.pending("tts", user_id=user_id)
+            reason = "timed out by a moderator" if event.duration else "banned by a moderator"
+            running = [item for item in self.queue.running() if item.kind == "tts"]
+            if any(item.user_id == user_id for item in running):
+                self.queue.skip("tts", reason=reason)
+        await self.queue.cancel_pending(pending, reason=reason)
 
 
 def _cog_class(name: str) -> type[Cog]:

@@ -22,17 +22,20 @@ from decimal import Decimal, InvalidOperation
 from typing import TypedDict
 
 from pixelbot.clock import Clock, FakeClock
+from pixelbot.domain.durations import parse_duration
 from pixelbot.events import (
     ChatMessage,
     Cheer,
     Event,
     Follow,
     GiftedSubs,
+    MessageDeleted,
     Presence,
     Raid,
     Subscription,
     Tip,
     Viewer,
+    ViewerBanned,
 )
 from pixelbot.runtime import Bot
 
@@ -46,7 +49,8 @@ CHANNEL = "console"
 OPERATOR_HELP = (
     "name: text (chat as name), /follow NAME, /sub NAME [months] [tier], /gift NAME COUNT, "
     "/tip NAME AMOUNT, /cheer NAME BITS, /raid NAME VIEWERS, /join NAME, /mod NAME, "
-    "/vip NAME, /live, /offline, /tick SECONDS, /help, /quit"
+    "/vip NAME, /delete NAME (their last message), /ban NAME, /timeout NAME DURATION, "
+    "/live, /offline, /tick SECONDS, /drain (wait for the queues), /help, /quit"
 )
 
 
@@ -80,6 +84,10 @@ class ConsoleStream:
     default_channel: str = CHANNEL
     roles: dict[str, set[str]] = field(default_factory=dict)
     stopped: bool = False
+    # Scripted runs let the queues finish after every line, so a transcript is the same on
+    # every run (outcomes print right after the line that caused them).
+    drain_each_line: bool = False
+    last_message: dict[str, str] = field(default_factory=dict)  # login -> id of their last line
 
     # -- Platform interface -------------------------------------------------------------------
 
@@ -102,8 +110,14 @@ class ConsoleStream:
         """Feed lines one by one (a script, or the keyboard through ``read_lines``)."""
         for line in lines:
             await self.handle_line(line)
+            if self.drain_each_line:
+                await self.drain()
             if self.stopped:
                 return
+
+    async def drain(self) -> None:
+        if self.bot.queue is not None:
+            await self.bot.queue.drain()
 
     async def handle_line(self, line: str) -> None:
         line = line.strip()
@@ -117,8 +131,10 @@ class ConsoleStream:
             if parsed is None:
                 raise OperatorError("type 'name: message' to chat, or /help")
             name, text = parsed
+            meta = self._meta()
+            self.last_message[name.lower()] = meta["id"]
             await self._emit(
-                ChatMessage(viewer=self.viewer(name), text=text, channel=CHANNEL, **self._meta())
+                ChatMessage(viewer=self.viewer(name), text=text, channel=CHANNEL, **meta)
             )
         except OperatorError as problem:
             self.out(f"[console] {problem}")
@@ -217,6 +233,34 @@ class ConsoleStream:
         ended = await self.bot.engine.streams.go_offline()
         self.out("[console] the stream is offline" if ended else "[console] it was not live")
 
+    async def _delete(self, args: list[str]) -> None:
+        (name,) = _args(args, "/delete NAME")
+        message_id = self.last_message.pop(name.lower(), None)
+        if message_id is None:
+            raise OperatorError(f"{name} has not said anything to delete")
+        await self._emit(
+            MessageDeleted(message_id=message_id, author=self.viewer(name), **self._meta())
+        )
+        self.out(f"[console] deleted {name}'s last message")
+
+    async def _ban(self, args: list[str]) -> None:
+        (name,) = _args(args, "/ban NAME")
+        await self._emit(ViewerBanned(viewer=self.viewer(name), **self._meta()))
+        self.out(f"[console] {name} is banned")
+
+    async def _timeout(self, args: list[str]) -> None:
+        name, length = _args(args, "/timeout NAME DURATION")
+        try:
+            duration = parse_duration(length)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+        await self._emit(ViewerBanned(viewer=self.viewer(name), duration=duration, **self._meta()))
+        self.out(f"[console] {name} is timed out for {length}")
+
+    async def _drain(self, args: list[str]) -> None:
+        _args(args, "/drain")
+        await self.drain()
+
     async def _tick(self, args: list[str]) -> None:
         (seconds,) = _args(args, "/tick SECONDS")
         if not isinstance(self.clock, FakeClock):
@@ -246,6 +290,10 @@ _OPERATORS = {
     "/join": ConsoleStream._join,
     "/mod": ConsoleStream._mod,
     "/vip": ConsoleStream._vip,
+    "/delete": ConsoleStream._delete,
+    "/ban": ConsoleStream._ban,
+    "/timeout": ConsoleStream._timeout,
+    "/drain": ConsoleStream._drain,
     "/live": ConsoleStream._live,
     "/offline": ConsoleStream._offline,
     "/tick": ConsoleStream._tick,

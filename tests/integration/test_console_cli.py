@@ -27,6 +27,9 @@ REDEEMS = """\
         title: Prize Wheel
         cost: 100
         action: {type: wheel}
+    wheels:
+      main:
+        prizes: [{name: 10 Points, points: 10}]
     """
 
 SCRIPT = """\
@@ -58,9 +61,11 @@ Pixel: Thanks for the sub, alice! +1,000 pixels
 Pixel: alice reached level 2!
 Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)
 [tts] #1 pending: Text-to-Speech for alice: hello world
+[tts] #1 spoke tts-1.wav: alice says, hello world
 Pixel: @alice !tts is on cooldown for 10s
 Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #2)
 [tts] #2 pending: Text-to-Speech for alice: again
+[tts] #2 spoke tts-2.wav: alice says, again
 [console] the stream is live
 Pixel: @bob gave 1 pixel to alice (you have 0 left)
 Pixel: @bob you have 0 pixels
@@ -95,7 +100,8 @@ def setup(tmp_path: Path, name: str = "run") -> tuple[Path, Path]:
     db_path = folder / "pixel.db"
     config = folder / "pixel.yaml"
     config.write_text(
-        f'database:\n  url: "sqlite+aiosqlite:///{db_path}"\n' + textwrap.dedent(REDEEMS),
+        f'database:\n  url: "sqlite+aiosqlite:///{db_path}"\n'
+        f'tts:\n  dir: "{folder / "tts"}"\n' + textwrap.dedent(REDEEMS),
         encoding="utf-8",
     )
     return config, db_path
@@ -115,8 +121,8 @@ def test_script_file(tmp_path: Path) -> None:
     result = bot("console", "--config", config, "--script", script)
     assert (result.returncode, result.stdout, result.stderr) == (0, TRANSCRIPT, "")
     assert queue(db_path) == [
-        (1, "tts", "pending", 25, "hello world"),
-        (2, "tts", "pending", 25, "again"),
+        (1, "tts", "done", 25, "hello world"),
+        (2, "tts", "done", 25, "again"),
     ]
     verified = bot("db", "verify", "--config", config)
     assert (verified.returncode, verified.stdout.splitlines()[-1]) == (0, "ok")

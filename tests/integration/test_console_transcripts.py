@@ -23,7 +23,7 @@ from pixelbot.config import Config, load_config
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage
 from pixelbot.platforms.console import ConsoleStream
-from pixelbot.runner import SCRIPT_START, run_console
+from pixelbot.runner import open_console, run_console
 from pixelbot.runtime import Bot
 from pixelbot.testing import make_config, open_test_engine
 
@@ -139,14 +139,11 @@ class Session:
 
 @asynccontextmanager
 async def session(config: Config, config_path: Path | None = None) -> AsyncIterator[Session]:
-    clock = FakeClock(SCRIPT_START)
-    async with open_test_engine(config, clock) as engine:
-        bot = Bot(engine, config_path)
-        out: list[str] = []
-        console = ConsoleStream(bot, clock, out.append)
-        bot.platforms.append(console)
-        assert await bot.load_cogs() == {}
-        yield Session(bot, console, clock, out)
+    out: list[str] = []
+    async with open_console(config, config_path, scripted=True, out=out.append) as console:
+        assert out == []  # every cog loaded, nothing was left running
+        assert isinstance(console.clock, FakeClock)
+        yield Session(console.bot, console, console.clock, out)
 
 
 # ----------------------------------------------------------------------------- a stream
@@ -179,6 +176,7 @@ async def test_earning_thanks_and_a_redeem(config: Config, db_path: Path) -> Non
         "Pixel: @alice you have 264 pixels",
         "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
         "[tts] #1 pending: Text-to-Speech for alice: hello",
+        "[tts] #1 spoke tts-1.wav: alice says, hello",
         "Pixel: @alice you have 239 pixels",
         "Pixel: @bob alice has 239 pixels",
         "Pixel: Thanks for the bits, alice! +1,000 pixels",
@@ -206,7 +204,7 @@ async def test_earning_thanks_and_a_redeem(config: Config, db_path: Path) -> Non
         "SELECT q.id, q.kind, q.status, q.redeem_key, u.display_name, q.cost, q.charge_ref, "
         "json_extract(q.payload, '$.text') FROM queue_items q JOIN users u ON u.id = q.user_id",
     )
-    assert item[:6] == (1, "tts", "pending", "tts", "alice", 25)
+    assert item[:6] == (1, "tts", "done", "tts", "alice", 25)
     charge_ref, text = item[6], item[7]
     assert charge_ref.startswith("redeem:console:chat:")
     assert text == "hello"
@@ -423,21 +421,33 @@ async def test_per_stream_limits_reset_on_a_new_stream(config: Config, db_path: 
         "[console] mia is a moderator",
         "[console] the stream is live",
         "Pixel: @alice Hydrate! redeemed for 1 pixel (queued as #1)",
-        "[chat] #1 pending: Hydrate! for alice",
+        "[effect] #1 pending: Hydrate! for alice",
+        "Pixel: drink some water",
+        "[effect] #1 Hydrate! for alice: say",
         "Pixel: @alice Hydrate! redeemed for 1 pixel (queued as #2)",
-        "[chat] #2 pending: Hydrate! for alice",
+        "[effect] #2 pending: Hydrate! for alice",
+        "Pixel: drink some water",
+        "[effect] #2 Hydrate! for alice: say",
         "Pixel: @mia !hydrate has reached its limit of 2 this stream",
         "Pixel: @alice Wave redeemed for 1 pixel (queued as #3)",
-        "[chat] #3 pending: Wave for alice",
+        "[effect] #3 pending: Wave for alice",
+        "Pixel: o/",
+        "[effect] #3 Wave for alice: say",
         "Pixel: @alice !wave has reached its limit of 1 per viewer this stream",
         "Pixel: @mia Wave redeemed for 1 pixel (queued as #4)",
-        "[chat] #4 pending: Wave for mia",
+        "[effect] #4 pending: Wave for mia",
+        "Pixel: o/",
+        "[effect] #4 Wave for mia: say",
         "[console] the stream is offline",
         "[console] the stream is live",
         "Pixel: @mia Hydrate! redeemed for 1 pixel (queued as #5)",
-        "[chat] #5 pending: Hydrate! for mia",
+        "[effect] #5 pending: Hydrate! for mia",
+        "Pixel: drink some water",
+        "[effect] #5 Hydrate! for mia: say",
         "Pixel: @alice Wave redeemed for 1 pixel (queued as #6)",
-        "[chat] #6 pending: Wave for alice",
+        "[effect] #6 pending: Wave for alice",
+        "Pixel: o/",
+        "[effect] #6 Wave for alice: say",
     ]
     assert rows(db_path, "SELECT stream_session_id, count(*) FROM queue_items GROUP BY 1") == [
         (1, 4),
@@ -453,9 +463,11 @@ async def test_a_new_stream_resets_limits_even_at_the_same_instant(config: Confi
         config,
         [*SETUP, "/live", "alice: !wave", "/offline", "/live", "alice: !wave"],
     )
-    assert lines[-2:] == [
+    assert lines[-4:] == [
         "Pixel: @alice Wave redeemed for 1 pixel (queued as #2)",
-        "[chat] #2 pending: Wave for alice",
+        "[effect] #2 pending: Wave for alice",
+        "Pixel: o/",
+        "[effect] #2 Wave for alice: say",
     ]
 
 
@@ -464,7 +476,8 @@ async def test_a_new_stream_resets_limits_even_at_the_same_instant(config: Confi
 
 def write_yaml(path: Path, db_path: Path, body: str) -> Path:
     header = f'database:\n  url: "sqlite+aiosqlite:///{db_path}"\n'
-    path.write_text(header + textwrap.dedent(body), encoding="utf-8")
+    footer = f'tts:\n  dir: "{db_path.parent / "tts"}"\n'  # spoken files stay with the test
+    path.write_text(header + textwrap.dedent(body) + footer, encoding="utf-8")
     return path
 
 
@@ -478,6 +491,9 @@ GOOD_YAML = """\
         title: Prize Wheel
         cost: 100
         action: {type: wheel}
+    wheels:
+      main:
+        prizes: [{name: Nothing}]
     """
 
 BROKEN_YAML = """\
@@ -490,6 +506,9 @@ BROKEN_YAML = """\
         title: Prize Wheel
         cots: 10
         action: {type: wheel}
+    wheels:
+      main:
+        prizes: [{name: Nothing}]
     """
 
 
@@ -515,6 +534,7 @@ async def test_reload_with_a_broken_file_keeps_the_running_config(
             "Pixel: Redeems: !tts (25), !spin (100)",
             "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
             "[tts] #1 pending: Text-to-Speech for alice: hello",
+            "[tts] #1 spoke tts-1.wav: alice says, hello",
         ]
         assert balances(db_path) == {"alice": 26, "mia": 1}
 
@@ -563,7 +583,10 @@ async def test_a_good_reload_takes_effect(tmp_path: Path, db_path: Path) -> None
               confetti:
                 title: Confetti
                 cost: 5
-                action: {type: effect, steps: [{play_sound: pop.wav}]}
+                action: {type: effect, steps: [{say: "confetti for {user}!"}]}
+            wheels:
+              main:
+                prizes: [{name: 5 Points, points: 5}]
             """,
         )
         assert await bot.run(
@@ -573,11 +596,16 @@ async def test_a_good_reload_takes_effect(tmp_path: Path, db_path: Path) -> None
             "Pixel: Redeems: !spin (10), !confetti (5)",
             "Pixel: @alice Prize Wheel redeemed for 10 pixels (queued as #2)",
             "[wheel] #2 pending: Prize Wheel for alice",
+            "[wheel] #2 alice won 5 Points (roll 0.5025); +5 pixels",  # the reloaded wheel
+            "Pixel: alice is spinning the wheel!",
+            "Pixel: alice won 5 Points!",
             "Pixel: @alice Confetti redeemed for 5 pixels (queued as #3)",
             "[effect] #3 pending: Confetti for alice",
+            "Pixel: confetti for alice!",
+            "[effect] #3 Confetti for alice: say",
             "Pixel: @alice I don't know !tts. Try !help",
         ]
-        assert balances(db_path) == {"alice": 86, "mia": 1}  # alice: 200 + 1 - 100 - 10 - 5
+        assert balances(db_path) == {"alice": 91, "mia": 1}  # 200 + 1 - 100 - 10 + 5 - 5
         assert rows(db_path, "SELECT key, cost FROM redeems ORDER BY key") == [
             ("confetti", 5),
             ("spin", 10),
@@ -646,6 +674,7 @@ async def test_balances_and_toggles_survive_a_restart(config: Config, db_path: P
         "Pixel: @alice !spin is switched off right now",
         "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
         "[tts] #1 pending: Text-to-Speech for alice: hello",
+        "[tts] #1 spoke tts-1.wav: alice says, hello",
         "Pixel: @alice you have 26 pixels",
     ]
     second = await transcript(
@@ -808,9 +837,11 @@ async def test_the_same_redeem_request_delivered_twice_charges_once(
         first = await bot.bot.handle(request, bot.console)
         again = await bot.bot.handle(request, bot.console)
         assert (first.skipped, again.skipped) == (None, "duplicate")
+        await bot.console.drain()
         assert bot.out[before:] == [
             "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
             "[tts] #1 pending: Text-to-Speech for alice: hello",
+            "[tts] #1 spoke tts-1.wav: alice says, hello",  # once
         ]
         assert balances(db_path) == {"alice": 26}
         assert rows(db_path, "SELECT kind, charge_ref FROM queue_items") == [

@@ -1,0 +1,53 @@
+"""Building the workers from config: one per queue kind, each with its own integration.
+
+TTS gets the speech thread and an audio player, effects get the one OBS client (when OBS is
+enabled), the wheel gets the RNG. ``sleep`` is injected so scripted console runs move their
+fake clock instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pixelbot.config import Config
+from pixelbot.integrations.obs import ObsClient
+from pixelbot.integrations.player import AudioPlayer
+from pixelbot.integrations.speech import Speaker
+from pixelbot.queue.worker import Worker
+from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
+from pixelbot.queue.workers.tts import TtsWorker
+from pixelbot.queue.workers.wheel import WheelWorker
+
+__all__ = ["build_workers"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def build_workers(
+    config: Callable[[], Config],
+    *,
+    base_dir: Path,
+    rng: random.Random,
+    sleep: Sleep = asyncio.sleep,
+    play_audio: bool = True,
+) -> dict[str, Worker]:
+    """``config`` returns the current configuration (it changes on ``!reload``)."""
+    settings = config()
+    tts = settings.tts
+    speaker = Speaker(voice=tts.voice, rate=tts.rate, volume=tts.volume)
+    player = AudioPlayer.from_setting(tts.player if play_audio else "none")
+    obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
+    return {
+        "tts": TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
+        "wheel": WheelWorker(config, rng),
+        "effect": EffectWorker(
+            lambda payload: steps_from_payload(payload, config()),
+            obs,
+            settings.obs,
+            sleep=sleep,
+            base_dir=base_dir,
+        ),
+    }

@@ -1,0 +1,81 @@
+"""The prize wheel worker: draw a prize, and say what it is.
+
+The draw comes from an injected RNG and is recorded on the item and in the event log (the
+roll, the prize, its chance), so every spin can be audited. Prizes are not paid here: the
+worker returns them as payouts (points, XP) or a follow-up effect, and the runner commits them
+in the same transaction that marks the spin done, with the spin as their reference.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from pixelbot.config import Config
+from pixelbot.config_queue import WheelPrize
+from pixelbot.domain.wheel import draw
+from pixelbot.errors import ItemFailed
+from pixelbot.queue.worker import Done, FollowUp, Job, Payout
+
+__all__ = ["WheelWorker"]
+
+
+class WheelWorker:
+    kind = "wheel"
+
+    def __init__(self, config: Callable[[], Config], rng: random.Random) -> None:
+        self._config = config  # read per spin, so a reloaded config applies to the next one
+        self._rng = rng
+
+    async def perform(self, job: Job) -> Done:
+        name = str((job.payload.get("action") or {}).get("wheel", "main"))
+        wheel = self._config().wheels.get(name)
+        if wheel is None:
+            raise ItemFailed(f"there is no wheel called {name!r} any more")
+        result = draw([prize.weight for prize in wheel.prizes], self._rng)
+        prize = wheel.prizes[result.index]
+        user = job.viewer_name
+        values = {"user": user, "prize": prize.name}
+        spin_line = self._pick(wheel.spin_lines).format(**values)
+        chat = [spin_line, self._pick(wheel.prize_lines).format(**values)]
+        if prize.message is not None:
+            chat.append(prize.message.format(**values))
+        payouts, follow_ups = self._payouts(job, name, prize)
+        return Done(
+            summary=f"#{job.item_id} {user} won {prize.name} (roll {result.roll:.4f})",
+            result={
+                "wheel": name,
+                "roll": result.roll,
+                "prize_index": result.index,
+                "prize": prize.name,
+                "prize_kind": prize.kind,
+                "chance": round(result.chance, 6),
+            },
+            chat=tuple(chat),
+            payouts=payouts,
+            follow_ups=follow_ups,
+        )
+
+    def _pick(self, lines: list[str]) -> str:
+        return lines[0] if len(lines) == 1 else self._rng.choice(lines)
+
+    def _payouts(
+        self, job: Job, wheel: str, prize: WheelPrize
+    ) -> tuple[tuple[Payout, ...], tuple[FollowUp, ...]]:
+        reason = f"wheel:{wheel}:{prize.name}"
+        if (prize.points or prize.xp) and job.user_id is not None:
+            return (Payout(job.user_id, reason, prize.points or 0, prize.xp or 0),), ()
+        if prize.effect is not None:
+            payload = {
+                "title": prize.name,
+                "text": None,
+                "action": {"type": "effect", "effect": prize.effect},
+                "viewer": job.payload.get("viewer"),
+                "channel": job.payload.get("channel"),
+                "prize_of": job.item_id,
+            }
+            return (), (FollowUp("effect", payload),)
+        return (), ()
+
+    async def close(self) -> None:
+        return None
