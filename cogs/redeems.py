@@ -29,6 +29,8 @@ class RedeemsCog(Cog):
         entries = []
         for key, redeem in catalog.redeems.items():
             state = "" if catalog.is_enabled(key) else ", off"
+            if not state and self.bot.redeem_unavailable(redeem.action):
+                state = ", unavailable"  # e.g. it needs OBS, which is off
             entries.append(f"{ctx.prefix}{key} ({redeem.cost:,}{state})")
         await ctx.say("Redeems: " + ", ".join(entries))
 

@@ -57,7 +57,7 @@ async def run_console(
             if not line:
                 break
             await console.handle_line(line)
-        out(f"{config.bot.name}: Bye!")
+    out(f"{config.bot.name}: Bye!")  # after the queue stopped: its last words come first
 
 
 @asynccontextmanager

@@ -693,11 +693,12 @@ async def test_balances_and_toggles_survive_a_restart(config: Config, db_path: P
         GREETING,
         "Pixel: @alice you have 26 pixels",
         "Pixel: @alice !spin is switched off right now",
-        "Pixel: Redeems: !tts (25), !spin (100, off), !clip (0), !hydrate (1), !wave (1)",
+        "Pixel: Redeems: !tts (25), !spin (100, off), !clip (0, unavailable), !hydrate (1), "
+        "!wave (1)",
         "Pixel: @alice !tts is on cooldown for 10s",
         "[console] mia is a moderator",
         "Pixel: @mia !spin is now on",
-        "Pixel: Redeems: !tts (25), !spin (100), !clip (0), !hydrate (1), !wave (1)",
+        "Pixel: Redeems: !tts (25), !spin (100), !clip (0, unavailable), !hydrate (1), !wave (1)",
     ]
     assert rows(db_path, "SELECT key, enabled_override FROM redeems WHERE key = 'spin'") == [
         ("spin", 1)
