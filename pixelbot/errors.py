@@ -20,7 +20,7 @@ one place can render any of them to chat or to the operator::
         │   ├── UnknownRedeem
         │   ├── RedeemDisabled
         │   ├── LimitReached        .limit, .per_user
-        │   ├── QueueFull           .limit (pending items of its kind)
+        │   ├── QueueFull           .limit (pending items of its kind), .kind
         │   └── RedeemUnavailable   .reason (e.g. it needs OBS, which is off)
         └── OnCooldown              .key, .remaining (seconds)
     ├── CommandError                a chat command was refused before anything happened
@@ -194,9 +194,10 @@ class LimitReached(RedeemRefused):
 
 
 class QueueFull(RedeemRefused):
-    def __init__(self, key: str, limit: int) -> None:
+    def __init__(self, key: str, limit: int, kind: str = "tts") -> None:
         self.limit = limit
-        super().__init__(key, f"the {key} queue is full ({limit} waiting), try again soon")
+        self.kind = kind  # the queue that is full (a redeem's key need not name it)
+        super().__init__(key, f"the {kind} queue is full ({limit} waiting), try again soon")
 
 
 class RedeemUnavailable(RedeemRefused):

@@ -95,7 +95,7 @@ class _Redeem:
             if limit is not None and batch.redeem_counts.get((key, who), 0) >= limit:
                 raise LimitReached(key, limit, per_user=per_user)
         if self.max_pending is not None and batch.pending_counts[self.kind] >= self.max_pending:
-            raise QueueFull(key, self.max_pending)
+            raise QueueFull(key, self.max_pending, self.kind)
         balance = account.points
         charge_ref = None
         if settings.cost > 0:

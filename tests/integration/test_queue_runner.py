@@ -501,3 +501,44 @@ async def test_a_prize_stops_at_the_maximum_balance_and_the_spin_still_counts(
 def test_settled_defaults_say_nothing_was_paid() -> None:
     settled = Settled(1, "done")
     assert (settled.paid_points, settled.paid_xp, settled.follow_up_ids) == (0, 0, ())
+
+
+async def test_a_prize_that_cannot_be_given_now_is_left_off_the_wheel(
+    db_path: Path, clock: FakeClock
+) -> None:
+    wheel = {
+        "prizes": [
+            {"name": "Confetti", "weight": 1000, "effect": "confetti"},
+            {"name": "10 Points", "weight": 1, "points": 10},
+        ]
+    }
+    config = make_config(db_path, redeems=REDEEMS, wheels={"main": wheel}, effects=EFFECTS)
+
+    def workers(engine: Engine) -> dict[str, Worker]:
+        # as when the confetti effect needs OBS and OBS is off
+        return {"wheel": WheelWorker(lambda: engine.config, random.Random(3), lambda e: False)}
+
+    async with running(config, clock, workers) as h:
+        await h.engine.ledger.grant(ALICE, 1000, reason="test")
+        spins = await spin_many(h, 5)
+        assert [o.done.result["prize"] for o in spins if o.done] == ["10 Points"] * 5
+        assert all(o.done and o.done.result["left_off"] == ["Confetti"] for o in spins)
+        assert all(o.done and o.done.result["prize_index"] == 1 for o in spins)
+
+
+async def test_a_wheel_with_no_prize_that_can_be_given_fails_and_refunds(
+    db_path: Path, clock: FakeClock
+) -> None:
+    wheel = {"prizes": [{"name": "Confetti", "effect": "confetti"}]}
+    config = make_config(db_path, redeems=REDEEMS, wheels={"main": wheel}, effects=EFFECTS)
+
+    def workers(engine: Engine) -> dict[str, Worker]:
+        return {"wheel": WheelWorker(lambda: engine.config, random.Random(3), lambda e: False)}
+
+    async with running(config, clock, workers) as h:
+        await h.engine.ledger.grant(ALICE, 100, reason="test")
+        (spin,) = await spin_many(h, 1)
+        assert spin.settled.status == "failed" and spin.settled.refunded == 100
+        assert spin.error == "none of this wheel's prizes can be given right now"
+        assert await h.balance() == 100
+        await assert_books_balance(h.engine)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pixelbot.config import Config
+from pixelbot.config_effects import OBS_STEPS
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -22,6 +23,14 @@ from pixelbot.queue.workers.tts import TtsWorker
 from pixelbot.queue.workers.wheel import WheelWorker
 
 __all__ = ["build_workers"]
+
+
+def _effect_possible(config: Config, effect: str) -> bool:
+    """A named effect can run unless it needs OBS and OBS is off (or it no longer exists)."""
+    settings = config.effects.get(effect)
+    if settings is None:
+        return False
+    return config.obs.enabled or not any(step.do in OBS_STEPS for step in settings.steps)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -42,7 +51,7 @@ def build_workers(
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
     return {
         "tts": TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
-        "wheel": WheelWorker(config, rng),
+        "wheel": WheelWorker(config, rng, lambda effect: _effect_possible(config(), effect)),
         "effect": EffectWorker(
             lambda payload: steps_from_payload(payload, config()),
             obs,

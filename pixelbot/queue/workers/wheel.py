@@ -23,17 +23,35 @@ __all__ = ["WheelWorker"]
 class WheelWorker:
     kind = "wheel"
 
-    def __init__(self, config: Callable[[], Config], rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        rng: random.Random,
+        effect_possible: Callable[[str], bool] = lambda effect: True,
+    ) -> None:
+        """``effect_possible(name)``: whether a named effect can run now (one that needs OBS
+        cannot while OBS is off). Prizes that cannot be given are left off the wheel for that
+        spin, so nobody wins a prize that then fails."""
         self._config = config  # read per spin, so a reloaded config applies to the next one
         self._rng = rng
+        self._effect_possible = effect_possible
 
     async def perform(self, job: Job) -> Done:
         name = str((job.payload.get("action") or {}).get("wheel", "main"))
         wheel = self._config().wheels.get(name)
         if wheel is None:
             raise ItemFailed(f"there is no wheel called {name!r} any more")
-        result = draw([prize.weight for prize in wheel.prizes], self._rng)
-        prize = wheel.prizes[result.index]
+        possible = [
+            index
+            for index, prize in enumerate(wheel.prizes)
+            if prize.effect is None or self._effect_possible(prize.effect)
+        ]
+        if not possible:
+            raise ItemFailed("none of this wheel's prizes can be given right now")
+        result = draw([wheel.prizes[index].weight for index in possible], self._rng)
+        prize_index = possible[result.index]  # its place on the configured wheel
+        prize = wheel.prizes[prize_index]
+        left_off = [p.name for index, p in enumerate(wheel.prizes) if index not in possible]
         user = job.viewer_name
         values = {"user": user, "prize": prize.name}
         spin_line = self._pick(wheel.spin_lines).format(**values)
@@ -46,10 +64,11 @@ class WheelWorker:
             result={
                 "wheel": name,
                 "roll": result.roll,
-                "prize_index": result.index,
+                "prize_index": prize_index,
                 "prize": prize.name,
                 "prize_kind": prize.kind,
                 "chance": round(result.chance, 6),
+                "left_off": left_off,  # prizes that could not be given at this spin
             },
             chat=tuple(chat),
             payouts=payouts,
