@@ -93,9 +93,9 @@ async def open_console(
             play_audio=not scripted,
         )
         try:
-            for item_id in await bot.start_queue(workers, only_while_draining=scripted):
-                what = "put back in the queue" if config.queue.on_restart == "retry" else "refunded"
-                out(f"[queue] #{item_id} was running when the bot stopped: {what}")
+            recovered = await bot.start_queue(workers, only_while_draining=scripted)
+            for item_id in recovered.retried:  # (refunded ones print like any failure)
+                out(f"[queue] #{item_id} was running when the bot stopped: queued again")
             yield console
         finally:
             await bot.stop_queue()

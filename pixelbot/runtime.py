@@ -24,6 +24,7 @@ from pixelbot.config_effects import OBS_STEPS
 from pixelbot.config_redeems import Action
 from pixelbot.economy.batch import LevelUp
 from pixelbot.economy.earning import Earned
+from pixelbot.economy.queue import Recovered
 from pixelbot.economy.redeems import queue_kind
 from pixelbot.errors import ConfigError, PixelbotError
 from pixelbot.events import (
@@ -61,6 +62,7 @@ class Bot:
         self.cog_errors: dict[str, str] = {}
         self.platforms: list[Platform] = []
         self.queue: QueueRunner | None = None
+        self.obs_connected = False  # set when the queue starts
         reply_rate = self.config.commands.reply_rate
         self.limiter = ReplyLimiter(engine.clock, reply_rate.messages, reply_rate.per)
 
@@ -123,8 +125,11 @@ class Bot:
 
     async def start_queue(
         self, workers: dict[str, Worker], *, only_while_draining: bool = False
-    ) -> list[int]:
-        """Start one queue loop per worker. Returns the items recovered from a crash."""
+    ) -> Recovered:
+        """Start one queue loop per worker. Returns what was recovered from a crash."""
+        # Whether OBS can be used is decided by the client the effect worker got at start
+        # (a reload that switches OBS on needs a restart to connect).
+        self.obs_connected = self.config.obs.enabled
         settings = self.config.queue
         self.queue = QueueRunner(
             self.engine.queue,
@@ -149,7 +154,7 @@ class Bot:
             return "AI replies are not set up yet"
         if (
             kind == "effect"
-            and not self.config.obs.enabled
+            and not self.obs_connected
             and any(step.do in OBS_STEPS for step in self.config.effect_steps(action))
         ):
             return "it needs OBS, and OBS is not enabled"
@@ -266,6 +271,9 @@ class Bot:
                 if item.payload.get("message") == event.message_id
             ]
             reason = "the message was deleted"
+            for item in self.queue.running():  # being spoken right now: stop it
+                if item.kind == "tts" and item.payload.get("message") == event.message_id:
+                    self.queue.skip("tts", reason=reason)
         else:
             try:
                 user_id = await self.engine.wallets.find_identity(event.viewer)

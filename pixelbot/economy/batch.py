@@ -433,13 +433,21 @@ class Batch:
         return item_id
 
     def settle(
-        self, item_id: int, status: str, error: str | None, result: dict[str, Any] | None = None
+        self,
+        item_id: int,
+        status: str,
+        error: str | None,
+        result: dict[str, Any] | None = None,
+        *,
+        only_if_pending: bool = False,
     ) -> OpenItem | None:
         """Stage the final state of a pending or running queue item. None if it was settled
-        already (by another operation, or earlier in this batch)."""
-        item = self.open_items.pop(item_id, None)
-        if item is None:
+        already (by another operation, or earlier in this batch), or, with
+        ``only_if_pending``, if it is running."""
+        item = self.open_items.get(item_id)
+        if item is None or (only_if_pending and item.status != "pending"):
             return None
+        del self.open_items[item_id]
         self._undo.append((_reopen_item, (self.open_items, item)))
         self._append(
             self.settled_items,

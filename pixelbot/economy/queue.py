@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
@@ -23,12 +23,22 @@ from pixelbot.db.models import Base
 from pixelbot.economy.batch import GRANT, Batch, LevelUp, Needs
 from pixelbot.economy.writer import Writer
 
-__all__ = ["ClaimedItem", "FollowUp", "Payout", "PendingItem", "QueueStore", "Settled"]
+__all__ = [
+    "ClaimedItem",
+    "FollowUp",
+    "Payout",
+    "PendingItem",
+    "QueueStore",
+    "Recovered",
+    "Settled",
+]
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 QUEUE_CONTROLS = Base.metadata.tables["queue_controls"]
 Outcome = Literal["done", "failed", "cancelled"]
 INTERRUPTED = "the bot stopped while it was running"
+GAVE_UP = "the bot stopped while it was running, {} times; it is not tried again"
+MAX_ATTEMPTS = 3  # an item is run at most this often (crash recovery retries it)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,15 @@ class Settled:
     level_up: LevelUp | None = None
     follow_up_ids: tuple[int, ...] = ()
     kind: str = ""
+    error: str | None = None  # why it failed or was cancelled
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What ``recover`` did at start with the items a crash left running."""
+
+    retried: list[int]  # back in the queue
+    failed: list[Settled]  # failed and refunded
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class _Settle:
     payouts: Sequence[Payout] = ()
     follow_ups: Sequence[FollowUp] = ()
     actor: str | None = None  # who cancelled it (a moderator), for the event log
+    only_if_pending: bool = False  # leave it alone if a worker has started it meanwhile
 
     def needs(self, needs: Needs) -> None:
         needs.settle_items.add(self.item_id)
@@ -101,7 +121,9 @@ class _Settle:
         needs.queue_items += len(self.follow_ups)
 
     def apply(self, batch: Batch) -> Settled:
-        item = batch.settle(self.item_id, self.status, self.error, self.result)
+        item = batch.settle(
+            self.item_id, self.status, self.error, self.result, only_if_pending=self.only_if_pending
+        )
         if item is None:
             return Settled(self.item_id, self.status, already_settled=True)
         refunded, balance = 0, None
@@ -143,6 +165,7 @@ class _Settle:
             paid.level_up,
             tuple(paid.follow_up_ids),
             item.kind,
+            self.error,
         )
 
 
@@ -193,7 +216,6 @@ class QueueStore:
         self._writer = writer
         self._db = db
         self._clock = clock
-        self.interrupted: list[Settled] = []  # what recover() failed and refunded
 
     async def claim(self, kind: str) -> ClaimedItem | None:
         """Mark the next pending item of ``kind`` (priority, then age) running and return it."""
@@ -242,9 +264,15 @@ class QueueStore:
         """The item could not be performed: mark it failed and refund its charge, once."""
         return await self._writer.submit(_Settle(item_id, "failed", error))
 
-    async def cancel(self, item_id: int, reason: str, *, actor: str | None = None) -> Settled:
-        """A moderator (or a rule) called it off: mark it cancelled and refund, once."""
-        return await self._writer.submit(_Settle(item_id, "cancelled", reason, actor=actor))
+    async def cancel(
+        self, item_id: int, reason: str, *, actor: str | None = None, only_if_pending: bool = False
+    ) -> Settled:
+        """A moderator (or a rule) called it off: mark it cancelled and refund, once.
+        ``only_if_pending``: an item a worker has started meanwhile is left alone (it comes
+        back ``already_settled``); stopping that one is the runner's ``skip``."""
+        return await self._writer.submit(
+            _Settle(item_id, "cancelled", reason, actor=actor, only_if_pending=only_if_pending)
+        )
 
     async def pending(
         self, kind: str | None = None, *, user_id: int | None = None
@@ -268,15 +296,6 @@ class QueueStore:
             )
             return [PendingItem(*row) for row in rows]
 
-    async def count_pending(self, kind: str) -> int:
-        async with self._db.read() as conn:
-            count = await conn.scalar(
-                select(func.count())
-                .select_from(QUEUE_ITEMS)
-                .where(QUEUE_ITEMS.c.kind == kind, QUEUE_ITEMS.c.status == "pending")
-            )
-        return int(count or 0)
-
     async def paused_kinds(self) -> set[str]:
         async with self._db.read() as conn:
             rows = await conn.execute(
@@ -299,27 +318,38 @@ class QueueStore:
                 ],
             )
 
-    async def recover(self, *, retry: bool) -> list[int]:
-        """At start: items a crash left ``running`` go back to pending (``retry``) or are
-        failed and refunded (``interrupted`` says how it went). Returns their ids."""
+    async def recover(self, *, retry: bool) -> Recovered:
+        """At start: items a crash left ``running`` go back to pending (``retry``), unless
+        they have been tried ``MAX_ATTEMPTS`` times already (an item that kills the bot must
+        not crash-loop it); the others are failed and refunded."""
         async with self._db.read() as conn:
             stuck = list(
-                (
-                    await conn.execute(
-                        select(QUEUE_ITEMS.c.id)
-                        .where(QUEUE_ITEMS.c.status == "running")
-                        .order_by(QUEUE_ITEMS.c.id)
-                    )
-                ).scalars()
+                await conn.execute(
+                    select(QUEUE_ITEMS.c.id, QUEUE_ITEMS.c.attempts)
+                    .where(QUEUE_ITEMS.c.status == "running")
+                    .order_by(QUEUE_ITEMS.c.id)
+                )
             )
-        if retry and stuck:
+        again = [item_id for item_id, attempts in stuck if retry and attempts < MAX_ATTEMPTS]
+        if again:
             async with self._db.write() as conn:
                 await conn.execute(
                     update(QUEUE_ITEMS)
-                    .where(QUEUE_ITEMS.c.id.in_(stuck), QUEUE_ITEMS.c.status == "running")
+                    .where(QUEUE_ITEMS.c.id.in_(again), QUEUE_ITEMS.c.status == "running")
                     .values(status="pending", started_at=None)
                 )
-        elif stuck:
-            for item_id in stuck:
-                self.interrupted.append(await self.fail(item_id, INTERRUPTED))
-        return stuck
+        failed = []
+        for item_id, attempts in stuck:
+            if item_id not in again:
+                reason = INTERRUPTED if attempts < MAX_ATTEMPTS else GAVE_UP.format(attempts)
+                failed.append(await self.fail(item_id, reason))
+        return Recovered(again, failed)
+
+    async def release(self, item_id: int) -> None:
+        """Put a claimed item that never started back in the queue (the bot is stopping)."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(QUEUE_ITEMS)
+                .where(QUEUE_ITEMS.c.id == item_id, QUEUE_ITEMS.c.status == "running")
+                .values(status="pending", started_at=None, attempts=QUEUE_ITEMS.c.attempts - 1)
+            )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -253,21 +253,3 @@ class Redeems:
             max_pending,
         )
         return await self._writer.submit(op)
-
-    async def pending(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Queue items still waiting, oldest first (priority first)."""
-        query = select(
-            QUEUE_ITEMS.c.id,
-            QUEUE_ITEMS.c.kind,
-            QUEUE_ITEMS.c.redeem_key,
-            QUEUE_ITEMS.c.user_id,
-            QUEUE_ITEMS.c.cost,
-            QUEUE_ITEMS.c.payload,
-        ).where(QUEUE_ITEMS.c.status == "pending")
-        if kind is not None:
-            query = query.where(QUEUE_ITEMS.c.kind == kind)
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                query.order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)
-            )
-            return [dict(row._mapping) for row in rows]

@@ -18,10 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pixelbot.economy.queue import INTERRUPTED, ClaimedItem, PendingItem, QueueStore, Settled
+from pixelbot.economy.queue import (
+    INTERRUPTED,
+    ClaimedItem,
+    PendingItem,
+    QueueStore,
+    Recovered,
+    Settled,
+)
 from pixelbot.errors import ItemFailed, ItemTimedOut
 from pixelbot.queue.worker import Done, Job, Worker
 
@@ -30,6 +38,7 @@ __all__ = ["Outcome", "QueueRunner"]
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0  # a loop looks for work at least this often, even without a wake-up
+CANCEL_GRACE = 5.0  # how long a cancelled worker may take to clean up
 STOPPED_MESSAGE = "the bot stopped before it finished"
 BUG_MESSAGE = "something went wrong on our side (the streamer can see the details in the log)"
 
@@ -55,6 +64,7 @@ SayFor = Callable[[dict[str, object]], Callable[[str], Awaitable[None]]]
 class _Current:
     item: ClaimedItem
     task: asyncio.Task[Done]
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)  # skip() or stop()
     cancel_reason: str | None = None  # set by skip(): the task was cancelled on purpose
     cancelled_by: str | None = None
     stop_reason: str | None = None  # set by stop(): the bot is shutting down
@@ -89,42 +99,52 @@ class QueueRunner:
         self._only_while_draining = only_while_draining
         self._draining = 0
         self._performed = 0  # items finished so far (drain() uses it to see progress)
+        self.cancel_grace = CANCEL_GRACE
 
     # -- life cycle -------------------------------------------------------------------------
 
-    async def start(self) -> list[int]:
-        """Recover what a crash left running, read the pauses, start one loop per kind.
-        Returns the ids of the recovered items."""
+    async def start(self) -> Recovered:
+        """Recover what a crash left running, read the pauses, start one loop per kind."""
         recovered = await self.store.recover(retry=self._retry_on_restart)
-        if recovered:
-            what = "retried" if self._retry_on_restart else "refunded"
-            log.warning("queue items left running by the last run were %s: %s", what, recovered)
-        for settled in self.store.interrupted:  # their viewers are told, like any failure
+        if recovered.retried:
+            log.warning("left running by the last run, queued again: %s", recovered.retried)
+        for settled in recovered.failed:  # their viewers are told, like for any failure
+            log.warning("item #%s left running by the last run was refunded", settled.item_id)
             await self._tell(
                 Outcome(
-                    settled.kind, settled.item_id, settled.payload or {}, settled, error=INTERRUPTED
+                    settled.kind,
+                    settled.item_id,
+                    settled.payload or {},
+                    settled,
+                    error=settled.error or INTERRUPTED,
                 )
             )
-        self.store.interrupted.clear()
         self.paused = await self.store.paused_kinds() & set(self.workers)
         for kind in self.workers:
             self._loops.append(asyncio.create_task(self._loop(kind), name=f"queue-{kind}"))
         return recovered
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop the loops; an item still running is failed and refunded (not left behind)."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop the loops; an item still running is failed and refunded (not left behind).
+        A worker gets ``grace`` seconds (default ``CANCEL_GRACE``) to unwind; one that takes
+        longer is abandoned (and its item settled anyway), so stopping never hangs."""
+        if grace is not None:
+            self.cancel_grace = grace
         self._stopping = True
         for current in list(self._current.values()):
             current.stop_reason = STOPPED_MESSAGE
+            current.interrupted.set()
             current.task.cancel()
         for event in self._wake.values():
             event.set()
         if self._loops:
-            _, stuck = await asyncio.wait(self._loops, timeout=grace)
-            for loop in stuck:  # a worker ignored cancellation: recovery deals with its item
+            _, stuck = await asyncio.wait(self._loops, timeout=self.cancel_grace * 2 + 1)
+            for loop in stuck:  # settling hangs (the database?): recovery deals with it
                 loop.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
         self._loops.clear()
+        for event in self._idle.values():  # nobody waits in drain() for a stopped queue
+            event.set()
         for worker in self.workers.values():
             try:
                 await worker.close()
@@ -172,9 +192,10 @@ class QueueRunner:
         """Cancel the item running now (of ``kind``, or the first running one); its viewer
         is refunded when the worker has stopped. None if nothing is running."""
         for current_kind, current in self._current.items():
-            if kind is None or kind == current_kind:
+            if (kind is None or kind == current_kind) and not current.task.done():
                 current.cancelled_by = by
                 current.cancel_reason = reason or f"skipped by {by or 'a moderator'}"
+                current.interrupted.set()
                 current.task.cancel()
                 return current.item
         return None
@@ -185,7 +206,7 @@ class QueueRunner:
         """Cancel and refund these pending items (those that have not started meanwhile)."""
         settled = []
         for item in items:
-            result = await self.store.cancel(item.id, reason, actor=by)
+            result = await self.store.cancel(item.id, reason, actor=by, only_if_pending=True)
             if not result.already_settled:
                 settled.append(result)
                 await self._tell(
@@ -215,39 +236,63 @@ class QueueRunner:
                 await asyncio.sleep(1.0)
 
     async def _perform(self, worker: Worker, item: ClaimedItem) -> None:
+        if self._stopping:  # claimed while stopping: it never started, so it waits for later
+            await self.store.release(item.id)
+            return
         say = self._say_for(item.payload)
         job = Job(item.id, item.kind, item.payload, item.user_id, item.attempts, say)
         task = asyncio.create_task(worker.perform(job), name=f"{item.kind}-{item.id}")
         current = _Current(item, task)
         self._current[item.kind] = current
         timeout = self.timeouts.get(item.kind)
+        interrupted = asyncio.create_task(current.interrupted.wait())
         try:
-            done = await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            task.cancel()
-            await _settle_quietly(task)
-            await self._fail(item, str(ItemTimedOut(timeout or 0)))
-        except asyncio.CancelledError:
-            await _settle_quietly(task)
-            if current.cancel_reason is not None:  # a moderator's skip
-                await self._cancel(item, current.cancel_reason, current.cancelled_by)
-            elif current.stop_reason is not None:  # stop()
-                await self._fail(item, current.stop_reason)
+            await asyncio.wait({task, interrupted}, timeout=timeout, return_when=FIRST_COMPLETED)
+            if current.interrupted.is_set():  # skip() or stop() cancelled it
+                await _unwind(task, self.cancel_grace)
+            if not task.done() and not current.interrupted.is_set():  # too slow: fail it
+                task.cancel()
+                await _unwind(task, self.cancel_grace)
+                await self._fail(item, str(ItemTimedOut(timeout or 0)))
+            elif current.interrupted.is_set() or task.cancelled():
+                # if both skip() and stop() asked, the stop's reason wins (the bot is going
+                # away and says so)
+                if current.stop_reason is not None:
+                    await self._fail(item, current.stop_reason)
+                else:
+                    reason = current.cancel_reason or "cancelled"
+                    await self._cancel(item, reason, current.cancelled_by)
+            elif isinstance(task.exception(), ItemFailed):
+                await self._fail(item, str(task.exception()))
+            elif task.exception() is not None:
+                error = task.exception()
+                log.error(
+                    "the %s worker crashed on item #%s",
+                    item.kind,
+                    item.id,
+                    exc_info=(type(error), error, error.__traceback__) if error else None,
+                )
+                await self._fail(item, BUG_MESSAGE)
             else:
-                raise
-        except ItemFailed as exc:
-            await self._fail(item, str(exc))
-        except Exception:
-            log.exception("the %s worker crashed on item #%s", item.kind, item.id)
-            await self._fail(item, BUG_MESSAGE)
-        else:
-            settled = await self.store.finish(item.id, done.result, done.payouts, done.follow_ups)
-            for follow_up in done.follow_ups:
-                self.wake(follow_up.kind)
-            await self._tell(Outcome(item.kind, item.id, item.payload, settled, done=done))
+                await self._finish(item, task.result())
+        except asyncio.CancelledError:  # the loop itself is cancelled (a stop that hung)
+            task.cancel()
+            raise
         finally:
+            interrupted.cancel()
             self._current.pop(item.kind, None)
             self._performed += 1
+
+    async def _finish(self, item: ClaimedItem, done: Done) -> None:
+        try:
+            settled = await self.store.finish(item.id, done.result, done.payouts, done.follow_ups)
+        except Exception:  # e.g. a result the database cannot store: never leave it running
+            log.exception("could not record item #%s as done; failing it instead", item.id)
+            await self._fail(item, BUG_MESSAGE)
+            return
+        for follow_up in done.follow_ups:
+            self.wake(follow_up.kind)
+        await self._tell(Outcome(item.kind, item.id, item.payload, settled, done=done))
 
     async def _fail(self, item: ClaimedItem, error: str) -> None:
         settled = await self.store.fail(item.id, error)
@@ -266,7 +311,9 @@ class QueueRunner:
             log.exception("could not report the outcome of item #%s", outcome.item_id)
 
 
-async def _settle_quietly(task: asyncio.Task[Done]) -> None:
-    """Wait for a cancelled worker task to unwind; whatever it raises is moot now."""
-    with contextlib.suppress(BaseException):
-        await task
+async def _unwind(task: asyncio.Task[Done], grace: float) -> None:
+    """Give a cancelled worker ``grace`` seconds to clean up (an OBS undo); past that it is
+    abandoned, so one stuck worker never stops the queue."""
+    await asyncio.wait({task}, timeout=grace)
+    if not task.done():
+        log.warning("worker task %s did not stop within %ss", task.get_name(), grace)

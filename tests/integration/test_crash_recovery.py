@@ -115,7 +115,9 @@ def test_killed_mid_item_then_refunded_exactly_once(tmp_path: Path) -> None:
     assert query(db, "SELECT points FROM users") == [(76,)]  # 100 + 1 for chatting - 25
 
     out = restart(tmp_path, config, "alice: !points\n")
-    assert "[queue] #1 was running when the bot stopped: refunded" in out
+    assert (
+        "[tts] #1 failed: the bot stopped while it was running; refunded 25 pixels to alice" in out
+    )
     assert (
         "Pixel: @alice your Text-to-Speech didn't happen: the bot stopped while it was "
         "running. Your 25 pixels are back." in out
@@ -138,7 +140,7 @@ def test_killed_mid_item_then_retried(tmp_path: Path) -> None:
     kill_mid_item(tmp_path, config)
     # (scripted runs play no audio, so the second attempt finishes at once)
     out = restart(tmp_path, config, "alice: !points\n")
-    assert "[queue] #1 was running when the bot stopped: put back in the queue" in out
+    assert "[queue] #1 was running when the bot stopped: queued again" in out
     assert "[tts] #1 spoke tts-1.wav" in out
     assert "Pixel: @alice you have 76 pixels" in out
     db = tmp_path / "pixel.db"

@@ -82,7 +82,7 @@ class Harness:
         self.engine = engine
         self.runner = runner
         self.outcomes = outcomes
-        self.recovered: list[int] = []
+        self.recovered: list[int] = []  # ids retried or refunded at start
 
     async def buy(self, key: str, text: str | None = None, who: Viewer = ALICE) -> int:
         engine = self.engine
@@ -154,7 +154,8 @@ async def running(
             retry_on_restart=retry,
         )
         harness = Harness(engine, runner, outcomes)
-        harness.recovered = await runner.start()
+        recovered = await runner.start()
+        harness.recovered = recovered.retried + [s.item_id for s in recovered.failed]
         try:
             yield harness
         finally:

@@ -124,14 +124,20 @@ async def test_recovery_after_a_crash_retries_or_refunds(db_path: Path, clock: F
         retried = await buy(engine, "tts", "r1")
         await engine.queue.claim("tts")  # the bot "dies" with this item running
     async with open_test_engine(config, clock) as engine:
-        assert await engine.queue.recover(retry=True) == [retried]
+        recovered = await engine.queue.recover(retry=True)
+        assert (recovered.retried, recovered.failed) == ([retried], [])
         assert (await statuses(engine))[retried] == "pending"
         again = await engine.queue.claim("tts")
         assert again is not None and again.attempts == 2
     async with open_test_engine(config, clock) as engine:
-        assert await engine.queue.recover(retry=False) == [retried]
+        recovered = await engine.queue.recover(retry=False)
+        assert recovered.retried == []
+        assert [(s.item_id, s.refunded, s.error) for s in recovered.failed] == [
+            (retried, 25, "the bot stopped while it was running")
+        ]
         assert (await statuses(engine))[retried] == "failed"
         assert await refunds(engine) == [(25, "r1")]
-        assert await engine.queue.recover(retry=False) == []
+        nothing = await engine.queue.recover(retry=False)
+        assert (nothing.retried, nothing.failed) == ([], [])
         assert await balance(engine) == 100
         assert (await verify(engine.db)).ok

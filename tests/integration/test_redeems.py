@@ -117,9 +117,9 @@ async def test_queue_item_names_its_charge_and_refund_returns_it(
     async with open_test_engine(config_with(db_path), clock) as engine:
         await engine.ledger.grant(ALICE, 100, reason="test")
         bought = await buy(engine, ALICE, "redeem:x")
-        [pending] = await engine.redeems.pending()
-        assert pending["id"] == bought.item_id
-        assert (pending["kind"], pending["cost"], pending["redeem_key"]) == ("wheel", 10, "spin")
+        [pending] = await engine.queue.pending()
+        assert pending.id == bought.item_id
+        assert (pending.kind, pending.cost, pending.redeem_key) == ("wheel", 10, "spin")
         async with engine.db.read() as conn:
             charge_ref = (
                 await conn.execute(

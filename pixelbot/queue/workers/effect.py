@@ -205,11 +205,17 @@ class EffectWorker:
         if step.back_after is not None:
             current = await obs.request("GetCurrentProgramScene")
             previous = current.get("currentProgramSceneName") or current.get("sceneName")
-        await obs.request("SetCurrentProgramScene", {"sceneName": step.scene})
+        switch = {"sceneName": step.scene}
         if step.back_after is not None and previous:
             back = {"sceneName": previous}
-            await self._hold(step.back_after, lambda: obs.request("SetCurrentProgramScene", back))
+            await self._temporarily(
+                lambda: obs.request("SetCurrentProgramScene", switch),
+                lambda: obs.request("SetCurrentProgramScene", back),
+                step.back_after,
+            )
             result.update(back_to=previous, seconds=step.back_after.total_seconds())
+        else:
+            await obs.request("SetCurrentProgramScene", switch)
         return result
 
     async def _set_source_enabled(
@@ -224,11 +230,14 @@ class EffectWorker:
         async def set_enabled(value: bool) -> None:
             await obs.request("SetSceneItemEnabled", {**item, "sceneItemEnabled": value})
 
-        await set_enabled(enabled)
         result: StepResult = {"do": step.do, "scene": step.scene, "source": step.source}
         if step.for_ is not None:
-            await self._hold(step.for_, lambda: set_enabled(not enabled))
+            await self._temporarily(
+                lambda: set_enabled(enabled), lambda: set_enabled(not enabled), step.for_
+            )
             result["seconds"] = step.for_.total_seconds()
+        else:
+            await set_enabled(enabled)
         return result
 
     async def _clip(self, step: ClipStep) -> StepResult:
@@ -282,7 +291,6 @@ class EffectWorker:
         async def set_enabled(value: bool) -> None:
             await obs.request("SetSourceFilterEnabled", {**where, "filterEnabled": value})
 
-        await set_enabled(enabled)
         result: StepResult = {
             "do": step.do,
             "source": step.source,
@@ -290,8 +298,12 @@ class EffectWorker:
             "enabled": enabled,
         }
         if step.for_ is not None:
-            await self._hold(step.for_, lambda: set_enabled(was))
+            await self._temporarily(
+                lambda: set_enabled(enabled), lambda: set_enabled(was), step.for_
+            )
             result["seconds"] = step.for_.total_seconds()
+        else:
+            await set_enabled(enabled)
         return result
 
     async def _play_sound(self, step: PlaySoundStep) -> StepResult:
@@ -331,13 +343,30 @@ class EffectWorker:
             )
         return path
 
-    async def _hold(self, duration: timedelta, undo: Callable[[], Awaitable[object]]) -> None:
-        """Keep a temporary change for ``duration``, then undo it. When the wait is cut short
-        (cancelled), undo it anyway, shielded from a second cancellation, then re-raise."""
+    async def _temporarily(
+        self,
+        change: Callable[[], Awaitable[object]],
+        undo: Callable[[], Awaitable[object]],
+        duration: timedelta,
+    ) -> None:
+        """Make a change, keep it for ``duration``, then undo it.
+
+        A cancellation (``!skip``, a timeout) at any point — even while the change request is
+        on its way, since the OBS thread sends it regardless — still undoes it, shielded from
+        a second cancellation, then re-raises. (Undoing a change that never landed is
+        harmless: the undo requests set a state, they do not flip it.) A change that failed
+        with an error is not undone."""
+        changed = False
         try:
+            await change()
+            changed = True
             await self._sleep(duration.total_seconds())
-        except BaseException:
+        except asyncio.CancelledError:
             await self._undo_after_interruption(undo)
+            raise
+        except BaseException:
+            if changed:
+                await self._undo_after_interruption(undo)
             raise
         await undo()
 

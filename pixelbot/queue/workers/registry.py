@@ -25,12 +25,14 @@ from pixelbot.queue.workers.wheel import WheelWorker
 __all__ = ["build_workers"]
 
 
-def _effect_possible(config: Config, effect: str) -> bool:
-    """A named effect can run unless it needs OBS and OBS is off (or it no longer exists)."""
+def _effect_possible(config: Config, effect: str, *, obs: bool) -> bool:
+    """A named effect can run unless it needs OBS and there is no OBS client (or it no
+    longer exists)."""
     settings = config.effects.get(effect)
     if settings is None:
         return False
-    return config.obs.enabled or not any(step.do in OBS_STEPS for step in settings.steps)
+    return obs or not any(step.do in OBS_STEPS for step in settings.steps)
+
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -51,7 +53,9 @@ def build_workers(
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
     return {
         "tts": TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
-        "wheel": WheelWorker(config, rng, lambda effect: _effect_possible(config(), effect)),
+        "wheel": WheelWorker(
+            config, rng, lambda effect: _effect_possible(config(), effect, obs=obs is not None)
+        ),
         "effect": EffectWorker(
             lambda payload: steps_from_payload(payload, config()),
             obs,

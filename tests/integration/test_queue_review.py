@@ -1,0 +1,400 @@
+"""Found by a review of the durable queue and its money path: each test names a bug that was
+found (and fixed) and states the behaviour a streamer needs.
+
+Everything is real: SQLite through the engine and its writer, the QueueRunner, the Bot, the
+EffectWorker with the real ObsClient against the fake obs-websocket server. Only the workers
+that stand in for TTS are small test doubles implementing the ``Worker`` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pixelbot.app import Engine
+from pixelbot.clock import FakeClock
+from pixelbot.config import Config
+from pixelbot.config_effects import ObsSettings
+from pixelbot.db.models import QueueItem
+from pixelbot.economy.queue import ClaimedItem, QueueStore
+from pixelbot.events import MessageDeleted, Viewer
+from pixelbot.integrations.obs import ObsClient
+from pixelbot.queue.runner import BUG_MESSAGE, Outcome, QueueRunner
+from pixelbot.queue.worker import Done, Job, Worker
+from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
+from pixelbot.runtime import Bot
+from pixelbot.testing import make_config, open_test_engine, viewer
+from tests.fakes.obs_server import FakeObs
+
+ALICE = viewer("alice")
+REDEEMS: dict[str, Any] = {
+    "tts": {"title": "TTS", "cost": 25, "action": {"type": "tts"}},
+    "peek": {
+        "title": "Peek",
+        "cost": 10,
+        "action": {
+            "type": "obs",
+            "do": "show_source",
+            "scene": "Main",
+            "source": "HydrateGif",
+            "for": "1h",
+        },
+    },
+}
+SETTLE_SECONDS = 5.0  # generous: every wait below normally ends in milliseconds
+_refs = itertools.count(1)
+
+
+# ----------------------------------------------------------------------------- test doubles
+
+
+class Gate:
+    """A well-behaved worker: each item runs until ``release`` is set, or it is cancelled."""
+
+    def __init__(self, kind: str, result: dict[str, Any] | None = None) -> None:
+        self.kind = kind
+        self.result = result or {}
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.seen: list[int] = []
+        self.cancelled: list[int] = []
+
+    async def perform(self, job: Job) -> Done:
+        self.seen.append(job.item_id)
+        self.started.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(job.item_id)
+            raise
+        return Done(f"#{job.item_id} ok", result=self.result)
+
+    async def close(self) -> None:
+        return None
+
+
+class Stubborn(Gate):
+    """A worker whose clean-up outlives a cancellation (until ``release``), as an OBS undo
+    does while OBS is unreachable and the client backs off."""
+
+    async def perform(self, job: Job) -> Done:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await self.release.wait()
+            raise
+        raise AssertionError("unreachable")
+
+
+class SlowClaims(QueueStore):
+    """The real store, pausing after a claim has committed (a busy disk, a slow database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.writer, engine.db, engine.clock)
+        self.claimed = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def claim(self, kind: str) -> ClaimedItem | None:
+        item = await super().claim(kind)
+        if item is not None:
+            self.claimed.set()
+            await self.go_on.wait()
+        return item
+
+
+@dataclass
+class ChatLog:
+    """A platform that records what the bot says."""
+
+    name: str = "twitch"
+    default_channel: str = "chan"
+    said: list[str] = field(default_factory=list)
+
+    async def send(self, channel: str, text: str) -> None:
+        self.said.append(text)
+
+
+# ----------------------------------------------------------------------------- harness
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    runner: QueueRunner
+    store: QueueStore
+    outcomes: list[Outcome]
+
+    async def status(self, item_id: int) -> tuple[str, str | None]:
+        return await status(self.engine, item_id)
+
+    async def balance(self, who: Viewer = ALICE) -> int:
+        return await balance(self.engine, who)
+
+
+async def status(engine: Engine, item_id: int) -> tuple[str, str | None]:
+    async with engine.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(QueueItem.status, QueueItem.error).where(QueueItem.id == item_id)
+            )
+        ).one()
+    return row[0], row[1]
+
+
+async def balance(engine: Engine, who: Viewer = ALICE) -> int:
+    summary = await engine.wallets.summary(await engine.wallets.find(who.login, who.platform))
+    return int(summary.points)
+
+
+async def buy(engine: Engine, key: str, text: str | None = None, **extra: Any) -> int:
+    session_id, since = await engine.streams.window()
+    bought = await engine.redeems.redeem(
+        key,
+        engine.catalog.get(key),
+        ALICE,
+        text,
+        ref=f"redeem:review:{next(_refs)}",
+        stream_session_id=session_id,
+        counts_since=since,
+        channel="chan",
+        **extra,
+    )
+    assert bought.item_id is not None
+    return bought.item_id
+
+
+def _say_for(payload: dict[str, object]) -> Callable[[str], Any]:
+    async def say(text: str) -> None:
+        return None
+
+    return say
+
+
+@asynccontextmanager
+async def running(
+    config: Config,
+    clock: FakeClock,
+    workers: Callable[[Engine], dict[str, Worker]],
+    *,
+    store: Callable[[Engine], QueueStore] | None = None,
+    retry: bool = False,
+) -> AsyncIterator[Rig]:
+    outcomes: list[Outcome] = []
+
+    async def report(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+
+    async with open_test_engine(config, clock) as engine:
+        queue_store = engine.queue if store is None else store(engine)
+        runner = QueueRunner(
+            queue_store,
+            workers(engine),
+            timeouts={},
+            report=report,
+            say_for=_say_for,
+            retry_on_restart=retry,
+        )
+        await runner.start()
+        try:
+            yield Rig(engine, runner, queue_store, outcomes)
+        finally:
+            await runner.stop(grace=0.1)
+
+
+@pytest.fixture
+def config(db_path: Path) -> Config:
+    return make_config(db_path, redeems=REDEEMS)
+
+
+async def _finished_within(task: asyncio.Task[None], seconds: float) -> bool:
+    """Whether ``task`` ended within ``seconds``; if not, it is cancelled (and awaited)."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+async def test_clearing_leaves_alone_an_item_that_started_meanwhile(
+    config: Config, clock: FakeClock
+) -> None:
+    worker = Gate("tts")
+    async with running(config, clock, lambda engine: {"tts": worker}) as rig:
+        await rig.engine.ledger.grant(ALICE, 100, reason="test")
+        await rig.runner.pause("tts")
+        item = await buy(rig.engine, "tts", "hello")
+        listed = await rig.engine.queue.pending("tts")  # !clearqueue reads what waits ...
+        await rig.runner.resume("tts")  # ... and meanwhile the loop starts that item
+        await asyncio.wait_for(worker.started.wait(), SETTLE_SECONDS)
+
+        settled = await rig.runner.cancel_pending(listed, reason="cleared", by="modmin")
+        worker.release.set()
+        await rig.runner.drain()
+
+        assert [s.item_id for s in settled] == []  # "those that have not started meanwhile"
+        assert await rig.status(item) == ("done", None)
+        assert await rig.balance() == 75  # it was performed: no refund
+
+
+async def test_deleting_the_message_stops_its_tts_while_it_is_spoken(
+    config: Config, clock: FakeClock
+) -> None:
+    worker = Gate("tts")
+    async with open_test_engine(config, clock) as engine:
+        bot = Bot(engine)
+        chat = ChatLog()
+        bot.platforms.append(chat)
+        await bot.start_queue({"tts": worker})
+        assert bot.queue is not None
+        try:
+            await engine.ledger.grant(ALICE, 100, reason="test")
+            item = await buy(engine, "tts", "something awful", message_id="msg-1")
+            bot.queue.wake("tts")
+            await asyncio.wait_for(worker.started.wait(), SETTLE_SECONDS)
+
+            deleted = MessageDeleted(
+                id="evt-delete", platform="twitch", occurred_at=clock.now(), message_id="msg-1"
+            )
+            await bot.handle(deleted, chat)
+            worker.release.set()  # had it not been stopped, it would finish now
+            await bot.queue.drain()
+
+            assert worker.cancelled == [item]
+            assert await status(engine, item) == ("cancelled", "the message was deleted")
+            assert await balance(engine) == 100
+        finally:
+            worker.release.set()
+            await bot.stop_queue()
+
+
+async def test_stopping_while_an_item_is_being_claimed_keeps_to_the_grace(
+    config: Config, clock: FakeClock
+) -> None:
+    worker = Gate("tts")
+    async with running(config, clock, lambda engine: {"tts": worker}, store=SlowClaims) as rig:
+        assert isinstance(rig.store, SlowClaims)
+        await rig.engine.ledger.grant(ALICE, 100, reason="test")
+        item = await buy(rig.engine, "tts", "hello")
+        rig.runner.wake("tts")
+        await asyncio.wait_for(rig.store.claimed.wait(), SETTLE_SECONDS)
+
+        stopping = asyncio.create_task(rig.runner.stop(grace=0.1))
+        await asyncio.sleep(0)  # stop() has looked at what runs (nothing yet) and waits
+        rig.store.go_on.set()  # the claim returns: the loop starts the item
+
+        assert await _finished_within(stopping, 1.5), "stop() hung past its grace"
+        state, _ = await rig.status(item)
+        assert state in ("pending", "failed")  # never left 'running' by a clean stop
+        assert await rig.balance() == (75 if state == "pending" else 100)
+
+
+async def test_stop_keeps_to_its_grace_when_a_worker_is_slow_to_cancel(
+    config: Config, clock: FakeClock
+) -> None:
+    worker = Stubborn("tts")
+    async with running(config, clock, lambda engine: {"tts": worker}) as rig:
+        await rig.engine.ledger.grant(ALICE, 100, reason="test")
+        await buy(rig.engine, "tts", "hello")
+        rig.runner.wake("tts")
+        await asyncio.wait_for(worker.started.wait(), SETTLE_SECONDS)
+        try:
+            stopping = asyncio.create_task(rig.runner.stop(grace=0.1))
+            assert await _finished_within(stopping, 1.5), "stop() hung past its grace"
+        finally:
+            worker.release.set()
+
+
+async def test_an_item_whose_settling_fails_is_failed_and_refunded(
+    config: Config, clock: FakeClock
+) -> None:
+    # A worker slip (a Path in the result) makes the commit fail; a locked database does too.
+    worker = Gate("tts", result={"file": Path("data/tts/tts-1.wav")})
+    worker.release.set()
+    async with running(config, clock, lambda engine: {"tts": worker}) as rig:
+        await rig.engine.ledger.grant(ALICE, 100, reason="test")
+        item = await buy(rig.engine, "tts", "hello")
+        await rig.runner.drain()
+
+        assert await rig.status(item) == ("failed", BUG_MESSAGE)
+        assert await rig.balance() == 100
+        assert [o.item_id for o in rig.outcomes] == [item]  # and the viewer is told
+
+
+async def test_a_skip_during_the_obs_request_still_undoes_the_change(
+    config: Config, clock: FakeClock
+) -> None:
+    async with FakeObs() as fake:
+        settings = ObsSettings.model_validate(
+            {
+                "enabled": True,
+                "host": "127.0.0.1",
+                "port": fake.port,
+                "timeout": "2s",
+                "reconnect": {"attempts": 1, "backoff": "10ms", "max_backoff": "10ms"},
+            }
+        )
+
+        def effect_worker(engine: Engine) -> dict[str, Worker]:
+            steps = lambda payload: steps_from_payload(payload, engine.config)  # noqa: E731
+            return {"effect": EffectWorker(steps, ObsClient(settings), settings)}
+
+        async with running(config, clock, effect_worker) as rig:
+            original = fake._handlers["SetSceneItemEnabled"]
+
+            def skip_while_obs_works(data: dict[str, Any]) -> dict[str, Any] | None:
+                if data.get("sceneItemEnabled"):  # the change (not its undo) reaches OBS ...
+                    rig.runner.skip("effect", by="modmin")  # ... as the moderator skips
+                return original(data)
+
+            fake._handlers["SetSceneItemEnabled"] = skip_while_obs_works
+            await rig.engine.ledger.grant(ALICE, 100, reason="test")
+            item = await buy(rig.engine, "peek")
+            await rig.runner.drain()
+            await rig.runner.stop(grace=1.0)  # closes the worker: undos in flight finish
+
+            assert await rig.status(item) == ("cancelled", "skipped by modmin")
+            assert fake.item_enabled("Main", "HydrateGif") is False
+
+
+async def test_an_item_that_keeps_killing_the_bot_is_not_retried_forever(
+    config: Config, clock: FakeClock
+) -> None:
+    async def report(outcome: Outcome) -> None:
+        return None
+
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        item = await buy(engine, "tts", "hello")
+        await engine.queue.set_paused("tts", True)  # the runners below only recover
+        for _ in range(6):  # the bot dies while the item runs, then starts again, six times
+            if await engine.queue.claim("tts") is None:
+                break  # recovery gave up on it
+            runner = QueueRunner(
+                engine.queue,
+                {"tts": Gate("tts")},
+                timeouts={},
+                report=report,
+                say_for=_say_for,
+                retry_on_restart=True,
+            )
+            await runner.start()
+            await runner.stop(grace=0.1)
+
+        state, _ = await status(engine, item)
+        assert state == "failed"  # given up on after a few attempts, and refunded
+        assert await balance(engine) == 100
