@@ -170,6 +170,9 @@ def _install_sqlite_settings(engine: AsyncEngine, busy_timeout: timedelta) -> No
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: index inserts stay in memory
+        # Reads through a memory map skip a copy per page: the writer's set-based loads got ~20%
+        # faster in scripts/bench.py. (Reads only; SQLite still writes through the WAL.)
+        cursor.execute("PRAGMA mmap_size=268435456")
         # Checkpoints run in the background (db/checkpoint.py), not inside the writer's commits.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
