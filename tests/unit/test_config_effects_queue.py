@@ -684,6 +684,41 @@ def test_bad_queue_tts_and_obs_values(tmp_path: Path) -> None:
     ]
 
 
+def test_more_bad_tts_and_obs_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        tts:
+          max_queue: 0
+          max_chars: 0
+          banned_words: darn
+          banned_replacement: [beep]
+          keep_files: -1
+          voice: ""
+          dir: ""
+          player: ""
+        obs:
+          sound_source: ""
+          reconnect: {backoff: soon}
+          start_replay_buffer: sometimes
+        """,
+    )
+    assert problems(path) == [
+        "tts.max_queue: must be > 0 (config.yaml line 2)",
+        "tts.max_chars: must be > 0 (config.yaml line 3)",
+        "tts.banned_words: must be a list (config.yaml line 4)",
+        "tts.banned_replacement: must be a string (config.yaml line 5)",
+        "tts.keep_files: must be >= 0 (config.yaml line 6)",
+        "tts.voice: must not be empty (config.yaml line 7)",
+        "tts.dir: must not be empty (config.yaml line 8)",
+        "tts.player: must not be empty (config.yaml line 9)",
+        "obs.sound_source: must not be empty (config.yaml line 11)",
+        "obs.reconnect.backoff: 'soon' is not a duration; use e.g. 30s, 5m, 1h "
+        "(config.yaml line 12)",
+        "obs.start_replay_buffer: must be true or false (config.yaml line 13)",
+    ]
+
+
 def test_tts_rate_above_the_range(tmp_path: Path) -> None:
     path = write(tmp_path, "tts: {rate: 501}\n")
     assert problems(path) == ["tts.rate: must be <= 500 (config.yaml line 1)"]
