@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,20 @@ from typing import Any
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage, Cheer, Follow, Presence, Raid, Subscription, Tip, Viewer
+from pixelbot.platforms.console import ConsoleStream
+from pixelbot.runner import open_console
+from pixelbot.runtime import Bot
 
-__all__ = ["EventFactory", "make_config", "open_test_engine", "viewer"]
+__all__ = [
+    "ConsoleSession",
+    "EventFactory",
+    "console_session",
+    "make_config",
+    "open_test_engine",
+    "viewer",
+]
 
 _ids = itertools.count(1)
 
@@ -87,3 +99,41 @@ class EventFactory:
 
     def presence(self, who: Viewer, event_id: str | None = None) -> Presence:
         return Presence(viewer=who, **self._base(event_id))
+
+
+@dataclass
+class ConsoleSession:
+    """A scripted console bot kept open, so a test can feed lines and look in between."""
+
+    bot: Bot
+    console: ConsoleStream
+    clock: FakeClock
+    out: list[str]
+
+    async def run(self, *script: str) -> list[str]:
+        """Feed lines (the queue drains after each one); return what they printed."""
+        start = len(self.out)
+        await self.console.run_lines(script)
+        return self.out[start:]
+
+    async def verified(self) -> None:
+        """Raise if ``db verify`` finds a violation."""
+        report = await verify(self.bot.engine.db)
+        if not report.ok:
+            raise AssertionError(report.violations)
+
+
+@asynccontextmanager
+async def console_session(
+    config: Config, config_path: Path | None = None, *, base_dir: Path | None = None
+) -> AsyncIterator[ConsoleSession]:
+    """What ``python bot.py console --script`` wires together (engine, bot, cogs, queue
+    workers), opened in-process. Refuses to start quietly past a broken cog or an item a
+    crash left running: a test should not miss those lines."""
+    out: list[str] = []
+    async with open_console(
+        config, config_path, scripted=True, out=out.append, base_dir=base_dir
+    ) as console:
+        if out or not isinstance(console.clock, FakeClock):
+            raise RuntimeError(f"the console did not start cleanly: {out}")
+        yield ConsoleSession(console.bot, console, console.clock, out)

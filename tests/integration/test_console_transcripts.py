@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pixelbot.clock import FakeClock
 from pixelbot.config import Config, load_config
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage
-from pixelbot.platforms.console import ConsoleStream
-from pixelbot.runner import open_console, run_console
-from pixelbot.runtime import Bot
-from pixelbot.testing import make_config, open_test_engine
+from pixelbot.runner import run_console
+from pixelbot.testing import console_session, make_config, open_test_engine
 
 GREETING = (
     "Pixel: Hi! This is the console stream. Chat as anyone: 'alice: hello', then "
@@ -116,34 +112,6 @@ async def assert_verified(config: Config) -> None:
     async with open_test_engine(config) as engine:
         report = await verify(engine.db)
     assert report.ok, report.violations
-
-
-# ----------------------------------------------------------------------------- a bot in-process
-
-
-@dataclass
-class Session:
-    """The pieces ``run_console`` wires together, kept open so a test can look in between."""
-
-    bot: Bot
-    console: ConsoleStream
-    clock: FakeClock
-    out: list[str]
-
-    async def run(self, *script: str) -> list[str]:
-        """Feed lines; return what they printed."""
-        start = len(self.out)
-        await self.console.run_lines(script)
-        return self.out[start:]
-
-
-@asynccontextmanager
-async def session(config: Config, config_path: Path | None = None) -> AsyncIterator[Session]:
-    out: list[str] = []
-    async with open_console(config, config_path, scripted=True, out=out.append) as console:
-        assert out == []  # every cog loaded, nothing was left running
-        assert isinstance(console.clock, FakeClock)
-        yield Session(console.bot, console, console.clock, out)
 
 
 # ----------------------------------------------------------------------------- a stream
@@ -326,7 +294,7 @@ REFUSALS = [
 async def test_a_refusal_replies_and_changes_nothing(
     config: Config, db_path: Path, before: list[str], line: str, reply: str
 ) -> None:
-    async with session(config) as bot:
+    async with console_session(config) as bot:
         await bot.run(*SETUP, *before)
         assert balances(db_path)["alice"] >= 200
         was, events = state(db_path), count(db_path, "events")
@@ -339,7 +307,7 @@ async def test_a_refusal_replies_and_changes_nothing(
 
 
 async def test_an_unknown_redeem_is_named_clearly(config: Config, db_path: Path) -> None:
-    async with session(config) as bot:
+    async with console_session(config) as bot:
         await bot.run(*SETUP)
         was = state(db_path)
         replies = await bot.run("alice: !redeem nosuch", "mia: !redeem disable nosuch")
@@ -516,7 +484,7 @@ async def test_reload_with_a_broken_file_keeps_the_running_config(
     tmp_path: Path, db_path: Path
 ) -> None:
     path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
-    async with session(load_config(path), path) as bot:
+    async with console_session(load_config(path), path) as bot:
         assert await bot.run("/follow alice", "alice: hi", "/mod mia", "mia: hi") == [
             "Pixel: Thanks for the follow, alice! +50 pixels",
             "[console] mia is a moderator",
@@ -541,7 +509,7 @@ async def test_reload_with_a_broken_file_keeps_the_running_config(
 
 async def test_reload_lists_at_most_three_problems(tmp_path: Path, db_path: Path) -> None:
     path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
-    async with session(load_config(path), path) as bot:
+    async with console_session(load_config(path), path) as bot:
         await bot.run("/mod mia")
         write_yaml(
             path,
@@ -568,7 +536,7 @@ async def test_reload_lists_at_most_three_problems(tmp_path: Path, db_path: Path
 
 async def test_a_good_reload_takes_effect(tmp_path: Path, db_path: Path) -> None:
     path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
-    async with session(load_config(path), path) as bot:
+    async with console_session(load_config(path), path) as bot:
         await bot.run("/cheer alice 200", "/mod mia", "alice: !spin")
         assert balances(db_path) == {"alice": 101}  # 200 + 1 (chat) - 100
         write_yaml(
@@ -823,7 +791,7 @@ async def test_an_absurd_tip_is_refused_clearly(config: Config, db_path: Path) -
 async def test_the_same_redeem_request_delivered_twice_charges_once(
     config: Config, db_path: Path
 ) -> None:
-    async with session(config) as bot:
+    async with console_session(config) as bot:
         await bot.run("/follow alice")
         alice = bot.console.viewer("alice")
         request = ChatMessage(
@@ -853,7 +821,7 @@ async def test_the_same_redeem_request_delivered_twice_charges_once(
 
 
 async def test_the_same_give_delivered_twice_transfers_once(config: Config, db_path: Path) -> None:
-    async with session(config) as bot:
+    async with console_session(config) as bot:
         await bot.run("/follow alice", "bob: hi")
         request = ChatMessage(
             viewer=bot.console.viewer("alice"),

@@ -17,19 +17,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import wave
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelbot.clock import FakeClock
 from pixelbot.config import Config
-from pixelbot.db.verify import verify
-from pixelbot.platforms.console import ConsoleStream
-from pixelbot.runner import open_console
-from pixelbot.runtime import Bot
-from pixelbot.testing import make_config
+from pixelbot.testing import console_session, make_config
 from tests.fakes.obs_server import FakeObs
 
 ROOMY = {"reply_rate": {"messages": 100, "per": "30s"}}  # no reply is dropped
@@ -130,44 +124,12 @@ def state(db_path: Path) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------- a bot in-process
-
-
-@dataclass
-class Session:
-    bot: Bot
-    console: ConsoleStream
-    clock: FakeClock
-    out: list[str]
-
-    async def run(self, *script: str) -> list[str]:
-        """Feed lines (the queue drains after each one); return what they printed."""
-        start = len(self.out)
-        await self.console.run_lines(script)
-        return self.out[start:]
-
-    async def verified(self) -> None:
-        report = await verify(self.bot.engine.db)
-        assert report.ok, report.violations
-
-
-@asynccontextmanager
-async def session(config: Config, base_dir: Path) -> AsyncIterator[Session]:
-    out: list[str] = []
-    async with open_console(
-        config, None, scripted=True, out=out.append, base_dir=base_dir
-    ) as console:
-        assert out == []  # every cog loaded, nothing was left running
-        assert isinstance(console.clock, FakeClock)
-        yield Session(console.bot, console, console.clock, out)
-
-
 # ----------------------------------------------------------------------------- TTS
 
 
 async def test_tts_filters_the_text_and_writes_a_real_wav(db_path: Path, tmp_path: Path) -> None:
     config = config_for(db_path)
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         lines = await bot.run(
             "/tip alice 100",
             "alice: !tts hello https://spam.example.com LUL LUL LUL LUL",
@@ -203,7 +165,7 @@ async def test_banned_words_are_not_spoken_and_nothing_left_is_refunded(
     db_path: Path, tmp_path: Path
 ) -> None:
     config = config_for(db_path, tts=tts_section(db_path, banned_words=["darn"]))
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         lines = await bot.run(
             "/tip alice 100",
             "alice: !tts darn it is DARN good",
@@ -253,7 +215,7 @@ async def test_moderators_pause_list_clear_and_resume_the_queue(
     db_path: Path, tmp_path: Path
 ) -> None:
     config = config_for(db_path)
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         assert await bot.run("/mod mia", "mia: !pause tts", "/tip alice 100") == [
             "[console] mia is a moderator",
             "Pixel: @mia paused: tts",
@@ -338,7 +300,7 @@ async def test_moderators_pause_list_clear_and_resume_the_queue(
 
 async def test_a_full_tts_queue_refuses_before_charging(db_path: Path, tmp_path: Path) -> None:
     config = config_for(db_path, tts=tts_section(db_path, max_queue=2))
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         await bot.run("/mod mia", "mia: !pause tts", "/tip alice 100")
         assert await bot.run("alice: !tts one", "alice: !tts two") == [
             "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
@@ -378,7 +340,7 @@ async def test_a_full_tts_queue_names_the_tts_queue_for_any_tts_redeem(
         "shout": {"title": "Shout", "cost": 25, "action": {"type": "tts"}},
     }
     config = config_for(db_path, redeems=redeems, tts=tts_section(db_path, max_queue=1))
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         await bot.run("/mod mia", "mia: !pause tts", "/tip alice 100", "alice: !tts one")
         was = state(db_path)
         assert await bot.run("alice: !shout two") == [
@@ -403,7 +365,7 @@ async def test_deleting_timing_out_or_banning_cancels_their_tts(
     db_path: Path, tmp_path: Path
 ) -> None:
     config = config_for(db_path)
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         await bot.run(
             "/mod mia",
             "mia: !pause tts",
@@ -469,7 +431,7 @@ async def test_deleting_timing_out_or_banning_cancels_their_tts(
 
 async def test_a_pause_survives_a_restart(db_path: Path, tmp_path: Path) -> None:
     config = config_for(db_path)
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         assert await bot.run("/mod mia", "mia: !pause tts", "/tip alice 100") == [
             "[console] mia is a moderator",
             "Pixel: @mia paused: tts",
@@ -479,7 +441,7 @@ async def test_a_pause_survives_a_restart(db_path: Path, tmp_path: Path) -> None
         ("tts", 1, "mia")
     ]
 
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         assert await bot.run("/mod mia", "mia: !queue", "alice: !tts hello") == [
             "[console] mia is a moderator",  # roles are the console's: given again
             "Pixel: Queue: paused: tts",
@@ -499,7 +461,7 @@ async def test_a_pause_survives_a_restart(db_path: Path, tmp_path: Path) -> None
 
     assert statuses(db_path) == {1: ("done", None)}
     assert rows(db_path, "SELECT kind, paused FROM queue_controls") == [("tts", 0)]
-    async with session(config, tmp_path) as bot:  # and resumed stays resumed
+    async with console_session(config, base_dir=tmp_path) as bot:  # and resumed stays resumed
         assert await bot.run("/tick 60", "mia: !queue") == ["Pixel: Queue: nothing waiting"]
     # every run's clock starts at the same instant and the chat cooldown is stored: mia earned
     # at the first start and after the first /tick 60, never twice in one minute
@@ -568,7 +530,7 @@ SPUN = [
 
 async def spin_seven_times(db_path: Path) -> list[str]:
     config = config_for(db_path, wheels=WHEELS, effects=EFFECTS)
-    async with session(config, db_path.parent) as bot:
+    async with console_session(config, base_dir=db_path.parent) as bot:
         lines = await bot.run("/tip alice 200", *["alice: !spin"] * 7, "alice: !points")
         await bot.verified()
     return lines
@@ -672,7 +634,7 @@ async def test_an_obs_redeem_switches_the_scene(db_path: Path, tmp_path: Path) -
     async with FakeObs(password=OBS_PASSWORD) as obs:
         obs.add_scene("Gaming", ["Webcam"])
         obs.current_scene = "Main"
-        async with session(obs_config(db_path, obs.port), tmp_path) as bot:
+        async with console_session(obs_config(db_path, obs.port), base_dir=tmp_path) as bot:
             assert await bot.run("/tip alice 100", "alice: !gaming") == [
                 "Pixel: Thanks for the tip, alice! +100 pixels",
                 "Pixel: @alice Gaming Scene redeemed for 10 pixels (queued as #1)",
@@ -694,7 +656,7 @@ async def test_a_scene_obs_does_not_have_fails_and_refunds(db_path: Path, tmp_pa
     no_scene = "OBS has no scene named 'Nowhere'"
     async with (
         FakeObs(password=OBS_PASSWORD) as obs,
-        session(obs_config(db_path, obs.port), tmp_path) as bot,
+        console_session(obs_config(db_path, obs.port), base_dir=tmp_path) as bot,
     ):
         assert await bot.run("/tip alice 100", "alice: !nowhere", "alice: !points") == [
             "Pixel: Thanks for the tip, alice! +100 pixels",
@@ -719,7 +681,7 @@ async def test_obs_going_away_fails_the_redeem_and_the_bot_goes_on(
 ) -> None:
     async with FakeObs(password=OBS_PASSWORD) as obs:
         obs.add_scene("Gaming", ["Webcam"])
-        async with session(obs_config(db_path, obs.port), tmp_path) as bot:
+        async with console_session(obs_config(db_path, obs.port), base_dir=tmp_path) as bot:
             await bot.run("/tip alice 100", "/tip bob 100", "alice: !gaming")
             assert obs.current_scene == "Gaming"
             obs.current_scene = "Main"
@@ -756,7 +718,7 @@ async def test_a_redeem_that_needs_obs_is_refused_when_obs_is_off(
     db_path: Path, tmp_path: Path
 ) -> None:
     config = obs_config(db_path, 4455, enabled=False)
-    async with session(config, tmp_path) as bot:
+    async with console_session(config, base_dir=tmp_path) as bot:
         await bot.run("/tip alice 100", "alice: hi")
         was = state(db_path)
         assert await bot.run("alice: !gaming", "alice: !redeem nowhere", "alice: !redeems") == [

@@ -504,6 +504,11 @@ def test_settled_defaults_say_nothing_was_paid() -> None:
     assert (settled.paid_points, settled.paid_xp, settled.follow_up_ids) == (0, 0, ())
 
 
+def wheel_without_effects(engine: Engine) -> dict[str, Worker]:
+    """A wheel for which no effect can run (as when effects need OBS and OBS is off)."""
+    return {"wheel": WheelWorker(lambda: engine.config, random.Random(3), lambda e: False)}
+
+
 async def test_a_prize_that_cannot_be_given_now_is_left_off_the_wheel(
     db_path: Path, clock: FakeClock
 ) -> None:
@@ -515,11 +520,7 @@ async def test_a_prize_that_cannot_be_given_now_is_left_off_the_wheel(
     }
     config = make_config(db_path, redeems=REDEEMS, wheels={"main": wheel}, effects=EFFECTS)
 
-    def workers(engine: Engine) -> dict[str, Worker]:
-        # as when the confetti effect needs OBS and OBS is off
-        return {"wheel": WheelWorker(lambda: engine.config, random.Random(3), lambda e: False)}
-
-    async with running(config, clock, workers) as h:
+    async with running(config, clock, wheel_without_effects) as h:
         await h.engine.ledger.grant(ALICE, 1000, reason="test")
         spins = await spin_many(h, 5)
         assert [o.done.result["prize"] for o in spins if o.done] == ["10 Points"] * 5
@@ -533,10 +534,7 @@ async def test_a_wheel_with_no_prize_that_can_be_given_fails_and_refunds(
     wheel = {"prizes": [{"name": "Confetti", "effect": "confetti"}]}
     config = make_config(db_path, redeems=REDEEMS, wheels={"main": wheel}, effects=EFFECTS)
 
-    def workers(engine: Engine) -> dict[str, Worker]:
-        return {"wheel": WheelWorker(lambda: engine.config, random.Random(3), lambda e: False)}
-
-    async with running(config, clock, workers) as h:
+    async with running(config, clock, wheel_without_effects) as h:
         await h.engine.ledger.grant(ALICE, 100, reason="test")
         (spin,) = await spin_many(h, 1)
         assert spin.settled.status == "failed" and spin.settled.refunded == 100
