@@ -173,7 +173,9 @@ class Batch:
         self.redeem_counts: dict[tuple[str, int | None], int] = {}
         self.pending_counts: dict[str, int] = {}  # kind -> pending items (as loaded + staged)
         # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
-        # than closures because every chat message adds several and closures cost more.
+        # than closures because every chat message adds several and closures cost more. No
+        # entry may refer to the batch itself: a batch in a reference cycle (tens of thousands
+        # of rows under load) would wait for a full GC pass to be freed instead of going at once.
         self._undo: list[tuple[Callable[[Any], object], Any]] = []
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -417,7 +419,12 @@ class Batch:
         self.cooldowns[slot] = expires
         self.cooldown_rows[slot] = expires
 
-        self._undo.append((_restore_cooldown, (self, slot, previous_loaded, previous_staged)))
+        self._undo.append(
+            (
+                _restore_cooldown,
+                (self.cooldowns, self.cooldown_rows, slot, previous_loaded, previous_staged),
+            )
+        )
 
     # -- queue ------------------------------------------------------------------------------
 
@@ -483,7 +490,7 @@ class Batch:
             if ref in self.event_refs:
                 raise ValueError(f"duplicate event ref {ref!r}")
             self.event_refs.add(ref)
-        self._undo.append((_unlog, (self, ref)))
+        self._undo.append((_unlog, (self.events, self.event_refs, ref)))
         self.events.append(
             {
                 "kind": kind,
@@ -520,11 +527,11 @@ def _reopen_item(saved: tuple[dict[int, OpenItem], OpenItem]) -> None:
     items[item.id] = item
 
 
-def _unlog(saved: tuple[Batch, str | None]) -> None:
-    batch, ref = saved
-    batch.events.pop()
+def _unlog(saved: tuple[list[dict[str, Any]], set[str], str | None]) -> None:
+    events, event_refs, ref = saved
+    events.pop()
     if ref is not None:
-        batch.event_refs.discard(ref)
+        event_refs.discard(ref)
 
 
 def _pop_last(rows: list[Any]) -> None:
@@ -549,9 +556,11 @@ def _restore_charge(saved: tuple[dict[str, Charge], str, Charge | None]) -> None
         charges[ref] = previous
 
 
-def _restore_cooldown(saved: tuple[Batch, tuple[str, str], Any, Any]) -> None:
-    batch, slot, loaded, staged = saved
-    for mapping, value in ((batch.cooldowns, loaded), (batch.cooldown_rows, staged)):
+def _restore_cooldown(
+    saved: tuple[dict[tuple[str, str], datetime], dict[tuple[str, str], datetime], Any, Any, Any],
+) -> None:
+    cooldowns, cooldown_rows, slot, loaded, staged = saved
+    for mapping, value in ((cooldowns, loaded), (cooldown_rows, staged)):
         if value is None:
             mapping.pop(slot, None)
         else:
