@@ -7,7 +7,6 @@ same way when they are enabled.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -19,6 +18,7 @@ from pixelbot.app import Engine
 from pixelbot.clock import Clock, FakeClock, SystemClock, utc
 from pixelbot.config import Config
 from pixelbot.errors import ConfigError, ConfigIssue
+from pixelbot.gc_tuning import tune_after_start
 from pixelbot.platforms.console import ConsoleStream
 from pixelbot.queue.workers.registry import build_workers
 from pixelbot.runtime import Bot
@@ -49,8 +49,7 @@ async def run_console(
             await console.run_lines(script)
             await console.drain()
             return
-        gc.collect()
-        gc.freeze()  # start-up objects live for the whole run: keep them out of GC scans
+        tune_after_start()
         source = stdin or sys.stdin
         while not console.stopped:
             line = await asyncio.to_thread(source.readline)

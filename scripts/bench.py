@@ -49,12 +49,14 @@ from pixelbot.db.models import (
 )
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage, Viewer
+from pixelbot.gc_tuning import tune_after_start
 
 STEP = timedelta(milliseconds=18)  # simulated time between two chat messages
 # Messages in flight at once, equal to the writer's batch size. Measured here: a larger window
 # (producer running while SQLite works) was slower, because the producer and the SQLite
 # thread then contend for the GIL; at 2000 each batch is full and latency stays ~100 ms.
 WINDOW = 2000
+DEFAULT_GC_THRESHOLDS = gc.get_threshold()
 
 
 def make_config(path: Path) -> Config:
@@ -85,8 +87,7 @@ async def run_pipeline(path: Path, picks: list[int]) -> dict[str, Any]:
     clock = FakeClock(utc(2026, 5, 1, 18))
     latencies: list[float] = []
     async with Engine.open(config, clock) as engine:
-        gc.collect()
-        gc.freeze()  # what the bot does after start-up: long-lived objects leave the GC's scans
+        tune_after_start()  # what the bot does once started
         in_flight: list[asyncio.Future[Any]] = []
         started = time.perf_counter()
         for message in chat_messages(picks, clock):
@@ -101,6 +102,7 @@ async def run_pipeline(path: Path, picks: list[int]) -> dict[str, Any]:
         await _settled(in_flight, len(in_flight))
         elapsed = time.perf_counter() - started
         gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC_THRESHOLDS)  # the baseline runs as the original bot did
         batches, operations = engine.writer.batches, engine.writer.operations
         rows = await count_rows(engine)
         report = await verify(engine.db)
