@@ -110,6 +110,14 @@ class Database:
         array = func.json_each(bindparam(None, json.dumps(items), type_=String()))
         return column.in_(select(literal_column("value")).select_from(array))
 
+    async def data_version(self, conn: AsyncConnection) -> int | None:
+        """A number that changes whenever ANOTHER connection commits to the database (SQLite's
+        ``PRAGMA data_version``; this connection's own commits leave it alone). None where the
+        backend gives no such signal (PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        return int((await conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
+
     async def next_ids(self, conn: AsyncConnection, table: Table, count: int) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` inside a write transaction.
 

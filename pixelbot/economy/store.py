@@ -27,6 +27,8 @@ from pixelbot.economy.batch import (
     OpenItem,
     user_scope,
 )
+from pixelbot.economy.cache import WriterCache
+from pixelbot.events import Viewer
 
 __all__ = ["flush", "load"]
 
@@ -72,21 +74,25 @@ UPDATE_ACCOUNTS = (
 )
 
 
-async def load(conn: AsyncConnection, needs: Needs, batch: Batch, db: Database) -> None:
+async def load(
+    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
+) -> None:
+    """Fill ``batch`` with what ``needs`` names. ``cache``: what the writer remembers from its
+    earlier commits (None: load everything); only what it lacks is read."""
     user_ids = set(needs.user_ids)
     if needs.settle_items:
         user_ids.update(await _load_open_items(conn, needs, batch, db))
     if needs.charges:
         user_ids.update(await _load_charges(conn, needs.charges, batch, db))
-    new_user_ids = await _resolve_identities(conn, needs, batch, db)
+    new_user_ids = await _resolve_identities(conn, needs, batch, db, cache)
     user_ids.update(batch.user_ids_by_identity.values())
-    await _load_accounts(conn, user_ids, batch, db)
+    await _load_accounts(conn, user_ids, batch, db, cache)
     await _load_refs(conn, db, TRANSACTIONS.c.ref, needs.tx_refs, batch.tx_refs)
     await _load_refs(conn, db, XP_TRANSACTIONS.c.ref, needs.tx_refs, batch.xp_refs)
     batch.checked_tx_refs = set(needs.tx_refs)
     await _load_refs(conn, db, EVENTS.c.ref, needs.event_refs, batch.event_refs)
     batch.checked_event_refs = set(needs.event_refs)
-    await _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db)
+    await _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db, cache)
     if needs.redeem_counts:
         await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
     if needs.pending_kinds:
@@ -157,13 +163,20 @@ async def _load_charges(
 
 
 async def _resolve_identities(
-    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database
+    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
 ) -> list[int]:
     """Map each viewer to its wallet, creating wallets for first-timers. Renames are applied."""
     by_platform: dict[str, list[str]] = defaultdict(list)
-    for platform, platform_user_id in needs.viewers:
-        by_platform[platform].append(platform_user_id)
     renamed: list[dict[str, Any]] = []
+    for key, seen in needs.viewers.items():
+        known = cache.identities.get(key) if cache is not None else None
+        if known is None:
+            by_platform[key[0]].append(key[1])
+            continue
+        user_id, login, display_name = known
+        batch.user_ids_by_identity[key] = user_id
+        if (seen.login, seen.display_name) != (login, display_name):
+            renamed.append(_rename(seen, user_id, batch.now))
     for platform, ids in by_platform.items():
         result = await conn.execute(
             select(
@@ -180,18 +193,12 @@ async def _resolve_identities(
             batch.user_ids_by_identity[(platform, platform_user_id)] = user_id
             seen = needs.viewers[(platform, platform_user_id)]
             if (seen.login, seen.display_name) != (login, display_name):
-                renamed.append(
-                    {
-                        "b_platform": platform,
-                        "b_platform_user_id": platform_user_id,
-                        "b_user_id": user_id,
-                        "login": seen.login,
-                        "display_name": seen.display_name,
-                        "updated_at": batch.now,
-                    }
-                )
+                renamed.append(_rename(seen, user_id, batch.now))
     if renamed:
         await _apply_renames(conn, renamed)
+        if cache is not None:  # the wallet's display name changes with the identity's
+            for row in renamed:
+                cache.forget_account(row["b_user_id"])
     missing = [v for key, v in needs.viewers.items() if key not in batch.user_ids_by_identity]
     if not missing:
         return []
@@ -229,6 +236,17 @@ async def _resolve_identities(
     return new_ids
 
 
+def _rename(seen: Viewer, user_id: int, now: datetime) -> dict[str, Any]:
+    return {
+        "b_platform": seen.platform,
+        "b_platform_user_id": seen.platform_user_id,
+        "b_user_id": user_id,
+        "login": seen.login,
+        "display_name": seen.display_name,
+        "updated_at": now,
+    }
+
+
 async def _apply_renames(conn: AsyncConnection, renamed: list[dict[str, Any]]) -> None:
     await conn.execute(
         update(IDENTITIES)
@@ -252,8 +270,17 @@ async def _apply_renames(conn: AsyncConnection, renamed: list[dict[str, Any]]) -
 
 
 async def _load_accounts(
-    conn: AsyncConnection, user_ids: set[int], batch: Batch, db: Database
+    conn: AsyncConnection, user_ids: set[int], batch: Batch, db: Database, cache: WriterCache | None
 ) -> None:
+    if cache is not None:
+        missing = set()
+        for user_id in user_ids:
+            account = cache.account(user_id)
+            if account is None:
+                missing.add(user_id)
+            else:
+                batch.accounts[user_id] = account
+        user_ids = missing
     if not user_ids:
         return
     columns = (
@@ -281,11 +308,18 @@ async def _load_refs(
 
 
 async def _load_cooldowns(
-    conn: AsyncConnection, user_ids: set[int], global_keys: set[str], batch: Batch, db: Database
+    conn: AsyncConnection,
+    user_ids: set[int],
+    global_keys: set[str],
+    batch: Batch,
+    db: Database,
+    cache: WriterCache | None,
 ) -> None:
+    scopes = [user_scope(user_id) for user_id in user_ids]
+    if cache is not None:
+        scopes, global_keys = _cached_cooldowns(cache, scopes, global_keys, batch)
     conditions = []
-    if user_ids:
-        scopes = [user_scope(user_id) for user_id in user_ids]
+    if scopes:
         conditions.append(db.member_of(COOLDOWNS.c.scope, scopes))
     if global_keys:
         conditions.append(
@@ -300,6 +334,30 @@ async def _load_cooldowns(
     )
     for scope, key, expires_at in result:
         batch.cooldowns[(scope, key)] = expires_at
+
+
+def _cached_cooldowns(
+    cache: WriterCache, scopes: list[str], global_keys: set[str], batch: Batch
+) -> tuple[list[str], set[str]]:
+    """Put the cached cooldowns into ``batch``; returns the scopes and global keys to query."""
+    now = batch.now
+    missing_scopes = []
+    for scope in scopes:
+        known = cache.scopes.get(scope)
+        if known is None:
+            missing_scopes.append(scope)
+            continue
+        for key, expires in known.items():
+            if expires > now:
+                batch.cooldowns[(scope, key)] = expires
+    missing_keys: set[str] = set()
+    for key in global_keys:
+        cached = cache.global_cooldowns.get(key)
+        if cached is None:
+            missing_keys.add(key)
+        elif cached > now:
+            batch.cooldowns[(GLOBAL_SCOPE, key)] = cached
+    return missing_scopes, missing_keys
 
 
 async def _load_pending_counts(conn: AsyncConnection, kinds: set[str], batch: Batch) -> None:

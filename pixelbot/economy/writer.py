@@ -12,6 +12,9 @@ same wallet can never both see the old balance: concurrency cannot overspend.
 An operation that is refused (``EconomyError``) or raises is rolled back alone; the rest of the
 batch commits. If the database refuses the whole batch (a constraint, a disk error), each
 operation is retried in a transaction of its own so one poisoned operation fails only itself.
+
+Between batches the writer remembers the identities, wallets and cooldowns it committed
+(``cache.py``), so a batch reads from the database only what it has not seen lately.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
+from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import EconomyError, PixelbotError
 
 __all__ = ["Operation", "Writer", "WriterStopped"]
@@ -59,7 +63,13 @@ class _Pending:
 
 class Writer:
     def __init__(
-        self, db: Database, clock: Clock, policy: Policy, *, max_batch: int = 2000
+        self,
+        db: Database,
+        clock: Clock,
+        policy: Policy,
+        *,
+        max_batch: int = 2000,
+        cache_limit: int = 100_000,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -70,6 +80,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self._stopping = False
+        self.cache = WriterCache(cache_limit)
         self.batches = 0  # statistics, for benchmarks and the dashboard
         self.operations = 0
 
@@ -115,6 +126,7 @@ class Writer:
                 await self._process(pending)
             except Exception as exc:  # the writer must outlive any one batch
                 log.exception("economy writer: a batch failed unexpectedly")
+                self.cache.clear()
                 for item in pending:
                     _settle(item.future, exc)
 
@@ -126,6 +138,7 @@ class Writer:
         return self._conn
 
     async def _drop_connection(self) -> None:
+        self.cache.clear()  # it describes what that connection committed
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
@@ -157,8 +170,11 @@ class Writer:
             item.op.needs(needs)
         conn = await self._connection()
         async with conn.begin():
+            # Asked inside the transaction, which holds the write lock: nothing can change
+            # between this check and the commit except through this batch.
+            cache_ok = self.cache.validate(await self.db.data_version(conn))
             batch = Batch(self.clock.now(), self.policy)
-            await store.load(conn, needs, batch, self.db)
+            await store.load(conn, needs, batch, self.db, self.cache if cache_ok else None)
             outcomes: list[Any] = []
             for item in pending:
                 checkpoint = batch.checkpoint()
@@ -172,6 +188,8 @@ class Writer:
                     batch.rollback(checkpoint)
                     outcomes.append(bug)
             await store.flush(conn, batch, self.db)
+        if cache_ok:
+            self.cache.remember(needs, batch)
         return outcomes
 
 
