@@ -192,10 +192,9 @@ class Batch:
         rows.append(row)
         self._undo.append((_pop_last, rows))
 
-    def _set_account(self, account: Account, **changes: Any) -> None:
+    def _touch(self, account: Account) -> None:
+        """Before changing ``account``: remember its state for rollback, mark it for flush."""
         self._undo.append((_restore_account, (account, _snapshot(account))))
-        for name, value in changes.items():
-            setattr(account, name, value)
         account.dirty = True
 
     # -- lookups ----------------------------------------------------------------------------
@@ -293,7 +292,8 @@ class Batch:
         if ref in self.tx_refs:
             raise ValueError(f"duplicate ledger ref {ref!r}")
         balance = account.points + amount
-        self._set_account(account, points=balance)
+        self._touch(account)
+        account.points = balance
         self._remember(self.tx_refs, ref)
         self._append(
             self.transactions,
@@ -350,7 +350,8 @@ class Batch:
         xp = account.xp + amount
         old_level = account.level
         new_level = max(old_level, curve.level_for(xp))
-        self._set_account(account, xp=xp, level=new_level)
+        self._touch(account)
+        account.xp, account.level = xp, new_level
         self._remember(self.xp_refs, ref)
         self._append(
             self.xp_transactions,
@@ -400,7 +401,8 @@ class Batch:
                     ref=f"level:{account.user_id}:{level}",
                 )
             paid.append((level, points, reward.message))
-        self._set_account(account, rewarded_level=new_level)
+        self._touch(account)
+        account.rewarded_level = new_level
         return tuple(paid)
 
     # -- cooldowns --------------------------------------------------------------------------

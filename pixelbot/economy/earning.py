@@ -58,17 +58,15 @@ class Earned(NamedTuple):
 def award_for(event: Event, settings: EconomySettings) -> Award | None:
     """The rule for each kind of event. None: this kind earns nothing."""
     earn = settings.earn
-    viewer = event.actor
-    identity = f"{viewer.platform}:{viewer.platform_user_id}" if viewer else ""
     match event:
         case ChatMessage():
             rule = earn.chat
             return Award(rule.points, rule.xp, event.ref, "earn:chat", rule.cooldown)
         case Follow():
-            return Award(earn.follow.points, earn.follow.xp, f"follow:{identity}")
+            return Award(earn.follow.points, earn.follow.xp, f"follow:{_identity(event)}")
         case Subscription():
             sub = earn.sub
-            ref = f"sub:{identity}:{event.months}" if sub.per_month else event.ref
+            ref = f"sub:{_identity(event)}:{event.months}" if sub.per_month else event.ref
             points = sub_award(sub.points, event.tier, sub.tiers)
             return Award(points, sub_award(sub.xp, event.tier, sub.tiers), ref)
         case GiftedSubs():
@@ -102,6 +100,11 @@ def award_for(event: Event, settings: EconomySettings) -> Award | None:
             dropin = earn.dropin
             return Award(dropin.points, dropin.xp, event.ref, "earn:dropin", dropin.cooldown)
     return None
+
+
+def _identity(event: Event) -> str:
+    viewer = event.actor
+    return f"{viewer.platform}:{viewer.platform_user_id}" if viewer else ""
 
 
 class _Earn:
