@@ -112,9 +112,10 @@ class Database:
 
     async def data_version(self, conn: AsyncConnection) -> int | None:
         """A number that changes whenever ANOTHER connection commits to the database (SQLite's
-        ``PRAGMA data_version``; this connection's own commits leave it alone). None where the
-        backend gives no such signal (PostgreSQL)."""
-        if not self.is_sqlite:
+        ``PRAGMA data_version``; this connection's own commits leave it alone). None where
+        there is no such signal: PostgreSQL, and in-memory SQLite, where every caller shares
+        one connection, so nobody else's writes could show."""
+        if self.sqlite_path is None:
             return None
         return int((await conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
 

@@ -41,18 +41,25 @@ class WriterCache:
         # global cooldown key -> expiry (NO_COOLDOWN: known not to be running)
         self.global_cooldowns: dict[str, datetime] = {}
         self._data_version: int | None = None
+        self._now: datetime | None = None  # the instant of the last batch
 
-    def validate(self, data_version: int | None) -> bool:
-        """Whether the cache may be used for the transaction that saw ``data_version``.
-        Forgets everything when another connection has written since the last batch."""
-        if data_version is None or data_version != self._data_version:
+    def validate(self, data_version: int | None, now: datetime) -> bool:
+        """Whether the cache may be used for a transaction that saw ``data_version`` at ``now``.
+
+        Forgets everything when another connection has written since the last batch, or when
+        the clock went back: cached cooldowns are those still running at the last batch's
+        instant, and one that had ended then may be running again at an earlier one."""
+        stale = data_version != self._data_version or (self._now is not None and now < self._now)
+        if data_version is None or stale:
             self.clear()
             self._data_version = data_version
+        self._now = now
         return data_version is not None
 
     def clear(self) -> None:
         """Forget everything (and the counter: a new connection counts from its own start)."""
         self._data_version = None
+        self._now = None
         for mapping in self._maps():
             mapping.clear()
 

@@ -172,8 +172,8 @@ class Writer:
         async with conn.begin():
             # Asked inside the transaction, which holds the write lock: nothing can change
             # between this check and the commit except through this batch.
-            cache_ok = self.cache.validate(await self.db.data_version(conn))
             batch = Batch(self.clock.now(), self.policy)
+            cache_ok = self.cache.validate(await self.db.data_version(conn), batch.now)
             await store.load(conn, needs, batch, self.db, self.cache if cache_ok else None)
             outcomes: list[Any] = []
             for item in pending:
@@ -189,8 +189,17 @@ class Writer:
                     outcomes.append(bug)
             await store.flush(conn, batch, self.db)
         if cache_ok:
-            self.cache.remember(needs, batch)
+            self._remember(needs, batch)
         return outcomes
+
+    def _remember(self, needs: Needs, batch: Batch) -> None:
+        # The batch is committed: a failure here must not look like a failed batch (it would be
+        # retried and paid twice). The next batch just reads everything again.
+        try:
+            self.cache.remember(needs, batch)
+        except Exception:
+            log.exception("economy writer: remembering a committed batch failed; cache dropped")
+            self.cache.clear()
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

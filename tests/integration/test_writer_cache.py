@@ -22,6 +22,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.db.models import Identity, User
 from pixelbot.db.verify import verify
+from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import InsufficientFunds, OnCooldown
 from pixelbot.testing import EventFactory, make_config, open_test_engine, viewer
 
@@ -248,4 +249,22 @@ async def test_a_cache_far_too_small_for_the_chat_still_counts_every_point(
         )
     assert [await balance(engine, v) for v in viewers] == [4 * (n + 1) for n in range(12)]
     assert len(engine.writer.cache.accounts) <= 3 + len(viewers)
+    await assert_verified(engine)
+
+
+async def test_a_cache_that_fails_after_the_commit_never_pays_twice(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is committed before the cache learns of it: a failure there is not a failed
+    batch, which would be retried and paid again."""
+
+    def broken(self: WriterCache, needs: Any, batch: Any) -> None:
+        raise RuntimeError("cache bug")
+
+    monkeypatch.setattr(WriterCache, "remember", broken)
+    entry = await engine.ledger.grant(ALICE, 10, reason="test", ref="once")
+
+    assert entry.balance == 10
+    assert await balance(engine, ALICE) == 10
+    assert engine.writer.cache.accounts == {}
     await assert_verified(engine)
