@@ -2,10 +2,11 @@
 
 In WAL mode a commit only appends to the ``-wal`` file; a checkpoint later copies those pages
 into the database file. By default SQLite runs that checkpoint inside whichever commit crosses
-1000 pages, so the writer stalls on file I/O while the chat waits. Pixel Bot turns automatic
-checkpoints off on its connections and runs PASSIVE checkpoints here, on a connection of their
-own in a worker thread: they never block the writer, and the copying overlaps with the bot's
-Python work. On stop, a TRUNCATE checkpoint leaves a compact database file behind.
+1000 pages, so the writer stalls on file I/O while the chat waits. Pixel Bot raises that limit
+far up (``engine.WAL_LIMIT_PAGES``, a cap for writers that never pause) and runs PASSIVE
+checkpoints here, on a connection of their own in a worker thread: they never block the writer,
+and the copying overlaps with the bot's Python work. On stop, a TRUNCATE checkpoint leaves a
+compact database file behind.
 """
 
 from __future__ import annotations

@@ -39,11 +39,24 @@ __all__ = ["Database", "sqlite_file"]
 
 _WRITE_OPTION = "pixelbot_write"
 
+# The WAL only starts over once a checkpoint has copied all of it, and a writer that never
+# pauses (a busy chat) always appends faster than a background checkpoint can finish: in
+# scripts/bench.py the WAL reached 454 MB beside a 70 MB database, and every page read searched
+# it. Past this many pages (64 MiB at 4 KiB pages) the committing connection checkpoints itself,
+# which the WAL can then restart after. Quiet periods still leave the copying to the background.
+WAL_LIMIT_PAGES = 16_000
+
 
 class Database:
     """Owns the async engine. ``write()`` opens a write transaction, ``read()`` a read one."""
 
-    def __init__(self, url: str, *, busy_timeout: timedelta = timedelta(seconds=5)) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: timedelta = timedelta(seconds=5),
+        wal_limit_pages: int = WAL_LIMIT_PAGES,
+    ) -> None:
         self.url: URL = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -53,7 +66,7 @@ class Database:
         )
         self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
-            _install_sqlite_settings(self.engine, busy_timeout)
+            _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages)
             path = self.sqlite_path
             if path is not None:
                 self._checkpointer = WalCheckpointer(
@@ -166,7 +179,9 @@ def _ensure_sqlite_directory(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _install_sqlite_settings(engine: AsyncEngine, busy_timeout: timedelta) -> None:
+def _install_sqlite_settings(
+    engine: AsyncEngine, busy_timeout: timedelta, wal_limit_pages: int
+) -> None:
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -182,8 +197,9 @@ def _install_sqlite_settings(engine: AsyncEngine, busy_timeout: timedelta) -> No
         # Reads through a memory map skip a copy per page: the writer's set-based loads got ~20%
         # faster in scripts/bench.py. (Reads only; SQLite still writes through the WAL.)
         cursor.execute("PRAGMA mmap_size=268435456")
-        # Checkpoints run in the background (db/checkpoint.py), not inside the writer's commits.
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # Checkpoints run in the background (db/checkpoint.py), not inside the writer's commits,
+        # except past the limit: see WAL_LIMIT_PAGES.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_limit_pages)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
