@@ -13,9 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.db.models import Identity, User
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage, Cheer, Follow, Presence, Raid, Subscription, Tip, Viewer
 from pixelbot.platforms.console import ConsoleStream
@@ -25,9 +28,12 @@ from pixelbot.runtime import Bot
 __all__ = [
     "ConsoleSession",
     "EventFactory",
+    "assert_verified",
+    "balance_of",
     "console_session",
     "make_config",
     "open_test_engine",
+    "stored_names",
     "viewer",
 ]
 
@@ -61,6 +67,32 @@ def make_config(db_path: Path, **sections: Any) -> Config:
 async def open_test_engine(config: Config, clock: FakeClock | None = None) -> AsyncIterator[Engine]:
     async with Engine.open(config, clock or FakeClock()) as engine:
         yield engine
+
+
+async def balance_of(engine: Engine, who: Viewer) -> int:
+    """The points of a viewer as committed (found by platform identity, not by name)."""
+    user_id = await engine.wallets.find_identity(who)
+    return (await engine.wallets.summary(user_id)).points
+
+
+async def assert_verified(engine: Engine) -> None:
+    """``db verify`` finds nothing wrong (the violations are shown if it does)."""
+    report = await verify(engine.db)
+    assert report.violations == []
+    assert report.ok
+
+
+async def stored_names(engine: Engine, platform_user_id: str) -> tuple[str, str, str]:
+    """(identity login, identity display name, wallet display name) as stored."""
+    async with engine.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(Identity.login, Identity.display_name, User.display_name)
+                .join(User, User.id == Identity.user_id)
+                .where(Identity.platform_user_id == platform_user_id)
+            )
+        ).one()
+    return (row[0], row[1], row[2])
 
 
 class EventFactory:

@@ -15,16 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
-from pixelbot.db.models import Identity, User
-from pixelbot.db.verify import verify
 from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import InsufficientFunds, OnCooldown
-from pixelbot.testing import EventFactory, make_config, open_test_engine, viewer
+from pixelbot.testing import (
+    EventFactory,
+    assert_verified,
+    balance_of,
+    make_config,
+    open_test_engine,
+    stored_names,
+    viewer,
+)
 
 ALICE = viewer("alice")
 BOB = viewer("bob")
@@ -35,16 +41,6 @@ async def other(config: Config, clock: FakeClock) -> AsyncIterator[Engine]:
     """A second bot process on the same database file (its own engine and connections)."""
     async with open_test_engine(config, clock) as engine:
         yield engine
-
-
-async def balance(engine: Engine, who: Any) -> int:
-    user_id = await engine.wallets.find_identity(who)
-    return (await engine.wallets.summary(user_id)).points
-
-
-async def assert_verified(engine: Engine) -> None:
-    report = await verify(engine.db)
-    assert report.violations == []
 
 
 class Statements:
@@ -88,7 +84,7 @@ async def test_a_regulars_next_batch_reads_no_identity_wallet_or_cooldown(
     assert statements.reads_of("identities") == []
     assert statements.reads_of("users") == []
     assert statements.reads_of("cooldowns") == []
-    assert await balance(engine, ALICE) == 15
+    assert await balance_of(engine, ALICE) == 15
 
 
 async def test_a_new_viewer_is_still_read_and_created(
@@ -98,7 +94,7 @@ async def test_a_new_viewer_is_still_read_and_created(
     statements.seen.clear()
     await engine.ledger.grant(BOB, 7, reason="test")
     assert len(statements.reads_of("identities")) == 1
-    assert await balance(engine, BOB) == 7
+    assert await balance_of(engine, BOB) == 7
 
 
 # --------------------------------------------------------- nobody else's write is ever missed
@@ -113,7 +109,7 @@ async def test_points_granted_by_another_process_are_spendable(
     spent = await engine.ledger.spend(ALICE, 140, reason="tts")
 
     assert spent.balance == 10
-    assert await balance(engine, ALICE) == 10
+    assert await balance_of(engine, ALICE) == 10
     await assert_verified(engine)
 
 
@@ -175,11 +171,11 @@ async def test_a_rename_of_a_cached_viewer_is_written_and_remembered(engine: Eng
     renamed = viewer("alice_2", user_id=ALICE.platform_user_id, display_name="Alice_2")
 
     await engine.ledger.grant(renamed, 5, reason="test")
-    assert await names_of(engine, ALICE.platform_user_id) == ("alice_2", "Alice_2", "Alice_2")
+    assert await stored_names(engine, ALICE.platform_user_id) == ("alice_2", "Alice_2", "Alice_2")
 
     await engine.ledger.grant(ALICE, 1, reason="test")  # and back: the cache saw the first one
-    assert await names_of(engine, ALICE.platform_user_id) == ("alice", "alice", "alice")
-    assert await balance(engine, ALICE) == 16
+    assert await stored_names(engine, ALICE.platform_user_id) == ("alice", "alice", "alice")
+    assert await balance_of(engine, ALICE) == 16
 
 
 async def test_a_level_up_after_a_rename_names_the_new_name(
@@ -193,18 +189,6 @@ async def test_a_level_up_after_a_rename_names_the_new_name(
         earned = await engine.earning.handle(events.chat(renamed))
     assert earned.level_up is not None
     assert earned.level_up.display_name == "Alice_2"
-
-
-async def names_of(engine: Engine, platform_user_id: str) -> tuple[str, str, str]:
-    async with engine.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(Identity.login, Identity.display_name, User.display_name)
-                .join(User, User.id == Identity.user_id)
-                .where(Identity.platform_user_id == platform_user_id)
-            )
-        ).one()
-    return (row[0], row[1], row[2])
 
 
 # ------------------------------------------------------------------- failures and a tiny cache
@@ -228,7 +212,7 @@ async def test_a_batch_the_database_refuses_leaves_no_stale_balance(
     )
 
     assert isinstance(results[1], Exception)
-    assert await balance(engine, ALICE) == 60
+    assert await balance_of(engine, ALICE) == 60
     with pytest.raises(InsufficientFunds) as refused:
         await engine.ledger.spend(ALICE, 61, reason="tts")
     assert refused.value.balance == 60
@@ -247,7 +231,7 @@ async def test_a_cache_far_too_small_for_the_chat_still_counts_every_point(
                 for n, v in enumerate(viewers)
             )
         )
-    assert [await balance(engine, v) for v in viewers] == [4 * (n + 1) for n in range(12)]
+    assert [await balance_of(engine, v) for v in viewers] == [4 * (n + 1) for n in range(12)]
     assert len(engine.writer.cache.accounts) <= 3 + len(viewers)
     await assert_verified(engine)
 
@@ -265,6 +249,6 @@ async def test_a_cache_that_fails_after_the_commit_never_pays_twice(
     entry = await engine.ledger.grant(ALICE, 10, reason="test", ref="once")
 
     assert entry.balance == 10
-    assert await balance(engine, ALICE) == 10
+    assert await balance_of(engine, ALICE) == 10
     assert engine.writer.cache.accounts == {}
     await assert_verified(engine)

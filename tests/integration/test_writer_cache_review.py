@@ -24,13 +24,21 @@ from sqlalchemy import func, insert, select, update
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
-from pixelbot.db.models import Cooldown, Identity, Transaction, User
+from pixelbot.db.models import Cooldown, Transaction, User
 from pixelbot.db.verify import verify
 from pixelbot.economy.cache import WriterCache
 from pixelbot.economy.queue import Payout
 from pixelbot.errors import InsufficientFunds, OnCooldown
 from pixelbot.events import Viewer
-from pixelbot.testing import EventFactory, make_config, open_test_engine, viewer
+from pixelbot.testing import (
+    EventFactory,
+    assert_verified,
+    balance_of,
+    make_config,
+    open_test_engine,
+    stored_names,
+    viewer,
+)
 
 ALICE = viewer("alice")
 BOB = viewer("bob")
@@ -59,28 +67,6 @@ class SteppedClock:
 async def stepped_engine(config: Config, clock: SteppedClock) -> AsyncIterator[Engine]:
     async with Engine.open(config, clock) as engine:
         yield engine
-
-
-async def balance(engine: Engine, who: Viewer) -> int:
-    user_id = await engine.wallets.find_identity(who)
-    return (await engine.wallets.summary(user_id)).points
-
-
-async def assert_verified(engine: Engine) -> None:
-    report = await verify(engine.db)
-    assert report.violations == []
-
-
-async def names_of(engine: Engine, platform_user_id: str) -> tuple[str, str, str]:
-    async with engine.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(Identity.login, Identity.display_name, User.display_name)
-                .join(User, User.id == Identity.user_id)
-                .where(Identity.platform_user_id == platform_user_id)
-            )
-        ).one()
-    return (row[0], row[1], row[2])
 
 
 async def count_rows(engine: Engine, *where: Any) -> int:
@@ -197,7 +183,7 @@ async def test_an_in_memory_database_sees_a_correction_made_through_database_wri
             )
             await conn.execute(update(User).where(User.id == entry.user_id).values(points=30))
         await assert_verified(engine)
-        assert await balance(engine, ALICE) == 30
+        assert await balance_of(engine, ALICE) == 30
 
         with pytest.raises(InsufficientFunds):  # the cache still says 100: it spends 50
             await engine.ledger.spend(ALICE, 50, reason="tts")
@@ -234,7 +220,7 @@ async def test_a_crashed_level_up_leaves_the_cached_wallet_as_committed(db_path:
         earned = await engine.earning.handle(events.chat(ALICE))  # 150 XP: level 2, reward
 
         assert earned.level_up is not None and earned.level_up.rewards == ((2, 50, None),)
-        assert await balance(engine, ALICE) == 65
+        assert await balance_of(engine, ALICE) == 65
         settled = await engine.queue.finish(item)  # the item was left open by the rollback
         assert not settled.already_settled
         await assert_verified(engine)
@@ -257,9 +243,9 @@ async def test_a_retried_batch_pays_each_newcomer_its_welcome_once(db_path: Path
         )
 
         assert [isinstance(r, Exception) for r in results] == [False, True, False, False, False]
-        assert [await balance(engine, v) for v in (ALICE, BOB, CAROL)] == [61, 0, 107]
+        assert [await balance_of(engine, v) for v in (ALICE, BOB, CAROL)] == [61, 0, 107]
         await engine.ledger.grant(BOB, 1, reason="test")  # cached now: no second welcome
-        assert await balance(engine, BOB) == 1
+        assert await balance_of(engine, BOB) == 1
         assert await count_rows(engine, Transaction.reason == "welcome") == 3
         with pytest.raises(InsufficientFunds):
             await engine.ledger.spend(ALICE, 62, reason="tts")
@@ -343,7 +329,7 @@ async def test_a_rewarded_level_raised_by_a_data_migration_pays_no_reward(
         earned = await engine.earning.handle(events.chat(ALICE))
 
         assert earned.level_up is not None and earned.level_up.rewards == ()
-        assert await balance(engine, ALICE) == 10
+        assert await balance_of(engine, ALICE) == 10
 
 
 async def test_cooldowns_written_through_database_write_in_this_process_hold(
@@ -404,8 +390,8 @@ async def test_two_identities_of_one_person_share_one_cached_wallet(
     bobby = viewer("bobby", user_id=BOB.platform_user_id)
     await engine.ledger.grant(bobby, 1, reason="test")  # renamed through the second identity
     await engine.ledger.grant(ALICE, 1, reason="test")  # the first one, cached, unchanged
-    assert await names_of(engine, BOB.platform_user_id) == ("bobby", "bobby", "bobby")
-    assert await names_of(engine, ALICE.platform_user_id) == ("alice", "alice", "bobby")
+    assert await stored_names(engine, BOB.platform_user_id) == ("bobby", "bobby", "bobby")
+    assert await stored_names(engine, ALICE.platform_user_id) == ("alice", "alice", "bobby")
     assert engine.writer.cache.accounts[alice.user_id][:2] == ("bobby", 2)
     await assert_verified(engine)
 
@@ -417,12 +403,12 @@ async def test_a_newcomer_seen_under_two_names_in_one_batch_keeps_the_last(
     await asyncio.gather(
         engine.ledger.grant(CAROL, 1, reason="test"), engine.ledger.grant(renamed, 2, reason="t")
     )
-    assert await names_of(engine, CAROL.platform_user_id) == ("carol_2", "Carol_2", "Carol_2")
+    assert await stored_names(engine, CAROL.platform_user_id) == ("carol_2", "Carol_2", "Carol_2")
 
     await engine.ledger.grant(CAROL, 4, reason="test")  # the cached identity sees the change
 
-    assert await names_of(engine, CAROL.platform_user_id) == ("carol", "carol", "carol")
-    assert await balance(engine, CAROL) == 7
+    assert await stored_names(engine, CAROL.platform_user_id) == ("carol", "carol", "carol")
+    assert await balance_of(engine, CAROL) == 7
 
 
 # ------------------------------------------------------------------------------ cooldowns
