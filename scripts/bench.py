@@ -48,14 +48,15 @@ from pixelbot.db.models import (
     XpTransaction,
 )
 from pixelbot.db.verify import verify
+from pixelbot.economy.writer import Writer
 from pixelbot.events import ChatMessage, Viewer
 from pixelbot.gc_tuning import tune_after_start
 
 STEP = timedelta(milliseconds=18)  # simulated time between two chat messages
-# Messages in flight at once, equal to the writer's batch size. Measured here: a larger window
-# (producer running while SQLite works) was slower, because the producer and the SQLite
-# thread then contend for the GIL; at 2000 each batch is full and latency stays ~100 ms.
-WINDOW = 2000
+# Messages in flight at once, equal to the writer's largest batch, so each batch is full.
+# Measured here: a window larger than a batch (producer running while SQLite works) was slower,
+# because the producer and the SQLite thread then contend for the GIL.
+WINDOW = Writer.MAX_BATCH
 DEFAULT_GC_THRESHOLDS = gc.get_threshold()
 # Latency is timed on every 10th message (20,000 samples in a full run): a timer and a done
 # callback on every message were bench work the bot itself never does, counted as pipeline time.
