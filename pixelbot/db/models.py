@@ -124,7 +124,8 @@ class Transaction(Base):
     refund_of: Mapped[str | None] = mapped_column(
         ForeignKey("transactions.ref"), unique=True, default=None
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Not indexed: no query reads it, and every ledger row would pay (migration 0003).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class XpTransaction(Base):
@@ -155,7 +156,9 @@ class Cooldown(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(100))
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Not indexed: each restarted cooldown would move in the index, and cooldowns are found by
+    # (scope, key); a purge of expired ones can scan this small table (migration 0003).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Redeem(Base):

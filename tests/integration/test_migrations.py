@@ -133,6 +133,44 @@ async def test_upgrade_keeps_existing_rows(db_path: Path) -> None:
         await db.dispose()
 
 
+def index_names(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    return {name for (name,) in rows}
+
+
+async def test_0003_drops_the_unread_indexes_and_keeps_the_rows(db_path: Path) -> None:
+    db = Database(sqlite_url(db_path))
+    try:
+        await migrate.upgrade(db, "0002")
+        assert {"ix_cooldowns_expires_at", "ix_transactions_created_at"} <= index_names(db_path)
+        async with db.write() as conn:
+            user_id = await insert_user(conn, points=5)
+            await insert_transaction(conn, user_id=user_id, amount=5, balance_after=5, ref="r1")
+            await conn.exec_driver_sql(
+                "INSERT INTO cooldowns (scope, key, expires_at) VALUES (?, 'earn:chat', ?)",
+                (f"user:{user_id}", NOW),
+            )
+        await migrate.upgrade(db)
+        assert not {"ix_cooldowns_expires_at", "ix_transactions_created_at"} & index_names(db_path)
+        async with db.read() as conn:
+            ledger = (await conn.exec_driver_sql("SELECT ref FROM transactions")).all()
+            cooldowns = (await conn.exec_driver_sql("SELECT scope FROM cooldowns")).all()
+            # the writer's cooldown load still finds its rows through (scope, key)
+            plan = (
+                await conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT expires_at FROM cooldowns "
+                    "WHERE scope IN ('user:1', 'user:2') AND expires_at > ?",
+                    (NOW,),
+                )
+            ).all()
+        assert [tuple(row) for row in ledger] == [("r1",)]
+        assert [tuple(row) for row in cooldowns] == [(f"user:{user_id}",)]
+        assert any("sqlite_autoindex_cooldowns_1" in str(row) for row in plan), plan
+    finally:
+        await db.dispose()
+
+
 async def test_models_and_migrations_agree(migrated: Database) -> None:
     """alembic check: a model change without its migration fails here."""
     await migrate.check(migrated)
