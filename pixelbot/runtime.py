@@ -20,8 +20,8 @@ from pixelbot.commands.core import Cog
 from pixelbot.commands.dispatcher import CommandRouter
 from pixelbot.commands.ratelimit import ReplyLimiter
 from pixelbot.config import Config, load_config
-from pixelbot.config_effects import OBS_STEPS
-from pixelbot.config_redeems import Action
+from pixelbot.config.effects import OBS_STEPS
+from pixelbot.config.redeems import Action
 from pixelbot.economy.batch import LevelUp
 from pixelbot.economy.earning import Earned
 from pixelbot.economy.queue import Recovered

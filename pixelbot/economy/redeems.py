@@ -18,7 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from pixelbot.clock import Clock
-from pixelbot.config_redeems import RedeemSettings
+from pixelbot.config.redeems import RedeemSettings
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 from pixelbot.economy.batch import GLOBAL_SCOPE, SPEND, Batch, Needs, user_scope

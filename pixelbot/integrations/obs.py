@@ -40,7 +40,7 @@ from obsws_python.error import (  # type: ignore[import-untyped]
 )
 from websocket import WebSocketException
 
-from pixelbot.config_effects import ObsSettings
+from pixelbot.config.effects import ObsSettings
 from pixelbot.errors import EffectFailed, ObsUnavailable
 
 __all__ = [

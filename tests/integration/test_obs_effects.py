@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pixelbot.config import Config
-from pixelbot.config_effects import ObsSettings
+from pixelbot.config.effects import ObsSettings
 from pixelbot.errors import EffectFailed, ObsUnavailable
 from pixelbot.integrations.obs import ObsClient, ObsRequestError
 from pixelbot.queue.worker import Done, Job

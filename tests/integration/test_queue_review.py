@@ -23,7 +23,7 @@ from sqlalchemy import select
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
-from pixelbot.config_effects import ObsSettings
+from pixelbot.config.effects import ObsSettings
 from pixelbot.db.models import QueueItem
 from pixelbot.economy.queue import ClaimedItem, QueueStore
 from pixelbot.events import MessageDeleted, Viewer

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pixelbot.config_queue import TtsSettings
+from pixelbot.config.queue import TtsSettings
 from pixelbot.errors import SpeechFailed
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from pixelbot.config import Config, load_config
-from pixelbot.config_effects import (
+from pixelbot.config.effects import (
     ClipStep,
     HideSourceStep,
     PlaySoundStep,
@@ -25,8 +25,8 @@ from pixelbot.config_effects import (
     ToggleFilterStep,
     WaitStep,
 )
-from pixelbot.config_queue import WheelPrize
-from pixelbot.config_redeems import EffectAction, ObsAction
+from pixelbot.config.queue import WheelPrize
+from pixelbot.config.redeems import EffectAction, ObsAction
 from pixelbot.errors import ConfigError
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"

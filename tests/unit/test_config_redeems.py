@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pixelbot.config import load_config
-from pixelbot.config_redeems import TtsAction, WheelAction
+from pixelbot.config.redeems import TtsAction, WheelAction
 from pixelbot.errors import ConfigError
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"

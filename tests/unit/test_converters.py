@@ -23,7 +23,7 @@ from pixelbot.commands.converters import (
 from pixelbot.commands.core import Command
 from pixelbot.commands.dispatcher import convert_arguments
 from pixelbot.commands.ratelimit import ReplyLimiter
-from pixelbot.config_redeems import PERMISSIONS
+from pixelbot.config.redeems import PERMISSIONS
 from pixelbot.domain.permissions import LADDER, has_permission, highest_role
 from pixelbot.errors import BadArgument
 

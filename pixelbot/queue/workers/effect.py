@@ -22,7 +22,7 @@ from typing import Any, assert_never
 from pydantic import TypeAdapter, ValidationError
 
 from pixelbot.config import Config
-from pixelbot.config_effects import (
+from pixelbot.config.effects import (
     ClipStep,
     EffectStep,
     HideSourceStep,
@@ -36,7 +36,7 @@ from pixelbot.config_effects import (
     ToggleFilterStep,
     WaitStep,
 )
-from pixelbot.config_redeems import Action
+from pixelbot.config.redeems import Action
 from pixelbot.errors import EffectFailed
 from pixelbot.integrations.obs import (
     OUTPUT_NOT_RUNNING,

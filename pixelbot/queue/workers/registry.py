@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pixelbot.config import Config
-from pixelbot.config_effects import OBS_STEPS
+from pixelbot.config.effects import OBS_STEPS
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker

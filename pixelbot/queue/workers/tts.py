@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pixelbot.config_queue import TtsSettings
+from pixelbot.config.queue import TtsSettings
 from pixelbot.domain.tts_text import clean_for_speech
 from pixelbot.errors import SpeechFailed
 from pixelbot.integrations.player import AudioPlayer

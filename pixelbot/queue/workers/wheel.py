@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 
 from pixelbot.config import Config
-from pixelbot.config_queue import WheelPrize
+from pixelbot.config.queue import WheelPrize
 from pixelbot.domain.wheel import draw
 from pixelbot.errors import ItemFailed
 from pixelbot.queue.worker import Done, FollowUp, Job, Payout

@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
-from pixelbot.config_types import (
+from pixelbot.config.types import (
     Duration,
     PositiveInt,
     Section,

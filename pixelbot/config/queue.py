@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from pixelbot.config_types import (
+from pixelbot.config.types import (
     Count,
     Duration,
     PositiveInt,

@@ -1,6 +1,6 @@
 """The mechanics behind ``pixelbot.config.load_config``: YAML, line numbers, ``${ENV}``, messages.
 
-Nothing here knows the config models; ``pixelbot.config`` passes its root model in. The steps:
+Nothing here knows the config models; ``pixelbot.config.model`` passes its root model in. The steps:
 
 1. ``read_document`` parses the file once into plain data plus a ``LineMap`` (YAML path ->
    1-based line of its key), built from ``yaml`` nodes, so every later problem can point at a

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from pixelbot.config_effects import Steps
-from pixelbot.config_types import Count, Duration, PositiveInt, Section, Text
+from pixelbot.config.effects import Steps
+from pixelbot.config.types import Count, Duration, PositiveInt, Section, Text
 
 __all__ = [
     "PERMISSIONS",

@@ -8,7 +8,7 @@ Unknown keys are errors (a typo must not silently fall back to a default). Secre
 ``load_config`` never half-succeeds: it collects every problem in the file (type errors, bad
 durations, unknown keys, missing ``${ENV}`` variables) and raises one ``ConfigError`` listing
 them all with their YAML path and line. The YAML/env/message mechanics live in
-``pixelbot.config_loader``.
+``pixelbot.config.loader``.
 
 To add a section: write a ``Section`` subclass whose fields all have defaults, and add one
 field to ``Config``.
@@ -33,8 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from pixelbot.config_effects import EffectSettings, EffectStep, ObsSettings
-from pixelbot.config_loader import (
+from pixelbot.config.effects import EffectSettings, EffectStep, ObsSettings
+from pixelbot.config.loader import (
     FieldProblems,
     env_with_dotenv,
     format_path,
@@ -42,8 +42,8 @@ from pixelbot.config_loader import (
     substitute_env,
     validation_issues,
 )
-from pixelbot.config_queue import QueueSettings, TtsSettings, WheelSettings
-from pixelbot.config_redeems import (
+from pixelbot.config.queue import QueueSettings, TtsSettings, WheelSettings
+from pixelbot.config.redeems import (
     Action,
     ChatAction,
     CommandSettings,
@@ -53,7 +53,7 @@ from pixelbot.config_redeems import (
     RedeemSettings,
     SoundAction,
 )
-from pixelbot.config_types import (
+from pixelbot.config.types import (
     Count,
     Duration,
     Name,
