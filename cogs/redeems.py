@@ -31,6 +31,8 @@ class RedeemsCog(Cog):
             state = "" if catalog.is_enabled(key) else ", off"
             if not state and self.bot.redeem_unavailable(redeem.action):
                 state = ", unavailable"  # e.g. it needs OBS, which is off
+            elif not state and self.bot.redeem_waits(redeem.action):
+                state = ", unavailable until OBS is back"  # taken now, played later
             entries.append(f"{ctx.prefix}{key} ({redeem.cost:,}{state})")
         await ctx.say("Redeems: " + ", ".join(entries))
 
@@ -90,7 +92,9 @@ class RedeemsCog(Cog):
         if bought.duplicate:
             return
         cost = f"for {ctx.points(bought.cost)} " if bought.cost else ""
-        await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id})")
+        waits = self.bot.redeem_waits(redeem.action)
+        later = f"; {waits}" if waits else ""
+        await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id}){later}")
         what = f": {text}" if text else ""
         self.bot.notice(
             kind, f"#{bought.item_id} pending: {redeem.title} for {ctx.author.display_name}{what}"

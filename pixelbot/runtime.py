@@ -41,6 +41,7 @@ from pixelbot.events import (
 )
 from pixelbot.platforms.base import Platform
 from pixelbot.queue.announce import announce
+from pixelbot.queue.outage import Outage
 from pixelbot.queue.runner import Outcome, QueueRunner
 from pixelbot.queue.worker import Worker
 
@@ -160,7 +161,27 @@ class Bot:
             return "it needs OBS, and OBS is not enabled"
         if self.queue is not None and kind not in self.queue.workers:
             return f"nothing performs {kind} items here"
+        outage = self._outage_for(action)
+        if outage is not None and outage.refunding():
+            return f"{outage.service} is down"
         return None
+
+    def redeem_waits(self, action: Action) -> str | None:
+        """Why a redeem with this action is taken but will only play later (OBS is down and
+        ``obs.when_down`` is ``hold``), or None."""
+        outage = self._outage_for(action)
+        if outage is not None and outage.holding():
+            return f"{outage.service} is down, it will play when {outage.service} is back"
+        return None
+
+    def _outage_for(self, action: Action) -> Outage | None:
+        kind = queue_kind(action.type)
+        outage = self.queue.outage(kind) if self.queue is not None else None
+        if outage is None or not outage.down:
+            return None
+        if not any(step.do in OBS_STEPS for step in self.config.effect_steps(action)):
+            return None
+        return outage
 
     async def stop_queue(self) -> None:
         if self.queue is not None:
