@@ -17,6 +17,7 @@ from typing import TextIO
 from pixelbot.app import Engine
 from pixelbot.clock import Clock, FakeClock, SystemClock, utc
 from pixelbot.config import Config
+from pixelbot.economy.obs_undos import ObsUndoStore
 from pixelbot.errors import ConfigError, ConfigIssue
 from pixelbot.gc_tuning import tune_after_start
 from pixelbot.platforms.console import ConsoleStream
@@ -86,10 +87,15 @@ async def open_console(
             lambda: bot.config,
             base_dir=base_dir or Path.cwd(),
             # Scripted runs are the same every time: a fixed seed, no audio, and waits that
-            # move the simulated clock instead of the real one.
+            # move the simulated clock instead of the real one (also in real time when OBS is
+            # enabled: OBS must see a source shown for 2s, so its lines stay deterministic,
+            # not its timing).
             rng=random.Random(SCRIPT_SEED) if scripted else random.Random(),
-            sleep=_clock_sleep(clock) if isinstance(clock, FakeClock) else asyncio.sleep,
+            sleep=_clock_sleep(clock, real=config.obs.enabled)
+            if isinstance(clock, FakeClock)
+            else asyncio.sleep,
             play_audio=not scripted,
+            undos=ObsUndoStore(engine.db, clock),
         )
         try:
             recovered = await bot.start_queue(workers, only_while_draining=scripted)
@@ -100,9 +106,9 @@ async def open_console(
             await bot.stop_queue()
 
 
-def _clock_sleep(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
+def _clock_sleep(clock: FakeClock, *, real: bool) -> Callable[[float], Awaitable[None]]:
     async def sleep(seconds: float) -> None:
         clock.advance(max(0.0, seconds))
-        await asyncio.sleep(0)
+        await asyncio.sleep(max(0.0, seconds) if real else 0)
 
     return sleep

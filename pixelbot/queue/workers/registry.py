@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pixelbot.config import Config
 from pixelbot.config.effects import OBS_STEPS
+from pixelbot.economy.obs_undos import UndoJournal
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -44,8 +45,10 @@ def build_workers(
     rng: random.Random,
     sleep: Sleep = asyncio.sleep,
     play_audio: bool = True,
+    undos: UndoJournal | None = None,
 ) -> dict[str, Worker]:
-    """``config`` returns the current configuration (it changes on ``!reload``)."""
+    """``config`` returns the current configuration (it changes on ``!reload``). ``undos``:
+    where OBS changes an outage left behind are kept until OBS is back (the database)."""
     settings = config()
     tts = settings.tts
     speaker = Speaker(voice=tts.voice, rate=tts.rate, volume=tts.volume)
@@ -62,5 +65,6 @@ def build_workers(
             settings.obs,
             sleep=sleep,
             base_dir=base_dir,
+            undos=undos,
         ),
     }
