@@ -234,14 +234,14 @@ class QueueRunner:
         while not self._stopping:
             try:
                 wake.clear()
+                held = kind in self.paused or (self._only_while_draining and not self._draining)
                 outage = self.outage(kind)
-                if outage is not None and outage.down:
+                if not held and outage is not None and outage.down:
                     await self._while_down(kind, outage)
                     idle.set()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), _recheck_after(outage))
                     continue
-                held = kind in self.paused or (self._only_while_draining and not self._draining)
                 item = None if held else await self.store.claim(kind)
                 if item is None:
                     idle.set()
