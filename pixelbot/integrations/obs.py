@@ -7,8 +7,10 @@ or broke is thrown away, never reused (a late answer would be read as the next o
 
 ``ObsClient.request`` connects lazily. When OBS cannot be reached or the connection breaks, it
 reconnects with exponential backoff (``obs.reconnect``) and sends the request again; after the
-last attempt it raises ``ObsUnavailable``. A wrong password is not retried. A request OBS
-answers with an error raises ``ObsRequestError`` (with the obs-websocket status ``code``).
+last attempt it raises ``ObsUnavailable`` and OBS counts as down (one outage, one warning):
+later requests fail at once until a probe reaches OBS again. A wrong password is not
+retried. A request OBS answers with an error raises ``ObsRequestError`` (with the
+obs-websocket status ``code``).
 
 What obsws-python does, as observed against the fake server in the tests: on connect it sends
 only Identify (rpcVersion 1, eventSubscriptions 0, authentication); nothing listening raises
@@ -16,8 +18,9 @@ only Identify (rpcVersion 1, eventSubscriptions 0, authentication); nothing list
 dropped connection raises websocket-client's ``WebSocketConnectionClosedException``, and an OBS
 that quit ``BrokenPipeError``/``ConnectionResetError`` (or a ``JSONDecodeError`` when it read
 the close frame); a wrong password raises a plain ``OBSSDKError``. It also logs its password at
-INFO and a traceback for every failure: ``_QuietObswsLogs`` redacts the password and demotes
-its lines to DEBUG, since this module reports those failures itself.
+INFO and a traceback for every failure (at ERROR): ``_ObswsLogs``, a filter on its loggers,
+turns each record into one redacted DEBUG line of ours, since this module reports those
+failures itself. Against a real OBS 29.0.2 (obs-websocket 5.1), the same holds.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pixelbot.errors import EffectFailed, ObsUnavailable
 __all__ = [
     "OUTPUT_NOT_RUNNING",
     "OUTPUT_RUNNING",
+    "REQUESTS_USED",
     "RESOURCE_NOT_FOUND",
     "ObsClient",
     "ObsRequestError",
@@ -56,6 +60,29 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+
+# Every request Pixel Bot sends. All are in obs-websocket 5.1 (Debian's OBS 29 ships 5.1, not
+# 5.5), and tests/integration/test_obs_real.py checks them against a real OBS. Answers are read
+# as 5.1 gives them: GetCurrentProgramScene has only currentProgramSceneName, and
+# GetLastReplayBufferReplay answers "" before the first replay.
+REQUESTS_USED = frozenset(
+    {
+        "GetVersion",
+        "GetCurrentProgramScene",
+        "SetCurrentProgramScene",
+        "GetSceneItemId",
+        "GetSceneItemEnabled",
+        "SetSceneItemEnabled",
+        "SetInputSettings",
+        "TriggerMediaInputAction",
+        "GetSourceFilter",
+        "SetSourceFilterEnabled",
+        "GetReplayBufferStatus",
+        "StartReplayBuffer",
+        "SaveReplayBuffer",
+        "GetLastReplayBufferReplay",
+    }
+)
 
 # obs-websocket RequestStatus codes the effect steps react to.
 OUTPUT_RUNNING = 500
