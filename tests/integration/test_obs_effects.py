@@ -695,3 +695,39 @@ async def test_a_named_effect_payload_uses_the_current_config() -> None:
     assert [step.do for step in steps] == ["play_sound", "say"]
     with pytest.raises(EffectFailed, match="no effect called 'gone'"):
         steps_from_payload({"action": {"type": "effect", "effect": "gone"}}, config)
+
+
+# ----------------------------------------------------------------------------- one outage
+
+
+async def test_an_outage_is_one_state_one_warning_and_fails_fast(
+    fake: FakeObs, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pixelbot.integrations.obs")
+    rig = make_rig(fake)
+    downs: list[str] = []
+    backs: list[bool] = []
+
+    async def back() -> None:
+        backs.append(rig.client.reachable)  # requests already go through when it is told
+
+    rig.client.on_down, rig.client.on_back = downs.append, back
+    await rig.client.request("GetVersion")
+    await fake.stop()
+
+    for _ in range(3):
+        with pytest.raises(ObsUnavailable):
+            await rig.client.request("GetVersion")
+    assert rig.reconnect_sleeps.delays == [0.01, 0.02]  # only the first request backed off
+    assert len(downs) == 1
+    assert not rig.client.reachable
+
+    await fake.start()
+    await until(lambda: rig.client.reachable and backs == [True], seconds=5)
+    await rig.client.request("GetVersion")
+    await rig.worker.close()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"OBS at 127.0.0.1:{fake.port} is not reachable (")
+    assert warnings[1].startswith(f"OBS at 127.0.0.1:{fake.port} is reachable again")

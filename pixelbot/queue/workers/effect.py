@@ -6,6 +6,12 @@ long, then undoes it, before the next step starts (put ``play_sound`` before a t
 the item's timeout), its change is undone anyway before the cancellation goes on. A failing
 step fails the item (it is refunded); earlier steps are not rolled back.
 
+When OBS goes away, the worker's ``outage`` (read by the runner, see ``pixelbot/queue/
+outage.py``) begins; an item that had shown nothing yet raises ``ObsUnavailable`` with
+``untouched`` set, so it can wait for OBS instead of being refunded. An undo OBS could not
+receive is remembered (``pixelbot/economy/obs_undos.py``) and put back when OBS answers again,
+before the outage ends and before any later item runs.
+
 Messages of ``EffectFailed`` are shown to the viewer and the moderators, so OBS's status codes
 are turned into sentences that name the scene, source or filter from the config.
 """
@@ -61,7 +67,7 @@ OBS_OFF = "OBS is not enabled (obs.enabled in config.yaml)"
 REPLAY_BUFFER_OFF = "the replay buffer is off in OBS"
 # OBS starts the replay buffer asynchronously: saving right after starting meets 501 for a
 # few to a few hundred ms (obs-websocket 5.1). Retried on the real clock.
-SAVE_TRIES = 20
+SAVE_TRIES = 50  # 5 s: 0.2 s here, more on a loaded machine
 SAVE_RETRY_SECONDS = 0.1
 # OBS writes the replay file 0.5-2 s after SaveReplayBuffer returns; until then
 # GetLastReplayBufferReplay names the previous one (or ""). Asked this often, in real time.
