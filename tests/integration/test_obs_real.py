@@ -592,6 +592,15 @@ def test_an_unreachable_obs_is_one_warning_per_outage(tmp_path: Path) -> None:
     warnings = [line for line in run.stderr.splitlines() if "is not reachable" in line]
     assert len(warnings) == 1, run.stderr
     assert "secret-password" not in run.stderr + run.stdout
+    verbose = run_cli(
+        tmp_path, "-v", "--config", str(config), "console", "--script", "-", script="dave: !clip\n"
+    )
+    assert verbose.returncode == 0, verbose.stderr
+    assert "ConnectionRefusedError" in verbose.stderr  # obsws-python's line, at DEBUG ...
+    assert "Traceback" not in verbose.stderr  # ... without its traceback
+    assert "secret-password" not in verbose.stderr
+    verify = run_cli(tmp_path, "--config", str(config), "db", "verify")
+    assert verify.returncode == 0, verify.stdout
     assert "Pixel: OBS is down: 1 waiting effect will play when it is back (@alice)." in (
         run.stdout.splitlines()
     )
