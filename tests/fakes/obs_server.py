@@ -14,6 +14,13 @@ checked; a wrong one closes with 4009), Identified (op 2); then Request (op 6) i
 RequestResponse (op 7) and RequestBatch (op 8) with RequestBatchResponse (op 9). No events are
 sent. Every request is recorded in ``requests``, before it is answered.
 
+It claims to be what Debian's obs-studio 29.0.2 runs, obs-websocket 5.1.0, and answers like it
+where Pixel Bot cares (test_obs_real.py runs the same scenarios against that real OBS): only
+``currentProgramSceneName`` from GetCurrentProgramScene; ``savedReplayPath: ""`` before the
+first replay; 501 to SaveReplayBuffer for ``replay_start_seconds`` after StartReplayBuffer; the
+replay file named by GetLastReplayBufferReplay only ``replay_write_seconds`` after the save
+(real OBS: 0.5-2 s), and a save while one is being written merged into it.
+
 Controls: ``fail_next`` (answer the next request of a type with an error), ``stall_next``
 (never answer it, so the client times out), ``drop_clients`` (cut every connection without a
 close frame, like a crash or a network hiccup), ``stop``/``start`` (OBS quits, then comes back
