@@ -128,6 +128,10 @@ class QueueRunner:
                 )
             )
         self.paused = await self.store.paused_kinds() & set(self.workers)
+        for worker in self.workers.values():
+            start = getattr(worker, "start", None)  # optional: e.g. put back an OBS undo
+            if start is not None:
+                await start()
         for kind in self.workers:
             self._loops.append(asyncio.create_task(self._loop(kind), name=f"queue-{kind}"))
         return recovered

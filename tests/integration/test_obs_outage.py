@@ -240,14 +240,8 @@ async def test_a_pending_undo_survives_a_restart_of_the_bot(db_path: Path, tmp_p
         # the bot stopped while OBS was down; both come back
         await obs.start()
         async with console_session(config, base_dir=tmp_path) as bot:
-            assert obs.current_scene == "BRB"
-            await bot.run("alice: !alert")  # the first effect puts the stream back first
+            await until(lambda: obs.current_scene == "Main")  # at start, no effect needed
             await bot.verified()
 
-    assert obs.current_scene == "Main"
-    assert obs.inputs["Alert"].settings["text"] == "alice"
-    types = obs.request_types()
-    assert types.index("SetCurrentProgramScene", types.index("GetCurrentProgramScene")) < (
-        types.index("SetInputSettings")
-    )
+    assert obs.request_types()[-2:] == ["GetCurrentProgramScene", "SetCurrentProgramScene"]
     assert rows(db_path, "SELECT item_id, outcome FROM obs_undos") == [(1, "applied")]

@@ -153,6 +153,7 @@ class EffectWorker:
         self._undos: UndoJournal = undos if undos is not None else MemoryUndoJournal()
         self._undoing: set[asyncio.Task[Any]] = set()  # undos that outlive a cancelled step
         self._putting_back = asyncio.Lock()
+        self._starting: asyncio.Task[None] | None = None
         self.outage: Outage | None = None  # the runner reads it (obs.when_down)
         if obs is not None:
             self.outage = Outage(
@@ -181,7 +182,24 @@ class EffectWorker:
             result={"steps": results},
         )
 
+    async def start(self) -> None:
+        """At start, put back what an outage before the last stop left changed, without
+        waiting for the first effect (in the background: OBS may still be down)."""
+        if self._obs is not None and await self._undos.pending():
+            self._starting = asyncio.create_task(self._put_back_at_start(), name="obs-put-back")
+
+    async def _put_back_at_start(self) -> None:
+        try:
+            await self.put_back()
+        except ObsUnavailable:
+            pass  # the client marks OBS down; its probe puts it back when OBS answers
+        except Exception:
+            log.exception("putting back what the last OBS outage changed failed")
+
     async def close(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         if self._undoing:
             await asyncio.wait(self._undoing, timeout=self._settings.timeout.total_seconds())
         if self._obs is not None:
