@@ -455,6 +455,31 @@ async def test_obs_gone_during_back_after_is_switched_back_when_it_returns(
     ) == [("applied",)]
 
 
+async def test_obs_killed_during_back_after_comes_back_elsewhere_and_is_left_alone(
+    own_obs: RealObs, db_path: Path, tmp_path: Path
+) -> None:
+    """A crash (SIGKILL) saves nothing: OBS 29 comes back on the scene it last saved, not on
+    BRB. Switching 'back' now would change a scene the bot never set, so it does not."""
+    config = outage_config(db_path, own_obs, reconnect={"attempts": 1, "backoff": "200ms"})
+    async with console_session(config, base_dir=tmp_path) as bot:
+        await bot.run("/tip alice 100")
+        async with ObsEvents(own_obs, SCENES) as events:
+            redeem = asyncio.create_task(bot.run("alice: !brb"))
+            await events.wait_for("CurrentProgramSceneChanged", sceneName="BRB")
+        own_obs.kill()
+        await redeem
+
+        await asyncio.to_thread(own_obs.start)
+        restored = await current_scene(own_obs)
+        await until(lambda: not obs_outage_down(bot), seconds=20)
+        await bot.verified()
+
+    assert restored != "BRB"
+    assert await current_scene(own_obs) == restored  # left alone
+    assert rows(db_path, "SELECT item_id, outcome FROM obs_undos") == [(1, "stale")]
+    assert_refunded_once(db_path, 1, "alice", 10)
+
+
 async def queue_backlog(bot: ConsoleSession) -> None:
     await bot.run("/mod mod", "mod: !pause effect")
     for viewer in VIEWERS:
