@@ -40,6 +40,7 @@ from pixelbot.config import Config, load_config
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.lock import DatabaseLock
 from pixelbot.economy.earning import Earned
+from pixelbot.economy.obs_undos import ObsUndoStore
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import Notice, OutcomeBus, Say
@@ -148,8 +149,13 @@ def _default_workers(scripted: bool, base_dir: Path | None) -> WorkerFactory:
             # Scripted runs are the same every time: a fixed seed, no audio, and waits that
             # move the simulated clock instead of the real one.
             rng=random.Random(SCRIPT_SEED) if scripted else random.Random(),
-            sleep=clock_sleep(clock) if isinstance(clock, FakeClock) else None,
+            sleep=(
+                clock_sleep(clock, real=app.config.obs.enabled)
+                if isinstance(clock, FakeClock)
+                else None
+            ),
             play_audio=not scripted,
+            undos=ObsUndoStore(app.engine.db, clock),
         )
 
     return build

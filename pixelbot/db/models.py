@@ -35,6 +35,7 @@ __all__ = [
     "Cooldown",
     "EventRow",
     "Identity",
+    "ObsUndo",
     "PlatformToken",
     "QueueControl",
     "QueueItem",
@@ -228,6 +229,27 @@ class QueueControl(Base):
     paused: Mapped[bool] = mapped_column(Boolean)
     updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ObsUndo(Base):
+    """A timed OBS change (a scene to switch back to, a source to hide, a filter to restore)
+    that could not be undone because OBS went away: put back when OBS is reachable again.
+
+    ``request`` is what puts it back; ``check`` reads OBS first, and when it no longer shows
+    the change (the streamer switched scenes by hand meanwhile) the stream is left alone.
+    ``outcome`` (applied or stale) is set once, when it is settled.
+    """
+
+    __tablename__ = "obs_undos"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("queue_items.id"))
+    what: Mapped[str] = mapped_column(String(300))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    check: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 class EventRow(Base):
