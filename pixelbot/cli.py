@@ -341,7 +341,7 @@ def jobs(config_path: Path | None) -> None:
     runs = _run(read())
     now = SystemClock().now()
     for name, job in JOBS.items():
-        schedule = getattr(config.schedule, name)
+        schedule = job.schedule(config)
         when = f"every {format_duration(schedule.every)}" if schedule.every else schedule.cron
         if not schedule.enabled:
             head = f"{name}: off"

@@ -242,6 +242,7 @@ async def console_session(
         base_dir=base_dir,
     ) as app:
         console.drain = app.queue.drain
+        console.after_tick = app.scheduler.run_due
         if out or app.commands.cog_errors:
             raise RuntimeError(
                 f"the console did not start cleanly: {out} {app.commands.cog_errors}"

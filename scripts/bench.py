@@ -51,6 +51,7 @@ from pixelbot.db.models import (
 from pixelbot.db.verify import verify
 from pixelbot.economy.writer import Writer
 from pixelbot.events import ChatMessage, Viewer
+from scripts.bench_payout import run_payout_bench
 
 STEP = timedelta(milliseconds=18)  # simulated time between two chat messages
 # Messages in flight at once, equal to the writer's largest batch, so each batch is full.
@@ -285,7 +286,15 @@ async def main() -> None:
     parser.add_argument("--viewers", type=int, help="distinct viewers")
     parser.add_argument("--baseline-messages", type=int, help="messages for the naive baseline")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--payout", action="store_true", help="the watch-time payout leg instead (100k viewers)"
+    )
     args = parser.parse_args()
+    if args.payout:
+        with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
+            figures = await run_payout_bench(Path(tmp), args.viewers or 100_000)
+        print(json.dumps(figures, indent=2))
+        return
     messages = args.messages or (40_000 if args.quick else 200_000)
     viewers = args.viewers or messages // 10
     baseline_messages = args.baseline_messages or (1_000 if args.quick else 5_000)

@@ -41,6 +41,8 @@ from pixelbot.db.engine import sqlite_file
 from pixelbot.db.lock import DatabaseLock
 from pixelbot.economy.earning import Earned
 from pixelbot.economy.obs_undos import ObsUndoStore
+from pixelbot.economy.payouts import Payouts
+from pixelbot.economy.presence import PresenceTracker
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import Notice, OutcomeBus, Say
@@ -120,7 +122,18 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
     commands = CommandLayer(settings)
     queue = QueueRuntime(engine.queue, engine.wallets, settings, bus.publish)
     intake = EventIntake(engine.earning, engine.streams, commands, queue, settings, bus.publish)
-    scheduler = JobScheduler(JobContext(engine.db, settings, engine.clock))
+    presence = PresenceTracker()
+    intake.presence = presence
+    scheduler = JobScheduler(
+        JobContext(
+            engine.db,
+            settings,
+            engine.clock,
+            presence=presence,
+            payouts=Payouts(engine.writer),
+            publish=bus.publish,
+        )
+    )
     app = App(engine, bus, delivery, commands, queue, intake, scheduler, config_path)
     commands.services = Services(
         settings=settings,
@@ -220,7 +233,9 @@ async def _running(
         await app.queue.start(factory(app), only_while_draining=scripted)
         started: list[Platform] = []
         try:
-            if not scripted:  # (scripted runs are the same every time: no jobs on a timer)
+            if scripted:  # the same every time: jobs run only when the script moves the clock
+                app.scheduler.start_simulated()
+            else:
                 await app.scheduler.start()
             for platform in platforms:
                 if await _start_platform(app, platform):

@@ -88,6 +88,7 @@ async def _converse(
     stdin: TextIO | None,
 ) -> None:
     console.drain = app.queue.drain
+    console.after_tick = app.scheduler.run_due
     for name, error in app.commands.cog_errors.items():
         out(f"[console] cog {name} {error}")
     out(f"{app.config.bot.name}: {console.greeting()}")

@@ -4,6 +4,7 @@
    log already has it; so does an ignored account such as another bot).
 2. A paid follow, sub, gift, tip, cheer or raid is thanked in chat and published as an alert;
    a level-up is announced.
+   Who is present (joined, left, last chatted) is tracked for watch-time payouts.
 3. Stream state, moderation and commands: going live or offline opens or closes the stream
    session; a deleted message or a banned viewer loses their waiting TTS; a chat line that
    starts with the prefix goes to the command layer.
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pixelbot.commands.layer import CommandLayer
 from pixelbot.config import Config
 from pixelbot.economy.earning import Earned, EarningRules
+from pixelbot.economy.presence import PresenceTracker
 from pixelbot.economy.streams import StreamSessions
 from pixelbot.events import (
     ChatMessage,
@@ -24,6 +26,8 @@ from pixelbot.events import (
     Follow,
     GiftedSubs,
     MessageDeleted,
+    Presence,
+    PresenceLeft,
     Raid,
     StreamOffline,
     StreamOnline,
@@ -63,9 +67,11 @@ class EventIntake:
         self._queue = queue
         self._settings = settings
         self._publish = publish
+        self.presence = PresenceTracker()  # who is watching (the app shares it with payouts)
 
     async def handle(self, event: Event) -> Earned:
         """Everything that happens for one incoming event."""
+        self._track_presence(event)
         earned = await self._earning.handle(event)
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
@@ -91,6 +97,17 @@ class EventIntake:
             case ChatMessage():
                 await self._commands.handle(event)
         return earned
+
+    def _track_presence(self, event: Event) -> None:
+        match event:
+            case Presence():
+                self.presence.joined(event.viewer, event.occurred_at)
+            case PresenceLeft():
+                self.presence.left(event.viewer)
+            case ChatMessage():
+                self.presence.chatted(event.viewer, event.occurred_at)
+            case _ if event.actor is not None:
+                self.presence.seen(event.actor)
 
     def _thanks(self, event: Event, earned: Earned) -> str:
         who = event.actor.display_name if event.actor else "someone"

@@ -66,6 +66,7 @@ from pixelbot.config.types import (
     integer,
     number,
 )
+from pixelbot.domain.permissions import LADDER
 from pixelbot.domain.xp import XpCurve as DomainXpCurve
 from pixelbot.errors import ConfigError, ConfigIssue
 
@@ -87,6 +88,7 @@ __all__ = [
     "EarnSettings",
     "EarnSub",
     "EarnTip",
+    "EarnWatch",
     "EconomySettings",
     "JoystickPlatform",
     "LevelReward",
@@ -288,6 +290,30 @@ class EarnDropin(Section):
     cooldown: Duration = timedelta(hours=1)
 
 
+def _role(role: str) -> str:
+    if role not in LADDER:
+        raise ValueError(f"unknown role {role!r}; roles are {', '.join(LADDER)}")
+    return role
+
+
+def _at_least_a_minute(value: timedelta) -> timedelta:
+    if value < timedelta(minutes=1):
+        raise ValueError("must be at least 1m")
+    return value
+
+
+class EarnWatch(Section):
+    """Paid while the stream is live, every ``every``, to each viewer present (joined, or
+    chatting). ``active_within``: only those who also chatted that recently. ``multipliers``:
+    per role (the highest that applies wins), e.g. ``{subscriber: 2.0}``."""
+
+    points: Count = 5
+    xp: Count = 1
+    every: Annotated[Duration, AfterValidator(_at_least_a_minute)] = timedelta(minutes=5)
+    active_within: Duration | None = None
+    multipliers: dict[Annotated[str, AfterValidator(_role)], Rate] = Field(default_factory=dict)
+
+
 class EarnSettings(Section):
     chat: EarnChat = Field(default_factory=EarnChat)
     follow: EarnFollow = Field(default_factory=EarnFollow)
@@ -297,6 +323,7 @@ class EarnSettings(Section):
     cheer: EarnCheer = Field(default_factory=EarnCheer)
     raid: EarnRaid = Field(default_factory=EarnRaid)
     dropin: EarnDropin = Field(default_factory=EarnDropin)
+    watch: EarnWatch = Field(default_factory=EarnWatch)
 
 
 class EconomySettings(Section):

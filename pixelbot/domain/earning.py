@@ -5,9 +5,18 @@ Fractional results round down: a viewer is never paid a point the rule did not e
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, Decimal
 
-__all__ = ["MAX_AWARD", "cheer_award", "clamp_to_limit", "per_unit", "raid_award", "sub_award"]
+__all__ = [
+    "MAX_AWARD",
+    "cheer_award",
+    "clamp_to_limit",
+    "per_unit",
+    "raid_award",
+    "sub_award",
+    "watch_award",
+]
 
 
 def sub_award(points: int, tier: int, tiers: dict[int, float]) -> int:
@@ -41,3 +50,12 @@ def clamp_to_limit(balance: int, amount: int, limit: int | None) -> int:
     if limit is None:
         return amount
     return max(0, min(amount, limit - balance))
+
+
+def watch_award(
+    points: int, xp: int, roles: Iterable[str], multipliers: Mapping[str, float]
+) -> tuple[int, int]:
+    """One viewer's watch-time award: the base times the highest multiplier of their roles
+    (1.0 when none applies)."""
+    factor = max((multipliers[role] for role in roles if role in multipliers), default=1.0)
+    return min(MAX_AWARD, int(points * factor)), min(MAX_AWARD, int(xp * factor))

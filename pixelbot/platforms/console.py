@@ -35,6 +35,7 @@ from pixelbot.events import (
     GiftedSubs,
     MessageDeleted,
     Presence,
+    PresenceLeft,
     Raid,
     StreamOffline,
     StreamOnline,
@@ -55,7 +56,7 @@ CHANNEL = "console"
 
 OPERATOR_HELP = (
     "name: text (chat as name), /follow NAME, /sub NAME [months] [tier], /gift NAME COUNT, "
-    "/tip NAME AMOUNT, /cheer NAME BITS, /raid NAME VIEWERS, /join NAME, /mod NAME, "
+    "/tip NAME AMOUNT, /cheer NAME BITS, /raid NAME VIEWERS, /join NAME, /part NAME, /mod NAME, "
     "/vip NAME, /delete NAME (their last message), /ban NAME, /timeout NAME DURATION, "
     "/live, /offline, /tick SECONDS, /drain (wait for the queues), /help, /quit"
 )
@@ -109,6 +110,7 @@ class ConsoleStream:
     # every run (outcomes print right after the line that caused them).
     drain_each_line: bool = False
     drain: Callable[[], Awaitable[None]] | None = None
+    after_tick: Callable[[], Awaitable[None]] | None = None  # e.g. run the jobs due now
     last_message: dict[str, str] = field(default_factory=dict)  # login -> id of their last line
     _sink: EventSink | None = None
     _last_event_at: datetime | None = None
@@ -251,6 +253,10 @@ class ConsoleStream:
         (name,) = _args(args, "/join NAME")
         await self.emit(Presence(viewer=self.viewer(name), **self._meta()))
 
+    async def _part(self, args: list[str]) -> None:
+        (name,) = _args(args, "/part NAME")
+        await self.emit(PresenceLeft(viewer=self.viewer(name), **self._meta()))
+
     async def _mod(self, args: list[str]) -> None:
         (name,) = _args(args, "/mod NAME")
         self._grant_role(name, "moderator")
@@ -306,6 +312,8 @@ class ConsoleStream:
         if not 0 <= step <= 10**8:
             raise OperatorError("/tick takes 0 or more seconds")
         self.clock.advance(step)
+        if self.after_tick is not None:  # what falls due on the simulated clock runs now
+            await self.after_tick()
 
     async def _help(self, args: list[str]) -> None:
         self.out(f"[console] {OPERATOR_HELP}")
@@ -352,6 +360,7 @@ _OPERATORS = {
     "/cheer": ConsoleStream._cheer,
     "/raid": ConsoleStream._raid,
     "/join": ConsoleStream._join,
+    "/part": ConsoleStream._part,
     "/mod": ConsoleStream._mod,
     "/vip": ConsoleStream._vip,
     "/delete": ConsoleStream._delete,

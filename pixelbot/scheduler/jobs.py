@@ -1,30 +1,44 @@
-"""What each scheduled job does. A job is a thin call into a service that the CLI also
-reaches (``bot.py backup now`` and the nightly backup are one function), returning the
-figures recorded with its run."""
+"""What each scheduled job does, and where its schedule comes from. A job is a thin call into
+a service that the CLI also reaches (``bot.py backup now`` and the hourly backup are one
+function), returning the figures recorded with its run."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pixelbot.clock import Clock
 from pixelbot.config import Config
+from pixelbot.config.maintenance import JobSchedule
 from pixelbot.db.backup import take_backup
 from pixelbot.db.engine import Database
+from pixelbot.domain.earning import watch_award
+from pixelbot.economy.payouts import Award, Payouts
+from pixelbot.economy.presence import PresenceTracker
+from pixelbot.economy.streams import StreamSessions
 from pixelbot.errors import DatabaseError
+from pixelbot.outcomes import Notice, Outcome, Say
 
-__all__ = ["JOBS", "Job", "JobContext", "backup"]
+__all__ = ["JOBS", "Job", "JobContext", "backup", "payout"]
 
 Figures = dict[str, object]
 
 
+async def _nobody_listens(outcome: Outcome) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class JobContext:
-    """What jobs work with: the database, the running config, the clock."""
+    """What jobs work with: the database, the running config, the clock, and (in a running
+    bot) who is watching, the payouts service and the outcome bus."""
 
     db: Database
     settings: Callable[[], Config]
     clock: Clock
+    presence: PresenceTracker = field(default_factory=PresenceTracker)
+    payouts: Payouts | None = None
+    publish: Callable[[Outcome], Awaitable[None]] = _nobody_listens
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,8 @@ class Job:
     name: str
     run: Callable[[JobContext], Awaitable[Figures]]
     what: str  # one line for `bot.py jobs`
+    schedule: Callable[[Config], JobSchedule]
+    in_scripts: bool = False  # also runs on a scripted console's simulated clock (/tick)
 
 
 async def backup(context: JobContext) -> Figures:
@@ -44,6 +60,64 @@ async def backup(context: JobContext) -> Figures:
     return run.figures()
 
 
+async def payout(context: JobContext) -> Figures:
+    """Pay the viewers present for the last full interval of the live stream (tick ``n`` is
+    the ``n``-th full interval since it went live; each is paid once)."""
+    session = await StreamSessions(context.db, context.clock).current()
+    if session is None or context.payouts is None:
+        return {"live": False}
+    config = context.settings()
+    watch = config.economy.earn.watch
+    now = context.clock.now()
+    tick = int((now - session.started_at) / watch.every)
+    if tick < 1:
+        return {"live": True, "tick": 0, "paid": 0}  # not a full interval yet
+    awards = []
+    for watcher in context.presence.watching(now, watch.active_within):
+        points, xp = watch_award(watch.points, watch.xp, watcher.viewer.roles, watch.multipliers)
+        if points or xp:
+            awards.append(Award(watcher.viewer, points, xp))
+    paid = await context.payouts.pay_tick(session.id, tick, awards)
+    if not paid.already_paid and paid.viewers:
+        currency = config.bot.currency
+        noun = currency.singular if paid.points == 1 else currency.plural
+        who = "viewer" if paid.viewers == 1 else "viewers"
+        await context.publish(
+            Notice(
+                "payout",
+                f"tick {tick}: {paid.points:,} {noun} and {paid.xp:,} XP to "
+                f"{paid.viewers} {who} watching",
+            )
+        )
+        for level_up in paid.level_ups:
+            await context.publish(Say(session.platform, "", level_up.announcement()))
+    return {
+        "live": True,
+        "tick": tick,
+        "paid": paid.viewers,
+        "points": paid.points,
+        "xp": paid.xp,
+        "already_paid": paid.already_paid,
+    }
+
+
+def _watch_schedule(config: Config) -> JobSchedule:
+    watch = config.economy.earn.watch
+    return JobSchedule(enabled=bool(watch.points or watch.xp), every=watch.every)
+
+
 JOBS: dict[str, Job] = {
-    "backup": Job("backup", backup, "copy the database, verify the copy, rotate old copies"),
+    "backup": Job(
+        "backup",
+        backup,
+        "copy the database, verify the copy, rotate old copies",
+        lambda config: config.schedule.backup,
+    ),
+    "payout": Job(
+        "payout",
+        payout,
+        "pay the viewers watching the live stream (economy.earn.watch)",
+        _watch_schedule,
+        in_scripts=True,
+    ),
 }

@@ -59,13 +59,14 @@ class JobScheduler:
     def __init__(self, context: JobContext, jobs: dict[str, Job] | None = None) -> None:
         self._context = context
         self._jobs = jobs or JOBS
+        self._due: dict[str, datetime] = {}  # simulated clock: each job's next time
         self._scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
         )
 
     def schedules(self) -> dict[str, JobSchedule]:
-        settings = self._context.settings().schedule
-        return {name: getattr(settings, name) for name in self._jobs if hasattr(settings, name)}
+        config = self._context.settings()
+        return {name: job.schedule(config) for name, job in self._jobs.items()}
 
     async def start(self) -> None:
         now = self._context.clock.now()
@@ -84,6 +85,25 @@ class JobScheduler:
     async def stop(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    # -- a simulated clock (scripted console runs) ----------------------------------------------
+
+    def start_simulated(self) -> None:
+        """Run the jobs meant for scripts on the simulated clock: ``run_due`` (after each
+        ``/tick``) runs what has fallen due since. Nothing runs on a timer."""
+        now = self._context.clock.now()
+        self._due = {
+            name: _next_after(schedule, now)
+            for name, schedule in self.schedules().items()
+            if schedule.enabled and self._jobs[name].in_scripts
+        }
+
+    async def run_due(self) -> None:
+        now = self._context.clock.now()
+        for name, due in sorted(self._due.items(), key=lambda item: item[1]):
+            if due <= now:  # missed runs coalesce into one, as on the real clock
+                await self.run(name)
+                self._due[name] = _next_after(self.schedules()[name], now)
 
     def next_runs(self) -> dict[str, datetime | None]:
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
@@ -118,7 +138,13 @@ class JobScheduler:
 
 def _is_due(schedule: JobSchedule, last: datetime, now: datetime) -> bool:
     """Whether a run fell due after ``last`` and before ``now`` (so it was missed)."""
+    return _next_after(schedule, last) <= now
+
+
+def _next_after(schedule: JobSchedule, moment: datetime) -> datetime:
     if schedule.every is not None:
-        return last + schedule.every <= now
-    following = trigger_for(schedule).get_next_fire_time(None, last + timedelta(seconds=1))
-    return following is not None and following <= now
+        return moment + schedule.every
+    following = trigger_for(schedule).get_next_fire_time(None, moment + timedelta(seconds=1))
+    if not isinstance(following, datetime):  # a cron expression always has a next time
+        raise ValueError(f"{schedule.cron!r} never fires again")
+    return following

@@ -12,6 +12,7 @@ import pytest
 from pixelbot.app import Engine
 from pixelbot.clock import SystemClock
 from pixelbot.config import Config
+from pixelbot.config.maintenance import JobSchedule
 from pixelbot.db.backup import list_backups
 from pixelbot.scheduler.jobs import JOBS, Job, JobContext
 from pixelbot.scheduler.runner import JOB_RUNS, JobScheduler, last_runs
@@ -36,7 +37,8 @@ async def test_a_failing_job_is_recorded_and_the_next_one_still_runs(
         calls.append("boom")
         raise OSError("the backup disk is gone")
 
-    jobs = {"boom": Job("boom", boom, "fails"), "backup": JOBS["backup"]}
+    every_hour = JobSchedule(every=timedelta(hours=1))
+    jobs = {"boom": Job("boom", boom, "fails", lambda config: every_hour), "backup": JOBS["backup"]}
     async with Engine.open(config, SystemClock()) as engine:
         scheduler = JobScheduler(JobContext(engine.db, lambda: engine.config, engine.clock), jobs)
         assert await scheduler.run("boom") is False

@@ -1,0 +1,99 @@
+"""The watch-time payout leg of ``scripts/bench.py --payout``.
+
+One tick pays ``viewers`` present viewers, half of them new to the database (their wallets
+are created in the same operation), through ``Payouts.pay_tick``: one writer operation, one
+transaction. For comparison the same awards go through the per-viewer path (one ledger grant
+and one XP award per viewer, each its own writer operation, all submitted at once so the
+writer still groups them) into a fresh copy of the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pixelbot.app import Engine
+from pixelbot.clock import FakeClock, utc
+from pixelbot.config import Config
+from pixelbot.db.verify import verify
+from pixelbot.economy.batch import EARN, Batch, Needs
+from pixelbot.economy.payouts import Award, Payouts
+from pixelbot.events import Viewer
+
+__all__ = ["run_payout_bench"]
+
+START = utc(2026, 1, 1, 20, 0, 0)
+
+
+def _viewer(n: int) -> Viewer:
+    return Viewer("twitch", f"u{n}", f"viewer{n}", f"Viewer{n}")
+
+
+class _OneAward:
+    """The per-viewer path: one viewer's points and XP as its own writer operation."""
+
+    def __init__(self, award: Award, ref: str) -> None:
+        self.award, self.ref = award, ref
+
+    def needs(self, needs: Needs) -> None:
+        needs.viewer(self.award.viewer)
+        needs.tx_refs.add(self.ref)
+
+    def apply(self, batch: Batch) -> None:
+        if batch.has_tx_ref(self.ref):
+            return
+        account = batch.account_for(self.award.viewer)
+        batch.credit_up_to_limit(
+            account, self.award.points, kind=EARN, reason="watch", ref=self.ref
+        )
+        batch.add_xp(account, self.award.xp, reason="watch", ref=self.ref)
+
+
+def _config(path: Path) -> Config:
+    return Config.model_validate({"database": {"url": f"sqlite+aiosqlite:///{path}"}})
+
+
+async def run_payout_bench(folder: Path, viewers: int) -> dict[str, Any]:
+    known = viewers // 2
+    seed_db = folder / "seed.db"
+    async with Engine.open(_config(seed_db), FakeClock(START)) as engine:  # the known half
+        await Payouts(engine.writer).pay_tick(1, 1, [Award(_viewer(n), 1, 1) for n in range(known)])
+    for name in ("set.db", "per_viewer.db"):
+        shutil.copyfile(seed_db, folder / name)
+    awards = [Award(_viewer(n), 5, 1) for n in range(viewers)]
+
+    async with Engine.open(_config(folder / "set.db"), FakeClock(START)) as engine:
+        started = time.perf_counter()
+        paid = await Payouts(engine.writer).pay_tick(1, 2, awards)
+        set_seconds = time.perf_counter() - started
+        set_ok = (await verify(engine.db)).ok
+
+    async with Engine.open(_config(folder / "per_viewer.db"), FakeClock(START)) as engine:
+        writer = engine.writer
+        started = time.perf_counter()
+        futures = [writer.enqueue(_OneAward(a, f"each:2:{n}")) for n, a in enumerate(awards)]
+        await asyncio.gather(*futures)
+        per_viewer_seconds = time.perf_counter() - started
+        per_viewer_ok = (await verify(engine.db)).ok
+
+    return {
+        "benchmark": "watch-time payout",
+        "viewers": viewers,
+        "new_viewers": viewers - known,
+        "set_based": {
+            "seconds": round(set_seconds, 3),
+            "paid": paid.viewers,
+            "ledger_rows": paid.viewers,
+            "xp_rows": paid.viewers,
+            "verify_ok": set_ok,
+        },
+        "per_viewer": {"seconds": round(per_viewer_seconds, 3), "verify_ok": per_viewer_ok},
+        "ratio_per_viewer_to_set": round(per_viewer_seconds / set_seconds, 2),
+        "goals": {
+            "at_most_2_s": set_seconds <= 2.0,
+            "at_most_a_20th_of_per_viewer": set_seconds * 20 <= per_viewer_seconds,
+        },
+    }
