@@ -20,7 +20,7 @@ from pixelbot.app import Engine, open_database
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.engine import sqlite_file
-from pixelbot.db.verify import verify
+from pixelbot.db.verify import check_integrity, verify
 from pixelbot.errors import ConfigError, PixelbotError
 from pixelbot.runner import run_console
 
@@ -152,8 +152,9 @@ def db_upgrade(config_path: Path | None) -> None:
 @db.command("verify")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def db_verify(config_path: Path | None, as_json: bool) -> None:
-    """Check that every balance equals its ledger (exit 1 listing violations)."""
+@click.option("--full", is_flag=True, help="Also compare every index with its table (slower).")
+def db_verify(config_path: Path | None, as_json: bool, full: bool) -> None:
+    """Check the file and that every balance equals its ledger (exit 1 listing violations)."""
     config = _load(config_path)
 
     _require_existing(config)
@@ -161,8 +162,11 @@ def db_verify(config_path: Path | None, as_json: bool) -> None:
     async def check() -> dict[str, Any]:
         database = open_database(config)
         try:
+            report = await check_integrity(database, full=full)
+            if not report.ok:  # a damaged file: report it, and don't migrate (write) into it
+                return report.as_dict()
             await migrate.upgrade(database)
-            return (await verify(database)).as_dict()
+            return (await verify(database, checked=True)).as_dict()
         finally:
             await database.dispose()
 
@@ -171,7 +175,7 @@ def db_verify(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         counts = ", ".join(f"{n} {table}" for table, n in report["counts"].items())
-        click.echo(f"checked {counts}")
+        click.echo(f"checked {counts}" if counts else "checked the database file")
         for violation in report["violations"]:
             who = f" (user {violation['user_id']})" if violation["user_id"] is not None else ""
             click.echo(f"  {violation['check']}{who}: {violation['detail']}")

@@ -26,7 +26,7 @@ from pixelbot.economy.batch import LevelUp
 from pixelbot.economy.earning import Earned
 from pixelbot.economy.queue import Recovered
 from pixelbot.economy.redeems import queue_kind
-from pixelbot.errors import ConfigError, PixelbotError
+from pixelbot.errors import ConfigError, DatabaseError, PixelbotError
 from pixelbot.events import (
     ChatMessage,
     Cheer,
@@ -170,7 +170,14 @@ class Bot:
 
     async def handle(self, event: Event, platform: Platform) -> Earned:
         """Everything that happens for one incoming event."""
-        earned = await self.engine.earning.handle(event)
+        try:
+            earned = await self.engine.earning.handle(event)
+        except DatabaseError:
+            if not isinstance(event, ChatMessage):
+                raise
+            # Nothing was paid (the operator hears the cause once, from db/faults.py); a
+            # command on this line still gets its answer, if only "can't save right now".
+            earned = Earned(event.ref, skipped="unsaved")
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
         channel = event.channel if isinstance(event, ChatMessage) else platform.default_channel

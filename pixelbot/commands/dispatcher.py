@@ -34,6 +34,7 @@ from pixelbot.errors import (
     AmbiguousViewer,
     BadArgument,
     BalanceLimitExceeded,
+    DatabaseError,
     InsufficientFunds,
     InvalidAmount,
     LimitReached,
@@ -47,7 +48,10 @@ from pixelbot.errors import (
 )
 from pixelbot.events import Viewer
 
-__all__ = ["CommandRouter", "render_error"]
+__all__ = ["CANT_SAVE", "CommandRouter", "render_error"]
+
+# What chat hears about any database fault; the cause goes to the operator (db/faults.py).
+CANT_SAVE = "the bot can't save right now, nothing was charged; try again in a moment"
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
     """One short chat reply for a refusal (the caller adds the @mention)."""
     prefix = ctx.prefix
     match error:
+        case DatabaseError():
+            return CANT_SAVE
         case InsufficientFunds():
             currency = ctx.bot.config.bot.currency
             noun = currency.singular if error.missing == 1 else currency.plural

@@ -23,6 +23,7 @@ from typing import TypedDict
 
 from pixelbot.clock import Clock, FakeClock
 from pixelbot.domain.durations import parse_duration
+from pixelbot.errors import DatabaseError
 from pixelbot.events import (
     ChatMessage,
     Cheer,
@@ -138,6 +139,8 @@ class ConsoleStream:
             )
         except OperatorError as problem:
             self.out(f"[console] {problem}")
+        except DatabaseError:  # its cause is logged once per outage (db/faults.py)
+            self.out("[console] that line was not saved: the database is unavailable")
         except Exception as crash:  # one bad line must not end the stream
             log.exception("console line %r failed", line)
             self.out(f"[console] that line failed: {type(crash).__name__}: {crash}")
