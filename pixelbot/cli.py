@@ -17,6 +17,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from pixelbot.app import Engine, open_database
+from pixelbot.commands.names import declared_command_names
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.engine import sqlite_file
@@ -55,7 +56,7 @@ def _load(given: Path | None) -> Config:
     """Load the config or stop here with every error listed and exit code 2."""
     config_path = _config_path(given)
     try:
-        return load_config(config_path)
+        return load_config(config_path, command_names=declared_command_names)
     except ConfigError as exc:
         click.echo(f"{config_path}: {len(exc.issues)} problem(s), nothing was started:", err=True)
         for issue in exc.issues:

@@ -18,6 +18,7 @@ from pixelbot.app import Engine
 from pixelbot.commands.context import Context
 from pixelbot.commands.core import Cog
 from pixelbot.commands.dispatcher import CommandRouter
+from pixelbot.commands.names import declared_command_names
 from pixelbot.commands.ratelimit import ReplyLimiter
 from pixelbot.config import Config, load_config
 from pixelbot.config.effects import OBS_STEPS
@@ -108,7 +109,7 @@ class Bot:
         if self.config_path is None:
             return ["this bot was not started from a config file"]
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, command_names=declared_command_names)
         except ConfigError as exc:
             return [str(issue) for issue in exc.issues]
         try:
