@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 a check found problems (``db verify``), 2 the configuration 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sys
@@ -75,6 +76,15 @@ def _require_existing(config: Config) -> None:
         sys.exit(EXIT_PROBLEMS)
 
 
+def _lenient_stdin() -> None:
+    """Read the keyboard (or a pipe) as UTF-8, bad bytes as U+FFFD: a strict stdin ended the
+    live console at the first invalid byte, a lenient one (surrogateescape) passed text on that
+    the database then refused. Replies may carry U+FFFD back out, so stdout must not choke."""
+    for stream, errors in ((sys.stdin, "replace"), (sys.stdout, "backslashreplace")):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(encoding="utf-8", errors=errors)
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
@@ -102,6 +112,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 def run(config_path: Path | None) -> None:
     """Start the bot (the console stream when no platform is configured)."""
     config = _load(config_path)
+    _lenient_stdin()
     _run(run_console(config, _config_path(config_path)))
 
 
@@ -109,13 +120,16 @@ def run(config_path: Path | None) -> None:
 @config_option
 @click.option(
     "--script",
-    type=click.File("r"),
+    # Bad bytes become U+FFFD and the run goes on: one stray byte must not end a script.
+    type=click.File("r", encoding="utf-8", errors="replace"),
     default=None,
     help="Run the lines of FILE (- for stdin) on a simulated clock, then exit.",
 )
 def console(config_path: Path | None, script: TextIO | None) -> None:
     """The console stream: interactive, or a deterministic script."""
     config = _load(config_path)
+    if script is None:
+        _lenient_stdin()
     lines = None if script is None else script.read().splitlines()
     _run(run_console(config, _config_path(config_path), script=lines))
 

@@ -30,6 +30,7 @@ from pixelbot.commands.converters import (
 )
 from pixelbot.commands.core import Command
 from pixelbot.domain.durations import format_duration
+from pixelbot.domain.limits import quote
 from pixelbot.errors import (
     AmbiguousViewer,
     BadArgument,
@@ -93,7 +94,7 @@ class CommandRouter:
         command = self.get(name)
         if command is None:
             hint = f". Try {ctx.prefix}help" if self.get("help") else ""
-            await ctx.reply(f"I don't know {ctx.prefix}{name}{hint}")
+            await ctx.reply(f"I don't know {ctx.prefix}{quote(name)}{hint}")
             return
         try:
             if not ctx.allowed(command.permission):
@@ -185,9 +186,9 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
         case NotPermitted():
             return f"{prefix}{error.what or ctx.invoked_with} is for {error.required}s only"
         case UnknownViewer():
-            return f"I don't know anyone called {error.name}"
+            return f"I don't know anyone called {quote(error.name)}"
         case AmbiguousViewer():
-            return f"several viewers are called {error.name}; use their login name"
+            return f"several viewers are called {quote(error.name)}; use their login name"
         case SelfTransfer():
             return "you can't give points to yourself"
         case BalanceLimitExceeded():
@@ -195,7 +196,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
         case InvalidAmount():
             return f"the amount {error.reason}"
         case UnknownRedeem():
-            return f"there is no redeem called {prefix}{error.key}; {prefix}redeems lists them"
+            name = quote(error.key)
+            return f"there is no redeem called {prefix}{name}; {prefix}redeems lists them"
         case RedeemDisabled():
             return f"{prefix}{error.key} is switched off right now"
         case LimitReached():

@@ -17,7 +17,7 @@ import shlex
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TypedDict
 
@@ -45,6 +45,7 @@ __all__ = ["OPERATOR_HELP", "ConsoleStream", "parse_chat_line"]
 log = logging.getLogger(__name__)
 
 PLATFORM = "console"
+MIN_TIP = Decimal("0.01")  # a cent: less is no money a viewer could send
 CHANNEL = "console"
 
 OPERATOR_HELP = (
@@ -195,11 +196,13 @@ class ConsoleStream:
     async def _tip(self, args: list[str]) -> None:
         name, amount = _args(args, "/tip NAME AMOUNT")
         try:
-            value = Decimal(amount)
+            value = Decimal(amount) if amount.isascii() else Decimal("NaN")
         except InvalidOperation:
             raise OperatorError(f"{amount!r} is not an amount") from None
         if not value.is_finite() or not 0 < value <= 1_000_000:
             raise OperatorError("a tip must be more than 0 and at most 1000000")
+        if value < MIN_TIP or value != value.quantize(MIN_TIP):
+            raise OperatorError(f"a tip is money: at least {MIN_TIP}, in whole cents")
         await self._emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
 
     async def _cheer(self, args: list[str]) -> None:
@@ -257,6 +260,8 @@ class ConsoleStream:
             duration = parse_duration(length)
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
+        if duration <= timedelta(0):  # a timeout of 0 would read as a ban downstream
+            raise OperatorError("a timeout must be longer than 0s (/ban bans)")
         await self._emit(ViewerBanned(viewer=self.viewer(name), duration=duration, **self._meta()))
         self.out(f"[console] {name} is timed out for {length}")
 
@@ -269,10 +274,10 @@ class ConsoleStream:
         if not isinstance(self.clock, FakeClock):
             raise OperatorError("/tick only works in scripted mode (the clock is real here)")
         try:
-            step = float(seconds)
+            step = float(seconds) if seconds.isascii() else float("nan")
         except ValueError:
             raise OperatorError(f"{seconds!r} is not a number of seconds") from None
-        if not 0 <= step <= 10**8:
+        if not 0 <= step <= 10**8:  # (NaN too)
             raise OperatorError("/tick takes 0 or more seconds")
         self.clock.advance(step)
 
@@ -314,6 +319,6 @@ def _args(args: list[str], usage: str, optional: int = 0) -> list[str]:
 
 
 def _number(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10**6:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 10**6:
         raise OperatorError(f"{what} must be a whole number from 1 to 1000000")
     return int(text)
