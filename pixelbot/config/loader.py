@@ -46,6 +46,7 @@ __all__ = [
 
 YamlPath = tuple[str | int, ...]
 
+MAX_FILE_BYTES = 1_000_000  # a real config is a few KB; a huge file would be read whole
 MAX_DEPTH = 64  # mappings and lists inside each other; a real config needs about 6
 MAX_NODES = 50_000  # keys, values and items with every alias expanded; a real config has ~1,000
 # What PyYAML refuses to read (it raises before any line number is known): C0 controls but
@@ -73,6 +74,14 @@ class _GuardedLoader(yaml.SafeLoader):
         super().__init__(text)
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> its size (nodes stay alive in the tree)
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner keeps one pending "simple key" per open ``[`` / ``{`` and checks them all
+        # at every token: 5,000 open brackets cost it seconds before the composer sees any.
+        if self.flow_level >= MAX_DEPTH:
+            line = self.get_mark().line + 1
+            raise _TooComplex(f"nested more than {MAX_DEPTH} levels deep", line)
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self._depth >= MAX_DEPTH:
@@ -182,6 +191,9 @@ def read_document(path: Path) -> tuple[Any, LineMap, list[ConfigIssue]]:
     """
     file = path.name
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            message = f"refused: the file is larger than {MAX_FILE_BYTES:,} bytes"
+            raise ConfigError([ConfigIssue("", message, None, file)])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(

@@ -57,7 +57,7 @@ HOSTILE = {
     "escape": ("bot:\n  prefix: '!'\n  name: \x1b[31mPixel\n", 3, "control character (U+001B)"),
     "deep_flow": ("a: " + "[" * 5000 + "]" * 5000 + "\n", 1, "nested more than 64 levels"),
     "deep_block": (
-        "".join(" " * i + f"k{i}:\n" for i in range(3000)),
+        "".join(" " * i + f"k{i}:\n" for i in range(1000)),
         64,
         "nested more than 64 levels",
     ),
@@ -140,3 +140,11 @@ def test_a_discord_channel_id_is_not_bounded_like_points(tmp_path: Path) -> None
     )
     result = bot("check-config", "--config", path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_file_too_large_to_be_a_config_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("# padding\n" * 200_000, encoding="utf-8")  # 2 MB of comments
+    result = bot("check-config", "--config", path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "larger than 1,000,000 bytes" in result.stderr
