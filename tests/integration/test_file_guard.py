@@ -51,11 +51,15 @@ async def test_a_replaced_file_is_refused_before_anything_is_written(
     copy = db_path.with_name("copy.db")
     shutil.copyfile(db_path, copy)
     os.replace(copy, db_path)  # same path, another file (a restore over a running bot)
-    before = db_path.read_bytes()
+    before = contents(db_path)
     with caplog.at_level(logging.CRITICAL, logger="pixelbot.db"):
         for _ in range(3):
             with pytest.raises(DatabaseVanished, match=f"{db_path} was deleted or replaced"):
                 await engine.ledger.grant(ALICE, 5, reason="test")
-    assert db_path.read_bytes() == before
+    assert contents(db_path) == before
     critical = [record for record in caplog.records if record.levelno == logging.CRITICAL]
     assert len(critical) == 1  # said loudly, once
+
+
+def contents(path: Path) -> bytes:
+    return path.read_bytes()
