@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.dml import Insert
 
 from pixelbot.db.checkpoint import WalCheckpointer
-from pixelbot.db.faults import Faults, path_problem
+from pixelbot.db.faults import Faults, file_in_the_way
 from pixelbot.db.fileguard import FileGuard
 from pixelbot.errors import DatabaseError, DatabaseUnreachable
 
@@ -195,8 +195,8 @@ def _ensure_sqlite_directory(url: URL) -> None:
         path = Path(url.database)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = path_problem(path) or exc.strerror or str(exc)
+        except OSError as exc:  # e.g. "data is a file", "Read-only file system: '/mnt/data'"
+            problem = file_in_the_way(path) or f"{exc.strerror or exc}: {exc.filename}"
             raise DatabaseUnreachable(
                 f"cannot create the folder for {path}: {problem}; "
                 "database.url in config.yaml picks the file",

@@ -31,7 +31,7 @@ from pixelbot.errors import (
     DatabaseUnreachable,
 )
 
-__all__ = ["Faults", "path_problem"]
+__all__ = ["Faults", "file_in_the_way", "path_problem"]
 
 log = logging.getLogger("pixelbot.db")
 
@@ -134,13 +134,20 @@ def damaged_message(where: str, detail: str) -> str:
     )
 
 
-def path_problem(path: Path) -> str | None:
-    """Why a database file at ``path`` cannot be opened or created, in words, if we can tell."""
+def file_in_the_way(path: Path) -> str | None:
+    """A file where the path to ``path`` needs a folder (``data`` in ``data/pixel.db``)."""
     for ancestor in reversed(path.parents):
-        if ancestor == Path(".") or str(ancestor) in ("", "/"):
-            continue
         if ancestor.exists() and not ancestor.is_dir():
             return f"{ancestor} is a file, not a folder"
+    return None
+
+
+def path_problem(path: Path) -> str | None:
+    """Why a database file at ``path`` cannot be opened or created, in words, if we can tell."""
+    blocked = file_in_the_way(path)
+    if blocked is not None:
+        return blocked
+    for ancestor in reversed(path.parents):
         if not ancestor.exists():
             return f"the folder {ancestor} does not exist"
     if path.is_dir():

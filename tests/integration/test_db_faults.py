@@ -141,6 +141,26 @@ def test_an_immutable_file_is_refused_at_start_in_one_line(tmp_path: Path) -> No
     one_clean_line(result, f"cannot write {db_path}", "read-only")
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="mounting a read-only tmpfs needs root")
+def test_a_read_only_disk_is_one_line_at_start(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        db_path = disk / "pixel.db"
+        config = start_once(tmp_path, db_path)
+        (disk / "data").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        existing = bot("console", "--config", config, "--script", "-", stdin="/follow carol\n")
+        one_clean_line(existing, f"cannot write {db_path}", "mounted read-only")
+        fresh = write_config(tmp_path / "fresh.yaml", disk / "data" / "new" / "pixel.db")
+        missing = bot("console", "--config", fresh, "--script", "-", stdin="/follow carol\n")
+        one_clean_line(missing, "cannot create the folder for", "Read-only file system")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def overwrite_pages(path: Path, pages: tuple[int, ...], page_size: int = 4096) -> None:
     with path.open("r+b") as file:
         for page in pages:
