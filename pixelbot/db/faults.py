@@ -42,7 +42,7 @@ class Faults:
     """Translates driver errors for one database and reports outages to the operator."""
 
     def __init__(self, where: str, path: Path | None, busy_timeout: timedelta) -> None:
-        self.where = where  # the file, or the server without its password
+        self.where = where  # the file, or the server's URL without its password
         self.path = path
         self.busy_timeout = busy_timeout
         self.watching = False
@@ -52,14 +52,8 @@ class Faults:
 
     def translate(self, context: Any) -> BaseException | None:
         """SQLAlchemy's ``handle_error`` hook: return the error to raise instead, or None."""
+        # (PostgreSQL's faults, asyncpg's own error classes, are not translated yet.)
         error = self.error_for(context.original_exception)
-        if error is None and getattr(context, "is_disconnect", False) and self.path is None:
-            reason = context.original_exception
-            error = DatabaseUnreachable(
-                f"cannot reach the database server {self.where} ({reason}); is it running? "
-                f"({_CONFIG_HINT})",
-                self.where,
-            )
         if error is None:
             return None
         error.__cause__ = context.original_exception
