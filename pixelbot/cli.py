@@ -89,6 +89,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except PixelbotError as exc:
+        logging.getLogger(__name__).debug("the details, for -v:", exc_info=exc)
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_PROBLEMS)
 

@@ -112,7 +112,8 @@ class Faults:
         if not self.watching or type(error) is self._outage:
             return
         self._outage = type(error)
-        log.error("%s (nothing is saved until this is fixed)", error)
+        details = error if log.isEnabledFor(logging.DEBUG) else None  # the traceback with -v
+        log.error("%s (nothing is saved until this is fixed)", error, exc_info=details)
 
     def recovered(self) -> None:
         """A commit went through: an outage, if there was one, is over."""
