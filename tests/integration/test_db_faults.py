@@ -70,8 +70,11 @@ class LiveConsole:
         self.expect("Hi! This is the console stream")
 
     def _pump(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line.rstrip("\n"))
+        try:
+            for line in stream:  # type: ignore[attr-defined]
+                self.lines.put(line.rstrip("\n"))
+        except ValueError:  # closed by quit(): the run is over
+            return
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
