@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 a check found problems (``db verify``), 2 the configuration 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sys
@@ -19,11 +20,12 @@ import click
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
 from pixelbot.clock import SystemClock
+from pixelbot.commands.names import declared_command_names
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.backup import BackupRun, list_backups, restore_backup, take_backup, verify_backup
 from pixelbot.db.engine import sqlite_file
-from pixelbot.db.verify import verify
+from pixelbot.db.verify import check_integrity, verify
 from pixelbot.domain.durations import format_duration
 from pixelbot.errors import ConfigError, PixelbotError
 from pixelbot.platforms.registry import unbuilt_platforms
@@ -61,7 +63,7 @@ def _load(given: Path | None) -> Config:
     """Load the config or stop here with every error listed and exit code 2."""
     config_path = _config_path(given)
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, command_names=declared_command_names)
         unbuilt = unbuilt_platforms(config)
         if unbuilt:
             raise ConfigError(unbuilt)
@@ -84,10 +86,20 @@ def _require_existing(config: Config) -> None:
         sys.exit(EXIT_PROBLEMS)
 
 
+def _lenient_stdin() -> None:
+    """Read the keyboard (or a pipe) as UTF-8, bad bytes as U+FFFD: a strict stdin ended the
+    live console at the first invalid byte, a lenient one (surrogateescape) passed text on that
+    the database then refused. Replies may carry U+FFFD back out, so stdout must not choke."""
+    for stream, errors in ((sys.stdin, "replace"), (sys.stdout, "backslashreplace")):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(encoding="utf-8", errors=errors)
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except PixelbotError as exc:
+        logging.getLogger(__name__).debug("the details, for -v:", exc_info=exc)
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_PROBLEMS)
 
@@ -111,6 +123,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 def run(config_path: Path | None) -> None:
     """Start the bot on every enabled platform (the console stream when none is)."""
     config = _load(config_path)
+    _lenient_stdin()
     _run(run_bot(config, _config_path(config_path)))
 
 
@@ -118,13 +131,16 @@ def run(config_path: Path | None) -> None:
 @config_option
 @click.option(
     "--script",
-    type=click.File("r"),
+    # Bad bytes become U+FFFD and the run goes on: one stray byte must not end a script.
+    type=click.File("r", encoding="utf-8", errors="replace"),
     default=None,
     help="Run the lines of FILE (- for stdin) on a simulated clock, then exit.",
 )
 def console(config_path: Path | None, script: TextIO | None) -> None:
     """The console stream: interactive, or a deterministic script."""
     config = _load(config_path)
+    if script is None:
+        _lenient_stdin()
     lines = None if script is None else script.read().splitlines()
     _run(run_console(config, _config_path(config_path), script=lines))
 
@@ -162,8 +178,9 @@ def db_upgrade(config_path: Path | None) -> None:
 @db.command("verify")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def db_verify(config_path: Path | None, as_json: bool) -> None:
-    """Check that every balance equals its ledger (exit 1 listing violations)."""
+@click.option("--full", is_flag=True, help="Also compare every index with its table (slower).")
+def db_verify(config_path: Path | None, as_json: bool, full: bool) -> None:
+    """Check the file and that every balance equals its ledger (exit 1 listing violations)."""
     config = _load(config_path)
 
     _require_existing(config)
@@ -171,8 +188,11 @@ def db_verify(config_path: Path | None, as_json: bool) -> None:
     async def check() -> dict[str, Any]:
         database = open_database(config)
         try:
+            report = await check_integrity(database, full=full)
+            if not report.ok:  # a damaged file: report it, and don't migrate (write) into it
+                return report.as_dict()
             await migrate.upgrade(database)
-            return (await verify(database)).as_dict()
+            return (await verify(database, checked=True)).as_dict()
         finally:
             await database.dispose()
 
@@ -181,7 +201,7 @@ def db_verify(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         counts = ", ".join(f"{n} {table}" for table, n in report["counts"].items())
-        click.echo(f"checked {counts}")
+        click.echo(f"checked {counts}" if counts else "checked the database file")
         for violation in report["violations"]:
             who = f" (user {violation['user_id']})" if violation["user_id"] is not None else ""
             click.echo(f"  {violation['check']}{who}: {violation['detail']}")

@@ -6,7 +6,14 @@ one place can render any of them to chat or to the operator::
 
     PixelbotError
     ├── ConfigError                 config.yaml is invalid; .issues lists every problem
-    ├── DatabaseError               the database cannot be opened, migrated or trusted
+    ├── DatabaseError               the database cannot be opened, written or trusted; .where
+    │   ├── DatabaseLocked          another program held the write lock past busy_timeout
+    │   ├── DatabaseFull            the disk (or the quota) is full
+    │   ├── DatabaseReadOnly        the file, its folder or the disk is read-only
+    │   ├── DatabaseUnreachable     the file cannot be opened (its folder is missing or is a
+    │   │                           file) or the server cannot be reached
+    │   ├── DatabaseVanished        the file at the path is no longer the one the bot opened
+    │   └── DatabaseDamaged         the file is corrupt, truncated or not a database
     └── EconomyError                a points/XP rule refused an operation (nothing changed)
         ├── InsufficientFunds       .balance, .cost, .missing
         ├── BalanceLimitExceeded    .balance, .amount, .limit
@@ -45,7 +52,13 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConfigIssue",
+    "DatabaseDamaged",
     "DatabaseError",
+    "DatabaseFull",
+    "DatabaseLocked",
+    "DatabaseReadOnly",
+    "DatabaseUnreachable",
+    "DatabaseVanished",
     "EconomyError",
     "EffectFailed",
     "InsufficientFunds",
@@ -98,7 +111,39 @@ class ConfigError(PixelbotError):
 
 
 class DatabaseError(PixelbotError):
-    """The database cannot be opened, migrated, or fails its integrity checks."""
+    """The database cannot be opened, migrated, written, or fails its integrity checks.
+
+    ``where`` names the file (or the server) and the message says what to do, in one line for
+    the operator. Chat never sees the message: a viewer is told the bot can't save right now.
+    ``pixelbot.db.faults`` turns driver errors into these, once, for every caller."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(message)
+
+
+class DatabaseLocked(DatabaseError):
+    """Another program held the database's write lock for longer than ``busy_timeout``."""
+
+
+class DatabaseFull(DatabaseError):
+    """The disk or quota holding the database is full."""
+
+
+class DatabaseReadOnly(DatabaseError):
+    """The database file, its folder or its disk does not allow writing."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The database cannot be opened: a missing folder, a path through a file, no server."""
+
+
+class DatabaseVanished(DatabaseError):
+    """The file at the database's path is gone or replaced: writes would be lost."""
+
+
+class DatabaseDamaged(DatabaseError):
+    """The database file is corrupt, truncated, or not a SQLite database at all."""
 
 
 class EconomyError(PixelbotError):

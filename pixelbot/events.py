@@ -6,6 +6,9 @@ a webhook retry) changes nothing the second time.
 
 People are identified by ``(platform, platform_user_id)``, never by name: a viewer who renames
 keeps their wallet.
+
+Text from a platform is clipped here, as the event is built, before anything else sees it:
+names to 64 characters, messages to 500 (``domain/limits.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
+
+from pixelbot.domain.limits import MESSAGE_MAX_CHARS, NAME_MAX_CHARS, clip
 
 __all__ = [
     "ChatMessage",
@@ -44,6 +49,9 @@ class Viewer:
     login: str
     display_name: str
     roles: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, NAME_MAX_CHARS, "platform_user_id", "login", "display_name")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -82,6 +90,9 @@ class ChatMessage(Event):
     viewer: Viewer
     text: str
     channel: str = ""
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, MESSAGE_MAX_CHARS, "text")
 
     @property
     def actor(self) -> Viewer:
@@ -148,6 +159,9 @@ class Tip(Event):
     currency: str = "USD"
     message: str = ""
 
+    def __post_init__(self) -> None:
+        _clip_fields(self, MESSAGE_MAX_CHARS, "message")
+
     @property
     def actor(self) -> Viewer:
         return self.viewer
@@ -163,6 +177,9 @@ class Cheer(Event):
     viewer: Viewer
     bits: int
     message: str = ""
+
+    def __post_init__(self) -> None:
+        _clip_fields(self, MESSAGE_MAX_CHARS, "message")
 
     @property
     def actor(self) -> Viewer:
@@ -281,6 +298,9 @@ class RewardRedemption(Event):
     text: str = ""
     channel: str = ""
 
+    def __post_init__(self) -> None:
+        _clip_fields(self, MESSAGE_MAX_CHARS, "text")
+
     def payload(self) -> dict[str, object]:
         return {
             "reward": self.reward,
@@ -288,3 +308,12 @@ class RewardRedemption(Event):
             "text": self.text,
             "channel": self.channel,
         }
+
+
+def _clip_fields(event: object, limit: int, *names: str) -> None:
+    """Clip text fields of a frozen dataclass in place, while it is being built."""
+    for name in names:
+        value = getattr(event, name)
+        clipped = clip(value, limit)
+        if clipped is not value:
+            object.__setattr__(event, name, clipped)

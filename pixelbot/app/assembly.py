@@ -35,6 +35,7 @@ from pixelbot.app.engine import Engine
 from pixelbot.app.intake import EventIntake
 from pixelbot.clock import Clock, FakeClock, SystemClock
 from pixelbot.commands.layer import CommandLayer
+from pixelbot.commands.names import declared_command_names
 from pixelbot.commands.services import Services
 from pixelbot.config import Config, load_config
 from pixelbot.db.engine import sqlite_file
@@ -96,7 +97,7 @@ class App:
         if self.config_path is None:
             return ["this bot was not started from a config file"]
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, command_names=declared_command_names)
         except ConfigError as exc:
             return [str(issue) for issue in exc.issues]
         unbuilt = unbuilt_platforms(config)

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from pixelbot.clock import Clock, SystemClock
 from pixelbot.config import Config
-from pixelbot.db import migrate
+from pixelbot.db import migrate, preflight
 from pixelbot.db.engine import Database
 from pixelbot.domain.xp import XpCurve
 from pixelbot.economy.batch import LevelReward, Policy
@@ -76,6 +76,7 @@ class Engine:
         """Open the database, apply migrations, start the writer; close it all on exit."""
         db = open_database(config)
         try:
+            await preflight.check_before_writing(db)  # read-only or damaged: refuse at once
             await migrate.upgrade(db)
             await db.start_background_checkpoints()
             engine = cls(config, db, clock or SystemClock())

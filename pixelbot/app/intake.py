@@ -19,6 +19,7 @@ from pixelbot.config import Config
 from pixelbot.economy.earning import Earned, EarningRules
 from pixelbot.economy.presence import PresenceTracker
 from pixelbot.economy.streams import StreamSessions
+from pixelbot.errors import DatabaseError
 from pixelbot.events import (
     ChatMessage,
     Cheer,
@@ -72,7 +73,14 @@ class EventIntake:
     async def handle(self, event: Event) -> Earned:
         """Everything that happens for one incoming event."""
         self._track_presence(event)
-        earned = await self._earning.handle(event)
+        try:
+            earned = await self._earning.handle(event)
+        except DatabaseError:
+            if not isinstance(event, ChatMessage):
+                raise
+            # Nothing was paid (the operator hears the cause once, from db/faults.py); a
+            # command on this line still gets its answer, if only "can't save right now".
+            earned = Earned(event.ref, skipped="unsaved")
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
         channel = event.channel if isinstance(event, ChatMessage) else ""

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import NewType
 
 from pixelbot.domain.durations import parse_duration
+from pixelbot.domain.limits import quote
 from pixelbot.errors import BadArgument
 
 __all__ = [
@@ -36,7 +37,9 @@ Word = NewType("Word", str)
 Rest = NewType("Rest", str)
 Duration = NewType("Duration", timedelta)
 
-_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)([km]?)$")
+# [0-9], not \d: \d also matches Arabic-Indic, full-width and other digits, which int() and
+# Decimal() accept ("١٠٠" is 100) but no viewer means as an amount.
+_AMOUNT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([km]?)$")
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000}
 
 
@@ -69,23 +72,23 @@ def parse_amount(text: str) -> Amount:
         return Amount(None)
     match = _AMOUNT.match(word)
     if match is None:
-        raise BadArgument(f"{text!r} is not an amount (try 100, 1.5k or all)")
+        raise BadArgument(f"{quote(text)!r} is not an amount (try 100, 1.5k or all)")
     number, suffix = match.groups()
     if len(number) > 20:
-        raise BadArgument(f"{text!r} is too large")
+        raise BadArgument(f"{quote(text)!r} is too large")
     scaled = Decimal(number) * _SUFFIX[suffix]  # decimal: 4.1m is exactly 4,100,000
     if scaled > MAX_AMOUNT:
-        raise BadArgument(f"{text!r} is too large")
+        raise BadArgument(f"{quote(text)!r} is too large")
     if scaled % 1 != 0:
-        raise BadArgument(f"{text!r} is not a whole number of points")
+        raise BadArgument(f"{quote(text)!r} is not a whole number of points")
     if scaled <= 0:
         raise BadArgument("the amount must be more than 0")
     return Amount(int(scaled))
 
 
 def parse_count(text: str) -> int:
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
-        raise BadArgument(f"{text!r} is not a whole number")
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+        raise BadArgument(f"{quote(text)!r} is not a whole number")
     return int(text)
 
 
@@ -98,7 +101,7 @@ def parse_target(text: str) -> Target:
         return Target(by_id.group(1), user_id=by_id.group(1))
     name = text.strip().removeprefix("@")
     if not re.fullmatch(r"[\w.\-]{1,50}", name):
-        raise BadArgument(f"{text!r} is not a viewer's name")
+        raise BadArgument(f"{quote(text)!r} is not a viewer's name")
     return Target(name)
 
 
@@ -106,4 +109,6 @@ def parse_duration_arg(text: str) -> Duration:
     try:
         return Duration(parse_duration(text))
     except ValueError as exc:
+        if quote(text) != text:  # its message would repeat all of it
+            raise BadArgument(f"{quote(text)!r} is not a duration; use e.g. 30s, 5m, 1h") from None
         raise BadArgument(str(exc)) from None

@@ -30,10 +30,12 @@ from pixelbot.commands.converters import (
 )
 from pixelbot.commands.core import Command
 from pixelbot.domain.durations import format_duration
+from pixelbot.domain.limits import quote
 from pixelbot.errors import (
     AmbiguousViewer,
     BadArgument,
     BalanceLimitExceeded,
+    DatabaseError,
     InsufficientFunds,
     InvalidAmount,
     LimitReached,
@@ -47,7 +49,10 @@ from pixelbot.errors import (
 )
 from pixelbot.events import Viewer
 
-__all__ = ["CommandRouter", "render_error"]
+__all__ = ["CANT_SAVE", "CommandRouter", "render_error"]
+
+# What chat hears about any database fault; the cause goes to the operator (db/faults.py).
+CANT_SAVE = "the bot can't save right now, nothing was charged; try again in a moment"
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ class CommandRouter:
         command = self.get(name)
         if command is None:
             hint = f". Try {ctx.prefix}help" if self.get("help") else ""
-            await ctx.reply(f"I don't know {ctx.prefix}{name}{hint}")
+            await ctx.reply(f"I don't know {ctx.prefix}{quote(name)}{hint}")
             return
         try:
             if not ctx.allowed(command.permission):
@@ -189,6 +194,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
     """One short chat reply for a refusal (the caller adds the @mention)."""
     prefix = ctx.prefix
     match error:
+        case DatabaseError():
+            return CANT_SAVE
         case InsufficientFunds():
             currency = ctx.services.settings().bot.currency
             noun = currency.singular if error.missing == 1 else currency.plural
@@ -203,9 +210,9 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
         case NotPermitted():
             return f"{prefix}{error.what or ctx.invoked_with} is for {error.required}s only"
         case UnknownViewer():
-            return f"I don't know anyone called {error.name}"
+            return f"I don't know anyone called {quote(error.name)}"
         case AmbiguousViewer():
-            return f"several viewers are called {error.name}; use their login name"
+            return f"several viewers are called {quote(error.name)}; use their login name"
         case SelfTransfer():
             return "you can't give points to yourself"
         case BalanceLimitExceeded():
@@ -213,7 +220,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
         case InvalidAmount():
             return f"the amount {error.reason}"
         case UnknownRedeem():
-            return f"there is no redeem called {prefix}{error.key}; {prefix}redeems lists them"
+            name = quote(error.key)
+            return f"there is no redeem called {prefix}{name}; {prefix}redeems lists them"
         case RedeemDisabled():
             return f"{prefix}{error.key} is switched off right now"
         case LimitReached():

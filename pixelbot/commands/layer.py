@@ -8,18 +8,18 @@ taken (say a redeem called ``top``) is left out with a note. ``load_cogs`` may r
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 
 from pixelbot.commands.context import Context
 from pixelbot.commands.core import Cog
 from pixelbot.commands.dispatcher import CommandRouter
+from pixelbot.commands.names import cog_class
 from pixelbot.commands.services import Services
 from pixelbot.config import Config
 from pixelbot.events import ChatMessage
 
-__all__ = ["CommandLayer", "cog_class"]
+__all__ = ["CommandLayer"]
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,3 @@ class CommandLayer:
             return False
         await self.router.dispatch(Context(self.services, message, ""), text[len(prefix) :])
         return True
-
-
-def cog_class(name: str) -> type[Cog]:
-    """``points`` -> the Cog subclass defined in ``cogs/points.py``."""
-    module = importlib.import_module(f"cogs.{name}")
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, Cog)
-        and value is not Cog
-        and value.__module__ == module.__name__
-    ]
-    if len(found) != 1:
-        raise LookupError(f"cogs/{name}.py must define exactly one Cog (found {len(found)})")
-    return found[0]

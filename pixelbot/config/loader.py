@@ -4,7 +4,10 @@ Nothing here knows the config models; ``pixelbot.config.model`` passes its root 
 
 1. ``read_document`` parses the file once into plain data plus a ``LineMap`` (YAML path ->
    1-based line of its key), built from ``yaml`` nodes, so every later problem can point at a
-   line.
+   line. A hostile or broken file is refused before it can cost time or memory: control
+   characters, nesting deeper than ``MAX_DEPTH``, and anchors/aliases that would expand to more
+   than ``MAX_NODES`` nodes (a "billion laughs" file is a few hundred bytes). The alias count is
+   kept while the nodes are composed, so nothing is ever expanded to find out.
 2. ``substitute_env`` replaces ``${VAR}`` / ``${VAR:-default}`` inside string scalars.
 3. ``validation_issues`` turns a pydantic ``ValidationError`` into short human messages
    ("must be an integer") located by path and line, instead of pydantic's wording.
@@ -42,6 +45,70 @@ __all__ = [
 ]
 
 YamlPath = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 1_000_000  # a real config is a few KB; a huge file would be read whole
+MAX_DEPTH = 64  # mappings and lists inside each other; a real config needs about 6
+MAX_NODES = 50_000  # keys, values and items with every alias expanded; a real config has ~1,000
+# What PyYAML refuses to read (it raises before any line number is known): C0 controls but
+# tab, newline and carriage return, DEL, C1 controls but NEL, surrogates, U+FFFE and U+FFFF.
+_NOT_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+class _TooComplex(yaml.YAMLError):
+    def __init__(self, problem: str, line: int) -> None:
+        self.problem = problem
+        self.line = line
+        super().__init__(problem)
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses deep nesting and alias bombs while composing.
+
+    Every node's size, counted with its aliases expanded, is the sum of its children's sizes,
+    and an alias is the node it names, whose size is already known: so the size of the whole
+    document, however many times it repeats itself, is counted in one linear pass."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its size (nodes stay alive in the tree)
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner keeps one pending "simple key" per open ``[`` / ``{`` and checks them all
+        # at every token: 5,000 open brackets cost it seconds before the composer sees any.
+        if self.flow_level >= MAX_DEPTH:
+            line = self.get_mark().line + 1
+            raise _TooComplex(f"nested more than {MAX_DEPTH} levels deep", line)
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+            raise _TooComplex(f"nested more than {MAX_DEPTH} levels deep", line)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None and id(node) not in self._sizes:
+            size = 1 + sum(self._sizes.get(id(child), 1) for child in _children(node))
+            self._sizes[id(node)] = size
+            if size > MAX_NODES:
+                raise _TooComplex(
+                    f"this expands to more than {MAX_NODES:,} values through its aliases (*name)",
+                    node.start_mark.line + 1,
+                )
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -124,6 +191,9 @@ def read_document(path: Path) -> tuple[Any, LineMap, list[ConfigIssue]]:
     """
     file = path.name
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            message = f"refused: the file is larger than {MAX_FILE_BYTES:,} bytes"
+            raise ConfigError([ConfigIssue("", message, None, file)])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
@@ -133,10 +203,21 @@ def read_document(path: Path) -> tuple[Any, LineMap, list[ConfigIssue]]:
         message = "cannot read config file: it is not UTF-8 text"
         raise ConfigError([ConfigIssue("", message, file=file)]) from None
 
-    loader = yaml.SafeLoader(text)
+    bad = _NOT_PRINTABLE.search(text)
+    if bad is not None:
+        bad_line = text.count("\n", 0, bad.start()) + 1
+        message = (
+            f"the file contains a control character (U+{ord(bad.group()):04X}), which YAML does "
+            "not allow; remove it"
+        )
+        raise ConfigError([ConfigIssue("", message, bad_line, file)])
+
+    loader = _GuardedLoader(text)
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
+    except _TooComplex as exc:
+        raise ConfigError([ConfigIssue("", f"refused: {exc.problem}", exc.line, file)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

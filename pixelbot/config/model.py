@@ -16,7 +16,7 @@ field to ``Config``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -61,6 +61,7 @@ from pixelbot.config.types import (
     PositiveInt,
     Rate,
     Section,
+    Snowflake,
     Text,
     check_placeholders,
     integer,
@@ -189,7 +190,7 @@ class TwitchPlatform(Section):
 class DiscordPlatform(Section):
     enabled: bool = False
     token: SecretStr | None = None
-    channels: list[PositiveInt] = Field(default_factory=list)
+    channels: list[Snowflake] = Field(default_factory=list)
     """Channel IDs the bot listens in."""
 
     @model_validator(mode="after")
@@ -497,11 +498,22 @@ def missing_names(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
     return problems
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+CommandNames = Callable[["Config"], Mapping[str, str]]
+"""{command name: cog} that a config's cogs declare (``pixelbot.commands.names``)."""
+
+
+def load_config(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    command_names: CommandNames | None = None,
+) -> Config:
     """Load, substitute ``${ENV}`` and validate a config file; raise ``ConfigError`` if bad.
 
     ``env=None`` reads ``os.environ`` over the ``.env`` file next to the config file (the real
     environment wins). A non-empty ``DATABASE_URL`` overrides ``database.url``.
+    ``command_names``: the built-in commands of the configured cogs; a redeem may not take one
+    of their names (the config layer cannot import the cogs itself).
     """
     config_path = Path(path)
     file = config_path.name
@@ -527,6 +539,17 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             for issue in validation_issues(exc, Config, lines, file, data)
             if issue.path not in reported
         ]
+    if config is not None and command_names is not None:
+        taken = command_names(config)
+        prefix = config.bot.prefix
+        for key in config.redeems:
+            if key in taken:
+                path_ = ("redeems", key)
+                message = (
+                    f"{prefix}{key} is already a command (of the {taken[key]} cog); "
+                    "give the redeem another name"
+                )
+                issues.append(ConfigIssue(format_path(path_), message, lines.line_for(path_), file))
     if config is None:  # (a valid file had these checked by Config itself)
         issues += [
             ConfigIssue(format_path(path), message, lines.line_for(path), file)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from pixelbot.config.types import (
+    MAX_RATE,
     Count,
     Duration,
     PositiveInt,
@@ -80,7 +81,7 @@ class WheelPrize(Section):
     """One slice of a wheel. At most one of points / xp / effect / message; none: nothing."""
 
     name: Text
-    weight: Annotated[float, BeforeValidator(number), Field(gt=0)] = 1.0
+    weight: Annotated[float, BeforeValidator(number), Field(gt=0, le=MAX_RATE)] = 1.0
     points: PositiveInt | None = None
     xp: PositiveInt | None = None
     effect: Text | None = None  # a name from `effects:`

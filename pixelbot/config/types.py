@@ -20,12 +20,16 @@ from pydantic import (
 from pixelbot.domain.durations import parse_duration
 
 __all__ = [
+    "MAX_DURATION",
+    "MAX_INTEGER",
+    "MAX_RATE",
     "Count",
     "Duration",
     "Name",
     "PositiveInt",
     "Rate",
     "Section",
+    "Snowflake",
     "Text",
     "check_placeholders",
     "integer",
@@ -35,15 +39,28 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- field types
 
+# Every number in the file must fit what the database stores (64-bit integers) with room to
+# add them up, and make sense for a stream: a cost or a reward of 10^26 passed validation and
+# then crashed the bot at start with OverflowError. 10^12 points is far above any balance
+# (``commands.converters.MAX_AMOUNT`` is the same), and a million of them still add up to less
+# than 2^63.
+MAX_INTEGER = 10**12
+MAX_RATE = 1_000_000.0  # points per tip unit, per viewer, a tier's multiplier
+# now + a duration must stay a date (datetime ends at year 9999); 10 years is plenty.
+MAX_DURATION = timedelta(days=3650)
+
 
 def to_duration(value: Any) -> Any:
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise ValueError("a duration cannot be negative")
-        return value
-    if isinstance(value, str | int | float):
-        return parse_duration(value)
-    raise ValueError("must be a duration; use e.g. 30s, 5m, 1h")
+    elif isinstance(value, str | int | float):
+        value = parse_duration(value)
+    else:
+        raise ValueError("must be a duration; use e.g. 30s, 5m, 1h")
+    if value > MAX_DURATION:
+        raise ValueError("must be at most 3650d (10 years)")
+    return value
 
 
 def integer(value: Any) -> Any:
@@ -62,9 +79,11 @@ def number(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(to_duration)]
 """A length of time: ``30s``, ``5m``, ``1h30m``, ``250ms`` or a number of seconds."""
 
-Count = Annotated[int, BeforeValidator(integer), Field(ge=0)]
-PositiveInt = Annotated[int, BeforeValidator(integer), Field(gt=0)]
-Rate = Annotated[float, BeforeValidator(number), Field(ge=0)]
+Count = Annotated[int, BeforeValidator(integer), Field(ge=0, le=MAX_INTEGER)]
+PositiveInt = Annotated[int, BeforeValidator(integer), Field(gt=0, le=MAX_INTEGER)]
+Rate = Annotated[float, BeforeValidator(number), Field(ge=0, le=MAX_RATE)]
+Snowflake = Annotated[int, BeforeValidator(integer), Field(gt=0, le=2**63 - 1)]
+"""A platform's numeric id (a Discord channel): as large as a signed 64-bit integer."""
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 

@@ -34,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.dml import Insert
 
 from pixelbot.db.checkpoint import WalCheckpointer
-from pixelbot.errors import DatabaseError
+from pixelbot.db.faults import Faults, file_in_the_way
+from pixelbot.db.fileguard import FileGuard
+from pixelbot.errors import DatabaseError, DatabaseUnreachable
 
 __all__ = ["Database", "sqlite_file"]
 
@@ -60,16 +62,21 @@ class Database:
     ) -> None:
         self.url: URL = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        path = sqlite_file(self.url)
+        where = str(path) if path is not None else self.url.render_as_string(hide_password=True)
+        # Driver errors become typed DatabaseErrors here, for every connection (db/faults.py).
+        self.faults = Faults(where, path, busy_timeout)
+        self.guard = FileGuard(path) if path is not None else None
         if self.is_sqlite:
             _ensure_sqlite_directory(self.url)
         self.engine: AsyncEngine = create_async_engine(
             self.url, json_serializer=_dump_json, json_deserializer=orjson.loads
         )
+        event.listen(self.engine.sync_engine, "handle_error", self.faults.translate)
         self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
             _register_null_adapter()
-            _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages)
-            path = self.sqlite_path
+            _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages, self.guard)
             if path is not None:
                 self._checkpointer = WalCheckpointer(
                     path, busy_timeout_ms=int(busy_timeout.total_seconds() * 1000)
@@ -79,6 +86,12 @@ class Database:
     def sqlite_path(self) -> Path | None:
         """The database file, for SQLite files (None for PostgreSQL or in-memory SQLite)."""
         return sqlite_file(self.url)
+
+    def check_file(self) -> None:
+        """Raise ``DatabaseVanished`` if the SQLite file is no longer the one we opened
+        (``fileguard.py``): the writer asks before writing and before acknowledging."""
+        if self.guard is not None:
+            self.guard.check()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -177,8 +190,18 @@ def sqlite_file(url: str | URL) -> Path | None:
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
+    """Create the database's folder (``data/`` on a first run), or say why it can't be."""
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. "data is a file", "Read-only file system: '/mnt/data'"
+            problem = file_in_the_way(path) or f"{exc.strerror or exc}: {exc.filename}"
+            raise DatabaseUnreachable(
+                f"cannot create the folder for {path}: {problem}; "
+                "database.url in config.yaml picks the file",
+                str(path),
+            ) from None
 
 
 def _bind_null(_value: None) -> None:
@@ -198,7 +221,7 @@ def _register_null_adapter() -> None:
 
 
 def _install_sqlite_settings(
-    engine: AsyncEngine, busy_timeout: timedelta, wal_limit_pages: int
+    engine: AsyncEngine, busy_timeout: timedelta, wal_limit_pages: int, guard: FileGuard | None
 ) -> None:
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
 
@@ -219,6 +242,8 @@ def _install_sqlite_settings(
         # except past the limit: see WAL_LIMIT_PAGES.
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_limit_pages)}")
         cursor.close()
+        if guard is not None:
+            guard.pin()  # the file exists now: remember which one it is
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -34,8 +34,13 @@ class DatabaseLock:
         self._take(fcntl.LOCK_EX, what)
 
     def _take(self, mode: int, what: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            # No lock can be kept here (a read-only folder, a path through a file): opening
+            # the database reports that in its own words, which say what to do.
+            return
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:

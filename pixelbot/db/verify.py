@@ -6,6 +6,10 @@
 - each wallet's level is the level after its last XP award; no ledger row outlives its wallet;
 - every refund points at exactly one spend of the same person, for exactly its amount, and
   every failed or cancelled queue item that cost points has been refunded.
+
+Before any of that, SQLite's own page check (``integrity.py``; ``full`` for
+``integrity_check``): damage is a violation like any other, never a crash, and the ledger checks
+are skipped because a damaged file cannot be trusted to answer them.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from typing import Any
 from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pixelbot.db import integrity
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
+from pixelbot.errors import DatabaseDamaged
 
-__all__ = ["VerifyReport", "Violation", "verify"]
+__all__ = ["VerifyReport", "Violation", "check_integrity", "verify"]
 
 USERS: Table = Base.metadata.tables["users"]
 TRANSACTIONS: Table = Base.metadata.tables["transactions"]
@@ -52,18 +58,34 @@ class VerifyReport:
         }
 
 
-async def verify(db: Database) -> VerifyReport:
+async def check_integrity(db: Database, *, full: bool = False) -> VerifyReport:
+    """SQLite's page check alone (run it before migrations touch a file that may be damaged)."""
     report = VerifyReport()
-    async with db.read() as conn:
-        for table in (USERS, TRANSACTIONS, XP_TRANSACTIONS, QUEUE_ITEMS):
-            count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
-            report.counts[table.name] = int(count)
-        await _check_ledger(conn, report, "points", USERS.c.points, TRANSACTIONS, "balance_after")
-        await _check_ledger(conn, report, "xp", USERS.c.xp, XP_TRANSACTIONS, "xp_after")
-        await _check_levels(conn, report)
-        await _check_orphans(conn, report)
-        await _check_refunds(conn, report)
-        await _check_queue_refunds(conn, report)
+    for problem in await integrity.damage(db, full=full):
+        report.violations.append(Violation("integrity", problem))
+    return report
+
+
+async def verify(db: Database, *, full: bool = False, checked: bool = False) -> VerifyReport:
+    """Every check; ``checked``: ``check_integrity`` already passed, don't run it again."""
+    report = VerifyReport() if checked else await check_integrity(db, full=full)
+    if not report.ok:
+        return report
+    try:
+        async with db.read() as conn:
+            for table in (USERS, TRANSACTIONS, XP_TRANSACTIONS, QUEUE_ITEMS):
+                count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                report.counts[table.name] = int(count)
+            await _check_ledger(
+                conn, report, "points", USERS.c.points, TRANSACTIONS, "balance_after"
+            )
+            await _check_ledger(conn, report, "xp", USERS.c.xp, XP_TRANSACTIONS, "xp_after")
+            await _check_levels(conn, report)
+            await _check_orphans(conn, report)
+            await _check_refunds(conn, report)
+            await _check_queue_refunds(conn, report)
+    except DatabaseDamaged as exc:  # damage the page check did not reach (quick, not --full)
+        report.violations.append(Violation("integrity", str(exc.__cause__ or exc)))
     return report
 
 

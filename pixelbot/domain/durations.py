@@ -14,9 +14,10 @@ __all__ = ["format_duration", "parse_duration"]
 
 _HINT = "use e.g. 30s, 5m, 1h"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)")
-_WHOLE = re.compile(r"(?:(?:\d+(?:\.\d+)?|\.\d+)\s*(?:ms|s|m|h|d)\s*)+")
+# [0-9], not \d: \d matches other scripts' digits too, which float() then accepts.
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*(ms|s|m|h|d)")
+_WHOLE = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*(?:ms|s|m|h|d)\s*)+")
 
 
 def parse_duration(text: str | int | float) -> timedelta:

@@ -52,7 +52,9 @@ class Earned(NamedTuple):
     points: int = 0
     xp: int = 0
     level_up: LevelUp | None = None
-    skipped: str | None = None  # duplicate | ignored | anonymous | cooldown | already_paid | zero
+    skipped: str | None = (
+        None  # duplicate | ignored | anonymous | cooldown | already_paid | zero | unsaved
+    )
 
 
 def award_for(event: Event, settings: EconomySettings) -> Award | None:

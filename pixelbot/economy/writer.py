@@ -10,8 +10,12 @@ Because operations run one after another against the same in-memory state, two s
 same wallet can never both see the old balance: concurrency cannot overspend.
 
 An operation that is refused (``EconomyError``) or raises is rolled back alone; the rest of the
-batch commits. If the database refuses the whole batch (a constraint, a disk error), each
+batch commits. If the database refuses the whole batch (a constraint), each
 operation is retried in a transaction of its own so one poisoned operation fails only itself.
+A fault of the database itself (``DatabaseError``: locked, full, read-only, damaged, the file
+gone) fails the whole batch at once, without retries: nothing in it was saved, and each caller
+hears so. The file is checked before the batch writes and again after the commit, before anyone
+is told their change was saved (``db/fileguard.py``).
 
 Between batches the writer remembers the identities, wallets and cooldowns it committed
 (``cache.py``), so a batch reads from the database only what it has not seen lately.
@@ -31,7 +35,7 @@ from pixelbot.db.engine import Database
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
-from pixelbot.errors import EconomyError, PixelbotError
+from pixelbot.errors import DatabaseError, EconomyError, PixelbotError
 
 __all__ = ["Operation", "Writer", "WriterStopped"]
 
@@ -95,6 +99,7 @@ class Writer:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="economy-writer")
+            self.db.faults.watch()  # the bot runs: tell the operator about outages once each
 
     async def stop(self) -> None:
         """Finish every operation already submitted, then stop."""
@@ -104,6 +109,7 @@ class Writer:
         self._wakeup.set()
         await self._task
         self._task = None
+        self.db.faults.unwatch()
         await self._drop_connection()
 
     async def submit(self, op: Operation[T]) -> T:
@@ -156,6 +162,11 @@ class Writer:
     async def _process(self, pending: list[_Pending]) -> None:
         try:
             outcomes = await self._commit(pending)
+        except DatabaseError as fault:  # the database itself: retrying each op fails the same
+            await self._drop_connection()
+            for item in pending:
+                _settle(item.future, fault)
+            return
         except Exception as exc:
             await self._drop_connection()  # a fresh one for the next try, whatever broke
             if len(pending) > 1:
@@ -166,6 +177,7 @@ class Writer:
             log.error("economy operation %r failed: %s", pending[0].op, exc)
             _settle(pending[0].future, exc)
             return
+        self.db.faults.recovered()
         self.batches += 1
         self.operations += len(pending)
         for item, outcome in zip(pending, outcomes, strict=True):
@@ -175,6 +187,7 @@ class Writer:
         needs = Needs()
         for item in pending:
             item.op.needs(needs)
+        self.db.check_file()  # never write into a file that is no longer at its path
         conn = await self._connection()
         async with conn.begin():
             # Asked inside the transaction, which holds the write lock: nothing can change
@@ -195,6 +208,9 @@ class Writer:
                     batch.rollback(checkpoint)
                     outcomes.append(bug)
             await store.flush(conn, batch, self.db)
+        # Committed, but into the file at our path? If it went meanwhile, acknowledging would
+        # promise changes that are lost: the batch fails instead (DatabaseVanished).
+        self.db.check_file()
         if cache_ok:
             self._remember(needs, batch)
         return outcomes

@@ -21,12 +21,13 @@ import shlex
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TypedDict
 
 from pixelbot.clock import Clock, FakeClock
 from pixelbot.domain.durations import parse_duration
+from pixelbot.errors import DatabaseError
 from pixelbot.events import (
     ChatMessage,
     Cheer,
@@ -52,6 +53,7 @@ __all__ = ["CAPABILITIES", "OPERATOR_HELP", "ConsolePrinter", "ConsoleStream", "
 log = logging.getLogger(__name__)
 
 PLATFORM = "console"
+MIN_TIP = Decimal("0.01")  # a cent: less is no money a viewer could send
 CHANNEL = "console"
 
 OPERATOR_HELP = (
@@ -174,6 +176,8 @@ class ConsoleStream:
             )
         except OperatorError as problem:
             self.out(f"[console] {problem}")
+        except DatabaseError:  # its cause is logged once per outage (db/faults.py)
+            self.out("[console] that line was not saved: the database is unavailable")
         except Exception as crash:  # one bad line must not end the stream
             log.exception("console line %r failed", line)
             self.out(f"[console] that line failed: {type(crash).__name__}: {crash}")
@@ -232,11 +236,13 @@ class ConsoleStream:
     async def _tip(self, args: list[str]) -> None:
         name, amount = _args(args, "/tip NAME AMOUNT")
         try:
-            value = Decimal(amount)
+            value = Decimal(amount) if amount.isascii() else Decimal("NaN")
         except InvalidOperation:
             raise OperatorError(f"{amount!r} is not an amount") from None
         if not value.is_finite() or not 0 < value <= 1_000_000:
             raise OperatorError("a tip must be more than 0 and at most 1000000")
+        if value < MIN_TIP or value != value.quantize(MIN_TIP):
+            raise OperatorError(f"a tip is money: at least {MIN_TIP}, in whole cents")
         await self.emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
 
     async def _cheer(self, args: list[str]) -> None:
@@ -294,6 +300,8 @@ class ConsoleStream:
             duration = parse_duration(length)
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
+        if duration <= timedelta(0):  # a timeout of 0 would read as a ban downstream
+            raise OperatorError("a timeout must be longer than 0s (/ban bans)")
         await self.emit(ViewerBanned(viewer=self.viewer(name), duration=duration, **self._meta()))
         self.out(f"[console] {name} is timed out for {length}")
 
@@ -306,10 +314,10 @@ class ConsoleStream:
         if not isinstance(self.clock, FakeClock):
             raise OperatorError("/tick only works in scripted mode (the clock is real here)")
         try:
-            step = float(seconds)
+            step = float(seconds) if seconds.isascii() else float("nan")
         except ValueError:
             raise OperatorError(f"{seconds!r} is not a number of seconds") from None
-        if not 0 <= step <= 10**8:
+        if not 0 <= step <= 10**8:  # (NaN too)
             raise OperatorError("/tick takes 0 or more seconds")
         self.clock.advance(step)
         if self.after_tick is not None:  # what falls due on the simulated clock runs now
@@ -384,6 +392,6 @@ def _args(args: list[str], usage: str, optional: int = 0) -> list[str]:
 
 
 def _number(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 10**6:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 10**6:
         raise OperatorError(f"{what} must be a whole number from 1 to 1000000")
     return int(text)

@@ -32,7 +32,7 @@ from pixelbot.economy.queue import (
     Recovered,
     Settled,
 )
-from pixelbot.errors import ItemFailed, ItemTimedOut
+from pixelbot.errors import DatabaseError, ItemFailed, ItemTimedOut
 from pixelbot.queue.outage import Outage, summary_lines
 from pixelbot.queue.worker import Done, Job, Worker
 
@@ -259,6 +259,10 @@ class QueueRunner:
                 await self._perform(self.workers[kind], item)
             except asyncio.CancelledError:
                 raise
+            except DatabaseError:  # an outage, told to the operator once (db/faults.py)
+                idle.set()  # nothing can run until it is over: don't hold up drain()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
             except Exception:  # the database hiccuped: never let the loop die
                 log.exception("the %s queue loop hit an error; going on", kind)
                 await asyncio.sleep(1.0)
@@ -399,6 +403,8 @@ class QueueRunner:
     async def _finish(self, item: ClaimedItem, done: Done) -> None:
         try:
             settled = await self.store.finish(item.id, done.result, done.payouts, done.follow_ups)
+        except DatabaseError:  # an outage: it stays running and is recovered at the next start
+            raise
         except Exception:  # e.g. a result the database cannot store: never leave it running
             log.exception("could not record item #%s as done; failing it instead", item.id)
             await self._fail(item, BUG_MESSAGE)

@@ -22,6 +22,7 @@ from pixelbot.commands.converters import (
 )
 from pixelbot.commands.core import Command
 from pixelbot.commands.dispatcher import convert_arguments
+from pixelbot.domain.limits import quote
 from pixelbot.domain.permissions import LADDER, has_permission, highest_role
 from pixelbot.domain.rate_limit import ReplyLimiter
 from pixelbot.errors import BadArgument
@@ -104,7 +105,7 @@ def test_parse_amount_decimal_suffixes_are_exact(text: str, expected: int | str)
     else:
         with pytest.raises(BadArgument) as refused:
             parse_amount(text)
-        assert refused.value.detail == f"{text!r} is too large"
+        assert refused.value.detail == f"{quote(text)!r} is too large"  # a short prefix of it
 
 
 # ----------------------------------------------------------------------------- parse_target
@@ -128,7 +129,7 @@ def test_parse_target_accepts(text: str, name: str) -> None:
 def test_parse_target_refuses(text: str) -> None:
     with pytest.raises(BadArgument) as refused:
         parse_target(text)
-    assert refused.value.detail == f"{text!r} is not a viewer's name"
+    assert refused.value.detail == f"{quote(text)!r} is not a viewer's name"
 
 
 # ----------------------------------------------------------------------------- convert_arguments
