@@ -10,20 +10,25 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
+from cryptography.fernet import Fernet
 
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
+from pixelbot.clock import SystemClock
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.verify import verify
-from pixelbot.errors import ConfigError, PixelbotError
+from pixelbot.errors import ConfigError, PixelbotError, VaultError
 from pixelbot.platforms.registry import unbuilt_platforms
+from pixelbot.platforms.twitch_auth import REQUIRED_SCOPES, token_from_validation, validate
+from pixelbot.vault import TokenInfo, TokenVault, load_key
 
 __all__ = ["main"]
 
@@ -234,3 +239,96 @@ def points_show(config_path: Path | None, name: str, platform: str | None, as_js
             f"{summary['user']}: {summary['points']} {noun}, "
             f"{summary['xp']} XP, level {summary['level']}"
         )
+
+
+# ---------------------------------------------------------------- auth: platform tokens (vault)
+# Tokens go into the vault (pixelbot/vault.py), encrypted; nothing here prints a token.
+
+EXIT_VAULT = 2
+
+
+def _run_vault(coro: Coroutine[Any, Any, T]) -> T:
+    """Like ``_run``, but a vault that cannot be read exits 2 with its one line."""
+    try:
+        return asyncio.run(coro)
+    except VaultError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_VAULT)
+    except PixelbotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
+@asynccontextmanager
+async def _open_vault(config: Config) -> AsyncIterator[TokenVault]:
+    key = load_key()  # PIXELBOT_SECRET_KEY, or the key file
+    database = open_database(config)
+    try:
+        await migrate.upgrade(database)
+        yield TokenVault(database, key, SystemClock())
+    finally:
+        await database.dispose()
+
+
+@main.group()
+def auth() -> None:
+    """Store and list platform tokens (encrypted in the database)."""
+
+
+@auth.command("twitch")
+@config_option
+@click.option("--access-token", required=True, help="A user access token obtained elsewhere.")
+@click.option("--refresh-token", default=None, help="Its refresh token (lets the bot renew it).")
+def auth_twitch(config_path: Path | None, access_token: str, refresh_token: str | None) -> None:
+    """Store a Twitch token: asks Twitch whose it is and which scopes it has."""
+    config = _load(config_path)
+    twitch = config.platforms.twitch
+
+    async def store() -> str:
+        found = await validate(access_token, twitch.auth_url)
+        async with _open_vault(config) as vault:
+            now = SystemClock().now()
+            await vault.store(token_from_validation(access_token, refresh_token, found, now))
+        role = "bot" if found.user_id == twitch.bot_id else "broadcaster"
+        if twitch.channel and found.login.lower() != twitch.channel.lower() and role != "bot":
+            role = "other"
+        missing = [s for s in REQUIRED_SCOPES.get(role, ()) if s not in found.scopes]
+        lines = [
+            f"stored the twitch token of {found.login} (user id {found.user_id}, {role} account)",
+            f"scopes: {' '.join(found.scopes) or '(none)'}",
+        ]
+        if missing:
+            lines.append(f"missing scopes for the {role} account: {' '.join(missing)}")
+        return "\n".join(lines)
+
+    click.echo(_run_vault(store()))
+
+
+@auth.command("list")
+@config_option
+def auth_list(config_path: Path | None) -> None:
+    """Show each stored token: platform, account, scopes, expiry (never the token)."""
+    config = _load(config_path)
+
+    async def listing() -> list[TokenInfo]:
+        async with _open_vault(config) as vault:
+            return await vault.list()
+
+    infos = _run_vault(listing())
+    if not infos:
+        click.echo("no tokens stored (python bot.py auth twitch --help)")
+    for info in infos:
+        expiry = (
+            "no expiry"
+            if info.expires_at is None
+            else f"expires {info.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        click.echo(
+            f"{info.platform} {info.account_id}: {' '.join(info.scopes) or '(no scopes)'}; {expiry}"
+        )
+
+
+@auth.command("new-key")
+def auth_new_key() -> None:
+    """Print a new vault key to put in PIXELBOT_SECRET_KEY."""
+    click.echo(Fernet.generate_key().decode())

@@ -7,6 +7,9 @@ one place can render any of them to chat or to the operator::
     PixelbotError
     ├── ConfigError                 config.yaml is invalid; .issues lists every problem
     ├── DatabaseError               the database cannot be opened, migrated or trusted
+    ├── VaultError                  stored platform tokens cannot be read (wrong or missing key)
+    ├── PlatformError               a platform cannot be used; one line the streamer can act on
+    │   └── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
     └── EconomyError                a points/XP rule refused an operation (nothing changed)
         ├── InsufficientFunds       .balance, .cost, .missing
         ├── BalanceLimitExceeded    .balance, .amount, .limit
@@ -57,6 +60,8 @@ __all__ = [
     "ObsUnavailable",
     "OnCooldown",
     "PixelbotError",
+    "PlatformAuthError",
+    "PlatformError",
     "QueueFull",
     "RedeemDisabled",
     "RedeemRefused",
@@ -66,6 +71,7 @@ __all__ = [
     "UnknownCharge",
     "UnknownRedeem",
     "UnknownViewer",
+    "VaultError",
 ]
 
 
@@ -98,6 +104,22 @@ class ConfigError(PixelbotError):
 
 class DatabaseError(PixelbotError):
     """The database cannot be opened, migrated, or fails its integrity checks."""
+
+
+class VaultError(PixelbotError):
+    """The token vault cannot decrypt what it stored, or has no key to do it with."""
+
+
+class PlatformError(PixelbotError):
+    """A platform cannot be used; the message is one line the streamer can act on."""
+
+
+class PlatformAuthError(PlatformError):
+    """No stored token, a revoked one, or one without a needed scope (``scope``)."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
 
 
 class EconomyError(PixelbotError):
