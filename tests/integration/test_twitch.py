@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pixelbot.app.assembly import App, open_app
+from pixelbot.app.delivery import MAX_WAITING
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate
 from pixelbot.db.engine import Database
 from pixelbot.events import Viewer
+from pixelbot.outcomes import Say
 from pixelbot.platforms.twitch import MODERATOR_RATE, VIEWER_RATE, TwitchAdapter
 from pixelbot.testing import assert_verified, balance_of, make_config
 from pixelbot.vault import Token, TokenVault
@@ -408,3 +411,73 @@ async def test_a_wrong_channel_is_named(tmp_path: Path, twitch: FakeTwitch, key:
             )
     finally:
         await db.dispose()
+
+
+async def test_no_token_reaches_the_log_at_any_level(
+    tmp_path: Path, twitch: FakeTwitch, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: ours, twitchio's, aiohttp's
+    db_path = tmp_path / "pixel.db"
+    await store_tokens(db_path, key, BOTH)
+    config = twitch_config(db_path, twitch)
+    clock = FakeClock(utc(2026, 1, 1, 20, 0, 0))
+    db = Database(config.database.url)
+    vault = TokenVault(db, key, clock)
+    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, clock)
+    try:
+        async with open_app(config, clock=clock, platforms=[adapter]) as app:
+            live = Live(app, twitch, adapter, vault)
+            twitch.expire(BOT_TOKEN)  # a refresh: new tokens travel through twitchio and us
+            await twitch.notify(*p.chat("77", "alice", "!points", "m-1"))
+            await until_said(live, "@Alice you have 1 pixel")
+            await until(lambda: "refreshed the token" in caplog.text, "the refresh to be stored")
+    finally:
+        await db.dispose()
+    secrets = [BOT_TOKEN, BOT_REFRESH, CASTER_TOKEN, CASTER_REFRESH, f"{BOT_TOKEN}-r1"]
+    # (aiohttp.access is the FAKE server's request log, not the bot's)
+    logged = [r.getMessage() for r in caplog.records if r.name != "aiohttp.access"]
+    assert len(logged) > 20  # the debug output was really captured
+    leaks = [line for line in logged for secret in secrets if secret in line]
+    assert leaks == []
+
+
+# ---------------------------------------------------------------------------- rate
+
+
+async def flood(live: Live, clock: FakeClock, lines: int) -> list[int]:
+    """Say ``lines`` lines at once, then let 30-second windows pass until all went out;
+    returns how many messages Twitch received in each window."""
+    per_window: list[int] = []
+    for n in range(lines):
+        await live.app.bus.publish(Say("twitch", "streamer", f"line {n}"))
+    per_window.append(len(live.twitch.chat_sent))
+    while live.app.delivery.waiting("twitch", "streamer"):
+        before = len(live.twitch.chat_sent)
+        clock.advance(30)
+        await live.app.delivery._flush(live.adapter, "streamer")
+        per_window.append(len(live.twitch.chat_sent) - before)
+    return per_window
+
+
+async def test_a_flood_of_replies_keeps_to_the_viewer_rate(live: Live) -> None:
+    clock = live.app.engine.clock
+    assert isinstance(clock, FakeClock)
+    per_window = await flood(live, clock, 1000)
+    assert max(per_window) == VIEWER_RATE
+    assert max(len(text) for text in live.said()) <= 500  # Twitch's message length
+    # (merged lines are split at spaces to fit 500 characters: read them back as one text)
+    numbers = [int(n) for n in re.findall(r"line (\d+)", " ".join(live.said()))]
+    assert numbers == sorted(set(numbers))  # in order, none twice
+    # the first window's lines, then the newest MAX_WAITING (a longer backlog gives up its oldest)
+    assert numbers == list(range(VIEWER_RATE)) + list(range(1000 - MAX_WAITING, 1000))
+
+
+async def test_a_moderator_bot_may_send_more(live: Live) -> None:
+    own = p.chat(p.BOT["id"], p.BOT["login"], "hi", "m-own", ("moderator",))
+    await live.twitch.notify(*own)
+    await until(lambda: live.adapter.capabilities.messages_per_window == MODERATOR_RATE, "mod")
+    clock = live.app.engine.clock
+    assert isinstance(clock, FakeClock)
+    per_window = await flood(live, clock, 1000)
+    assert per_window[0] == MODERATOR_RATE
+    assert max(per_window) == MODERATOR_RATE
