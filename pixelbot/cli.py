@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
+from pixelbot.app.replay import run_replay
 from pixelbot.clock import SystemClock
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
@@ -108,9 +109,17 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path | None) -> None:
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Append every raw inbound Twitch frame to FILE (JSONL, credentials redacted).",
+)
+def run(config_path: Path | None, record: Path | None) -> None:
     """Start the bot on every enabled platform (the console stream when none is)."""
     config = _load(config_path)
+    if record is not None:
+        config = with_recording(config, record)
     _run(run_bot(config, _config_path(config_path)))
 
 
@@ -332,3 +341,24 @@ def auth_list(config_path: Path | None) -> None:
 def auth_new_key() -> None:
     """Print a new vault key to put in PIXELBOT_SECRET_KEY."""
     click.echo(Fernet.generate_key().decode())
+
+
+# ---------------------------------------------------------------- record / replay (Twitch)
+
+
+def with_recording(config: Config, path: Path) -> Config:
+    """``config`` with the Twitch adapter told to record its raw frames to ``path``."""
+    platforms = config.platforms
+    twitch = platforms.twitch.model_copy(update={"record": str(path)})
+    return config.model_copy(update={"platforms": platforms.model_copy(update={"twitch": twitch})})
+
+
+@main.command()
+@config_option
+@click.argument("platform", type=click.Choice(["twitch"]))
+@click.argument("frames", type=click.File("r"))
+def replay(config_path: Path | None, platform: str, frames: TextIO) -> None:
+    """Feed recorded frames (FILE.jsonl, - for stdin) through the bot, on a simulated clock."""
+    config = _load(config_path)
+    lines = frames.read().splitlines()
+    _run(run_replay(config, _config_path(config_path), lines))

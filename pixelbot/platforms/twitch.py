@@ -28,6 +28,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import twitchio
@@ -43,6 +44,7 @@ from pixelbot.events import ChatMessage, Event
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.twitch_auth import PLATFORM
 from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
+from pixelbot.platforms.twitch_replay import Recorder
 from pixelbot.vault import Token, TokenVault
 
 __all__ = ["MODERATOR_RATE", "VIEWER_RATE", "TwitchAdapter"]
@@ -157,6 +159,7 @@ class TwitchAdapter:
         self._detail = ""
         self.bot_id = settings.bot_id or ""
         self.broadcaster_id = ""
+        self._recorder: Recorder | None = None
         self.revoked: list[str] = []  # "channel.follow: authorization_revoked"
 
     # ------------------------------------------------------------------ life cycle
@@ -168,6 +171,9 @@ class TwitchAdapter:
             settings.auth_url if settings.auth_url.endswith("/") else settings.auth_url + "/"
         )
         eventsub_websockets.WSS = settings.eventsub_url
+        if settings.record:
+            self._recorder = Recorder(Path(settings.record))
+            self._recorder.install()
         self._vault = self._open_vault()
         try:
             tokens = {t.account_id: t for t in await self._vault.tokens(PLATFORM)}
@@ -281,6 +287,9 @@ class TwitchAdapter:
         if self._vault is not None:
             await self._vault.close()
             self._vault = None
+        if self._recorder is not None:
+            self._recorder.uninstall()
+            self._recorder = None
 
     # ------------------------------------------------------------------ incoming
     async def _pump_events(self) -> None:

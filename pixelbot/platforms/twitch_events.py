@@ -35,7 +35,14 @@ from pixelbot.events import (
     ViewerBanned,
 )
 
-__all__ = ["PLATFORM", "FrameError", "event_from_frame", "event_from_payload", "roles_from_badges"]
+__all__ = [
+    "PLATFORM",
+    "FrameError",
+    "event_from_frame",
+    "event_from_payload",
+    "frame_time",
+    "roles_from_badges",
+]
 
 PLATFORM = "twitch"
 ROLE_BADGES = {
@@ -82,14 +89,27 @@ def _tier(tier: str) -> int:
     return {"1000": 1, "2000": 2, "3000": 3}.get(tier, 1)
 
 
-def _when(metadata: dict[str, Any] | None, fallback: datetime) -> datetime:
-    stamp = (metadata or {}).get("message_timestamp")
-    if not stamp:
-        return fallback
+def _parse_time(stamp: str) -> datetime:
     # Twitch writes nanoseconds ("...51.634234626Z"); Python takes microseconds
     head, _, frac = stamp.rstrip("Z").partition(".")
     text = f"{head}.{(frac + '000000')[:6]}" if frac else head
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _when(metadata: dict[str, Any] | None, fallback: datetime) -> datetime:
+    stamp = (metadata or {}).get("message_timestamp")
+    return _parse_time(stamp) if stamp else fallback
+
+
+def frame_time(frame: dict[str, Any]) -> datetime | None:
+    """When Twitch sent a frame (``metadata.message_timestamp``), if it says."""
+    stamp = (frame.get("metadata") or {}).get("message_timestamp")
+    if not stamp:
+        return None
+    try:
+        return _parse_time(str(stamp))
+    except ValueError:
+        raise FrameError(f"message_timestamp {stamp!r} is not a time") from None
 
 
 def event_from_payload(payload: object, now: datetime) -> Event | None:
