@@ -25,6 +25,7 @@ from pixelbot.events import (
     GiftedSubs,
     MessageDeleted,
     Raid,
+    RewardRedemption,
     StreamOffline,
     StreamOnline,
     Subscription,
@@ -63,6 +64,8 @@ class EventIntake:
         self._queue = queue
         self._settings = settings
         self._publish = publish
+        # Channel-point redemptions (app/rewards.py); None: nobody takes them (tests).
+        self.on_reward: Callable[[RewardRedemption], Awaitable[None]] | None = None
 
     async def handle(self, event: Event) -> Earned:
         """Everything that happens for one incoming event."""
@@ -88,6 +91,8 @@ class EventIntake:
                 )
             case MessageDeleted() | ViewerBanned():
                 await self._queue.cancel_for_moderation(event)
+            case RewardRedemption() if self.on_reward is not None:
+                await self.on_reward(event)
             case ChatMessage():
                 await self._commands.handle(event)
         return earned

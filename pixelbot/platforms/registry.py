@@ -28,7 +28,12 @@ def _console(config: Config, clock: Clock) -> Platform:
 
 def _twitch(config: Config, clock: Clock) -> Platform:
     url = config.database.url
-    return TwitchAdapter(config.platforms.twitch, lambda: TokenVault.open(url, clock), clock)
+    return TwitchAdapter(
+        config.platforms.twitch,
+        lambda: TokenVault.open(url, clock),
+        clock,
+        redeems=config.redeems,
+    )
 
 
 BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch}

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,14 @@ from twitchio.http import Route
 
 from pixelbot.clock import Clock
 from pixelbot.config.model import TwitchPlatform as TwitchSettings
+from pixelbot.config.redeems import RedeemSettings
 from pixelbot.errors import PlatformAuthError, PlatformError
-from pixelbot.events import ChatMessage, Event
+from pixelbot.events import ChatMessage, Event, RewardRedemption
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.twitch_auth import PLATFORM
 from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
 from pixelbot.platforms.twitch_replay import Recorder
+from pixelbot.platforms.twitch_rewards import settle_redemption, sync_rewards
 from pixelbot.vault import Token, TokenVault
 
 __all__ = ["MODERATOR_RATE", "VIEWER_RATE", "TwitchAdapter"]
@@ -132,6 +135,7 @@ class TwitchAdapter:
         vault: Callable[[], TokenVault],
         clock: Clock,
         *,
+        redeems: Mapping[str, RedeemSettings] | None = None,
         on_frame: Callable[[str, Any], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
@@ -160,6 +164,8 @@ class TwitchAdapter:
         self.bot_id = settings.bot_id or ""
         self.broadcaster_id = ""
         self._recorder: Recorder | None = None
+        self._redeems = dict(redeems or {})
+        self._reward_keys: dict[str, str] = {}  # Twitch reward id -> redeem key
         self.revoked: list[str] = []  # "channel.follow: authorization_revoked"
 
     # ------------------------------------------------------------------ life cycle
@@ -263,12 +269,23 @@ class TwitchAdapter:
         scopes = self._scopes.get(self.broadcaster_id, ())
         missing: list[str] = []
         for kind, scope, what in _CHANNEL_EVENTS:
-            if scope and scope not in scopes:
+            if (
+                scope
+                and scope not in scopes
+                and not (kind == "redeem" and "channel:manage:redemptions" in scopes)
+            ):
                 missing.append(f"{what} (needs {scope})")
                 continue
             await self._client.subscribe_websocket(
                 _payload(kind, self.broadcaster_id), token_for=self.broadcaster_id
             )
+        if any(redeem.twitch_reward for redeem in self._redeems.values()):
+            if "channel:manage:redemptions" in scopes:
+                self._reward_keys = await sync_rewards(
+                    self._client._http, self.broadcaster_id, self._redeems
+                )
+            else:
+                missing.append("channel-point rewards (needs channel:manage:redemptions)")
         if missing:
             self._detail = "the broadcaster's token lacks scopes for: " + ", ".join(missing)
             log.warning("twitch: %s", self._detail)
@@ -323,6 +340,11 @@ class TwitchAdapter:
         if isinstance(event, ChatMessage) and event.viewer.platform_user_id == self.bot_id:
             self._own_message(payload)
             return  # the bot's own lines earn nothing and run no commands
+        if isinstance(event, RewardRedemption):
+            key = self._reward_keys.get(event.reward)
+            if key is None:
+                return  # a reward of the streamer's own, not one of the bot's redeems
+            event = dataclasses.replace(event, reward=key)
         self._last_event_at = self._clock.now()
         await self.feed(event)
 
@@ -376,6 +398,17 @@ class TwitchAdapter:
             )
         except twitchio.MessageRejectedError as exc:
             log.warning("twitch: Twitch dropped a message: %s", exc)
+
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
+        """Mark a channel-point redemption FULFILLED, or CANCELED (Twitch refunds it)."""
+        if self._client is None:
+            raise PlatformError("twitch: not connected")
+        reward_id = next((rid for rid, key in self._reward_keys.items() if key == redeem), None)
+        if reward_id is None:
+            raise PlatformError(f"twitch: no channel-point reward for the redeem {redeem!r}")
+        await settle_redemption(
+            self._client._http, self.broadcaster_id, reward_id, redemption_id, fulfilled
+        )
 
     # ------------------------------------------------------------------ status
     def status(self) -> PlatformStatus:

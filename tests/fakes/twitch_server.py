@@ -314,7 +314,7 @@ class FakeTwitch:
     async def _get_rewards(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return self._unauthorized()
-        only_manageable = request.query.get("only_manageable_rewards") == "true"
+        only_manageable = request.query.get("only_manageable_rewards", "").lower() == "true"
         rewards = [r for r in self.rewards.values() if r["_ours"] or not only_manageable]
         return web.json_response({"data": [_public(r) for r in rewards]})
 
