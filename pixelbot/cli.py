@@ -26,9 +26,14 @@ from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.verify import verify
-from pixelbot.errors import ConfigError, PixelbotError, VaultError
+from pixelbot.errors import ConfigError, PixelbotError, PlatformError, VaultError
 from pixelbot.platforms.registry import unbuilt_platforms
-from pixelbot.platforms.twitch_auth import REQUIRED_SCOPES, token_from_validation, validate
+from pixelbot.platforms.twitch_auth import (
+    REQUIRED_SCOPES,
+    device_code_flow,
+    token_from_validation,
+    validate,
+)
 from pixelbot.vault import TokenInfo, TokenVault, load_key
 
 __all__ = ["main"]
@@ -286,18 +291,36 @@ def auth() -> None:
 
 @auth.command("twitch")
 @config_option
-@click.option("--access-token", required=True, help="A user access token obtained elsewhere.")
+@click.option("--access-token", default=None, help="Store a user access token obtained elsewhere.")
 @click.option("--refresh-token", default=None, help="Its refresh token (lets the bot renew it).")
-def auth_twitch(config_path: Path | None, access_token: str, refresh_token: str | None) -> None:
-    """Store a Twitch token: asks Twitch whose it is and which scopes it has."""
+@click.option(
+    "--account",
+    type=click.Choice(["bot", "broadcaster"]),
+    default="bot",
+    show_default=True,
+    help="Which account logs in (the scopes asked for differ).",
+)
+def auth_twitch(
+    config_path: Path | None, access_token: str | None, refresh_token: str | None, account: str
+) -> None:
+    """Log a Twitch account in (Device Code flow), or store a token obtained elsewhere."""
     config = _load(config_path)
     twitch = config.platforms.twitch
 
     async def store() -> str:
-        found = await validate(access_token, twitch.auth_url)
+        access, refresh = access_token, refresh_token
+        if access is None:
+            client_id = twitch.client_id.get_secret_value() if twitch.client_id else ""
+            if not client_id:
+                raise PlatformError("twitch: set platforms.twitch.client_id to log in")
+            got = await device_code_flow(
+                client_id, REQUIRED_SCOPES[account], twitch.auth_url, show=click.echo
+            )
+            access, refresh = got.access_token, got.refresh_token
+        found = await validate(access, twitch.auth_url)
         async with _open_vault(config) as vault:
             now = SystemClock().now()
-            await vault.store(token_from_validation(access_token, refresh_token, found, now))
+            await vault.store(token_from_validation(access, refresh, found, now))
         role = "bot" if found.user_id == twitch.bot_id else "broadcaster"
         if twitch.channel and found.login.lower() != twitch.channel.lower() and role != "bot":
             role = "other"

@@ -7,15 +7,27 @@ account. Nothing here prints or logs a token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 
 from pixelbot.errors import PlatformAuthError, PlatformError
 from pixelbot.vault import Token
 
-__all__ = ["REQUIRED_SCOPES", "Validated", "token_from_validation", "validate"]
+__all__ = [
+    "REQUIRED_SCOPES",
+    "DeviceTokens",
+    "Validated",
+    "device_code_flow",
+    "token_from_validation",
+    "validate",
+]
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 PLATFORM = "twitch"
 
@@ -69,3 +81,61 @@ def token_from_validation(
 ) -> Token:
     expires = now + timedelta(seconds=found.expires_in) if found.expires_in else None
     return Token(PLATFORM, found.user_id, access_token, refresh_token, found.scopes, expires)
+
+
+@dataclass(frozen=True)
+class DeviceTokens:
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+
+async def _post(session: aiohttp.ClientSession, url: str, form: dict[str, str]) -> tuple[int, Any]:
+    async with session.post(url, data=form) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def device_code_flow(
+    client_id: str,
+    scopes: tuple[str, ...],
+    auth_url: str,
+    show: Callable[[str], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> DeviceTokens:
+    """Twitch's Device Code grant: show the operator where to go and which code to enter,
+    then poll until they have allowed (or refused) the bot. No browser on this machine and no
+    redirect URL are needed, which suits a bot on a headless box."""
+    base = auth_url.rstrip("/")
+    wanted = " ".join(scopes)
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, body = await _post(
+                session, f"{base}/oauth2/device", {"client_id": client_id, "scopes": wanted}
+            )
+            if status != 200:
+                message = body.get("message", "") if isinstance(body, dict) else ""
+                raise PlatformAuthError(f"twitch: could not start the login ({status} {message})")
+            show(
+                f"Open {body['verification_uri']} and enter the code {body['user_code']} "
+                "(logged in as the account this token is for)."
+            )
+            interval = float(body.get("interval", 5))
+            form = {
+                "client_id": client_id,
+                "scopes": wanted,
+                "device_code": body["device_code"],
+                "grant_type": DEVICE_GRANT,
+            }
+            while True:
+                await sleep(interval)
+                status, body = await _post(session, f"{base}/oauth2/token", form)
+                if status == 200:
+                    return DeviceTokens(body["access_token"], body["refresh_token"])
+                message = body.get("message", "") if isinstance(body, dict) else ""
+                if message == "authorization_pending":
+                    continue
+                if message == "slow_down":
+                    interval += 5
+                    continue
+                raise PlatformAuthError(f"twitch: the login did not complete ({message or status})")
+    except aiohttp.ClientError as exc:
+        raise PlatformError(f"twitch: cannot reach {auth_url} ({type(exc).__name__})") from None

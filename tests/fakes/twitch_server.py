@@ -95,13 +95,17 @@ class FakeTwitch:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self.chat_drop_reason: dict[str, Any] | None = None
+        # Device Code flow: who will log in, after how many "authorization_pending" polls
+        self.device_login: tuple[dict[str, str], list[str]] | None = None
+        self.device_pending_polls = 1
+        self.device_requests: list[dict[str, str]] = []
 
     # ----------------------------------------------------------------- life cycle
     async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/oauth2/validate", self._validate)
         app.router.add_post("/oauth2/token", self._token)
+        app.router.add_post("/oauth2/device", self._device)
         app.router.add_get("/helix/users", self._get_users)
         app.router.add_post("/helix/eventsub/subscriptions", self._subscribe)
         app.router.add_delete("/helix/eventsub/subscriptions", self._unsubscribe)
@@ -195,6 +199,8 @@ class FakeTwitch:
         if params.get("grant_type") == "client_credentials":
             body = {"access_token": APP_TOKEN, "expires_in": 5000000, "token_type": "bearer"}
             return web.json_response(body)
+        if params.get("grant_type") == "urn:ietf:params:oauth:grant-type:device_code":
+            return self._device_token(params)
         if params.get("grant_type") == "refresh_token":
             old = next(
                 (t for t in self.tokens.values() if t.refresh == params.get("refresh_token")), None
@@ -221,6 +227,43 @@ class FakeTwitch:
                 }
             )
         return web.json_response({"status": 400, "message": "unsupported grant"}, status=400)
+
+    async def _device(self, request: web.Request) -> web.Response:
+        self.requests.append(("POST", request.path))
+        form = dict(await request.post())
+        self.device_requests.append({k: str(v) for k, v in form.items()})
+        if form.get("client_id") != CLIENT_ID:
+            return web.json_response({"status": 400, "message": "invalid client"}, status=400)
+        return web.json_response(
+            {
+                "device_code": "device-code-1",
+                "expires_in": 1800,
+                "interval": 0.05,  # Twitch says 5; a test need not wait that long
+                "user_code": "ABCDEFGH",
+                "verification_uri": "https://www.twitch.tv/activate?device-code=ABCDEFGH",
+            }
+        )
+
+    def _device_token(self, params: dict[str, Any]) -> web.Response:
+        if params.get("device_code") != "device-code-1" or self.device_login is None:
+            return web.json_response({"status": 400, "message": "invalid device code"}, status=400)
+        if self.device_pending_polls > 0:
+            self.device_pending_polls -= 1
+            body = {"status": 400, "message": "authorization_pending"}
+            return web.json_response(body, status=400)
+        user, scopes = self.device_login
+        token = UserToken(f"dcf-access-{user['id']}", f"dcf-refresh-{user['id']}", user, scopes)
+        self.add_user(user)
+        self.tokens[token.access] = token
+        return web.json_response(
+            {
+                "access_token": token.access,
+                "refresh_token": token.refresh,
+                "scope": scopes,
+                "token_type": "bearer",
+                "expires_in": 14000,
+            }
+        )
 
     # ----------------------------------------------------------------- Helix
     def _authorized(self, request: web.Request) -> bool:

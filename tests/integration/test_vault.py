@@ -162,3 +162,48 @@ async def test_auth_uses_a_key_file_beside_nothing_else(tmp_path: Path) -> None:
     code, out, _ = await bot("auth", "list", "--config", config, env=env)
     assert (code, out) == (0, "no tokens stored (python bot.py auth twitch --help)\n")
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+
+async def test_auth_twitch_logs_in_by_device_code(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    async with FakeTwitch() as twitch:
+        twitch.device_login = (p.BROADCASTER, ["channel:bot", "moderator:read:followers"])
+        twitch.device_pending_polls = 2  # the streamer takes a moment to type the code
+        config = write_config(
+            tmp_path / "config.yaml",
+            tmp_path / "pixel.db",
+            f"""
+            platforms:
+              twitch:
+                enabled: false
+                channel: streamer
+                bot_id: "904"
+                client_id: fake-client-id
+                auth_url: "{twitch.auth_url}"
+            """,
+        )
+        env = clean_env(**{KEY_ENV: key})
+        code, out, err = await bot(
+            "auth", "twitch", "--account", "broadcaster", "--config", config, env=env
+        )
+        assert code == 0, err
+        assert out.splitlines()[0] == (
+            "Open https://www.twitch.tv/activate?device-code=ABCDEFGH and enter the code "
+            "ABCDEFGH (logged in as the account this token is for)."
+        )
+        assert out.splitlines()[1:3] == [
+            "stored the twitch token of streamer (user id 1971641, broadcaster account)",
+            "scopes: channel:bot moderator:read:followers",
+        ]
+        assert out.splitlines()[3].startswith("missing scopes for the broadcaster account: ")
+        assert twitch.device_requests[0]["scopes"].split() == [
+            "channel:bot",
+            "moderator:read:followers",
+            "channel:read:subscriptions",
+            "bits:read",
+            "channel:manage:redemptions",
+            "moderator:manage:banned_users",
+        ]
+        assert "dcf-access" not in out + err
+        code, out, _ = await bot("auth", "list", "--config", config, env=env)
+        assert out.startswith("twitch 1971641: channel:bot moderator:read:followers; expires ")
