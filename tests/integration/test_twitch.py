@@ -327,6 +327,20 @@ async def test_a_dropped_socket_reconnects_and_resubscribes(live: Live) -> None:
     await until_said(live, "Thanks for the follow, Fay! +50 pixels")
 
 
+async def test_keepalive_loss_reconnects_and_resubscribes(live: Live) -> None:
+    # The fake sends no session_keepalive: Twitch's promise (a message at least every
+    # keepalive_timeout_seconds, here 10) is broken, so twitchio must give the session up,
+    # open a new one and subscribe again. (twitchio checks every 10 s, with 5 s of grace.)
+    old = set(live.twitch.sessions)
+    await until(
+        lambda: "channel.follow" in live.twitch.types() and not (set(live.twitch.sessions) & old),
+        "a new session after the keepalives stopped",
+        patience=60,
+    )
+    await live.twitch.notify(*p.follow("1", "fay"))
+    await until_said(live, "Thanks for the follow, Fay! +50 pixels")
+
+
 async def test_an_expired_token_is_refreshed_and_stored_encrypted(live: Live) -> None:
     live.twitch.expire(BOT_TOKEN)
     await live.twitch.notify(*p.chat("77", "alice", "!points", "m-1"))
