@@ -38,6 +38,7 @@ async def run_replay(
         bot_name=config.bot.name,
         channel=(twitch.channel or "").lower(),
         bot_id=twitch.bot_id or "",
+        redeems=config.redeems,
     )
     async with open_app(
         config,

@@ -17,8 +17,9 @@ cannot be parsed is reported with its number and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,7 +27,8 @@ from typing import Any, TextIO
 from twitchio.eventsub import websockets as eventsub_websockets
 
 from pixelbot.clock import FakeClock
-from pixelbot.events import ChatMessage
+from pixelbot.config.redeems import RedeemSettings
+from pixelbot.events import ChatMessage, RewardRedemption
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.twitch_events import PLATFORM, FrameError, event_from_frame, frame_time
 
@@ -92,8 +94,15 @@ class ReplayStream:
         bot_name: str,
         channel: str,
         bot_id: str = "",
+        redeems: Mapping[str, RedeemSettings] | None = None,
     ) -> None:
         self.bot_id = bot_id  # the bot's own chat lines come back over EventSub: not fed
+        # Reward ids differ between channels and runs: a replay finds the redeem by title.
+        self._reward_titles = {
+            (redeem.twitch_reward.title or redeem.title): key
+            for key, redeem in (redeems or {}).items()
+            if redeem.twitch_reward is not None
+        }
         self._clock = clock
         self.out = out
         self.bot_name = bot_name
@@ -118,6 +127,10 @@ class ReplayStream:
     def status(self) -> PlatformStatus:
         return PlatformStatus(self._sink is not None)
 
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
+        status = "FULFILLED" if fulfilled else "CANCELED"
+        self.out(f"[twitch] {redeem} redemption {redemption_id}: {status}")
+
     async def play(self, lines: Iterable[str]) -> None:
         """Feed every notification, in order; the queues finish after each one."""
         assert self._sink is not None
@@ -138,6 +151,13 @@ class ReplayStream:
                 continue
             if isinstance(event, ChatMessage) and event.viewer.platform_user_id == self.bot_id:
                 continue
+            if isinstance(event, RewardRedemption):
+                title = frame["payload"]["event"]["reward"].get("title", "")
+                key = self._reward_titles.get(title)
+                if key is None:
+                    self.out(f"[replay] line {number}: no redeem has the reward {title!r}")
+                    continue
+                event = dataclasses.replace(event, reward=key)
             await self._sink(event)
             if self.drain is not None:
                 await self.drain()

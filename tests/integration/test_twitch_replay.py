@@ -19,6 +19,7 @@ from pixelbot.app.assembly import open_app
 from pixelbot.app.replay import run_replay
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config, load_config
+from pixelbot.config.redeems import TwitchReward
 from pixelbot.db.engine import Database
 from pixelbot.platforms.twitch import TwitchAdapter
 from pixelbot.platforms.twitch_replay import redact
@@ -50,7 +51,16 @@ def lines_of(path: Path) -> list[str]:
 
 
 def shipped_config(db_path: Path) -> Config:
-    return load_config(REPO / "config.yaml", env={"DATABASE_URL": f"sqlite+aiosqlite:///{db_path}"})
+    """The shipped config.yaml, with two of its redeems also channel-point rewards (the file
+    shows ``twitch_reward`` commented out: it is the streamer's choice)."""
+    config = load_config(
+        REPO / "config.yaml", env={"DATABASE_URL": f"sqlite+aiosqlite:///{db_path}"}
+    )
+    redeems = dict(config.redeems)
+    spin = TwitchReward(title="Spin the wheel", cost=1000)
+    redeems["spin"] = redeems["spin"].model_copy(update={"twitch_reward": spin})
+    redeems["hydrate"] = redeems["hydrate"].model_copy(update={"twitch_reward": TwitchReward()})
+    return config.model_copy(update={"redeems": redeems})
 
 
 async def replay(config: Config, lines: list[str], base_dir: Path) -> list[str]:
@@ -78,6 +88,7 @@ def test_there_is_a_file_for_every_event_type() -> None:
         "stream.online",
         "stream.offline",
         "channel.ban",
+        "channel.channel_points_custom_reward_redemption.add",
     }
 
 
