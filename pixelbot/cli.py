@@ -125,6 +125,8 @@ def run(config_path: Path | None, record: Path | None) -> None:
     config = _load(config_path)
     if record is not None:
         config = with_recording(config, record)
+    if config.platforms.twitch.enabled:
+        _run_vault(_readable_vault(config))  # a changed key stops here: exit 2, one line
     _run(run_bot(config, _config_path(config_path)))
 
 
@@ -282,6 +284,11 @@ async def _open_vault(config: Config) -> AsyncIterator[TokenVault]:
         yield TokenVault(database, key, SystemClock())
     finally:
         await database.dispose()
+
+
+async def _readable_vault(config: Config) -> None:
+    async with _open_vault(config) as vault:
+        await vault.list()
 
 
 @main.group()

@@ -495,3 +495,24 @@ async def test_a_moderator_bot_may_send_more(live: Live) -> None:
     per_window = await flood(live, clock, 1000)
     assert per_window[0] == MODERATOR_RATE
     assert max(per_window) == MODERATOR_RATE
+
+
+async def test_a_revoked_token_is_one_line_naming_the_fix(
+    tmp_path: Path, twitch: FakeTwitch, key: bytes
+) -> None:
+    twitch.expire(BOT_TOKEN)
+    twitch.tokens[BOT_TOKEN].refresh = "revoked-too"  # the refresh token no longer works either
+    db_path = tmp_path / "pixel.db"
+    await store_tokens(db_path, key, BOTH)
+    config = twitch_config(db_path, twitch)
+    db = Database(config.database.url)
+    vault = TokenVault(db, key, FakeClock())
+    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
+    try:
+        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
+            assert app.platform_errors["twitch"] == (
+                "twitch: a stored token was revoked or expired and cannot be refreshed; "
+                "run `python bot.py auth twitch` again"
+            )
+    finally:
+        await db.dispose()

@@ -207,3 +207,24 @@ async def test_auth_twitch_logs_in_by_device_code(tmp_path: Path) -> None:
         assert "dcf-access" not in out + err
         code, out, _ = await bot("auth", "list", "--config", config, env=env)
         assert out.startswith("twitch 1971641: channel:bot moderator:read:followers; expires ")
+
+
+async def test_run_with_twitch_and_a_changed_key_exits_2(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "config.yaml",
+        tmp_path / "pixel.db",
+        """
+        platforms:
+          twitch: {enabled: true, channel: streamer, bot_id: "904", client_id: a, client_secret: b}
+        """,
+    )
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'pixel.db'}")
+    try:
+        await migrate.upgrade(db)
+        await TokenVault(db, Fernet.generate_key(), FakeClock()).store(Token("twitch", "1", ACCESS))
+    finally:
+        await db.dispose()
+    env = clean_env(**{KEY_ENV: Fernet.generate_key().decode()})
+    code, out, err = await bot("run", "--config", config, env=env)
+    assert (code, out) == (2, "")
+    assert err == "error: cannot decrypt the stored tokens: PIXELBOT_SECRET_KEY changed?\n"
