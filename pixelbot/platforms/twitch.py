@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,6 @@ class TwitchAdapter:
         clock: Clock,
         *,
         redeems: Mapping[str, RedeemSettings] | None = None,
-        on_frame: Callable[[str, Any], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._open_vault = vault  # opened at start: a key problem is a start problem
@@ -151,7 +150,6 @@ class TwitchAdapter:
             messages_per_window=VIEWER_RATE,
             rate_window=RATE_WINDOW,
         )
-        self._on_payload = on_frame  # tests and the channel-point settlement listen here
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._client: _Client | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -332,8 +330,6 @@ class TwitchAdapter:
         if name == "websocket_welcome":
             self._connected = True
             return
-        if self._on_payload is not None:
-            await self._on_payload(name, payload)
         event = event_from_payload(payload, self._clock.now())
         if event is None:
             return
