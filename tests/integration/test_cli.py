@@ -346,7 +346,7 @@ def test_help_lists_the_subcommands() -> None:
     assert result.stdout.startswith("Usage: bot.py [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in commands.splitlines() if line.strip()]
-    assert names == ["check-config", "console", "db", "points", "run"]
+    assert names == ["auth", "check-config", "console", "db", "points", "replay", "run"]
     assert "revision" not in result.stdout  # the developers' command stays hidden
 
 
