@@ -11,14 +11,17 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
+from cryptography.fernet import Fernet
 
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
+from pixelbot.app.replay import run_replay
 from pixelbot.clock import SystemClock
 from pixelbot.commands.names import declared_command_names
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -27,10 +30,17 @@ from pixelbot.db.backup import BackupRun, list_backups, restore_backup, take_bac
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.verify import check_integrity, verify
 from pixelbot.domain.durations import format_duration
-from pixelbot.errors import ConfigError, PixelbotError
+from pixelbot.errors import ConfigError, PixelbotError, PlatformError, VaultError
 from pixelbot.platforms.registry import unbuilt_platforms
+from pixelbot.platforms.twitch_auth import (
+    REQUIRED_SCOPES,
+    device_code_flow,
+    token_from_validation,
+    validate,
+)
 from pixelbot.scheduler.jobs import JOBS
 from pixelbot.scheduler.runner import LastRun, last_runs, trigger_for
+from pixelbot.vault import TokenInfo, TokenVault, load_key
 
 __all__ = ["main"]
 
@@ -120,10 +130,20 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path | None) -> None:
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Append every raw inbound Twitch frame to FILE (JSONL, credentials redacted).",
+)
+def run(config_path: Path | None, record: Path | None) -> None:
     """Start the bot on every enabled platform (the console stream when none is)."""
     config = _load(config_path)
     _lenient_stdin()
+    if record is not None:
+        config = with_recording(config, record)
+    if config.platforms.twitch.enabled:
+        _run_vault(_readable_vault(config))  # a changed key stops here: exit 2, one line
     _run(run_bot(config, _config_path(config_path)))
 
 
@@ -141,7 +161,8 @@ def console(config_path: Path | None, script: TextIO | None) -> None:
     config = _load(config_path)
     if script is None:
         _lenient_stdin()
-    lines = None if script is None else script.read().splitlines()
+    # (split on newlines only: splitlines() would also break a chat line at U+2028 and friends)
+    lines = None if script is None else script.read().split("\n")
     _run(run_console(config, _config_path(config_path), script=lines))
 
 
@@ -376,3 +397,140 @@ def jobs(config_path: Path | None) -> None:
         else:
             tail = f"last run {last.started_at:%Y-%m-%d %H:%M} UTC {last.outcome}"
         click.echo(f"{head} ({job.what}); {tail}")
+
+
+# ---------------------------------------------------------------- auth: platform tokens (vault)
+# Tokens go into the vault (pixelbot/vault.py), encrypted; nothing here prints a token.
+
+EXIT_VAULT = 2
+
+
+def _run_vault(coro: Coroutine[Any, Any, T]) -> T:
+    """Like ``_run``, but a vault that cannot be read exits 2 with its one line."""
+    try:
+        return asyncio.run(coro)
+    except VaultError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_VAULT)
+    except PixelbotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
+@asynccontextmanager
+async def _open_vault(config: Config) -> AsyncIterator[TokenVault]:
+    key = load_key()  # PIXELBOT_SECRET_KEY, or the key file
+    database = open_database(config)
+    try:
+        await migrate.upgrade(database)
+        yield TokenVault(database, key, SystemClock())
+    finally:
+        await database.dispose()
+
+
+async def _readable_vault(config: Config) -> None:
+    async with _open_vault(config) as vault:
+        await vault.list()
+
+
+@main.group()
+def auth() -> None:
+    """Store and list platform tokens (encrypted in the database)."""
+
+
+@auth.command("twitch")
+@config_option
+@click.option("--access-token", default=None, help="Store a user access token obtained elsewhere.")
+@click.option("--refresh-token", default=None, help="Its refresh token (lets the bot renew it).")
+@click.option(
+    "--account",
+    type=click.Choice(["bot", "broadcaster"]),
+    default="bot",
+    show_default=True,
+    help="Which account logs in (the scopes asked for differ).",
+)
+def auth_twitch(
+    config_path: Path | None, access_token: str | None, refresh_token: str | None, account: str
+) -> None:
+    """Log a Twitch account in (Device Code flow), or store a token obtained elsewhere."""
+    config = _load(config_path)
+    twitch = config.platforms.twitch
+
+    async def store() -> str:
+        access, refresh = access_token, refresh_token
+        if access is None:
+            client_id = twitch.client_id.get_secret_value() if twitch.client_id else ""
+            if not client_id:
+                raise PlatformError("twitch: set platforms.twitch.client_id to log in")
+            got = await device_code_flow(
+                client_id, REQUIRED_SCOPES[account], twitch.auth_url, show=click.echo
+            )
+            access, refresh = got.access_token, got.refresh_token
+        found = await validate(access, twitch.auth_url)
+        async with _open_vault(config) as vault:
+            now = SystemClock().now()
+            await vault.store(token_from_validation(access, refresh, found, now))
+        role = "bot" if found.user_id == twitch.bot_id else "broadcaster"
+        if twitch.channel and found.login.lower() != twitch.channel.lower() and role != "bot":
+            role = "other"
+        missing = [s for s in REQUIRED_SCOPES.get(role, ()) if s not in found.scopes]
+        lines = [
+            f"stored the twitch token of {found.login} (user id {found.user_id}, {role} account)",
+            f"scopes: {' '.join(found.scopes) or '(none)'}",
+        ]
+        if missing:
+            lines.append(f"missing scopes for the {role} account: {' '.join(missing)}")
+        return "\n".join(lines)
+
+    click.echo(_run_vault(store()))
+
+
+@auth.command("list")
+@config_option
+def auth_list(config_path: Path | None) -> None:
+    """Show each stored token: platform, account, scopes, expiry (never the token)."""
+    config = _load(config_path)
+
+    async def listing() -> list[TokenInfo]:
+        async with _open_vault(config) as vault:
+            return await vault.list()
+
+    infos = _run_vault(listing())
+    if not infos:
+        click.echo("no tokens stored (python bot.py auth twitch --help)")
+    for info in infos:
+        expiry = (
+            "no expiry"
+            if info.expires_at is None
+            else f"expires {info.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        click.echo(
+            f"{info.platform} {info.account_id}: {' '.join(info.scopes) or '(no scopes)'}; {expiry}"
+        )
+
+
+@auth.command("new-key")
+def auth_new_key() -> None:
+    """Print a new vault key to put in PIXELBOT_SECRET_KEY."""
+    click.echo(Fernet.generate_key().decode())
+
+
+# ---------------------------------------------------------------- record / replay (Twitch)
+
+
+def with_recording(config: Config, path: Path) -> Config:
+    """``config`` with the Twitch adapter told to record its raw frames to ``path``."""
+    platforms = config.platforms
+    twitch = platforms.twitch.model_copy(update={"record": str(path)})
+    return config.model_copy(update={"platforms": platforms.model_copy(update={"twitch": twitch})})
+
+
+@main.command()
+@config_option
+@click.argument("platform", type=click.Choice(["twitch"]))
+@click.argument("frames", type=click.File("r"))
+def replay(config_path: Path | None, platform: str, frames: TextIO) -> None:
+    """Feed recorded frames (FILE.jsonl, - for stdin) through the bot, on a simulated clock."""
+    config = _load(config_path)
+    lines = frames.read().splitlines()
+    _run(run_replay(config, _config_path(config_path), lines))

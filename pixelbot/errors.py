@@ -14,22 +14,25 @@ one place can render any of them to chat or to the operator::
     │   │                           file) or the server cannot be reached
     │   ├── DatabaseVanished        the file at the path is no longer the one the bot opened
     │   └── DatabaseDamaged         the file is corrupt, truncated or not a database
-    └── EconomyError                a points/XP rule refused an operation (nothing changed)
-        ├── InsufficientFunds       .balance, .cost, .missing
-        ├── BalanceLimitExceeded    .balance, .amount, .limit
-        ├── InvalidAmount           .amount, .reason
-        ├── SelfTransfer            .user_id
-        ├── UnknownViewer           .name, .platform
-        ├── AmbiguousViewer         .name (several viewers go by it)
-        ├── UnknownCharge           .ref
-        ├── NotRefundable           .ref, .reason
-        ├── RedeemRefused           .key
-        │   ├── UnknownRedeem
-        │   ├── RedeemDisabled
-        │   ├── LimitReached        .limit, .per_user
-        │   ├── QueueFull           .limit (pending items of its kind), .kind
-        │   └── RedeemUnavailable   .reason (e.g. it needs OBS, which is off)
-        └── OnCooldown              .key, .remaining (seconds)
+    ├── VaultError                  stored platform tokens cannot be read (wrong or missing key)
+    ├── PlatformError               a platform cannot be used; one line the streamer can act on
+    │   └── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
+    ├── EconomyError                a points/XP rule refused an operation (nothing changed)
+    │   ├── InsufficientFunds       .balance, .cost, .missing
+    │   ├── BalanceLimitExceeded    .balance, .amount, .limit
+    │   ├── InvalidAmount           .amount, .reason
+    │   ├── SelfTransfer            .user_id
+    │   ├── UnknownViewer           .name, .platform
+    │   ├── AmbiguousViewer         .name (several viewers go by it)
+    │   ├── UnknownCharge           .ref
+    │   ├── NotRefundable           .ref, .reason
+    │   ├── RedeemRefused           .key
+    │   │   ├── UnknownRedeem
+    │   │   ├── RedeemDisabled
+    │   │   ├── LimitReached        .limit, .per_user
+    │   │   ├── QueueFull           .limit (pending items of its kind), .kind
+    │   │   └── RedeemUnavailable   .reason (e.g. it needs OBS, which is off)
+    │   └── OnCooldown              .key, .remaining (seconds)
     ├── CommandError                a chat command was refused before anything happened
     │   ├── BadArgument             .usage (the command's usage line), .detail
     │   └── NotPermitted            .required (the role needed), .what
@@ -71,6 +74,8 @@ __all__ = [
     "ObsUnavailable",
     "OnCooldown",
     "PixelbotError",
+    "PlatformAuthError",
+    "PlatformError",
     "QueueFull",
     "RedeemDisabled",
     "RedeemRefused",
@@ -80,6 +85,7 @@ __all__ = [
     "UnknownCharge",
     "UnknownRedeem",
     "UnknownViewer",
+    "VaultError",
 ]
 
 
@@ -144,6 +150,22 @@ class DatabaseVanished(DatabaseError):
 
 class DatabaseDamaged(DatabaseError):
     """The database file is corrupt, truncated, or not a SQLite database at all."""
+
+
+class VaultError(PixelbotError):
+    """The token vault cannot decrypt what it stored, or has no key to do it with."""
+
+
+class PlatformError(PixelbotError):
+    """A platform cannot be used; the message is one line the streamer can act on."""
+
+
+class PlatformAuthError(PlatformError):
+    """No stored token, a revoked one, or one without a needed scope (``scope``)."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
 
 
 class EconomyError(PixelbotError):

@@ -33,6 +33,7 @@ from pathlib import Path
 from pixelbot.app.delivery import ChatDelivery
 from pixelbot.app.engine import Engine
 from pixelbot.app.intake import EventIntake
+from pixelbot.app.rewards import ChannelPointRewards
 from pixelbot.clock import Clock, FakeClock, SystemClock
 from pixelbot.commands.layer import CommandLayer
 from pixelbot.commands.names import declared_command_names
@@ -46,7 +47,7 @@ from pixelbot.economy.payouts import Payouts
 from pixelbot.economy.presence import PresenceTracker
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
-from pixelbot.outcomes import Notice, OutcomeBus, Say
+from pixelbot.outcomes import ItemSettled, Notice, OutcomeBus, Say
 from pixelbot.platforms.base import Platform, PlatformStatus
 from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
 from pixelbot.queue.runtime import QueueRuntime
@@ -76,6 +77,7 @@ class App:
     config_path: Path | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
+    rewards: ChannelPointRewards | None = None
 
     @property
     def config(self) -> Config:
@@ -136,6 +138,9 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
         )
     )
     app = App(engine, bus, delivery, commands, queue, intake, scheduler, config_path)
+    app.rewards = ChannelPointRewards(engine, queue, settings, lambda: app.platforms, bus.publish)
+    bus.subscribe(app.rewards.item_settled, ItemSettled)
+    intake.on_reward = app.rewards.redeem
     commands.services = Services(
         settings=settings,
         wallets=engine.wallets,
@@ -242,6 +247,8 @@ async def _running(
                 if await _start_platform(app, platform):
                     started.append(platform)
             await app.delivery.started()
+            if app.rewards is not None:
+                await app.rewards.platforms_started()
             yield app
         finally:
             for platform in reversed(started):

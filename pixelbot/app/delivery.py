@@ -124,7 +124,10 @@ class ChatDelivery:
     # -- sending ------------------------------------------------------------------------------
 
     def _room(self, platform: Platform, channel: str) -> int:
-        own = self._platform_limits[platform.name].room(channel)
+        limits = self._platform_limits[platform.name]
+        caps = platform.capabilities  # may change once connected (Twitch: the bot is a moderator)
+        limits.messages, limits.per = caps.messages_per_window, caps.rate_window
+        own = limits.room(channel)
         return min(self.limiter.room(f"{platform.name}:{channel}"), own)
 
     async def _flush(self, platform: Platform, channel: str) -> None:
@@ -153,8 +156,13 @@ class ChatDelivery:
                     await platform.reply(answering, part)
                 else:
                     await platform.send(channel, part)
-            except Exception:
-                log.exception("could not send a reply on %s", platform.name)
+            except Exception as exc:  # one line; the traceback only with -v
+                log.warning(
+                    "could not send a reply on %s: %s",
+                    platform.name,
+                    f"{type(exc).__name__}: {exc}",
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
         if rest:
             self._schedule(platform, channel)
 

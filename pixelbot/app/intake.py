@@ -30,6 +30,7 @@ from pixelbot.events import (
     Presence,
     PresenceLeft,
     Raid,
+    RewardRedemption,
     StreamOffline,
     StreamOnline,
     Subscription,
@@ -69,6 +70,8 @@ class EventIntake:
         self._settings = settings
         self._publish = publish
         self.presence = PresenceTracker()  # who is watching (the app shares it with payouts)
+        # Channel-point redemptions (app/rewards.py); None: nobody takes them (tests).
+        self.on_reward: Callable[[RewardRedemption], Awaitable[None]] | None = None
 
     async def handle(self, event: Event) -> Earned:
         """Everything that happens for one incoming event."""
@@ -102,6 +105,8 @@ class EventIntake:
                 )
             case MessageDeleted() | ViewerBanned():
                 await self._queue.cancel_for_moderation(event)
+            case RewardRedemption() if self.on_reward is not None:
+                await self.on_reward(event)
             case ChatMessage():
                 await self._commands.handle(event)
         return earned

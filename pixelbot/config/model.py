@@ -180,6 +180,12 @@ class TwitchPlatform(Section):
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
     bot_id: str | None = None
+    # Where Twitch answers. Only a proxy or a test server changes these.
+    api_url: Text = "https://api.twitch.tv/helix/"
+    auth_url: Text = "https://id.twitch.tv/"
+    eventsub_url: Text = "wss://eventsub.wss.twitch.tv/ws"
+    # Append every raw EventSub message to this JSONL file (``bot.py run --record FILE``).
+    record: Text | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from pixelbot.config.effects import Steps
 from pixelbot.config.types import Count, Duration, PositiveInt, Section, Text
@@ -31,6 +31,7 @@ __all__ = [
     "ReplyRate",
     "SoundAction",
     "TtsAction",
+    "TwitchReward",
     "WheelAction",
 ]
 
@@ -122,6 +123,24 @@ class RedeemInput(Section):
     max_length: PositiveInt = 200
 
 
+class TwitchReward(Section):
+    """The redeem as a Twitch channel-point reward too (``twitch_reward: true`` or these keys).
+    Its title defaults to the redeem's; its cost is in channel points."""
+
+    title: Text | None = None
+    cost: PositiveInt = 100
+    prompt: str = ""
+    user_input: bool = False  # Twitch asks the viewer for text (the TTS line)
+
+
+def _reward_switch(value: Any) -> Any:
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
 class RedeemSettings(Section):
     title: Text
     cost: Count = 0
@@ -133,6 +152,7 @@ class RedeemSettings(Section):
     max_per_stream: PositiveInt | None = None
     max_per_user_per_stream: PositiveInt | None = None
     input: RedeemInput | None = None  # None: input optional, up to the action's needs
+    twitch_reward: Annotated[TwitchReward | None, BeforeValidator(_reward_switch)] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -74,6 +74,9 @@ class ItemPayload:
     message: str | None = None  # the platform id of the chat message that asked
     text: str | None = None
     action: dict[str, Any] | None = None  # the redeem's action, dumped as JSON
+    # A platform-native reward paid for it, "<reward id>:<redemption id>" (Twitch channel
+    # points): settled there (fulfilled or refunded) when the item ends, not refunded here.
+    reward: str | None = None
 
     @property
     def viewer_name(self) -> str:
@@ -89,6 +92,8 @@ class ItemPayload:
             "message": self.message,
             "viewer": None if self.viewer is None else self.viewer.to_json(),
         }
+        if self.reward is not None:
+            data["reward"] = self.reward
         data.update(self._extra_json())
         return data
 
@@ -107,6 +112,7 @@ class ItemPayload:
             "message": str(data["message"]) if data.get("message") else None,
             "text": None if text is None else str(text),
             "action": action if isinstance(action, dict) else None,
+            "reward": str(data["reward"]) if data.get("reward") else None,
         }
 
 
@@ -155,7 +161,18 @@ class AiPayload(ItemPayload):
     kind: ClassVar[QueueKind] = QueueKind.AI
 
 
-_KNOWN = {"redeem", "title", "text", "action", "channel", "message", "viewer", "steps", "prize_of"}
+_KNOWN = {
+    "redeem",
+    "title",
+    "text",
+    "action",
+    "channel",
+    "message",
+    "viewer",
+    "steps",
+    "prize_of",
+    "reward",
+}
 
 
 def payload_of(kind: str, data: dict[str, Any] | None) -> ItemPayload:

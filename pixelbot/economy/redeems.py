@@ -75,6 +75,7 @@ class _Redeem:
     channel: str | None = None  # where it was asked for: outcomes are said there
     message_id: str | None = None  # the chat message that asked (a deleted one cancels it)
     max_pending: int | None = None  # a queue this full refuses the redeem
+    reward: str | None = None  # paid with a platform-native reward instead (ItemPayload.reward)
 
     @property
     def kind(self) -> QueueKind:
@@ -136,6 +137,7 @@ class _Redeem:
             "channel": self.channel,
             "message": self.message_id,
             "viewer": Requester.of(self.viewer),
+            "reward": self.reward,
         }
         item_id = batch.enqueue(
             {
@@ -251,6 +253,7 @@ class Redeems:
         channel: str | None = None,
         message_id: str | None = None,
         max_pending: int | None = None,
+        reward: str | None = None,
     ) -> Redemption:
         """Charge and enqueue in one transaction. Raises OnCooldown, LimitReached, QueueFull,
         InsufficientFunds; nothing is charged when it raises."""
@@ -265,5 +268,6 @@ class Redeems:
             channel,
             message_id,
             max_pending,
+            reward,
         )
         return await self._writer.submit(op)

@@ -14,6 +14,8 @@ from pixelbot.config import Config
 from pixelbot.errors import ConfigIssue
 from pixelbot.platforms.base import Platform
 from pixelbot.platforms.console import ConsoleStream
+from pixelbot.platforms.twitch import TwitchAdapter
+from pixelbot.vault import TokenVault
 
 __all__ = ["BUILDERS", "build_platforms", "unbuilt_platforms"]
 
@@ -24,7 +26,17 @@ def _console(config: Config, clock: Clock) -> Platform:
     return ConsoleStream(clock, bot_name=config.bot.name, prefix=config.bot.prefix)
 
 
-BUILDERS: dict[str, Builder] = {"console": _console}
+def _twitch(config: Config, clock: Clock) -> Platform:
+    url = config.database.url
+    return TwitchAdapter(
+        config.platforms.twitch,
+        lambda: TokenVault.open(url, clock),
+        clock,
+        redeems=config.redeems,
+    )
+
+
+BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch}
 
 
 def unbuilt_platforms(config: Config) -> list[ConfigIssue]:

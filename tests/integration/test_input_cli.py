@@ -96,3 +96,15 @@ def test_odd_digits_timeout_zero_and_tiny_tips_are_refused_with_a_reason(tmp_pat
     assert out.count("[console] a tip is money: at least 0.01, in whole cents") == 2
     assert "[console] count must be a whole number" in out
     assert "@alice you have 51 pixels" in out  # 50 for the follow, 1 for chatting: no more
+
+
+def test_a_unicode_line_separator_inside_a_chat_line_does_not_split_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml", tmp_path / "pixel.db")
+    script = tmp_path / "script.txt"
+    script.write_text("alice: !give\u2028bob 5\nalice: !points\n", encoding="utf-8")
+    out, _ = run(config, "--script", str(script), stdin=b"")
+    # one line, read as alice's chat (not a second line "bob 5" the console cannot parse)
+    assert out.split("\n")[1:-1] == [
+        "Pixel: @alice I don't know !give\u2028bob. Try !help",
+        "Pixel: @alice you have 1 pixel",
+    ]

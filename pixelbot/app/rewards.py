@@ -1,0 +1,202 @@
+"""Platform-native rewards (Twitch channel points): a redemption runs the same action as the
+chat redeem, paid in the platform's currency instead of ours, and is settled there once.
+
+- A ``RewardRedemption`` becomes a queue item of the redeem it names, charging no points (the
+  platform already took its own) and skipping our cooldowns and per-stream limits (the platform
+  enforces the reward's). The item remembers the redemption (``ItemPayload.reward``).
+- When the item ends (``ItemSettled`` on the bus: done, failed, cancelled by ``!skip``, by
+  moderation or by the crash recovery at start), the redemption is marked FULFILLED (done) or
+  CANCELED (anything else, so the platform returns the viewer's channel points).
+- A redemption that cannot be queued at all (switched off, queue full, needs OBS) is CANCELED
+  at once and the viewer is told.
+
+Exactly once: before asking the platform, a ``RewardSettled`` event is written to the event
+log with the redemption id as its key; a second settlement of the same redemption (a
+redelivered event, a restart) finds it there and stops. A settlement that comes while the
+platform is not connected (the crash recovery runs before platforms start) waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import ClassVar, Protocol, runtime_checkable
+
+from sqlalchemy import select
+
+from pixelbot.app.engine import Engine
+from pixelbot.config import Config
+from pixelbot.db.models import Base
+from pixelbot.economy.payloads import payload_of
+from pixelbot.economy.redeems import queue_kind
+from pixelbot.errors import PixelbotError, RedeemUnavailable
+from pixelbot.events import Event, RewardRedemption
+from pixelbot.outcomes import ItemQueued, ItemSettled, Outcome, Say
+from pixelbot.platforms.base import Platform
+from pixelbot.queue.runtime import QueueRuntime
+
+__all__ = ["ChannelPointRewards", "RewardSettled", "SettlesRewards"]
+
+log = logging.getLogger(__name__)
+
+QUEUE_ITEMS = Base.metadata.tables["queue_items"]
+
+
+@runtime_checkable
+class SettlesRewards(Protocol):
+    """A platform whose rewards are settled on the platform (Twitch)."""
+
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RewardSettled(Event):
+    """The event-log record that a redemption was settled (its ``id`` is the redemption's)."""
+
+    kind: ClassVar[str] = "reward_settled"
+
+    redeem: str
+    status: str  # FULFILLED | CANCELED
+    item_id: int | None = None
+    reason: str = ""
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "redeem": self.redeem,
+            "status": self.status,
+            "item": self.item_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class _Owed:
+    platform: str
+    redeem: str
+    redemption_id: str
+    fulfilled: bool
+
+
+class ChannelPointRewards:
+    def __init__(
+        self,
+        engine: Engine,
+        queue: QueueRuntime,
+        settings: Callable[[], Config],
+        platforms: Callable[[], Mapping[str, Platform]],
+        publish: Callable[[Outcome], Awaitable[None]],
+    ) -> None:
+        self._engine = engine
+        self._queue = queue
+        self._settings = settings
+        self._platforms = platforms
+        self._publish = publish
+        self._waiting: list[_Owed] = []
+
+    # ------------------------------------------------------------------ redemptions in
+    async def redeem(self, event: RewardRedemption) -> None:
+        engine = self._engine
+        key = event.reward
+        try:
+            settings = engine.catalog.require_enabled(key)
+            unavailable = self._queue.unavailable(settings.action)
+            if unavailable is not None:
+                raise RedeemUnavailable(key, unavailable)
+            free = settings.model_copy(
+                update={
+                    "cost": 0,
+                    "cooldown": timedelta(0),
+                    "global_cooldown": timedelta(0),
+                    "max_per_stream": None,
+                    "max_per_user_per_stream": None,
+                }
+            )
+            kind = queue_kind(settings.action.type)
+            session_id, since = await engine.streams.window()
+            bought = await engine.redeems.redeem(
+                key,
+                free,
+                event.viewer,
+                event.text.strip() or None,
+                ref=f"redeem:{event.ref}",  # (event.ref itself is the logged event)
+                stream_session_id=session_id,
+                counts_since=since,
+                channel=event.channel,
+                max_pending=self._settings().tts.max_queue if kind == "tts" else None,
+                reward=event.redemption_id,
+            )
+        except PixelbotError as exc:
+            reason = str(exc) or type(exc).__name__
+            await self._say(event, f"your channel points are refunded: {reason}")
+            await self._settle(_Owed(event.platform, key, event.redemption_id, False), reason)
+            return
+        if bought.duplicate or bought.item_id is None:
+            return
+        await self._say(event, f"{settings.title} redeemed (queued as #{bought.item_id})")
+        await self._publish(
+            ItemQueued(kind, bought.item_id, settings.title, event.viewer.display_name, event.text)
+        )
+        self._queue.wake(kind)
+
+    async def _say(self, event: RewardRedemption, text: str) -> None:
+        await self._publish(Say(event.platform, event.channel, text, mention=event.viewer))
+
+    # ------------------------------------------------------------------ items out
+    async def item_settled(self, outcome: ItemSettled) -> None:
+        async with self._engine.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(QUEUE_ITEMS.c.kind, QUEUE_ITEMS.c.payload).where(
+                        QUEUE_ITEMS.c.id == outcome.item_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return
+        payload = payload_of(row.kind, row.payload)
+        if payload.reward is None or payload.redeem is None or payload.viewer is None:
+            return  # paid in our points: the queue refunds those itself
+        owed = _Owed(
+            payload.viewer.platform, payload.redeem, payload.reward, outcome.status == "done"
+        )
+        await self._settle(owed, outcome.error or outcome.status, outcome.item_id)
+
+    async def _settle(self, owed: _Owed, reason: str, item_id: int | None = None) -> None:
+        status = "FULFILLED" if owed.fulfilled else "CANCELED"
+        record = RewardSettled(
+            id=owed.redemption_id,
+            platform=owed.platform,
+            occurred_at=self._engine.clock.now(),
+            redeem=owed.redeem,
+            status=status,
+            item_id=item_id,
+            reason=reason,
+        )
+        earned = await self._engine.earning.handle(record)
+        if earned.skipped == "duplicate":
+            return  # settled before (a redelivery, or a restart)
+        await self._send(owed)
+
+    async def _send(self, owed: _Owed) -> None:
+        platform = self._platforms().get(owed.platform)
+        if not isinstance(platform, SettlesRewards):
+            self._waiting.append(owed)  # the platform is not up yet
+            return
+        try:
+            await platform.settle_reward(owed.redeem, owed.redemption_id, owed.fulfilled)
+        except Exception:
+            log.exception(
+                "could not mark the %s redemption %s as %s; settle it by hand on %s",
+                owed.redeem,
+                owed.redemption_id,
+                "FULFILLED" if owed.fulfilled else "CANCELED",
+                owed.platform,
+            )
+
+    async def platforms_started(self) -> None:
+        """Settle what waited for its platform to connect."""
+        waiting, self._waiting = self._waiting, []
+        for owed in waiting:
+            await self._send(replace(owed))

@@ -1,0 +1,417 @@
+"""The Twitch adapter (twitchio 3): one channel, chat and channel events over EventSub
+WebSocket, replies through Helix "Send Chat Message" as the bot account.
+
+Accounts and tokens: the bot account (``platforms.twitch.bot_id``) reads and writes chat; the
+broadcaster's account (the owner of ``platforms.twitch.channel``) authorizes the channel
+events (subs, bits, redemptions, bans). Both tokens come from the vault (``bot.py auth
+twitch``); twitchio's own token file is never read or written (``load_tokens`` and
+``save_tokens`` are overridden) and a refreshed token goes straight back into the vault.
+Without the broadcaster's token the bot still runs chat, and says once which events it lacks.
+
+Ordering: twitchio dispatches each notification as its own task. Here every payload goes into
+one queue, in the order the socket delivered it, and one task feeds the bot, so a chat line and
+its deletion are never handled the wrong way round.
+
+Connection trouble is twitchio's to handle (keepalive timeouts and dropped sockets reconnect
+and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
+retries); a revoked subscription is logged as one line naming what stopped and why.
+
+Outgoing chat: Twitch allows 20 messages per 30 s to a bot that is not a moderator in the
+channel, 100 to a moderator or the broadcaster. ``capabilities`` starts at the lower figure and
+rises when the bot's own messages come back with a moderator badge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import twitchio
+from twitchio import eventsub
+from twitchio.eventsub import websockets as eventsub_websockets
+from twitchio.exceptions import HTTPException, InvalidTokenException
+from twitchio.http import Route
+
+from pixelbot.clock import Clock
+from pixelbot.config.model import TwitchPlatform as TwitchSettings
+from pixelbot.config.redeems import RedeemSettings
+from pixelbot.errors import PlatformAuthError, PlatformError
+from pixelbot.events import ChatMessage, Event, RewardRedemption
+from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
+from pixelbot.platforms.twitch_auth import PLATFORM
+from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
+from pixelbot.platforms.twitch_replay import Recorder
+from pixelbot.platforms.twitch_rewards import settle_redemption, sync_rewards
+from pixelbot.vault import Token, TokenVault
+
+__all__ = ["MODERATOR_RATE", "VIEWER_RATE", "TwitchAdapter"]
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW = timedelta(seconds=30)
+VIEWER_RATE = 20  # messages per 30 s for a bot that is not a moderator
+MODERATOR_RATE = 100  # ... and for a moderator or the broadcaster
+
+# (subscription, scope the authorizing account needs, what the streamer loses without it)
+_CHANNEL_EVENTS: list[tuple[str, str, str]] = [
+    ("follow", "moderator:read:followers", "follows"),
+    ("subscribe", "channel:read:subscriptions", "subs"),
+    ("resub", "channel:read:subscriptions", "resubs"),
+    ("gift", "channel:read:subscriptions", "gifted subs"),
+    ("cheer", "bits:read", "cheers"),
+    ("raid", "", "raids"),
+    ("online", "", "stream online"),
+    ("offline", "", "stream offline"),
+    ("ban", "moderator:manage:banned_users", "bans and timeouts"),
+    ("redeem", "channel:read:redemptions", "channel-point redemptions"),
+]
+
+
+def _payload(kind: str, broadcaster: str) -> Any:  # an eventsub.SubscriptionPayload
+    b = {"broadcaster_user_id": broadcaster}
+    match kind:
+        case "follow":
+            return eventsub.ChannelFollowSubscription(**b, moderator_user_id=broadcaster)
+        case "subscribe":
+            return eventsub.ChannelSubscribeSubscription(**b)
+        case "resub":
+            return eventsub.ChannelSubscribeMessageSubscription(**b)
+        case "gift":
+            return eventsub.ChannelSubscriptionGiftSubscription(**b)
+        case "cheer":
+            return eventsub.ChannelCheerSubscription(**b)
+        case "raid":
+            return eventsub.ChannelRaidSubscription(to_broadcaster_user_id=broadcaster)
+        case "online":
+            return eventsub.StreamOnlineSubscription(**b)
+        case "offline":
+            return eventsub.StreamOfflineSubscription(**b)
+        case "ban":
+            return eventsub.ChannelBanSubscription(**b)
+        case "redeem":
+            return eventsub.ChannelPointsRedeemAddSubscription(**b)
+    raise ValueError(kind)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[token]")
+    return text
+
+
+class _Client(twitchio.Client):
+    """twitchio's client with its token file replaced by the vault and its event dispatch
+    replaced by one ordered queue."""
+
+    def __init__(self, adapter: TwitchAdapter, **options: Any) -> None:
+        super().__init__(**options)
+        self._pixel = adapter  # (twitchio's own ``_adapter`` is its web server)
+
+    async def load_tokens(self, path: str | None = None, /) -> None:
+        await self._pixel._load_tokens(self)
+
+    async def save_tokens(self, path: str | None = None, /) -> None:
+        return None  # every refreshed token was stored the moment it came (event_token_refreshed)
+
+    def dispatch(self, event: str, payload: Any | None = None) -> None:
+        self._pixel._inbox.put_nowait((event, payload))
+
+
+class TwitchAdapter:
+    """The Platform for one Twitch channel."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        settings: TwitchSettings,
+        vault: Callable[[], TokenVault],
+        clock: Clock,
+        *,
+        redeems: Mapping[str, RedeemSettings] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._open_vault = vault  # opened at start: a key problem is a start problem
+        self._vault: TokenVault | None = None
+        self._clock = clock
+        self.default_channel = (settings.channel or "").lower()
+        self.capabilities = Capabilities(
+            max_message_length=500,
+            long_messages="split",
+            mention_style="at_name",
+            native_rewards=True,
+            messages_per_window=VIEWER_RATE,
+            rate_window=RATE_WINDOW,
+        )
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._client: _Client | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._sink: EventSink | None = None
+        self._secrets: list[str] = []
+        self._scopes: dict[str, tuple[str, ...]] = {}
+        self._connected = False
+        self._last_event_at: datetime | None = None
+        self._detail = ""
+        self.bot_id = settings.bot_id or ""
+        self.broadcaster_id = ""
+        self._recorder: Recorder | None = None
+        self._redeems = dict(redeems or {})
+        self._reward_keys: dict[str, str] = {}  # Twitch reward id -> redeem key
+        self.revoked: list[str] = []  # "channel.follow: authorization_revoked"
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        settings = self._settings
+        Route.BASE = settings.api_url if settings.api_url.endswith("/") else settings.api_url + "/"
+        Route.ID_BASE = (
+            settings.auth_url if settings.auth_url.endswith("/") else settings.auth_url + "/"
+        )
+        eventsub_websockets.WSS = settings.eventsub_url
+        if settings.record:
+            self._recorder = Recorder(Path(settings.record))
+            self._recorder.install()
+        self._vault = self._open_vault()
+        try:
+            tokens = {t.account_id: t for t in await self._vault.tokens(PLATFORM)}
+        except BaseException:
+            await self.stop()
+            raise
+        if self.bot_id not in tokens:
+            await self.stop()
+            raise PlatformAuthError(
+                f"twitch: no token for the bot account (user id {self.bot_id}); "
+                "run `python bot.py auth twitch`"
+            )
+        self._secrets = [s for t in tokens.values() for s in (t.access_token, t.refresh_token) if s]
+        client_id = settings.client_id.get_secret_value() if settings.client_id else ""
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
+        self._client = _Client(
+            self,
+            client_id=client_id,
+            client_secret=secret,
+            bot_id=self.bot_id,
+            fetch_client_user=False,
+        )
+        self._pump = asyncio.create_task(self._pump_events(), name="twitch-events")
+        try:
+            await self._client.login(load_tokens=True, save_tokens=False)
+            await self._subscribe_all(tokens)
+        except InvalidTokenException:
+            await self.stop()
+            raise PlatformAuthError(
+                "twitch: a stored token was revoked or expired and cannot be refreshed; "
+                "run `python bot.py auth twitch` again"
+            ) from None
+        except HTTPException as exc:
+            await self.stop()
+            raise PlatformError(
+                f"twitch: {_redact(str(exc.extra.get('message') or exc), self._secrets)} "
+                f"(HTTP {exc.status})"
+            ) from None
+        except BaseException:
+            await self.stop()
+            raise
+        self._connected = True
+
+    async def _load_tokens(self, client: _Client) -> None:
+        """twitchio's token loading, from the vault: each token is validated (and refreshed
+        if it has expired) by twitchio; the scopes Twitch reports are kept for the checks."""
+        assert self._vault is not None
+        for token in await self._vault.tokens(PLATFORM):
+            if not token.refresh_token:
+                log.warning("twitch: the token of user %s has no refresh token", token.account_id)
+            found = await client.add_token(token.access_token, token.refresh_token or "")
+            self._scopes[str(found.user_id)] = tuple(str(s) for s in found.scopes)
+
+    async def _subscribe_all(self, tokens: dict[str, Token]) -> None:
+        assert self._client is not None
+        channel = self._settings.channel or ""
+        users = await self._client.fetch_users(logins=[channel])
+        if not users:
+            raise PlatformError(
+                f"twitch: there is no channel named {channel!r} (platforms.twitch.channel)"
+            )
+        self.broadcaster_id = str(users[0].id)
+        if self.bot_id == self.broadcaster_id:
+            self._set_rate(MODERATOR_RATE)
+        bot_scopes = self._scopes.get(self.bot_id, ())
+        for scope in ("user:read:chat", "user:write:chat"):
+            if scope not in bot_scopes:
+                raise PlatformAuthError(
+                    f"twitch: the bot's token lacks the scope {scope}; "
+                    "run `python bot.py auth twitch` with it",
+                    scope=scope,
+                )
+        chat = {"broadcaster_user_id": self.broadcaster_id, "user_id": self.bot_id}
+        await self._client.subscribe_websocket(
+            eventsub.ChatMessageSubscription(**chat), token_for=self.bot_id
+        )
+        await self._client.subscribe_websocket(
+            eventsub.ChatMessageDeleteSubscription(**chat), token_for=self.bot_id
+        )
+        if self.broadcaster_id not in tokens:
+            self._detail = (
+                "no token for the broadcaster's account: follows, subs, bits, raids, bans and "
+                "channel points are not received (run `python bot.py auth twitch` as the streamer)"
+            )
+            log.warning("twitch: %s", self._detail)
+            return
+        scopes = self._scopes.get(self.broadcaster_id, ())
+        missing: list[str] = []
+        for kind, scope, what in _CHANNEL_EVENTS:
+            if (
+                scope
+                and scope not in scopes
+                and not (kind == "redeem" and "channel:manage:redemptions" in scopes)
+            ):
+                missing.append(f"{what} (needs {scope})")
+                continue
+            await self._client.subscribe_websocket(
+                _payload(kind, self.broadcaster_id), token_for=self.broadcaster_id
+            )
+        if any(redeem.twitch_reward for redeem in self._redeems.values()):
+            if "channel:manage:redemptions" in scopes:
+                self._reward_keys = await sync_rewards(
+                    self._client._http, self.broadcaster_id, self._redeems
+                )
+            else:
+                missing.append("channel-point rewards (needs channel:manage:redemptions)")
+        if missing:
+            self._detail = "the broadcaster's token lacks scopes for: " + ", ".join(missing)
+            log.warning("twitch: %s", self._detail)
+
+    async def stop(self) -> None:
+        self._connected = False
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        if self._vault is not None:
+            await self._vault.close()
+            self._vault = None
+        if self._recorder is not None:
+            self._recorder.uninstall()
+            self._recorder = None
+
+    # ------------------------------------------------------------------ incoming
+    async def _pump_events(self) -> None:
+        while True:
+            name, payload = await self._inbox.get()
+            try:
+                await self._handle(name, payload)
+            except Exception:
+                log.exception("twitch: could not handle %s", name)
+
+    async def _handle(self, name: str, payload: Any) -> None:
+        if name == "token_refreshed":
+            await self._store_refreshed(payload)
+            return
+        if name == "subscription_revoked":
+            status = getattr(payload.status, "value", payload.status)
+            kind = getattr(payload.type, "value", payload.type)
+            line = f"{kind}: {status}"
+            self.revoked.append(line)
+            self._detail = f"Twitch stopped sending {line}"
+            log.error("twitch: Twitch revoked the subscription %s; reauthorize the account", line)
+            return
+        if name == "websocket_welcome":
+            self._connected = True
+            return
+        event = event_from_payload(payload, self._clock.now())
+        if event is None:
+            return
+        if isinstance(event, ChatMessage) and event.viewer.platform_user_id == self.bot_id:
+            self._own_message(payload)
+            return  # the bot's own lines earn nothing and run no commands
+        if isinstance(event, RewardRedemption):
+            key = self._reward_keys.get(event.reward)
+            if key is None:
+                return  # a reward of the streamer's own, not one of the bot's redeems
+            event = dataclasses.replace(event, reward=key)
+        self._last_event_at = self._clock.now()
+        await self.feed(event)
+
+    async def feed(self, event: Event) -> None:
+        assert self._sink is not None
+        await self._sink(event)
+
+    def _own_message(self, payload: Any) -> None:
+        roles = roles_from_badges([badge.set_id for badge in payload.badges])
+        moderator = bool(roles & {"moderator", "broadcaster"})
+        self._set_rate(MODERATOR_RATE if moderator else VIEWER_RATE)
+
+    def _set_rate(self, per_window: int) -> None:
+        if self.capabilities.messages_per_window != per_window:
+            self.capabilities = Capabilities(
+                **{**self.capabilities.__dict__, "messages_per_window": per_window}
+            )
+
+    async def _store_refreshed(self, payload: Any) -> None:
+        assert self._vault is not None
+        old = await self._vault.get(PLATFORM, str(payload.user_id))
+        scopes = tuple(str(s) for s in payload.scopes) or (old.scopes if old else ())
+        expires = self._clock.now() + timedelta(seconds=int(payload.expires_in or 0))
+        self._secrets += [payload.token, payload.refresh_token]
+        await self._vault.store(
+            Token(
+                PLATFORM,
+                str(payload.user_id),
+                payload.token,
+                payload.refresh_token,
+                scopes,
+                expires,
+            )
+        )
+        log.info("twitch: refreshed the token of user %s", payload.user_id)
+
+    # ------------------------------------------------------------------ outgoing
+    async def send(self, channel: str, text: str) -> None:
+        await self._post(text, None)
+
+    async def reply(self, to: ChatMessage, text: str) -> None:
+        await self._post(text, to.id)
+
+    async def _post(self, text: str, reply_to: str | None) -> None:
+        if self._client is None:
+            raise PlatformError("twitch: not connected")
+        channel = self._client.create_partialuser(self.broadcaster_id)
+        try:
+            await channel.send_message(
+                text, self.bot_id, token_for=self.bot_id, reply_to_message_id=reply_to
+            )
+        except twitchio.MessageRejectedError as exc:
+            log.warning("twitch: Twitch dropped a message: %s", exc)
+
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
+        """Mark a channel-point redemption FULFILLED, or CANCELED (Twitch refunds it)."""
+        if self._client is None:
+            raise PlatformError("twitch: not connected")
+        reward_id = next((rid for rid, key in self._reward_keys.items() if key == redeem), None)
+        if reward_id is None:
+            raise PlatformError(f"twitch: no channel-point reward for the redeem {redeem!r}")
+        await settle_redemption(
+            self._client._http, self.broadcaster_id, reward_id, redemption_id, fulfilled
+        )
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> PlatformStatus:
+        return PlatformStatus(
+            self._connected, last_event_at=self._last_event_at, detail=self._detail
+        )
+
+    @property
+    def client(self) -> twitchio.Client | None:
+        return self._client

@@ -1,0 +1,192 @@
+"""Channel-point rewards end to end: synced to the fake Twitch at start, redemptions run the
+redeem's action without charging points, and each redemption is settled on Twitch exactly once
+(FULFILLED when its item is done; CANCELED when it fails, is cancelled or is recovered after a
+crash), even across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from pixelbot.app.assembly import App, open_app
+from pixelbot.clock import FakeClock, utc
+from pixelbot.config import Config
+from pixelbot.db.engine import Database
+from pixelbot.platforms.twitch import TwitchAdapter
+from pixelbot.vault import TokenVault
+from tests.fakes import twitch_payloads as p
+from tests.fakes.twitch_server import FakeTwitch
+from tests.integration.test_twitch import (
+    BOT_REFRESH,
+    BOT_SCOPES,
+    BOT_TOKEN,
+    BOTH,
+    BROADCASTER_SCOPES,
+    CASTER_REFRESH,
+    CASTER_TOKEN,
+    store_tokens,
+    twitch_config,
+    until,
+)
+
+REDEEMS: dict[str, Any] = {
+    "hydrate": {
+        "title": "Hydrate!",
+        "cost": 300,
+        "max_per_stream": 1,  # Twitch enforces the reward's own limits: not ours
+        "action": {"type": "chat", "message": "drink some water"},
+        "twitch_reward": {"cost": 500, "prompt": "Make the streamer drink"},
+    },
+    "clip": {
+        "title": "Save Clip",
+        "action": {"type": "obs", "do": "clip"},  # OBS is off: cannot be performed
+        "twitch_reward": True,
+    },
+    "wave": {"title": "Wave", "cost": 1, "action": {"type": "chat", "message": "o/"}},
+}
+
+
+def rewards_config(db_path: Path, twitch: FakeTwitch) -> Config:
+    base = twitch_config(db_path, twitch)
+    return base.model_copy(update={"redeems": Config.model_validate({"redeems": REDEEMS}).redeems})
+
+
+@pytest.fixture
+async def twitch() -> AsyncIterator[FakeTwitch]:
+    async with FakeTwitch() as fake:
+        fake.add_user_token(BOT_TOKEN, BOT_REFRESH, p.BOT, BOT_SCOPES)
+        fake.add_user_token(CASTER_TOKEN, CASTER_REFRESH, p.BROADCASTER, BROADCASTER_SCOPES)
+        # one reward this bot made earlier and no redeem names now, one the streamer made
+        fake.rewards["old-1"] = {"id": "old-1", "title": "Old", "cost": 5, "is_enabled": True,
+                                 "_ours": True}  # fmt: skip
+        fake.rewards["theirs"] = {"id": "theirs", "title": "Theirs", "cost": 9, "is_enabled": True,
+                                  "_ours": False}  # fmt: skip
+        yield fake
+
+
+class Bot:
+    """Starts and restarts the bot on one database, as a streamer would."""
+
+    def __init__(self, tmp_path: Path, twitch: FakeTwitch) -> None:
+        self.db_path = tmp_path / "pixel.db"
+        self.twitch = twitch
+        self.key = Fernet.generate_key()
+        self.clock = FakeClock(utc(2026, 1, 1, 20, 0, 0))
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[App]:
+        config = rewards_config(self.db_path, self.twitch)
+        db = Database(config.database.url)
+        vault = TokenVault(db, self.key, self.clock)
+        adapter = TwitchAdapter(
+            config.platforms.twitch, lambda: vault, self.clock, redeems=config.redeems
+        )
+        try:
+            async with open_app(config, clock=self.clock, platforms=[adapter]) as app:
+                assert app.platform_errors == {}
+                yield app
+        finally:
+            await db.dispose()
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, twitch: FakeTwitch) -> Bot:
+    made = Bot(tmp_path, twitch)
+    await store_tokens(made.db_path, made.key, BOTH)
+    return made
+
+
+def reward_id(twitch: FakeTwitch, title: str) -> str:
+    return next(r["id"] for r in twitch.rewards.values() if r["title"] == title)
+
+
+def said(twitch: FakeTwitch) -> list[str]:
+    return [sent.text for sent in twitch.chat_sent]
+
+
+async def redeem(twitch: FakeTwitch, title: str, redemption: str, message_id: str) -> None:
+    payload = p.redemption("77", "alice", redemption, reward_id(twitch, title), title)
+    await twitch.notify(*payload, message_id=message_id)
+
+
+async def test_rewards_are_created_updated_and_stale_ones_disabled(
+    bot: Bot, twitch: FakeTwitch
+) -> None:
+    async with bot.run():
+        hydrate = twitch.rewards[reward_id(twitch, "Hydrate!")]
+        assert (hydrate["cost"], hydrate["prompt"], hydrate["is_enabled"]) == (
+            500,
+            "Make the streamer drink",
+            True,
+        )
+        assert twitch.rewards[reward_id(twitch, "Save Clip")]["cost"] == 100
+        assert twitch.rewards["old-1"]["is_enabled"] is False  # disabled, not deleted
+        assert twitch.rewards["theirs"]["is_enabled"] is True  # not ours to touch
+        assert "Wave" not in {r["title"] for r in twitch.rewards.values()}
+    async with bot.run():  # a restart finds the same rewards instead of making new ones
+        assert sorted(r["title"] for r in twitch.rewards.values()) == [
+            "Hydrate!",
+            "Old",
+            "Save Clip",
+            "Theirs",
+        ]
+
+
+async def test_a_done_item_is_fulfilled_once_and_costs_no_points(
+    bot: Bot, twitch: FakeTwitch
+) -> None:
+    async with bot.run() as app:
+        await redeem(twitch, "Hydrate!", "red-1", "msg-1")
+        await redeem(twitch, "Hydrate!", "red-1", "msg-1")  # redelivered
+        await redeem(twitch, "Hydrate!", "red-2", "msg-2")  # a second one: our limit is not used
+        await until(lambda: len(twitch.redemption_updates) == 2, "two settlements")
+        await asyncio.sleep(0.2)  # (time for a wrong third one to show)
+        assert sorted(twitch.redemption_updates) == [
+            (reward_id(twitch, "Hydrate!"), "red-1", "FULFILLED"),
+            (reward_id(twitch, "Hydrate!"), "red-2", "FULFILLED"),
+        ]
+        assert said(twitch).count("drink some water") == 2
+        assert "@Alice Hydrate! redeemed (queued as #1)" in said(twitch)
+        summary = await app.engine.wallets.summary(await app.engine.wallets.find("alice", "twitch"))
+        assert summary.points == 0  # paid in channel points, not pixels
+
+
+async def test_what_cannot_be_performed_is_canceled_at_once(bot: Bot, twitch: FakeTwitch) -> None:
+    async with bot.run():
+        await redeem(twitch, "Save Clip", "red-9", "msg-9")
+        await until(lambda: twitch.redemption_updates != [], "a settlement")
+        assert twitch.redemption_updates == [(reward_id(twitch, "Save Clip"), "red-9", "CANCELED")]
+        await until(lambda: any("channel points are refunded" in s for s in said(twitch)), "told")
+
+
+async def test_a_cleared_item_is_canceled(bot: Bot, twitch: FakeTwitch) -> None:
+    async with bot.run() as app:
+        await app.queue.pause("effect")
+        await redeem(twitch, "Hydrate!", "red-3", "msg-3")
+        await until(lambda: "@Alice Hydrate! redeemed (queued as #1)" in said(twitch), "queued")
+        await twitch.notify(*p.chat("88", "mod", "!clearqueue effect", "m-1", ("moderator",)))
+        await until(lambda: twitch.redemption_updates != [], "a settlement")
+        assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-3", "CANCELED")]
+
+
+async def test_crash_recovery_cancels_once_even_across_restarts(
+    bot: Bot, twitch: FakeTwitch
+) -> None:
+    async with bot.run() as app:
+        await app.queue.pause("effect")
+        await redeem(twitch, "Hydrate!", "red-4", "msg-4")
+        await until(lambda: "@Alice Hydrate! redeemed (queued as #1)" in said(twitch), "queued")
+        claimed = await app.engine.queue.claim("effect")  # running when the "crash" comes
+        assert claimed is not None and claimed.id == 1
+    assert twitch.redemption_updates == []
+    async with bot.run():  # the recovery at start settles it once Twitch is connected
+        await until(lambda: twitch.redemption_updates != [], "a settlement")
+    async with bot.run():
+        await asyncio.sleep(0.2)
+    assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-4", "CANCELED")]
