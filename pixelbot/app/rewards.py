@@ -177,6 +177,8 @@ class ChannelPointRewards:
         earned = await self._engine.earning.handle(record)
         if earned.skipped == "duplicate":
             return  # settled before (a redelivery, or a restart)
+        if item_id is not None:
+            await self._engine.queue.note_on_item(item_id, platform_reward=status)
         await self._send(owed)
 
     async def _send(self, owed: _Owed) -> None:

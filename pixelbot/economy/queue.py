@@ -274,6 +274,18 @@ class QueueStore:
             _Settle(item_id, "cancelled", reason, actor=actor, only_if_pending=only_if_pending)
         )
 
+    async def note_on_item(self, item_id: int, **facts: object) -> None:
+        """Add facts to a settled item's recorded ``result`` (how a platform's own reward
+        for it was settled, say), keeping what was recorded before."""
+        async with self._db.write() as conn:
+            current = (
+                await conn.execute(select(QUEUE_ITEMS.c.result).where(QUEUE_ITEMS.c.id == item_id))
+            ).scalar_one_or_none()
+            merged = {**(current if isinstance(current, dict) else {}), **facts}
+            await conn.execute(
+                update(QUEUE_ITEMS).where(QUEUE_ITEMS.c.id == item_id).values(result=merged)
+            )
+
     async def pending(
         self, kind: str | None = None, *, user_id: int | None = None
     ) -> list[PendingItem]:

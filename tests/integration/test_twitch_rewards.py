@@ -6,6 +6,7 @@ crash), even across a restart."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from pixelbot.app.assembly import App, open_app
 from pixelbot.clock import FakeClock, utc
@@ -138,6 +140,18 @@ async def test_rewards_are_created_updated_and_stale_ones_disabled(
         ]
 
 
+async def settlements_on_items(app: App) -> dict[int, str]:
+    """How each queue item's channel-point redemption was settled, as recorded on the item."""
+    async with app.engine.db.read() as conn:
+        rows = await conn.execute(text("SELECT id, result FROM queue_items ORDER BY id"))
+        found = {}
+        for item_id, result in rows:
+            data = json.loads(result) if isinstance(result, str) else (result or {})
+            if "platform_reward" in data:
+                found[item_id] = data["platform_reward"]
+        return found
+
+
 async def test_a_done_item_is_fulfilled_once_and_costs_no_points(
     bot: Bot, twitch: FakeTwitch
 ) -> None:
@@ -155,6 +169,7 @@ async def test_a_done_item_is_fulfilled_once_and_costs_no_points(
         assert "@Alice Hydrate! redeemed (queued as #1)" in said(twitch)
         summary = await app.engine.wallets.summary(await app.engine.wallets.find("alice", "twitch"))
         assert summary.points == 0  # paid in channel points, not pixels
+        assert await settlements_on_items(app) == {1: "FULFILLED", 2: "FULFILLED"}
 
 
 async def test_what_cannot_be_performed_is_canceled_at_once(bot: Bot, twitch: FakeTwitch) -> None:
@@ -173,6 +188,7 @@ async def test_a_cleared_item_is_canceled(bot: Bot, twitch: FakeTwitch) -> None:
         await twitch.notify(*p.chat("88", "mod", "!clearqueue effect", "m-1", ("moderator",)))
         await until(lambda: twitch.redemption_updates != [], "a settlement")
         assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-3", "CANCELED")]
+        assert await settlements_on_items(app) == {1: "CANCELED"}
 
 
 async def test_crash_recovery_cancels_once_even_across_restarts(
