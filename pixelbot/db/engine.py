@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -133,6 +134,31 @@ class Database:
         if self.sqlite_path is None:
             return None
         return int((await conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
+
+    @property
+    def shared(self) -> bool:
+        """Whether several bot processes may use this database at once. A PostgreSQL server
+        may be shared (one bot per platform, a dashboard); a SQLite file belongs to one bot,
+        so whatever it finds running at start was left by that bot's last run."""
+        return not self.is_sqlite
+
+    async def lock_names(self, conn: AsyncConnection, names: Iterable[str]) -> None:
+        """Hold a lock on each name until the transaction ends, for rows that may not exist
+        yet (a global cooldown, a redeem's per-stream count), where row locks cannot help.
+
+        PostgreSQL: transaction-level advisory locks, taken in sorted order so two processes
+        cannot deadlock on them. SQLite: nothing to do, the write transaction holds the whole
+        database."""
+        ordered = sorted(set(names))
+        if self.is_sqlite or not ordered:
+            return
+        await conn.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) FROM "
+                "(SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS ordered"
+            ),
+            {"names": ordered},
+        )
 
     async def next_ids(self, conn: AsyncConnection, table: Table, count: int) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` inside a write transaction.

@@ -217,6 +217,11 @@ class QueueItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While running: which bot process holds the item, and until when. The holder renews the
+    # lease while it works; an item whose lease ran out was left by a process that died, and
+    # only such an item is recovered, so several processes can share one queue (migration 0004).
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class QueueControl(Base):
