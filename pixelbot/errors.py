@@ -7,6 +7,7 @@ one place can render any of them to chat or to the operator::
     PixelbotError
     ├── ConfigError                 config.yaml is invalid; .issues lists every problem
     ├── DatabaseError               the database cannot be opened, migrated or trusted
+    │   └── CopyError               ``db copy`` refused: the target is not empty nor a prefix
     └── EconomyError                a points/XP rule refused an operation (nothing changed)
         ├── InsufficientFunds       .balance, .cost, .missing
         ├── BalanceLimitExceeded    .balance, .amount, .limit
@@ -44,6 +45,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConfigIssue",
+    "CopyError",
     "DatabaseError",
     "EconomyError",
     "EffectFailed",
@@ -98,6 +100,11 @@ class ConfigError(PixelbotError):
 
 class DatabaseError(PixelbotError):
     """The database cannot be opened, migrated, or fails its integrity checks."""
+
+
+class CopyError(DatabaseError):
+    """``db copy`` refused to write: the target holds rows that are not a copy of the source
+    (only an empty target, or one an interrupted copy of the same source left, is taken)."""
 
 
 class EconomyError(PixelbotError):

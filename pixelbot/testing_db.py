@@ -10,11 +10,19 @@ its "file" to simulate a restart finds its data again.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import itertools
+import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import asyncpg
+
+from pixelbot.db.engine import sqlite_file
 from pixelbot.db.throwaway import PostgresServer
 
 __all__ = [
@@ -24,6 +32,7 @@ __all__ = [
     "SqliteBackend",
     "current_backend",
     "database_url",
+    "query",
     "use_backend",
 ]
 
@@ -81,3 +90,31 @@ def use_backend(backend: Backend) -> Iterator[Backend]:
         yield backend
     finally:
         _current = previous
+
+
+def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one SQL statement (``?`` placeholders), read synchronously and behind the bot's
+    back through a connection of its own: what a test uses to look at what was committed.
+
+    SQLite answers through the stdlib ``sqlite3`` module, PostgreSQL through asyncpg on a
+    thread of its own (so it works inside a running event loop too). Values keep each driver's
+    types: timestamps are text on SQLite and datetimes on PostgreSQL."""
+    path = sqlite_file(url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return list(conn.execute(sql, params))
+    if not url.startswith("postgresql"):
+        raise ValueError(f"query() reads SQLite files and PostgreSQL, not {url!r}")
+    counter = itertools.count(1)
+    numbered = re.sub(r"\?", lambda _match: f"${next(counter)}", sql)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(row) for row in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result()

@@ -5,8 +5,8 @@ Every integration test runs twice, once per backend, through ONE parametrized fi
 (``backend``, autouse): on ``postgresql`` each database path a test names becomes a fresh
 database on a throwaway server started once per session (``pixelbot/db/throwaway.py``). A test
 that cannot apply to PostgreSQL says why with ``@pytest.mark.sqlite_only("reason")`` (and the
-other way round, ``postgresql_only``); a module
-that never touches a database is marked ``no_database`` and runs once.
+other way round, ``postgresql_only``); a test that never touches a database is marked
+``no_database`` (or its module listed in NO_DATABASE_MODULES) and runs once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from pixelbot.testing import EventFactory, make_config, open_test_engine
 from pixelbot.testing_db import SQLITE, Backend, PostgresBackend, use_backend
 
 BACKENDS = ("sqlite", "postgresql")
+# Integration modules that never open a database (OBS and speech on their own): run once.
+NO_DATABASE_MODULES = {"test_obs_effects.py", "test_speech.py"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,14 +36,22 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "postgresql_only(reason): the test cannot apply to SQLite, for this reason"
     )
     config.addinivalue_line("markers", "no_database: the test never opens a database")
+    config.addinivalue_line(
+        "markers", "backends_inside(why): the test uses SQLite and PostgreSQL itself; run once"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" not in metafunc.fixturenames:
         return
-    if metafunc.definition.get_closest_marker("no_database") is not None:
+    path = Path(str(metafunc.definition.path))
+    if (
+        metafunc.definition.get_closest_marker("no_database") is not None
+        or metafunc.definition.get_closest_marker("backends_inside") is not None
+        or path.name in NO_DATABASE_MODULES
+    ):
         metafunc.parametrize("backend", ["sqlite"], indirect=True)
-    elif "integration" in Path(str(metafunc.definition.path)).parts:
+    elif "integration" in path.parts:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

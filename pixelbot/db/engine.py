@@ -178,6 +178,21 @@ class Database:
         )
         return [int(value) for value in result.scalars()]
 
+    async def reset_sequences(self, conn: AsyncConnection, tables: Iterable[Table]) -> None:
+        """After rows were inserted with their ids given (``db copy``), move each table's id
+        sequence past them. SQLite needs nothing: it numbers from the highest rowid."""
+        if self.is_sqlite:
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        for table in tables:
+            await conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence(:table, 'id'), "
+                    f"coalesce((SELECT max(id) FROM {quote(table.name)}), 0) + 1, false)"
+                ),
+                {"table": table.name},
+            )
+
     async def start_background_checkpoints(self) -> None:
         """SQLite files: copy the WAL into the database in the background (see checkpoint.py)."""
         if self._checkpointer is not None:
