@@ -93,8 +93,9 @@ def use_backend(backend: Backend) -> Iterator[Backend]:
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows of one SQL statement (``?`` placeholders), read synchronously and behind the bot's
-    back through a connection of its own: what a test uses to look at what was committed.
+    """Rows of one SQL statement (``?`` placeholders), run synchronously and behind the bot's
+    back through a connection of its own and committed: what a test uses to look at what the
+    bot committed, or to change something the way an operator's tool would.
 
     SQLite answers through the stdlib ``sqlite3`` module, PostgreSQL through asyncpg on a
     thread of its own (so it works inside a running event loop too). Values keep each driver's
@@ -102,7 +103,9 @@ def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     path = sqlite_file(url)
     if path is not None:
         with contextlib.closing(sqlite3.connect(path)) as conn:
-            return list(conn.execute(sql, params))
+            rows = list(conn.execute(sql, params))
+            conn.commit()
+            return rows
     if not url.startswith("postgresql"):
         raise ValueError(f"query() reads SQLite files and PostgreSQL, not {url!r}")
     counter = itertools.count(1)

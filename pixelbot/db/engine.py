@@ -160,16 +160,22 @@ class Database:
             {"names": ordered},
         )
 
-    async def next_ids(self, conn: AsyncConnection, table: Table, count: int) -> list[int]:
+    async def next_ids(
+        self, conn: AsyncConnection, table: Table, count: int, *, dense: bool = False
+    ) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` inside a write transaction.
 
         Lets a batch insert parents and children with one executemany each, instead of one
         INSERT .. RETURNING per row. On SQLite the write transaction holds the database lock
-        (BEGIN IMMEDIATE), so max(id) cannot move under us; PostgreSQL draws from the sequence.
+        (BEGIN IMMEDIATE), so max(id) cannot move under us; PostgreSQL draws from the sequence,
+        where an id reserved by a batch that rolls back (or by a redeem that is refused) is
+        never used. ``dense``: numbers people see (queue items, "queued as #3") follow on
+        without gaps there too: max(id) under a lock held until commit, as on SQLite.
         """
         if count <= 0:
             return []
-        if self.is_sqlite:
+        if self.is_sqlite or dense:
+            await self.lock_names(conn, [f"ids:{table.name}"])
             top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
             return list(range(int(top) + 1, int(top) + 1 + count))
         sequence = func.pg_get_serial_sequence(table.name, "id")

@@ -105,7 +105,7 @@ async def load(
         await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
     if needs.pending_kinds:
         await _load_pending_counts(conn, needs.pending_kinds, batch)
-    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items)
+    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items, dense=True)
     starting = batch.policy.starting_points
     if starting > 0:
         for user_id in new_user_ids:
