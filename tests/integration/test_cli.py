@@ -21,6 +21,11 @@ from alembic.script import ScriptDirectory
 
 from pixelbot.db.migrate import MIGRATIONS_DIR
 
+pytestmark = pytest.mark.sqlite_only(
+    "about the command line and the SQLite file it names (missing, copied, tampered with); "
+    "test_db_copy.py and test_console_cli.py run the command line on PostgreSQL"
+)
+
 REPO = Path(__file__).resolve().parents[2]
 
 GREETING = (

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from pixelbot.clock import FakeClock
 from pixelbot.db.models import QueueItem, Transaction
 from pixelbot.db.verify import verify
+from pixelbot.economy.queue import LEASE
 from pixelbot.events import Viewer
 from pixelbot.testing import make_config, open_test_engine, viewer
 
@@ -123,12 +124,14 @@ async def test_recovery_after_a_crash_retries_or_refunds(db_path: Path, clock: F
         await engine.ledger.grant(ALICE, 100, reason="test")
         retried = await buy(engine, "tts", "r1")
         await engine.queue.claim("tts")  # the bot "dies" with this item running
+    clock.advance(LEASE)  # ... and its lease runs out (a shared database waits for that)
     async with open_test_engine(config, clock) as engine:
         recovered = await engine.queue.recover(retry=True)
         assert (recovered.retried, recovered.failed) == ([retried], [])
         assert (await statuses(engine))[retried] == "pending"
         again = await engine.queue.claim("tts")
         assert again is not None and again.attempts == 2
+    clock.advance(LEASE)
     async with open_test_engine(config, clock) as engine:
         recovered = await engine.queue.recover(retry=False)
         assert recovered.retried == []
