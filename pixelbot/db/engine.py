@@ -59,7 +59,7 @@ class Database:
         busy_timeout: timedelta = timedelta(seconds=5),
         wal_limit_pages: int = WAL_LIMIT_PAGES,
     ) -> None:
-        self.url: URL = make_url(url)
+        self.url: URL = _with_async_driver(make_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_directory(self.url)
@@ -208,6 +208,16 @@ class Database:
         if self._checkpointer is not None:
             await self._checkpointer.stop()
         await self.engine.dispose()
+
+
+def _with_async_driver(url: URL) -> URL:
+    """``postgresql://...`` (what a hosting provider hands out) means asyncpg here: the bot is
+    async and ships no other PostgreSQL driver. Likewise plain ``sqlite://`` means aiosqlite."""
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+asyncpg")
+    if url.drivername == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url
 
 
 def _dump_json(value: Any) -> str:
