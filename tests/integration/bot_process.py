@@ -4,6 +4,9 @@
         prints "ready", waits for a line on stdin, then spends COST from wallet USER_ID COUNT
         times through the real engine and writer, ten concurrent spends at a time (so the two
         processes' commits interleave); prints {"ok": n, "refused": m, "errors": [...]}.
+    python bot_process.py redeem URL KEY NAME COUNT
+        like spend: COUNT concurrent redeems of KEY, each by a different viewer NAME-n (so no
+        wallet lock orders them); prints {"ok": n, "refused": m, "errors": [...]}.
     python bot_process.py work URL NAME LOG_FILE LEASE_SECONDS
         runs the real queue runner for ``tts`` with a worker that appends "start NAME ID" and
         "done NAME ID" lines to LOG_FILE; an item whose text is ``slow`` takes 1.5 s, ``hang``
@@ -27,11 +30,17 @@ from typing import Any
 from pixelbot.app import Engine
 from pixelbot.clock import SystemClock
 from pixelbot.config import Config
-from pixelbot.errors import InsufficientFunds
+from pixelbot.errors import InsufficientFunds, OnCooldown, RedeemRefused
+from pixelbot.events import Viewer
 from pixelbot.queue.runner import Outcome, QueueRunner
 from pixelbot.queue.worker import Done, Job
 
-REDEEMS: dict[str, Any] = {"tts": {"title": "TTS", "cost": 25, "action": {"type": "tts"}}}
+SAY = {"type": "chat", "message": "o/"}
+REDEEMS: dict[str, Any] = {
+    "tts": {"title": "TTS", "cost": 25, "action": {"type": "tts"}},
+    "hug": {"title": "Hug", "cost": 0, "global_cooldown": "1h", "action": SAY},
+    "limited": {"title": "Limited", "cost": 0, "max_per_stream": 3, "action": SAY},
+}
 
 
 def config_for(url: str) -> Config:
@@ -53,6 +62,35 @@ async def spend(url: str, user_id: int, count: int, cost: int) -> None:
     refused = sum(isinstance(r, InsufficientFunds) for r in results)
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
     errors = [r for r in errors if "InsufficientFunds" not in r]
+    print(json.dumps({"ok": count - refused - len(errors), "refused": refused, "errors": errors}))
+
+
+async def redeem(url: str, key: str, name: str, count: int) -> None:
+    async with Engine.open(config_for(url), SystemClock()) as engine:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        session_id, since = await engine.streams.window()
+        results = await asyncio.gather(
+            *(
+                engine.redeems.redeem(
+                    key,
+                    engine.catalog.get(key),
+                    Viewer("twitch", f"id-{name}-{n}", f"{name}-{n}", f"{name}-{n}"),
+                    None,
+                    ref=f"redeem:{name}:{n}",
+                    stream_session_id=session_id,
+                    counts_since=since,
+                )
+                for n in range(count)
+            ),
+            return_exceptions=True,
+        )
+    refused = sum(isinstance(r, RedeemRefused | OnCooldown) for r in results)
+    errors = [
+        repr(r)
+        for r in results
+        if isinstance(r, BaseException) and not isinstance(r, RedeemRefused | OnCooldown)
+    ]
     print(json.dumps({"ok": count - refused - len(errors), "refused": refused, "errors": errors}))
 
 
@@ -115,6 +153,9 @@ def main(argv: list[str]) -> None:
     if mode == "spend":
         user_id, count, cost = rest
         asyncio.run(spend(url, int(user_id), int(count), int(cost)))
+    elif mode == "redeem":
+        key, name, count = rest
+        asyncio.run(redeem(url, key, name, int(count)))
     elif mode == "work":
         name, log, lease = rest
         asyncio.run(work(url, name, Path(log), float(lease)))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -64,20 +65,7 @@ async def test_concurrent_spends_from_two_processes_never_overspend(
         entry = await engine.ledger.grant(ALICE, balance, reason="test")
     url = config.database.url
     spend = ("spend", url, str(entry.user_id), str(per_process), str(cost))
-    with processes(spend, spend) as procs:
-        for proc in procs:  # both have the database open...
-            assert proc.stdout is not None
-            assert await asyncio.to_thread(proc.stdout.readline) == "ready\n"
-        for proc in procs:  # ... and start together
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        outputs = []
-        for proc in procs:
-            out, err = await asyncio.to_thread(proc.communicate, timeout=300)
-            assert proc.returncode == 0, err
-            outputs.append(json.loads(out))
-    assert [o["errors"] for o in outputs] == [[], []]
+    outputs = await race(spend, spend)
     successes = sum(o["ok"] for o in outputs)
     assert successes == balance // cost  # 270 of 1,000: exactly what the balance pays for
     assert sum(o["refused"] for o in outputs) == 2 * per_process - balance // cost
@@ -92,6 +80,40 @@ async def test_concurrent_spends_from_two_processes_never_overspend(
             )
         assert spends == successes
         await assert_verified(engine)
+
+
+async def race(*commands: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Start the processes, let each open the database, then set them all off at once."""
+    with processes(*commands) as procs:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert await asyncio.to_thread(proc.stdout.readline) == "ready\n"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = []
+        for proc in procs:
+            out, err = await asyncio.to_thread(proc.communicate, timeout=300)
+            assert proc.returncode == 0, err
+            outputs.append(json.loads(out))
+    assert [o["errors"] for o in outputs] == [[]] * len(outputs)
+    return outputs
+
+
+@pytest.mark.parametrize(("key", "allowed"), [("hug", 1), ("limited", 3)])
+async def test_cooldowns_and_limits_hold_across_processes(
+    config: Config, clock: FakeClock, key: str, allowed: int
+) -> None:
+    """A global cooldown and a per-stream limit have no row to lock before the first use: two
+    processes redeeming at once (different viewers, so no wallet lock orders them) still let
+    exactly as many through as the rule allows."""
+    async with open_test_engine(config, clock):
+        pass  # migrated once, before the race
+    url = config.database.url
+    outputs = await race(("redeem", url, key, "a", "20"), ("redeem", url, key, "b", "20"))
+    assert sum(o["ok"] for o in outputs) == allowed
+    assert sum(o["refused"] for o in outputs) == 40 - allowed
 
 
 async def buy(config: Config, clock: FakeClock, texts: list[str]) -> list[int]:
