@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_floor import run_floor  # scripts/bench_floor.py
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -45,6 +47,7 @@ from pixelbot.app import Engine, open_database, policy_from_config
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate
+from pixelbot.db.engine import sqlite_file
 from pixelbot.db.models import (
     Cooldown,
     EventRow,
@@ -349,7 +352,14 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
         scratch = Scratch(Path(tmp), args.database)
         try:
-            pipeline = await run_pipeline(await scratch.url("pipeline"), picks)
+            pipeline_url = await scratch.url("pipeline")
+            pipeline = await run_pipeline(pipeline_url, picks)
+            floor = None
+            pipeline_file = sqlite_file(pipeline_url)
+            if pipeline_file is not None:  # the floor is stdlib sqlite3: SQLite runs only
+                floor = await run_floor(
+                    pipeline_file, Path(tmp) / "floor.db", pipeline["batches"], len(picks)
+                )
             calibration_after = cpu_calibration_ms()
             baseline = await run_baseline(await scratch.url("baseline"), picks[:baseline_messages])
         finally:
@@ -363,9 +373,16 @@ async def run(args: argparse.Namespace) -> None:
         "pipeline": pipeline,
         "baseline": baseline,
         "ratio": round(ratio, 1),
+        "floor": floor,
+        "pipeline_per_floor": None
+        if floor is None
+        else round(pipeline["msgs_per_s"] / floor["msgs_per_s"], 2),
         "goals": {
             "msgs_per_s_at_least_20000": pipeline["msgs_per_s"] >= 20_000,
             "ratio_at_least_25": ratio >= 25,
+            "pipeline_per_floor_at_least_0_5": None
+            if floor is None
+            else pipeline["msgs_per_s"] / floor["msgs_per_s"] >= 0.5,
             "every_message_logged": pipeline["every_message_logged"],
             "invariants_hold": pipeline["verify_ok"],
         },
