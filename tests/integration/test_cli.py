@@ -360,6 +360,7 @@ def test_db_help_lists_its_subcommands() -> None:
     assert result.returncode == 0
     commands = result.stdout.split("Commands:\n", 1)[1]
     assert [line.split()[0] for line in commands.splitlines() if line.strip()] == [
+        "copy",
         "upgrade",
         "verify",
     ]

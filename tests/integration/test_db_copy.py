@@ -156,7 +156,7 @@ async def test_a_killed_copy_resumes_without_duplicates(
     url = sqlite_url(source)
     rows = [
         (f"filler-{n}", "chat", f'{{"n": {n}}}', "2026-03-01 20:00:00.000000")
-        for n in range(20_000)
+        for n in range(10_000)
     ]
     with sqlite3.connect(source) as conn:
         conn.executemany(
@@ -174,7 +174,7 @@ async def test_a_killed_copy_resumes_without_duplicates(
     try:
         deadline = time.monotonic() + 120
         while not query(pg_url, "SELECT 1 FROM pg_tables WHERE tablename = 'events'") or (
-            query(pg_url, "SELECT count(*) FROM events")[0][0] < 2_000
+            query(pg_url, "SELECT count(*) FROM events")[0][0] < 1_000
         ):
             assert time.monotonic() < deadline and proc.returncode is None
             await asyncio.sleep(0.05)
@@ -182,7 +182,7 @@ async def test_a_killed_copy_resumes_without_duplicates(
     finally:
         await proc.wait()
     partial = query(pg_url, "SELECT count(*) FROM events")[0][0]
-    assert 0 < partial < 20_000 + 100  # killed in the middle
+    assert 0 < partial < 10_000  # killed in the middle
     resumed = copy(config, pg_url)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[-1] == "ok"
