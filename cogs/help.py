@@ -14,7 +14,7 @@ class HelpCog(Cog):
         "help", usage="help [command]", help="List commands, or explain one.", aliases=("commands",)
     )
     async def help(self, ctx: Context, command: Word | None = None) -> None:
-        router = self.bot.router
+        router = self.services.commands
         if command is not None:
             found = router.get(command.removeprefix(ctx.prefix))
             if found is None or not ctx.allowed(found.permission):
@@ -22,12 +22,11 @@ class HelpCog(Cog):
                 return
             await ctx.reply(f"{ctx.prefix}{found.usage}: {found.help}")
             return
-        catalog = self.bot.engine.catalog
+        catalog = self.services.catalog
         names = [
             f"{ctx.prefix}{c.name}"
             for c in router.all()
-            if not c.hidden
-            and ctx.allowed(c.permission)
+            if ctx.allowed(c.permission)
             and not (c.name in catalog.redeems and not catalog.is_enabled(c.name))
         ]
         await ctx.reply("commands: " + " ".join(names))

@@ -28,7 +28,7 @@ class ModerationCog(Cog):
         if amount.value is None:
             raise BadArgument("say how many points", "addpoints <viewer> <amount>")
         target = await ctx.lookup(viewer)
-        entry = await self.bot.engine.ledger.adjust(
+        entry = await self.services.ledger.adjust(
             target.user_id,
             amount.value,
             actor=_actor(ctx),
@@ -47,7 +47,7 @@ class ModerationCog(Cog):
     )
     async def removepoints(self, ctx: Context, viewer: Target, amount: Amount) -> None:
         target = await ctx.lookup(viewer)
-        ledger, ref = self.bot.engine.ledger, f"adjust:{ctx.message.ref}"
+        ledger, ref = self.services.ledger, f"adjust:{ctx.message.ref}"
         if amount.value is None:
             entry = await ledger.remove_all(
                 target.user_id, actor=_actor(ctx), reason="moderator", ref=ref
@@ -71,7 +71,7 @@ class ModerationCog(Cog):
         permission="moderator",
     )
     async def reload(self, ctx: Context) -> None:
-        problems = await self.bot.reload()
+        problems = await self.services.reload()
         if problems:
             shown = "; ".join(problems[:3])
             more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""

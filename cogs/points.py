@@ -14,7 +14,7 @@ class PointsCog(Cog):
     @command("points", usage="points [viewer]", help="Your points, or another viewer's.")
     async def points(self, ctx: Context, viewer: Target | None = None) -> None:
         if viewer is None:
-            wallets = self.bot.engine.wallets
+            wallets = self.services.wallets
             try:
                 user_id = await wallets.find_identity(ctx.author)
             except UnknownViewer:
@@ -30,7 +30,7 @@ class PointsCog(Cog):
     async def give(self, ctx: Context, viewer: Target, amount: Amount) -> None:
         receiver = await ctx.lookup(viewer)
         # amount.value is None for "all": the ledger decides how much, on the locked balance
-        transfer = await self.bot.engine.ledger.transfer(
+        transfer = await self.services.ledger.transfer(
             ctx.author, receiver.user_id, amount.value, ref=f"give:{ctx.message.ref}"
         )
         await ctx.reply(
@@ -40,8 +40,8 @@ class PointsCog(Cog):
 
     @command("top", usage="top [n]", help="The viewers with the most points.")
     async def top(self, ctx: Context, n: int | None = None) -> None:
-        size = min(n or self.bot.config.commands.top_size, 10)
-        leaders = await self.bot.engine.wallets.top(size)
+        size = min(n or self.services.settings().commands.top_size, 10)
+        leaders = await self.services.wallets.top(size)
         if not leaders:
             await ctx.say("Nobody has any points yet.")
             return

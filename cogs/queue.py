@@ -6,11 +6,14 @@ everything waiting. Pauses are stored, so a paused queue stays paused after a re
 
 from __future__ import annotations
 
+from typing import Any
+
 from pixelbot.commands.context import Context
 from pixelbot.commands.converters import Word
 from pixelbot.commands.core import Cog, command
+from pixelbot.commands.services import QueueControl
+from pixelbot.economy.payloads import payload_of
 from pixelbot.errors import BadArgument
-from pixelbot.queue.runner import QueueRunner
 
 SHOWN = 5  # items listed by !queue
 
@@ -22,13 +25,13 @@ def _moderator(ctx: Context) -> str:
 class QueueCog(Cog):
     name = "queue"
 
-    def _runner(self) -> QueueRunner:
-        if self.bot.queue is None:
-            raise BadArgument("the queue is not running")
-        return self.bot.queue
+    def _runner(self) -> QueueControl:
+        return self.services.queue
 
     def _kinds(self, kind: Word | None, usage: str) -> list[str]:
-        kinds = list(self._runner().workers)
+        kinds = self._runner().kinds
+        if not kinds:
+            raise BadArgument("the queue is not running")
         if kind is None:
             return kinds
         if kind.lower() not in kinds:
@@ -39,15 +42,10 @@ class QueueCog(Cog):
     async def show(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
         kinds = self._kinds(kind, "queue [tts|wheel|effect]")
-        pending = [item for item in await self.bot.engine.queue.pending() if item.kind in kinds]
+        pending = [item for item in await self.services.queue_items.pending() if item.kind in kinds]
         running = [item for item in runner.running() if item.kind in kinds]
-        parts = [
-            f"now: #{item.id} {_title(item.payload)} for {_who(item.payload)}" for item in running
-        ]
-        parts += [
-            f"#{item.id} {_title(item.payload)} for {_who(item.payload)}"
-            for item in pending[:SHOWN]
-        ]
+        parts = [f"now: #{item.id} {_describe(item.kind, item.payload)}" for item in running]
+        parts += [f"#{item.id} {_describe(item.kind, item.payload)}" for item in pending[:SHOWN]]
         if len(pending) > SHOWN:
             parts.append(f"and {len(pending) - SHOWN} more")
         paused = sorted(set(kinds) & runner.paused)
@@ -67,7 +65,8 @@ class QueueCog(Cog):
         for name in kinds:
             item = runner.skip(name, by=_moderator(ctx))
             if item is not None:
-                await ctx.reply(f"skipping #{item.id} {_title(item.payload)}")
+                title = payload_of(item.kind, item.payload).title or "item"
+                await ctx.reply(f"skipping #{item.id} {title}")
                 return
         await ctx.reply("nothing is playing")
 
@@ -106,7 +105,7 @@ class QueueCog(Cog):
     async def clearqueue(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
         kinds = self._kinds(kind, "clearqueue [tts|wheel|effect]")
-        pending = [item for item in await self.bot.engine.queue.pending() if item.kind in kinds]
+        pending = [item for item in await self.services.queue_items.pending() if item.kind in kinds]
         settled = await runner.cancel_pending(
             pending, reason="the queue was cleared by a moderator", by=_moderator(ctx)
         )
@@ -114,10 +113,6 @@ class QueueCog(Cog):
         await ctx.reply(f"cleared {len(settled)} item(s), refunded {ctx.points(refunded)}")
 
 
-def _title(payload: dict[str, object]) -> str:
-    return str(payload.get("title") or "item")
-
-
-def _who(payload: dict[str, object]) -> str:
-    viewer = payload.get("viewer")
-    return str(viewer.get("name")) if isinstance(viewer, dict) else "someone"
+def _describe(kind: str, stored: dict[str, Any]) -> str:
+    payload = payload_of(kind, stored)
+    return f"{payload.title or 'item'} for {payload.viewer_name}"

@@ -11,6 +11,7 @@ from pixelbot.commands.converters import Rest, Word
 from pixelbot.commands.core import Cog, Command, command
 from pixelbot.economy.redeems import queue_kind
 from pixelbot.errors import BadArgument, NotPermitted, RedeemUnavailable
+from pixelbot.outcomes import ItemQueued
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,14 @@ class RedeemsCog(Cog):
 
     @command("redeems", usage="redeems", help="What you can spend points on.")
     async def list_redeems(self, ctx: Context) -> None:
-        catalog = self.bot.engine.catalog
+        catalog = self.services.catalog
         if not catalog.redeems:
             await ctx.say("No redeems are set up.")
             return
         entries = []
         for key, redeem in catalog.redeems.items():
             state = "" if catalog.is_enabled(key) else ", off"
-            if not state and self.bot.redeem_unavailable(redeem.action):
+            if not state and self.services.queue.unavailable(redeem.action):
                 state = ", unavailable"  # e.g. it needs OBS, which is off
             entries.append(f"{ctx.prefix}{key} ({redeem.cost:,}{state})")
         await ctx.say("Redeems: " + ", ".join(entries))
@@ -52,12 +53,12 @@ class RedeemsCog(Cog):
         if not key or " " in key.strip():
             raise BadArgument("name one redeem", "redeem enable|disable <name>")
         name = key.strip().lower()
-        await self.bot.engine.catalog.set_enabled(name, enabled)
+        await self.services.catalog.set_enabled(name, enabled)
         await ctx.reply(f"{ctx.prefix}{name} is now {'on' if enabled else 'off'}")
 
     async def buy(self, ctx: Context, key: str, text: str | None) -> None:
-        engine = self.bot.engine
-        redeem = engine.catalog.require_enabled(key)
+        services = self.services
+        redeem = services.catalog.require_enabled(key)
         if not ctx.allowed(redeem.permission):
             raise NotPermitted(redeem.permission, key)
         text = (text or "").strip() or None
@@ -71,11 +72,11 @@ class RedeemsCog(Cog):
                     f"{key} <text>",
                 )
         kind = queue_kind(redeem.action.type)
-        unavailable = self.bot.redeem_unavailable(redeem.action)
+        unavailable = self.services.queue.unavailable(redeem.action)
         if unavailable is not None:
             raise RedeemUnavailable(key, unavailable)
-        session_id, since = await engine.streams.window()
-        bought = await engine.redeems.redeem(
+        session_id, since = await services.streams.window()
+        bought = await services.redeems.redeem(
             key,
             redeem,
             ctx.author,
@@ -85,22 +86,21 @@ class RedeemsCog(Cog):
             counts_since=since,
             channel=ctx.message.channel,
             message_id=ctx.message.id,
-            max_pending=self.bot.config.tts.max_queue if kind == "tts" else None,
+            max_pending=self.services.settings().tts.max_queue if kind == "tts" else None,
         )
         if bought.duplicate:
             return
         cost = f"for {ctx.points(bought.cost)} " if bought.cost else ""
         await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id})")
-        what = f": {text}" if text else ""
-        self.bot.notice(
-            kind, f"#{bought.item_id} pending: {redeem.title} for {ctx.author.display_name}{what}"
+        assert bought.item_id is not None  # (None only for a duplicate)
+        await services.publish(
+            ItemQueued(kind, bought.item_id, redeem.title, ctx.author.display_name, text)
         )
-        if self.bot.queue is not None:
-            self.bot.queue.wake(kind)
+        services.queue.wake(kind)
 
     def dynamic_commands(self) -> Iterator[Command]:
         """Each redeem is also a command of its own: ``!tts hello``."""
-        for key, redeem in self.bot.engine.catalog.redeems.items():
+        for key, redeem in self.services.catalog.redeems.items():
             if key in ("redeem", "redeems"):
                 continue
             usage = f"{key} <text>" if redeem.input and redeem.input.required else key

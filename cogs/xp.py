@@ -13,12 +13,10 @@ class XpCog(Cog):
 
     @command("level", usage="level [viewer]", help="Your level and XP, or another viewer's.")
     async def level(self, ctx: Context, viewer: Target | None = None) -> None:
-        engine = self.bot.engine
+        wallets = self.services.wallets
         if viewer is None:
             try:
-                summary = await engine.wallets.summary(
-                    await engine.wallets.find_identity(ctx.author)
-                )
+                summary = await wallets.summary(await wallets.find_identity(ctx.author))
             except UnknownViewer:
                 await ctx.reply("you have no XP yet: chat a little!")
                 return
@@ -26,7 +24,7 @@ class XpCog(Cog):
         else:
             summary = await ctx.lookup(viewer)
             subject = f"{summary.display_name} is"
-        curve = engine.writer.policy.curve
+        curve = self.services.xp_curve()
         to_next = curve.total_xp_for(summary.level + 1) - summary.xp
         await ctx.reply(
             f"{subject} level {summary.level} with {summary.xp:,} XP "
@@ -35,7 +33,7 @@ class XpCog(Cog):
 
     @command("rank", usage="rank", help="Where you stand by XP.")
     async def rank(self, ctx: Context) -> None:
-        wallets = self.bot.engine.wallets
+        wallets = self.services.wallets
         try:
             user_id = await wallets.find_identity(ctx.author)
         except UnknownViewer:

@@ -18,13 +18,14 @@ import click
 from sqlalchemy.engine import make_url
 
 from pixelbot.app import Engine, open_database
+from pixelbot.app.console_run import run_bot, run_console
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.copy import BATCH_SIZE, CopyReport, copy_database, total_rows
 from pixelbot.db.engine import Database, sqlite_file
 from pixelbot.db.verify import verify
 from pixelbot.errors import ConfigError, PixelbotError
-from pixelbot.runner import run_console
+from pixelbot.platforms.registry import unbuilt_platforms
 
 __all__ = ["main"]
 
@@ -57,7 +58,11 @@ def _load(given: Path | None) -> Config:
     """Load the config or stop here with every error listed and exit code 2."""
     config_path = _config_path(given)
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        unbuilt = unbuilt_platforms(config)
+        if unbuilt:
+            raise ConfigError(unbuilt)
+        return config
     except ConfigError as exc:
         click.echo(f"{config_path}: {len(exc.issues)} problem(s), nothing was started:", err=True)
         for issue in exc.issues:
@@ -101,9 +106,9 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 @main.command()
 @config_option
 def run(config_path: Path | None) -> None:
-    """Start the bot (the console stream when no platform is configured)."""
+    """Start the bot on every enabled platform (the console stream when none is)."""
     config = _load(config_path)
-    _run(run_console(config, _config_path(config_path)))
+    _run(run_bot(config, _config_path(config_path)))
 
 
 @main.command()

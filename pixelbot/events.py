@@ -23,7 +23,11 @@ __all__ = [
     "GiftedSubs",
     "MessageDeleted",
     "Presence",
+    "PresenceLeft",
     "Raid",
+    "RewardRedemption",
+    "StreamOffline",
+    "StreamOnline",
     "Subscription",
     "Tip",
     "Viewer",
@@ -227,4 +231,60 @@ class ViewerBanned(Event):
             "user": self.viewer.platform_user_id,
             "login": self.viewer.login,
             "seconds": seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceLeft(Event):
+    """A viewer left (the channel, the stream page, a voice channel): they stop watching."""
+
+    kind: ClassVar[str] = "presence_left"
+
+    viewer: Viewer  # not an actor: leaving earns nothing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOnline(Event):
+    """The channel went live: a stream session opens (per-stream limits count from here)."""
+
+    kind: ClassVar[str] = "stream_online"
+
+    channel: str
+
+    def payload(self) -> dict[str, object]:
+        return {"channel": self.channel}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOffline(Event):
+    """The channel went offline: the open stream session closes."""
+
+    kind: ClassVar[str] = "stream_offline"
+
+    channel: str
+
+    def payload(self) -> dict[str, object]:
+        return {"channel": self.channel}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RewardRedemption(Event):
+    """A platform-native reward was redeemed (Twitch channel points). The platform already
+    took its own currency; ``redemption_id`` is the platform's id, used to refund or fulfil
+    it there. ``reward`` names the redeem in ``config.yaml`` it maps to."""
+
+    kind: ClassVar[str] = "reward_redemption"
+
+    viewer: Viewer
+    reward: str
+    redemption_id: str
+    text: str = ""
+    channel: str = ""
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "reward": self.reward,
+            "redemption_id": self.redemption_id,
+            "text": self.text,
+            "channel": self.channel,
         }

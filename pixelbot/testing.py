@@ -9,6 +9,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,19 +17,31 @@ from typing import Any
 from sqlalchemy import select
 
 from pixelbot.app import Engine
+from pixelbot.app.assembly import App, open_app
+from pixelbot.app.console_run import SCRIPT_START, console_bus
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.db.models import Identity, User
 from pixelbot.db.verify import verify
-from pixelbot.events import ChatMessage, Cheer, Follow, Presence, Raid, Subscription, Tip, Viewer
+from pixelbot.events import (
+    ChatMessage,
+    Cheer,
+    Event,
+    Follow,
+    Presence,
+    Raid,
+    Subscription,
+    Tip,
+    Viewer,
+)
+from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.console import ConsoleStream
-from pixelbot.runner import open_console
-from pixelbot.runtime import Bot
 from pixelbot.testing_db import database_url
 
 __all__ = [
     "ConsoleSession",
     "EventFactory",
+    "FakePlatform",
     "assert_verified",
     "balance_of",
     "console_session",
@@ -135,11 +148,63 @@ class EventFactory:
         return Presence(viewer=who, **self._base(event_id))
 
 
+class FakePlatform:
+    """A platform adapter for tests, on the real ``Platform`` interface: a test pushes
+    normalized events (``emit``) and reads what the bot said (``sent``: (channel, text))."""
+
+    def __init__(
+        self,
+        name: str = "fake",
+        *,
+        capabilities: Capabilities | None = None,
+        default_channel: str = "main",
+        fail_start: Exception | None = None,
+    ) -> None:
+        self.name = name
+        self.default_channel = default_channel
+        self.capabilities = capabilities or Capabilities()
+        self.sent: list[tuple[str, str]] = []
+        self.replies: list[tuple[str, str]] = []  # (id of the message answered, text)
+        self._fail_start = fail_start
+        self._sink: EventSink | None = None
+        self._last_event_at: datetime | None = None
+        self.stopped = False
+
+    async def start(self, sink: EventSink) -> None:
+        if self._fail_start is not None:
+            raise self._fail_start
+        self._sink = sink
+
+    async def stop(self) -> None:
+        self._sink = None
+        self.stopped = True
+
+    async def send(self, channel: str, text: str) -> None:
+        self.sent.append((channel, text))
+
+    async def reply(self, to: ChatMessage, text: str) -> None:
+        self.replies.append((to.id, text))
+        self.sent.append((to.channel, text))
+
+    def status(self) -> PlatformStatus:
+        return PlatformStatus(self._sink is not None, last_event_at=self._last_event_at)
+
+    async def emit(self, event: Event) -> object:
+        """Push an event as the platform would; returns what the bot's sink returned."""
+        if self._sink is None:
+            raise RuntimeError(f"{self.name} is not started")
+        self._last_event_at = event.occurred_at
+        return await self._sink(event)
+
+    def texts(self) -> list[str]:
+        return [text for _channel, text in self.sent]
+
+
 @dataclass
 class ConsoleSession:
     """A scripted console bot kept open, so a test can feed lines and look in between."""
 
-    bot: Bot
+    app: App
     console: ConsoleStream
     clock: FakeClock
     out: list[str]
@@ -152,7 +217,7 @@ class ConsoleSession:
 
     async def verified(self) -> None:
         """Raise if ``db verify`` finds a violation."""
-        report = await verify(self.bot.engine.db)
+        report = await verify(self.app.engine.db)
         if not report.ok:
             raise AssertionError(report.violations)
 
@@ -161,13 +226,26 @@ class ConsoleSession:
 async def console_session(
     config: Config, config_path: Path | None = None, *, base_dir: Path | None = None
 ) -> AsyncIterator[ConsoleSession]:
-    """What ``python bot.py console --script`` wires together (engine, bot, cogs, queue
-    workers), opened in-process. Refuses to start quietly past a broken cog or an item a
+    """What ``python bot.py console --script`` wires together (the app with the console as
+    its platform), opened in-process. Refuses to start quietly past a broken cog or an item a
     crash left running: a test should not miss those lines."""
     out: list[str] = []
-    async with open_console(
-        config, config_path, scripted=True, out=out.append, base_dir=base_dir
-    ) as console:
-        if out or not isinstance(console.clock, FakeClock):
-            raise RuntimeError(f"the console did not start cleanly: {out}")
-        yield ConsoleSession(console.bot, console, console.clock, out)
+    clock = FakeClock(SCRIPT_START)
+    console = ConsoleStream(
+        clock, out.append, bot_name=config.bot.name, prefix=config.bot.prefix, drain_each_line=True
+    )
+    async with open_app(
+        config,
+        clock=clock,
+        config_path=config_path,
+        platforms=[console],
+        bus=console_bus(out.append),
+        scripted=True,
+        base_dir=base_dir,
+    ) as app:
+        console.drain = app.queue.drain
+        if out or app.commands.cog_errors:
+            raise RuntimeError(
+                f"the console did not start cleanly: {out} {app.commands.cog_errors}"
+            )
+        yield ConsoleSession(app, console, clock, out)

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pixelbot.app import Engine, open_database, policy_from_config
+from pixelbot.app.gc_tuning import tune_after_start
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate
@@ -60,7 +61,6 @@ from pixelbot.db.throwaway import postgres_server
 from pixelbot.db.verify import verify
 from pixelbot.economy.writer import Writer
 from pixelbot.events import ChatMessage, Viewer
-from pixelbot.gc_tuning import tune_after_start
 
 STEP = timedelta(milliseconds=18)  # simulated time between two chat messages
 # Messages in flight at once, equal to the writer's largest batch, so each batch is full.

@@ -56,9 +56,11 @@ class Amount:
 
 @dataclass(frozen=True)
 class Target:
-    """A viewer named in a command: ``alice`` or ``@alice``."""
+    """A viewer named in a command: ``alice``, ``@alice``, or a platform's id mention
+    (``<@1234>``, ``<@!1234>`` on Discord), which names the viewer by platform user id."""
 
     name: str
+    user_id: str | None = None  # set for an id mention
 
 
 def parse_amount(text: str) -> Amount:
@@ -87,7 +89,13 @@ def parse_count(text: str) -> int:
     return int(text)
 
 
+_ID_MENTION = re.compile(r"^<@!?([0-9]{1,30})>$")
+
+
 def parse_target(text: str) -> Target:
+    by_id = _ID_MENTION.match(text.strip())
+    if by_id is not None:
+        return Target(by_id.group(1), user_id=by_id.group(1))
     name = text.strip().removeprefix("@")
     if not re.fullmatch(r"[\w.\-]{1,50}", name):
         raise BadArgument(f"{text!r} is not a viewer's name")

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pixelbot.domain.permissions import LADDER
+from pixelbot.commands.services import Services
+from pixelbot.domain.permissions import LADDER, Role
 
 if TYPE_CHECKING:
     from pixelbot.commands.context import Context
-    from pixelbot.runtime import Bot
 
 __all__ = ["Cog", "Command", "command"]
 
@@ -36,11 +36,10 @@ class Command:
     usage: str
     help: str
     aliases: tuple[str, ...] = ()
-    permission: str = "everyone"
+    permission: Role = "everyone"
     user_cooldown: timedelta = timedelta(0)
     global_cooldown: timedelta = timedelta(0)
     cog: Cog | None = field(default=None, repr=False)
-    hidden: bool = False
 
     def __post_init__(self) -> None:
         if self.permission not in LADDER:
@@ -63,7 +62,7 @@ def command(
     usage: str | None = None,
     help: str = "",
     aliases: tuple[str, ...] = (),
-    permission: str = "everyone",
+    permission: Role = "everyone",
     user_cooldown: timedelta = timedelta(0),
     global_cooldown: timedelta = timedelta(0),
 ) -> Callable[[Callback], Command]:
@@ -83,12 +82,13 @@ def command(
 
 
 class Cog:
-    """A group of related commands. Subclasses set ``name`` and decorate methods."""
+    """A group of related commands. Subclasses set ``name`` and decorate methods; they reach
+    the economy and the queue through ``self.services``."""
 
     name = "cog"
 
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def commands(self) -> Iterator[Command]:
         """The cog's commands, bound to this instance (plus any it builds at run time)."""

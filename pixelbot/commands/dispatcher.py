@@ -68,6 +68,18 @@ class CommandRouter:
     def clear(self) -> None:
         self._commands.clear()
 
+    def replace(self, other: CommandRouter) -> None:
+        """Take over another router's commands (a reload swaps them in at once)."""
+        self._commands = dict(other._commands)
+
+    def remove(self, names: list[str]) -> None:
+        """Drop these commands (and their aliases)."""
+        for name in names:
+            command = self._commands.get(name)
+            if command is not None:
+                for alias in command.names:
+                    self._commands.pop(alias, None)
+
     def add(self, command: Command) -> None:
         for name in command.names:
             existing = self._commands.get(name)
@@ -95,17 +107,29 @@ class CommandRouter:
             if not ctx.allowed(command.permission):
                 raise NotPermitted(command.permission)
             args = convert_arguments(command, rest)
-            slots = _cooldown_slots(ctx, command)
-            if slots:
-                await ctx.bot.engine.cooldowns.check(*((w, k) for w, k, _ in slots))
-            await command.invoke(ctx, *args)
-            if slots:  # a refused command (an exception above) spends no cooldown
-                await ctx.bot.engine.cooldowns.start(*slots)
+            await _invoke_reserving_cooldowns(ctx, command, args)
         except PixelbotError as refused:
             await ctx.reply(render_error(refused, ctx, command))
         except Exception:
             log.exception("command %s crashed (message %r)", command.name, text)
             await ctx.reply("something went wrong with that command; nothing was charged")
+
+
+async def _invoke_reserving_cooldowns(ctx: Context, command: Command, args: list[Any]) -> None:
+    """Run the command holding its cooldowns: they are taken (checked and started) in one
+    writer operation before it runs, so two copies arriving together cannot both pass, and
+    given back if the command is refused, so a refusal spends no cooldown."""
+    slots = _cooldown_slots(ctx, command)
+    if not slots:
+        await command.invoke(ctx, *args)
+        return
+    cooldowns = ctx.services.cooldowns
+    await cooldowns.reserve(*slots)
+    try:
+        await command.invoke(ctx, *args)
+    except BaseException:
+        await cooldowns.release(*slots)
+        raise
 
 
 def _cooldown_slots(ctx: Context, command: Command) -> list[tuple[Viewer | None, str, timedelta]]:
@@ -166,7 +190,7 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
     prefix = ctx.prefix
     match error:
         case InsufficientFunds():
-            currency = ctx.bot.config.bot.currency
+            currency = ctx.services.settings().bot.currency
             noun = currency.singular if error.missing == 1 else currency.plural
             return f"you need {error.missing:,} more {noun} (you have {error.balance:,})"
         case OnCooldown():

@@ -219,6 +219,11 @@ class PlatformsSettings(Section):
             return self.console.enabled
         return not (self.twitch.enabled or self.discord.enabled or self.joystick.enabled)
 
+    def enabled_names(self) -> list[str]:
+        """The platforms to start, in a fixed order (the console as ``console_enabled`` says)."""
+        names = [n for n in ("twitch", "discord", "joystick") if getattr(self, n).enabled]
+        return (["console"] if self.console_enabled else []) + names
+
 
 # -------------------------------------------------------------------------------- economy
 

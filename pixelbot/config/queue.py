@@ -25,8 +25,6 @@ from pixelbot.config.types import (
 
 __all__ = ["QueueSettings", "TtsSettings", "WheelPrize", "WheelSettings"]
 
-QUEUE_KINDS = ("tts", "wheel", "effect")
-
 
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from pixelbot.config.effects import Steps
 from pixelbot.config.types import Count, Duration, PositiveInt, Section, Text
+from pixelbot.domain.permissions import LADDER, Role
 
 __all__ = [
     "PERMISSIONS",
@@ -34,8 +35,8 @@ __all__ = [
 ]
 
 # Lowest to highest: each level includes everyone above it.
-PERMISSIONS = ("everyone", "follower", "subscriber", "vip", "moderator", "broadcaster")
-Permission = Literal["everyone", "follower", "subscriber", "vip", "moderator", "broadcaster"]
+PERMISSIONS = LADDER  # the role ladder is defined once, in domain.permissions
+Permission = Role
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 DEFAULT_COGS = ("points", "xp", "redeems", "queue", "moderation", "help")

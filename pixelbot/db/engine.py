@@ -42,9 +42,9 @@ __all__ = ["Database", "sqlite_file"]
 _WRITE_OPTION = "pixelbot_write"
 
 # The WAL only starts over once a checkpoint has copied all of it, and a writer that never
-# pauses (a busy chat) always appends faster than a background checkpoint can finish: in
-# scripts/bench.py the WAL reached 454 MB beside a 70 MB database, and every page read searched
-# it. Past this many pages (64 MiB at 4 KiB pages) the committing connection checkpoints itself,
+# pauses (a busy chat) always appends faster than a background checkpoint can finish, and every
+# page read searches the WAL (figures: README, "Why the settings are what they are"). Past this
+# many pages (64 MiB at 4 KiB pages) the committing connection checkpoints itself,
 # which the WAL can then restart after. Quiet periods still leave the copying to the background.
 WAL_LIMIT_PAGES = 16_000
 

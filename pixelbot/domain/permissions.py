@@ -1,14 +1,16 @@
-"""Who may do what: the role ladder of a chat. Pure, no I/O."""
+"""Who may do what: the role ladder of a chat, defined once. Pure, no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, get_args
 
-__all__ = ["LADDER", "has_permission", "highest_role"]
+__all__ = ["LADDER", "Role", "has_permission", "highest_role"]
 
 # Lowest to highest; each role includes every role below it.
-LADDER = ("everyone", "follower", "subscriber", "vip", "moderator", "broadcaster")
-_RANK = {role: rank for rank, role in enumerate(LADDER)}
+Role = Literal["everyone", "follower", "subscriber", "vip", "moderator", "broadcaster"]
+LADDER: tuple[Role, ...] = get_args(Role)
+_RANK: dict[str, int] = {role: rank for rank, role in enumerate(LADDER)}
 
 
 def highest_role(roles: Iterable[str]) -> str:

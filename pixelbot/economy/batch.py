@@ -111,6 +111,9 @@ class OpenItem:
     lease_expires_at: datetime | None = None
 
 
+DEFAULT_LEVEL_MESSAGE = "{user} reached level {level}!"
+
+
 @dataclass(frozen=True)
 class LevelUp:
     user_id: int
@@ -118,6 +121,16 @@ class LevelUp:
     old_level: int
     new_level: int
     rewards: tuple[tuple[int, int, str | None], ...] = ()  # (level, points paid, message)
+
+    def announcement(self) -> str:
+        """What chat is told: the configured message for the new level, or the default."""
+        messages = {level: message for level, _points, message in self.rewards if message}
+        template = messages.get(self.new_level, DEFAULT_LEVEL_MESSAGE)
+        values = {"user": self.display_name, "level": self.new_level}
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):  # validated at load; never lose the line
+            return DEFAULT_LEVEL_MESSAGE.format(**values)
 
 
 @dataclass

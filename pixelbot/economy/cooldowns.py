@@ -58,21 +58,22 @@ class Cooldowns:
         self._db = db
         self._clock = clock
 
-    async def trigger(self, wallet: Wallet | None, key: str, duration: timedelta) -> None:
-        """Start the cooldown ``key`` for a wallet (or globally, with None).
-
-        Raises OnCooldown (with the seconds remaining) if it is still running."""
-        await self._writer.submit(
-            _Cooldowns(check=((wallet, key),), start=((wallet, key, duration),))
-        )
-
     async def check(self, *slots: Slot) -> None:
         """Raise OnCooldown if any (wallet or None for global, key) cooldown is running."""
         await self._writer.submit(_Cooldowns(check=tuple(slots)))
 
-    async def start(self, *slots: tuple[Wallet | None, str, timedelta]) -> None:
-        """Start cooldowns, e.g. after the command they guard has succeeded."""
-        await self._writer.submit(_Cooldowns(start=tuple(slots)))
+    async def reserve(self, *slots: tuple[Wallet | None, str, timedelta]) -> None:
+        """Check and start these cooldowns in one writer operation: of several requests
+        arriving together, exactly one gets them; the others get OnCooldown."""
+        await self._writer.submit(
+            _Cooldowns(check=tuple((w, k) for w, k, _ in slots), start=tuple(slots))
+        )
+
+    async def release(self, *slots: tuple[Wallet | None, str, timedelta]) -> None:
+        """Give back reserved cooldowns (the command they guarded was refused)."""
+        await self._writer.submit(
+            _Cooldowns(start=tuple((w, k, timedelta(0)) for w, k, _ in slots))
+        )
 
     async def remaining(self, user_id: int | None, key: str) -> float:
         """Seconds left on a cooldown (0.0 when it is not running)."""

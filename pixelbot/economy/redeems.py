@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -21,20 +21,38 @@ from pixelbot.clock import Clock
 from pixelbot.config.redeems import RedeemSettings
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
+from pixelbot.domain.queue import ItemStatus, QueueKind, kind_of_action
 from pixelbot.economy.batch import GLOBAL_SCOPE, SPEND, Batch, Needs, user_scope
+from pixelbot.economy.payloads import (
+    AiPayload,
+    EffectPayload,
+    ItemPayload,
+    Requester,
+    TtsPayload,
+    WheelPayload,
+)
 from pixelbot.economy.writer import Writer
 from pixelbot.errors import LimitReached, OnCooldown, QueueFull, RedeemDisabled, UnknownRedeem
 from pixelbot.events import Viewer
 
-__all__ = ["RedeemCatalog", "Redeems", "Redemption", "queue_kind"]
+__all__ = ["RedeemCatalog", "Redeems", "Redemption", "payload_for", "queue_kind"]
 
 REDEEMS = Base.metadata.tables["redeems"]
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 
 
-def queue_kind(action_type: str) -> str:
+def queue_kind(action_type: str) -> QueueKind:
     """The queue (and worker) an action's items go to: obs, sound and chat are effects."""
-    return {"tts": "tts", "wheel": "wheel", "ai": "ai"}.get(action_type, "effect")
+    return kind_of_action(action_type)
+
+
+def payload_for(kind: QueueKind, **fields: Any) -> ItemPayload:
+    payload_type = {
+        QueueKind.TTS: TtsPayload,
+        QueueKind.WHEEL: WheelPayload,
+        QueueKind.EFFECT: EffectPayload,
+    }.get(kind, AiPayload)
+    return payload_type(**fields)
 
 
 class Redemption(NamedTuple):
@@ -59,7 +77,7 @@ class _Redeem:
     max_pending: int | None = None  # a queue this full refuses the redeem
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> QueueKind:
         return queue_kind(self.settings.action.type)
 
     def needs(self, needs: Needs) -> None:
@@ -110,25 +128,21 @@ class _Redeem:
             if length:
                 batch.start_cooldown(scope, self.cooldown_key, length)
         batch.count_redeem(key, account.user_id)
+        fields: dict[str, Any] = {
+            "redeem": key,
+            "title": settings.title,
+            "text": self.text,
+            "action": settings.action.model_dump(mode="json", by_alias=True),
+            "channel": self.channel,
+            "message": self.message_id,
+            "viewer": Requester.of(self.viewer),
+        }
         item_id = batch.enqueue(
             {
-                "kind": self.kind,
-                "status": "pending",
+                "kind": self.kind.value,
+                "status": ItemStatus.PENDING.value,
                 "priority": 0,
-                "payload": {
-                    "redeem": key,
-                    "title": settings.title,
-                    "text": self.text,
-                    "action": settings.action.model_dump(mode="json", by_alias=True),
-                    "channel": self.channel,
-                    "message": self.message_id,
-                    "viewer": {
-                        "platform": self.viewer.platform,
-                        "id": self.viewer.platform_user_id,
-                        "login": self.viewer.login,
-                        "name": self.viewer.display_name,
-                    },
-                },
+                "payload": payload_for(self.kind, **fields).to_json(),
                 "user_id": account.user_id,
                 "redeem_key": key,
                 "cost": settings.cost,
@@ -160,11 +174,14 @@ class RedeemCatalog:
         self.redeems = dict(redeems)
         self._overrides: dict[str, bool] = {}
 
-    async def load(self) -> None:
-        """Mirror the YAML into the table (title, cost) and read the toggles back."""
+    async def load(self, redeems: dict[str, RedeemSettings] | None = None) -> None:
+        """Mirror the YAML into the table (title, cost) and read the toggles back. With
+        ``redeems`` (a reloaded config), those replace the running ones, but only once they
+        are stored: if storing fails, the running redeems stay as they were."""
+        wanted = self.redeems if redeems is None else dict(redeems)
         now = self._clock.now()
         async with self._db.write() as conn:
-            if self.redeems:
+            if wanted:
                 await conn.execute(
                     self._db.upsert(REDEEMS, ["key"], ["title", "cost", "updated_at"]),
                     [
@@ -176,7 +193,7 @@ class RedeemCatalog:
                             "created_at": now,
                             "updated_at": now,
                         }
-                        for key, redeem in self.redeems.items()
+                        for key, redeem in wanted.items()
                     ],
                 )
             rows = await conn.execute(
@@ -184,7 +201,8 @@ class RedeemCatalog:
                     REDEEMS.c.enabled_override.is_not(None)
                 )
             )
-            self._overrides = {key: bool(enabled) for key, enabled in rows}
+            overrides = {key: bool(enabled) for key, enabled in rows}
+        self.redeems, self._overrides = wanted, overrides
 
     def get(self, key: str) -> RedeemSettings:
         try:
@@ -211,10 +229,6 @@ class RedeemCatalog:
                 .values(enabled_override=enabled, updated_at=self._clock.now())
             )
         self._overrides[key] = enabled
-
-    def replace(self, redeems: dict[str, RedeemSettings]) -> None:
-        """After a config reload (call ``load`` next to mirror it)."""
-        self.redeems = dict(redeems)
 
 
 class Redeems:

@@ -64,9 +64,9 @@ class _Pending:
 class Writer:
     # The most operations one transaction takes. A commit writes every page the batch dirtied,
     # and in a busy chat those are mostly the same hot pages (wallets, index leaves) whatever the
-    # batch size: in scripts/bench.py, 4000 instead of 2000 cut the bytes written to the WAL by
-    # a third (615 -> 420 MB per 200k messages) and the SQLite thread's CPU by 10-20%. Only a
-    # backlog fills a batch, so a quiet chat still commits each message on its own.
+    # batch size, so larger batches write far less (figures: README, "Why the settings are what
+    # they are"). Only a backlog fills a batch, so a quiet chat still commits each message on
+    # its own.
     MAX_BATCH = 4000
 
     def __init__(

@@ -3,7 +3,11 @@ and for scripted, deterministic end-to-end runs.
 
 The operator types ``alice: !points`` to speak as alice, and operator lines (``/follow bob``,
 ``/tick 60``...) to make things happen; ``/help`` lists them. Bot messages print as
-``<bot name>: <text>``, queue and worker outcomes as ``[<kind>] <text>``.
+``<bot name>: <text>``; ``ConsolePrinter`` prints queue and worker outcomes from the outcome
+bus as ``[<kind>] <text>``.
+
+It is a platform like any other: every line becomes a normalized event pushed into the sink
+given to ``start`` (``/live`` is a ``StreamOnline``), and the bot answers through ``send``.
 
 The console has no user ids of its own, so here a name is the identity (on real platforms it
 never is). In scripted mode (``python bot.py console --script FILE``) the clock starts at a
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import shlex
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -32,14 +36,17 @@ from pixelbot.events import (
     MessageDeleted,
     Presence,
     Raid,
+    StreamOffline,
+    StreamOnline,
     Subscription,
     Tip,
     Viewer,
     ViewerBanned,
 )
-from pixelbot.runtime import Bot
+from pixelbot.outcomes import ItemQueued, ItemSettled, Notice, Outcome, StreamChanged
+from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 
-__all__ = ["OPERATOR_HELP", "ConsoleStream", "parse_chat_line"]
+__all__ = ["CAPABILITIES", "OPERATOR_HELP", "ConsolePrinter", "ConsoleStream", "parse_chat_line"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,14 @@ class _Meta(TypedDict):
     occurred_at: datetime
 
 
+# A terminal takes any length, mentions by name, and has nobody to be rate-limited by.
+CAPABILITIES = Capabilities(
+    max_message_length=100_000,
+    mention_style="at_name",
+    messages_per_window=1_000_000,
+)
+
+
 class OperatorError(ValueError):
     """An operator line the console cannot act on (reported, never fatal)."""
 
@@ -75,32 +90,51 @@ def parse_chat_line(line: str) -> tuple[str, str] | None:
 
 @dataclass
 class ConsoleStream:
-    """The console as a platform adapter: the same interface Twitch or Discord will use."""
+    """The console as a platform adapter, on the same interface as Twitch or Discord.
 
-    bot: Bot
+    ``bot_name`` labels what the bot says; ``prefix`` is only for the greeting. ``drain``
+    (set by whoever runs the console) lets ``/drain`` and scripted runs wait for the queues.
+    """
+
     clock: Clock
     out: Callable[[str], None] = print
+    bot_name: str = "Pixel"
+    prefix: str = "!"
     name: str = PLATFORM
     default_channel: str = CHANNEL
+    capabilities: Capabilities = CAPABILITIES
     roles: dict[str, set[str]] = field(default_factory=dict)
     stopped: bool = False
     # Scripted runs let the queues finish after every line, so a transcript is the same on
     # every run (outcomes print right after the line that caused them).
     drain_each_line: bool = False
+    drain: Callable[[], Awaitable[None]] | None = None
     last_message: dict[str, str] = field(default_factory=dict)  # login -> id of their last line
+    _sink: EventSink | None = None
+    _last_event_at: datetime | None = None
 
     # -- Platform interface -------------------------------------------------------------------
 
-    async def send(self, channel: str, text: str) -> None:
-        self.out(f"{self.bot.config.bot.name}: {text}")
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
 
-    def notice(self, kind: str, text: str) -> None:
-        self.out(f"[{kind}] {text}")
+    async def stop(self) -> None:
+        self._sink = None
+        self.stopped = True
+
+    async def send(self, channel: str, text: str) -> None:
+        self.out(f"{self.bot_name}: {text}")
+
+    async def reply(self, to: ChatMessage, text: str) -> None:
+        await self.send(to.channel, text)
+
+    def status(self) -> PlatformStatus:
+        return PlatformStatus(self._sink is not None, last_event_at=self._last_event_at)
 
     # -- input ----------------------------------------------------------------------------------
 
     def greeting(self) -> str:
-        prefix = self.bot.config.bot.prefix
+        prefix = self.prefix
         return (
             f"Hi! This is the console stream. Chat as anyone: 'alice: hello', then "
             f"'alice: {prefix}points' or '{prefix}redeems'. Operator lines: /help. /quit ends."
@@ -111,13 +145,13 @@ class ConsoleStream:
         for line in lines:
             await self.handle_line(line)
             if self.drain_each_line:
-                await self.drain()
+                await self.wait_for_queues()
             if self.stopped:
                 return
 
-    async def drain(self) -> None:
-        if self.bot.queue is not None:
-            await self.bot.queue.drain()
+    async def wait_for_queues(self) -> None:
+        if self.drain is not None:
+            await self.drain()
 
     async def handle_line(self, line: str) -> None:
         line = line.strip()
@@ -133,7 +167,7 @@ class ConsoleStream:
             name, text = parsed
             meta = self._meta()
             self.last_message[name.lower()] = meta["id"]
-            await self._emit(
+            await self.emit(
                 ChatMessage(viewer=self.viewer(name), text=text, channel=CHANNEL, **meta)
             )
         except OperatorError as problem:
@@ -149,8 +183,12 @@ class ConsoleStream:
     def _meta(self) -> _Meta:
         return {"id": uuid.uuid4().hex, "platform": PLATFORM, "occurred_at": self.clock.now()}
 
-    async def _emit(self, event: Event) -> None:
-        await self.bot.handle(event, self)
+    async def emit(self, event: Event) -> object:
+        """Push an event into the bot, as every line does (tests push their own, too)."""
+        if self._sink is None:
+            raise OperatorError("the console is not connected to the bot")
+        self._last_event_at = event.occurred_at
+        return await self._sink(event)
 
     def _grant_role(self, name: str, role: str) -> None:
         self.roles.setdefault(name.lower(), set()).add(role)
@@ -171,7 +209,7 @@ class ConsoleStream:
     async def _follow(self, args: list[str]) -> None:
         (name,) = _args(args, "/follow NAME")
         self._grant_role(name, "follower")
-        await self._emit(Follow(viewer=self.viewer(name), **self._meta()))
+        await self.emit(Follow(viewer=self.viewer(name), **self._meta()))
 
     async def _sub(self, args: list[str]) -> None:
         name, months, tier = _args(args, "/sub NAME [months] [tier]", optional=2)
@@ -179,13 +217,13 @@ class ConsoleStream:
         if tier_n not in (1, 2, 3):
             raise OperatorError("tier must be 1, 2 or 3")
         self._grant_role(name, "subscriber")
-        await self._emit(
+        await self.emit(
             Subscription(viewer=self.viewer(name), months=months_n, tier=tier_n, **self._meta())
         )
 
     async def _gift(self, args: list[str]) -> None:
         name, count = _args(args, "/gift NAME COUNT")
-        await self._emit(
+        await self.emit(
             GiftedSubs(gifter=self.viewer(name), count=_number(count, "count"), **self._meta())
         )
 
@@ -197,23 +235,21 @@ class ConsoleStream:
             raise OperatorError(f"{amount!r} is not an amount") from None
         if not value.is_finite() or not 0 < value <= 1_000_000:
             raise OperatorError("a tip must be more than 0 and at most 1000000")
-        await self._emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
+        await self.emit(Tip(viewer=self.viewer(name), amount=value, **self._meta()))
 
     async def _cheer(self, args: list[str]) -> None:
         name, bits = _args(args, "/cheer NAME BITS")
-        await self._emit(
-            Cheer(viewer=self.viewer(name), bits=_number(bits, "bits"), **self._meta())
-        )
+        await self.emit(Cheer(viewer=self.viewer(name), bits=_number(bits, "bits"), **self._meta()))
 
     async def _raid(self, args: list[str]) -> None:
         name, viewers = _args(args, "/raid NAME VIEWERS")
-        await self._emit(
+        await self.emit(
             Raid(viewer=self.viewer(name), viewers=_number(viewers, "viewers"), **self._meta())
         )
 
     async def _join(self, args: list[str]) -> None:
         (name,) = _args(args, "/join NAME")
-        await self._emit(Presence(viewer=self.viewer(name), **self._meta()))
+        await self.emit(Presence(viewer=self.viewer(name), **self._meta()))
 
     async def _mod(self, args: list[str]) -> None:
         (name,) = _args(args, "/mod NAME")
@@ -226,26 +262,24 @@ class ConsoleStream:
         self.out(f"[console] {name} is a VIP")
 
     async def _live(self, args: list[str]) -> None:
-        await self.bot.engine.streams.go_live(PLATFORM, CHANNEL)
-        self.out("[console] the stream is live")
+        await self.emit(StreamOnline(channel=CHANNEL, **self._meta()))
 
     async def _offline(self, args: list[str]) -> None:
-        ended = await self.bot.engine.streams.go_offline()
-        self.out("[console] the stream is offline" if ended else "[console] it was not live")
+        await self.emit(StreamOffline(channel=CHANNEL, **self._meta()))
 
     async def _delete(self, args: list[str]) -> None:
         (name,) = _args(args, "/delete NAME")
         message_id = self.last_message.pop(name.lower(), None)
         if message_id is None:
             raise OperatorError(f"{name} has not said anything to delete")
-        await self._emit(
+        await self.emit(
             MessageDeleted(message_id=message_id, author=self.viewer(name), **self._meta())
         )
         self.out(f"[console] deleted {name}'s last message")
 
     async def _ban(self, args: list[str]) -> None:
         (name,) = _args(args, "/ban NAME")
-        await self._emit(ViewerBanned(viewer=self.viewer(name), **self._meta()))
+        await self.emit(ViewerBanned(viewer=self.viewer(name), **self._meta()))
         self.out(f"[console] {name} is banned")
 
     async def _timeout(self, args: list[str]) -> None:
@@ -254,12 +288,12 @@ class ConsoleStream:
             duration = parse_duration(length)
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
-        await self._emit(ViewerBanned(viewer=self.viewer(name), duration=duration, **self._meta()))
+        await self.emit(ViewerBanned(viewer=self.viewer(name), duration=duration, **self._meta()))
         self.out(f"[console] {name} is timed out for {length}")
 
     async def _drain(self, args: list[str]) -> None:
         _args(args, "/drain")
-        await self.drain()
+        await self.wait_for_queues()
 
     async def _tick(self, args: list[str]) -> None:
         (seconds,) = _args(args, "/tick SECONDS")
@@ -278,6 +312,36 @@ class ConsoleStream:
 
     async def _quit(self, args: list[str]) -> None:
         self.stopped = True
+
+
+class ConsolePrinter:
+    """Prints the bus's outcomes for the operator: ``[tts] #1 pending: ...``."""
+
+    TYPES = (Notice, ItemQueued, ItemSettled, StreamChanged)
+
+    def __init__(self, out: Callable[[str], None] = print) -> None:
+        self.out = out
+
+    async def show(self, outcome: Outcome) -> None:
+        match outcome:
+            case Notice(kind, text):
+                self.out(f"[{kind}] {text}")
+            case ItemQueued():
+                what = f": {outcome.text}" if outcome.text else ""
+                self.out(
+                    f"[{outcome.kind}] #{outcome.item_id} pending: {outcome.title} "
+                    f"for {outcome.viewer_name}{what}"
+                )
+            case ItemSettled():
+                self.out(f"[{outcome.kind}] {outcome.summary}")
+            case StreamChanged(platform, _channel, live, changed):
+                where = "console" if platform == PLATFORM else "stream"
+                if live:
+                    self.out(f"[{where}] the stream is live")
+                elif changed:
+                    self.out(f"[{where}] the stream is offline")
+                else:
+                    self.out(f"[{where}] it was not live")
 
 
 _OPERATORS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixelbot.config import Currency
+from pixelbot.economy.payloads import payload_of
 from pixelbot.queue.runner import Outcome
 
 __all__ = ["Announcement", "announce"]
@@ -18,6 +19,7 @@ __all__ = ["Announcement", "announce"]
 class Announcement:
     notice: str  # "[kind]" line for the operator (without the tag)
     chat: tuple[str, ...]  # said in the viewer's channel, in order
+    to_viewer: str | None = None  # said to the viewer (with their mention), after ``chat``
 
 
 def announce(outcome: Outcome, currency: Currency) -> Announcement | None:
@@ -25,10 +27,9 @@ def announce(outcome: Outcome, currency: Currency) -> Announcement | None:
     settled = outcome.settled
     if settled.already_settled:
         return None
-    payload = outcome.payload
-    viewer = payload.get("viewer")
-    name = str(viewer.get("name") or "someone") if isinstance(viewer, dict) else "someone"
-    title = str(payload.get("title") or outcome.kind)
+    payload = payload_of(outcome.kind, outcome.payload)
+    name = payload.viewer_name
+    title = payload.title or outcome.kind
 
     def points(amount: int) -> str:
         return f"{amount:,} {currency.singular if amount == 1 else currency.plural}"
@@ -47,8 +48,8 @@ def announce(outcome: Outcome, currency: Currency) -> Announcement | None:
     back = f" Your {points(settled.refunded)} are back." if settled.refunded else ""
     if settled.status == "cancelled":
         notice = f"#{outcome.item_id} cancelled: {outcome.error}{refund}"
-        chat = f"@{name} your {title} was cancelled ({outcome.error}).{back}"
+        chat = f"your {title} was cancelled ({outcome.error}).{back}"
     else:
         notice = f"#{outcome.item_id} failed: {outcome.error}{refund}"
-        chat = f"@{name} your {title} didn't happen: {outcome.error}.{back}"
-    return Announcement(notice, (chat,))
+        chat = f"your {title} didn't happen: {outcome.error}.{back}"
+    return Announcement(notice, (), chat)

@@ -24,6 +24,7 @@ from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from pixelbot.economy.payloads import payload_of
 from pixelbot.economy.queue import (
     INTERRUPTED,
     ClaimedItem,
@@ -60,6 +61,7 @@ class Outcome:
 
 Report = Callable[[Outcome], Awaitable[None]]
 SayFor = Callable[[dict[str, object]], Callable[[str], Awaitable[None]]]
+Started = Callable[[ClaimedItem], Awaitable[None]]
 
 
 @dataclass
@@ -81,6 +83,7 @@ class QueueRunner:
         timeouts: Mapping[str, float],
         report: Report,
         say_for: SayFor,
+        started: Started | None = None,
         retry_on_restart: bool = False,
         only_while_draining: bool = False,
     ) -> None:
@@ -91,6 +94,7 @@ class QueueRunner:
         self.timeouts = dict(timeouts)
         self._report = report
         self._say_for = say_for
+        self._started = started
         self._retry_on_restart = retry_on_restart
         self.paused: set[str] = set()
         self._wake = {kind: asyncio.Event() for kind in self.workers}
@@ -272,7 +276,13 @@ class QueueRunner:
             await self.store.release(item.id)
             return
         say = self._say_for(item.payload)
-        job = Job(item.id, item.kind, item.payload, item.user_id, item.attempts, say)
+        payload = payload_of(item.kind, item.payload)
+        job = Job(item.id, item.kind, payload, item.user_id, item.attempts, say)
+        if self._started is not None:
+            try:
+                await self._started(item)
+            except Exception:  # telling must never stop the queue
+                log.exception("could not report the start of item #%s", item.id)
         task = asyncio.create_task(worker.perform(job), name=f"{item.kind}-{item.id}")
         current = _Current(item, task)
         self._current[item.kind] = current

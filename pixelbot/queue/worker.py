@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pixelbot.economy.payloads import ItemPayload
 from pixelbot.economy.queue import FollowUp, Payout
 
 __all__ = ["Done", "FollowUp", "Job", "Payout", "Worker"]
@@ -33,20 +34,18 @@ class Job:
 
     item_id: int
     kind: str
-    payload: dict[str, Any]
+    payload: ItemPayload
     user_id: int | None
     attempts: int
     say: Callable[[str], Awaitable[None]]  # a chat line in the viewer's channel, right now
 
     @property
     def viewer_name(self) -> str:
-        viewer = self.payload.get("viewer") or {}
-        return str(viewer.get("name") or viewer.get("login") or "someone")
+        return self.payload.viewer_name
 
     @property
     def text(self) -> str | None:
-        text = self.payload.get("text")
-        return None if text is None else str(text)
+        return self.payload.text
 
 
 class Worker(Protocol):

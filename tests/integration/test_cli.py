@@ -364,3 +364,33 @@ def test_db_help_lists_its_subcommands() -> None:
         "upgrade",
         "verify",
     ]
+
+
+def test_an_enabled_platform_this_version_cannot_run_is_refused(
+    tmp_path: Path, db_file: Path
+) -> None:
+    config = write_config(
+        tmp_path / "twitch.yaml",
+        db_file,
+        """
+        platforms:
+          twitch: {enabled: true, channel: me, client_id: a, client_secret: b, bot_id: "1"}
+        """,
+    )
+    for command in ("check-config", "run"):
+        result = bot(command, "--config", config)
+        assert (result.returncode, result.stdout) == (2, ""), command
+        assert "platforms.twitch.enabled: the twitch adapter is not part of this version" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr
+    assert not db_file.exists()  # nothing was started
+
+
+def test_run_with_the_console_off_and_nothing_else_says_so(tmp_path: Path, db_file: Path) -> None:
+    config = write_config(
+        tmp_path / "off.yaml", db_file, "platforms:\n  console: {enabled: false}\n"
+    )
+    result = bot("check-config", "--config", config)
+    assert result.returncode == 2
+    assert "platforms: no platform is enabled" in result.stderr

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from pixelbot.app.console_run import run_console
 from pixelbot.config import Config, load_config
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage
-from pixelbot.runner import run_console
 from pixelbot.testing import console_session, make_config, open_test_engine
 from pixelbot.testing_db import database_url, query
 
@@ -303,7 +303,7 @@ async def test_a_refusal_replies_and_changes_nothing(
 
         assert state(db_path) == was
         assert count(db_path, "events") == events + 1  # the chat line itself, nothing more
-        assert (await verify(bot.bot.engine.db)).ok
+        assert (await verify(bot.app.engine.db)).ok
 
 
 async def test_an_unknown_redeem_is_named_clearly(config: Config, db_path: Path) -> None:
@@ -509,6 +509,26 @@ async def test_reload_with_a_broken_file_keeps_the_running_config(
         assert balances(db_path) == {"alice": 26, "mia": 1}
 
 
+async def test_a_reload_that_cannot_be_stored_changes_nothing(
+    tmp_path: Path, db_path: Path
+) -> None:
+    """A cost the database cannot hold (if validation lets it through) fails while the new
+    redeems are stored: the running config, the redeems and the commands all stay."""
+    path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
+    async with console_session(load_config(path), path) as bot:
+        await bot.run("/mod mia", "mia: hi")
+        write_yaml(path, db_path, GOOD_YAML.replace("cost: 25", f"cost: {10**26}"))
+        was = state(db_path)
+        stored = rows(db_path, "SELECT key, cost FROM redeems ORDER BY key")
+
+        reply = (await bot.run("mia: !reload"))[0]
+        assert reply.startswith("Pixel: @mia config not reloaded, the running one stays: ")
+        assert state(db_path) == was
+        assert rows(db_path, "SELECT key, cost FROM redeems ORDER BY key") == stored
+        assert bot.app.config.redeems["tts"].cost == 25
+        assert await bot.run("mia: !redeems") == ["Pixel: Redeems: !tts (25), !spin (100)"]
+
+
 async def test_reload_lists_at_most_three_problems(tmp_path: Path, db_path: Path) -> None:
     path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
     async with console_session(load_config(path), path) as bot:
@@ -582,7 +602,7 @@ async def test_a_good_reload_takes_effect(tmp_path: Path, db_path: Path) -> None
             ("tts", 25),  # no longer configured: its row stays, untouched
         ]
         assert rows(db_path, "SELECT cost FROM queue_items ORDER BY id") == [(100,), (10,), (5,)]
-        assert (await verify(bot.bot.engine.db)).ok
+        assert (await verify(bot.app.engine.db)).ok
 
 
 async def test_reload_without_a_config_file(config: Config) -> None:
@@ -760,7 +780,7 @@ async def test_bad_operator_lines_are_reported_and_the_script_goes_on(
         "Pixel: Thanks for the tip, bob! +5 pixels",
     ]
     assert balances(db_path) == {"bob": 5}
-    assert count(db_path, "events") == 2  # the good tip and its award
+    assert count(db_path, "events") == 3  # /offline (logged like any event), the tip, its award
 
 
 async def test_a_line_that_crashes_changes_nothing_and_the_stream_goes_on(
@@ -805,10 +825,10 @@ async def test_the_same_redeem_request_delivered_twice_charges_once(
             occurred_at=bot.clock.now(),
         )
         before = len(bot.out)
-        first = await bot.bot.handle(request, bot.console)
-        again = await bot.bot.handle(request, bot.console)
+        first = await bot.console.emit(request)
+        again = await bot.console.emit(request)
         assert (first.skipped, again.skipped) == (None, "duplicate")
-        await bot.console.drain()
+        await bot.console.wait_for_queues()
         assert bot.out[before:] == [
             "Pixel: @alice Text-to-Speech redeemed for 25 pixels (queued as #1)",
             "[tts] #1 pending: Text-to-Speech for alice: hello",
@@ -819,7 +839,7 @@ async def test_the_same_redeem_request_delivered_twice_charges_once(
             ("tts", "redeem:console:chat:msg-1")
         ]
         assert rows(db_path, "SELECT amount FROM transactions WHERE kind = 'spend'") == [(-25,)]
-        assert (await verify(bot.bot.engine.db)).ok
+        assert (await verify(bot.app.engine.db)).ok
 
 
 async def test_the_same_give_delivered_twice_transfers_once(config: Config, db_path: Path) -> None:
@@ -833,8 +853,8 @@ async def test_the_same_give_delivered_twice_transfers_once(config: Config, db_p
             platform="console",
             occurred_at=bot.clock.now(),
         )
-        await bot.bot.handle(request, bot.console)
-        await bot.bot.handle(request, bot.console)
+        await bot.console.emit(request)
+        await bot.console.emit(request)
         assert balances(db_path) == {"alice": 31, "bob": 21}
         assert bot.out[-1] == "Pixel: @alice gave 20 pixels to bob (you have 31 left)"
         assert bot.out.count(bot.out[-1]) == 1

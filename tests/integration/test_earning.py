@@ -575,39 +575,39 @@ async def test_the_chat_cooldown_survives_a_restart(
 
 async def test_a_command_cooldown_survives_a_restart(db_path: Path, clock: FakeClock) -> None:
     async with engine_with(db_path, clock) as engine:
-        await engine.cooldowns.trigger(ALICE, "tts", timedelta(seconds=30))
+        await engine.cooldowns.reserve((ALICE, "tts", timedelta(seconds=30)))
         user_id = await engine.wallets.find("alice")
 
     clock.advance(12)
     async with engine_with(db_path, clock) as engine:
         with pytest.raises(OnCooldown) as refused:
-            await engine.cooldowns.trigger(ALICE, "tts", timedelta(seconds=30))
+            await engine.cooldowns.reserve((ALICE, "tts", timedelta(seconds=30)))
         assert (refused.value.key, refused.value.remaining) == ("tts", 18.0)
         assert await engine.cooldowns.remaining(user_id, "tts") == 18.0
 
-        await engine.cooldowns.trigger(BOB, "tts", timedelta(seconds=30))  # per viewer
-        await engine.cooldowns.trigger(ALICE, "song", timedelta(seconds=30))  # per key
+        await engine.cooldowns.reserve((BOB, "tts", timedelta(seconds=30)))  # per viewer
+        await engine.cooldowns.reserve((ALICE, "song", timedelta(seconds=30)))  # per key
 
         clock.advance(18)
         assert await engine.cooldowns.remaining(user_id, "tts") == 0.0
-        await engine.cooldowns.trigger(ALICE, "tts", timedelta(seconds=30))
+        await engine.cooldowns.reserve((ALICE, "tts", timedelta(seconds=30)))
         assert await engine.cooldowns.remaining(user_id, "tts") == 30.0
 
 
 async def test_a_global_cooldown_holds_for_everyone(engine: Engine, clock: FakeClock) -> None:
-    await engine.cooldowns.trigger(None, "raffle", timedelta(minutes=2))
+    await engine.cooldowns.reserve((None, "raffle", timedelta(minutes=2)))
 
     with pytest.raises(OnCooldown) as refused:
-        await engine.cooldowns.trigger(None, "raffle", timedelta(minutes=2))
+        await engine.cooldowns.reserve((None, "raffle", timedelta(minutes=2)))
     assert refused.value.remaining == 120.0
 
     clock.advance(50)
     assert await engine.cooldowns.remaining(None, "raffle") == 70.0
     with pytest.raises(OnCooldown) as refused:
-        await engine.cooldowns.trigger(None, "raffle", timedelta(minutes=2))
+        await engine.cooldowns.reserve((None, "raffle", timedelta(minutes=2)))
     assert refused.value.remaining == 70.0
 
-    await engine.cooldowns.trigger(ALICE, "raffle", timedelta(minutes=2))  # a viewer's own scope
+    await engine.cooldowns.reserve((ALICE, "raffle", timedelta(minutes=2)))  # a viewer's own scope
     clock.advance(70)
-    await engine.cooldowns.trigger(None, "raffle", timedelta(minutes=2))
+    await engine.cooldowns.reserve((None, "raffle", timedelta(minutes=2)))
     assert await engine.cooldowns.remaining(None, "raffle") == 120.0

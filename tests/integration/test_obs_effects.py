@@ -20,6 +20,7 @@ import pytest
 
 from pixelbot.config import Config
 from pixelbot.config.effects import ObsSettings
+from pixelbot.economy.payloads import ItemPayload, payload_of
 from pixelbot.errors import EffectFailed, ObsUnavailable
 from pixelbot.integrations.obs import ObsClient, ObsRequestError
 from pixelbot.queue.worker import Done, Job
@@ -80,7 +81,8 @@ class Rig:
         } | payload
         if steps is not None:
             payload["steps"] = steps
-        return Job(item_id=4, kind="effect", payload=payload, user_id=7, attempts=1, say=say)
+        typed = payload_of("effect", payload)
+        return Job(item_id=4, kind="effect", payload=typed, user_id=7, attempts=1, say=say)
 
     async def run(self, steps: list[Any] | None, **payload: Any) -> Done:
         return await self.worker.perform(self.job(steps, **payload))
@@ -494,7 +496,7 @@ async def test_wait_and_say_need_no_obs() -> None:
         "text": "go",
         "viewer": {"login": "bob"},
     }
-    done = await worker.perform(Job(9, "effect", payload, None, 1, say))
+    done = await worker.perform(Job(9, "effect", payload_of("effect", payload), None, 1, say))
     await worker.close()
 
     assert said == ["bob starts Countdown", "go!"]
@@ -512,7 +514,7 @@ async def test_obs_steps_fail_clearly_when_obs_is_off() -> None:
 
     payload = {"steps": [{"say": "first"}, {"switch_scene": "BRB"}, {"say": "never"}]}
     with pytest.raises(EffectFailed) as failed:
-        await worker.perform(Job(9, "effect", payload, None, 1, say))
+        await worker.perform(Job(9, "effect", payload_of("effect", payload), None, 1, say))
 
     assert str(failed.value) == "OBS is not enabled (obs.enabled in config.yaml)"
     assert failed.value.step == "switch_scene"
@@ -646,7 +648,7 @@ async def test_a_redeem_action_payload_runs_its_steps(rig: Rig) -> None:
     # stored as economy/redeems.py stores it: model_dump(mode="json") -> for_ and "PT1.5S"
     action = config.redeems["peek"].action.model_dump(mode="json")
 
-    steps = steps_from_payload({"action": action}, config)
+    steps = steps_from_payload(payload_of("effect", {"action": action}), config)
     await rig.run(None, action=action)
 
     assert [step.do for step in steps] == ["show_source"]
@@ -655,13 +657,17 @@ async def test_a_redeem_action_payload_runs_its_steps(rig: Rig) -> None:
     assert rig.fake.request_types().count("SetSceneItemEnabled") == 2
 
 
+def named(effect: str) -> ItemPayload:
+    return payload_of("effect", {"action": {"type": "effect", "effect": effect}})
+
+
 async def test_a_named_effect_payload_uses_the_current_config() -> None:
     config = Config.model_validate(
         {"effects": {"confetti": {"steps": [{"play_sound": "pop.wav"}, {"say": "yay"}]}}}
     )
 
-    steps = steps_from_payload({"action": {"type": "effect", "effect": "confetti"}}, config)
+    steps = steps_from_payload(named("confetti"), config)
 
     assert [step.do for step in steps] == ["play_sound", "say"]
     with pytest.raises(EffectFailed, match="no effect called 'gone'"):
-        steps_from_payload({"action": {"type": "effect", "effect": "gone"}}, config)
+        steps_from_payload(named("gone"), config)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pixelbot.config.queue import TtsSettings
+from pixelbot.economy.payloads import payload_of
 from pixelbot.errors import SpeechFailed
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -60,7 +61,8 @@ def tts_job(item_id: int, text: str | None, *, name: str = "alice", **action: An
         "action": {"type": "tts", "max_chars": 200, "prefix_username": True, **action},
         "viewer": {"name": name, "login": name.lower()},
     }
-    return Job(item_id, "tts", payload, user_id=1, attempts=1, say=nothing_to_say)
+    typed = payload_of("tts", payload)
+    return Job(item_id, "tts", typed, user_id=1, attempts=1, say=nothing_to_say)
 
 
 @pytest.fixture

@@ -133,8 +133,8 @@ async def test_points_spent_by_another_process_cannot_be_spent_again(
 
 async def test_a_cooldown_started_by_another_process_holds(engine: Engine, other: Engine) -> None:
     await engine.cooldowns.check((ALICE, "dance"), (None, "hype"))  # both known: not running
-    await other.cooldowns.start((ALICE, "dance", timedelta(minutes=1)))
-    await other.cooldowns.start((None, "hype", timedelta(minutes=5)))
+    await other.cooldowns.reserve((ALICE, "dance", timedelta(minutes=1)))
+    await other.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
 
     with pytest.raises(OnCooldown) as per_viewer:
         await engine.cooldowns.check((ALICE, "dance"))
@@ -148,13 +148,13 @@ async def test_a_cooldown_started_by_another_process_holds(engine: Engine, other
 async def test_a_cooldown_started_here_holds_from_the_cache(
     engine: Engine, clock: FakeClock
 ) -> None:
-    await engine.cooldowns.trigger(ALICE, "dance", timedelta(minutes=1))
+    await engine.cooldowns.reserve((ALICE, "dance", timedelta(minutes=1)))
     clock.advance(timedelta(seconds=45))
     with pytest.raises(OnCooldown) as refused:
-        await engine.cooldowns.trigger(ALICE, "dance", timedelta(minutes=1))
+        await engine.cooldowns.reserve((ALICE, "dance", timedelta(minutes=1)))
     assert refused.value.remaining == 15.0
     clock.advance(timedelta(seconds=15))
-    await engine.cooldowns.trigger(ALICE, "dance", timedelta(minutes=1))  # expired: runs again
+    await engine.cooldowns.reserve((ALICE, "dance", timedelta(minutes=1)))  # expired: runs again
 
 
 async def test_a_write_by_a_plain_sqlite_connection_is_seen(engine: Engine, db_path: Path) -> None:

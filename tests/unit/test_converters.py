@@ -22,10 +22,10 @@ from pixelbot.commands.converters import (
 )
 from pixelbot.commands.core import Command
 from pixelbot.commands.dispatcher import convert_arguments
-from pixelbot.commands.ratelimit import ReplyLimiter
-from pixelbot.config.redeems import PERMISSIONS
 from pixelbot.domain.permissions import LADDER, has_permission, highest_role
+from pixelbot.domain.rate_limit import ReplyLimiter
 from pixelbot.errors import BadArgument
+from pixelbot.platforms.base import Capabilities, split_message
 
 # ----------------------------------------------------------------------------- parse_amount
 
@@ -256,10 +256,6 @@ def test_reply_limiter_takes_new_settings() -> None:
 # ----------------------------------------------------------------------------- permissions
 
 
-def test_the_config_and_the_ladder_agree() -> None:
-    assert PERMISSIONS == LADDER
-
-
 @pytest.mark.parametrize("role", LADDER)
 @pytest.mark.parametrize("required", LADDER)
 def test_each_role_includes_every_role_below_it(role: str, required: str) -> None:
@@ -275,3 +271,35 @@ def test_no_roles_means_everyone() -> None:
     assert highest_role({"admin"}) == "everyone"
     assert highest_role({"subscriber", "vip", "follower"}) == "vip"
     assert highest_role(frozenset()) == "everyone"
+
+
+# ----------------------------------------------------------------------------- mentions
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("alice", Target("alice")),
+        ("@alice", Target("alice")),
+        ("<@1234>", Target("1234", user_id="1234")),  # Discord
+        ("<@!1234>", Target("1234", user_id="1234")),  # Discord, nickname form
+    ],
+)
+def test_a_viewer_is_named_the_way_each_platform_mentions(typed: str, expected: Target) -> None:
+    assert parse_target(typed) == expected
+
+
+@pytest.mark.parametrize("typed", ["<@>", "<@abc>", "<#1234>", "<@1234"])
+def test_a_broken_mention_is_not_a_viewer(typed: str) -> None:
+    with pytest.raises(BadArgument):
+        parse_target(typed)
+
+
+def test_split_message_fits_words_and_cuts_a_word_too_long() -> None:
+    caps = Capabilities(max_message_length=10)
+    assert split_message("short", caps) == ["short"]
+    assert split_message("one two three four", caps) == ["one two", "three four"]
+    assert split_message("abcdefghijklmno", caps) == ["abcdefghij", "klmno"]
+    cut = Capabilities(max_message_length=10, long_messages="cut")
+    assert split_message("one two three four", cut) == ["one two…"]
+    assert all(len(part) <= 10 for part in split_message("x " * 40, caps))

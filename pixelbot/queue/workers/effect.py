@@ -37,6 +37,7 @@ from pixelbot.config.effects import (
     WaitStep,
 )
 from pixelbot.config.redeems import Action
+from pixelbot.economy.payloads import EffectPayload, ItemPayload
 from pixelbot.errors import EffectFailed
 from pixelbot.integrations.obs import (
     OUTPUT_NOT_RUNNING,
@@ -70,7 +71,7 @@ _DURATION_KEYS = frozenset({"for", "back_after", "duration"})
 # ----------------------------------------------------------------------------- payloads
 
 
-def steps_from_payload(payload: dict[str, Any], config: Config) -> list[EffectStep]:
+def steps_from_payload(payload: ItemPayload, config: Config) -> list[EffectStep]:
     """The steps of an effect item: its ``steps`` (a wheel's effect prize), or its redeem
     ``action`` (``Config.effect_steps``; a named effect is looked up in the current config).
 
@@ -78,11 +79,11 @@ def steps_from_payload(payload: dict[str, Any], config: Config) -> list[EffectSt
     ``for_`` and durations in ISO 8601 (``PT10S``); both are read back here.
     """
     try:
-        if payload.get("steps") is not None:
-            return _STEP_LIST.validate_python(_undump(payload["steps"]))
-        if payload.get("action") is None:
+        if isinstance(payload, EffectPayload) and payload.steps is not None:
+            return _STEP_LIST.validate_python(_undump(payload.steps))
+        if payload.action is None:
             raise EffectFailed("this effect has no steps")
-        action = _ACTION.validate_python(_undump(payload["action"]))
+        action = _ACTION.validate_python(_undump(payload.action))
         return config.effect_steps(action)
     except KeyError as exc:  # a named effect removed by !reload since the redeem
         raise EffectFailed(f"there is no effect called {exc.args[0]!r} any more") from None
@@ -120,7 +121,7 @@ class EffectWorker:
 
     def __init__(
         self,
-        steps_for: Callable[[dict[str, Any]], list[EffectStep]],
+        steps_for: Callable[[ItemPayload], list[EffectStep]],
         obs: ObsClient | None,
         settings: ObsSettings,
         *,
@@ -138,7 +139,7 @@ class EffectWorker:
     async def perform(self, job: Job) -> Done:
         steps = self._steps_for(job.payload)
         results = [await self._perform_step(step, job) for step in steps]
-        title = str(job.payload.get("title") or "effect")
+        title = job.payload.title or "effect"
         done = ", ".join(step.do for step in steps)
         return Done(
             summary=f"#{job.item_id} {title} for {job.viewer_name}: {done}",
@@ -400,7 +401,7 @@ def _fill(template: str, job: Job) -> str:
     return template.format(
         user=job.viewer_name,
         text=job.text or "",
-        title=str(job.payload.get("title") or ""),
+        title=job.payload.title,
     )
 
 

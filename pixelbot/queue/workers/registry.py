@@ -12,8 +12,10 @@ import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.config.effects import OBS_STEPS
+from pixelbot.domain.queue import QueueKind
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -22,7 +24,7 @@ from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
 from pixelbot.queue.workers.tts import TtsWorker
 from pixelbot.queue.workers.wheel import WheelWorker
 
-__all__ = ["build_workers"]
+__all__ = ["build_workers", "clock_sleep"]
 
 
 def _effect_possible(config: Config, effect: str, *, obs: bool) -> bool:
@@ -37,26 +39,39 @@ def _effect_possible(config: Config, effect: str, *, obs: bool) -> bool:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def clock_sleep(clock: FakeClock) -> Sleep:
+    """A sleep that moves a simulated clock instead of waiting (scripted console runs)."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
+
+    return sleep
+
+
 def build_workers(
     config: Callable[[], Config],
     *,
     base_dir: Path,
     rng: random.Random,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
     play_audio: bool = True,
 ) -> dict[str, Worker]:
-    """``config`` returns the current configuration (it changes on ``!reload``)."""
+    """``config`` returns the current configuration (it changes on ``!reload``).
+
+    A new kind of queue item plugs in here: its worker module, plus one entry below."""
+    sleep = sleep or asyncio.sleep
     settings = config()
     tts = settings.tts
     speaker = Speaker(voice=tts.voice, rate=tts.rate, volume=tts.volume)
     player = AudioPlayer.from_setting(tts.player if play_audio else "none")
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
     return {
-        "tts": TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
-        "wheel": WheelWorker(
+        QueueKind.TTS: TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
+        QueueKind.WHEEL: WheelWorker(
             config, rng, lambda effect: _effect_possible(config(), effect, obs=obs is not None)
         ),
-        "effect": EffectWorker(
+        QueueKind.EFFECT: EffectWorker(
             lambda payload: steps_from_payload(payload, config()),
             obs,
             settings.obs,

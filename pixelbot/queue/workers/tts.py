@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pixelbot.config.queue import TtsSettings
 from pixelbot.domain.tts_text import clean_for_speech
+from pixelbot.economy.payloads import TtsPayload
 from pixelbot.errors import SpeechFailed
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -82,13 +82,14 @@ class TtsWorker:
         await self._speaker.close()
 
     def _spoken_text(self, job: Job) -> str:
-        action: dict[str, Any] = job.payload.get("action") or {}
+        payload = job.payload
         limit = self._settings.max_chars
-        max_chars = min(int(action.get("max_chars") or limit), limit)
+        wanted = payload.max_chars if isinstance(payload, TtsPayload) else None
+        max_chars = min(wanted or limit, limit)
         text = self._clean(job.text or "", max_chars)
         if not text:
             raise SpeechFailed("nothing left to say after the filter")
-        if not action.get("prefix_username", True):
+        if isinstance(payload, TtsPayload) and not payload.prefix_username:
             return text
         name = self._clean(job.viewer_name, _NAME_MAX_CHARS) or _NAMELESS
         prefix = self._settings.prefix.format(user=name).strip()

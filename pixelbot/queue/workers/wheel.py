@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from pixelbot.config import Config
 from pixelbot.config.queue import WheelPrize
+from pixelbot.domain.queue import QueueKind
 from pixelbot.domain.wheel import draw
+from pixelbot.economy.payloads import EffectPayload, WheelPayload
 from pixelbot.errors import ItemFailed
 from pixelbot.queue.worker import Done, FollowUp, Job, Payout
 
@@ -37,7 +39,8 @@ class WheelWorker:
         self._effect_possible = effect_possible
 
     async def perform(self, job: Job) -> Done:
-        name = str((job.payload.get("action") or {}).get("wheel", "main"))
+        payload = job.payload
+        name = payload.wheel if isinstance(payload, WheelPayload) else "main"
         wheel = self._config().wheels.get(name)
         if wheel is None:
             raise ItemFailed(f"there is no wheel called {name!r} any more")
@@ -85,15 +88,14 @@ class WheelWorker:
         if (prize.points or prize.xp) and job.user_id is not None:
             return (Payout(job.user_id, reason, prize.points or 0, prize.xp or 0),), ()
         if prize.effect is not None:
-            payload = {
-                "title": prize.name,
-                "text": None,
-                "action": {"type": "effect", "effect": prize.effect},
-                "viewer": job.payload.get("viewer"),
-                "channel": job.payload.get("channel"),
-                "prize_of": job.item_id,
-            }
-            return (), (FollowUp("effect", payload),)
+            payload = EffectPayload(
+                title=prize.name,
+                action={"type": "effect", "effect": prize.effect},
+                viewer=job.payload.viewer,
+                channel=job.payload.channel,
+                prize_of=job.item_id,
+            )
+            return (), (FollowUp(QueueKind.EFFECT, payload.to_json()),)
         return (), ()
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Wiring: config -> database (migrated) -> economy services. One place builds the object graph.
+"""The economy as one object: config -> database (migrated) -> writer -> economy services.
 
 ``Engine`` is the running economy a platform or a CLI command talks to. It is opened with
 ``async with Engine.open(config) as engine:``; on exit every submitted change is committed
@@ -60,13 +60,15 @@ class Engine:
         self.catalog = RedeemCatalog(db, clock, config.redeems)
         self.queue = QueueStore(self.writer, db, clock)
 
-    def apply_config(self, config: Config) -> None:
-        """Take a reloaded configuration. (The database URL needs a restart.)"""
-        policy = policy_from_config(config)  # first: if this fails, nothing has changed
+    async def apply_config(self, config: Config) -> None:
+        """Take a reloaded configuration, all or nothing: what can fail (the new XP policy,
+        storing the new redeems) is done before anything running changes. (The database URL
+        needs a restart.)"""
+        policy = policy_from_config(config)
+        await self.catalog.load(config.redeems)  # replaces the redeems only once stored
         self.config = config
         self.writer.policy = policy
         self.earning.settings = config.economy
-        self.catalog.replace(config.redeems)
 
     @classmethod
     @asynccontextmanager

@@ -2,10 +2,10 @@
 
 A busy chat turns every message into a handful of short-lived objects, and reference counting
 frees nearly all of them (the writer's batches are kept free of reference cycles for that
-reason, see ``economy/batch.py``). The cyclic collector, with its default thresholds
-(700, 10, 10), still ran about 6,600 times per 200,000 chat messages in ``scripts/bench.py``,
-and its full passes rescanned everything alive (in-flight batches, the writer's cache): 2.3 s of
-a 13.5 s run. Collecting only after 50,000 net new container objects took that to 0.14 s.
+reason, see ``economy/batch.py``). The cyclic collector with its default thresholds still runs
+thousands of times per busy minute, and its full passes rescan everything alive (in-flight
+batches, the writer's cache); collecting only after 50,000 net new container objects takes
+nearly all of that away (figures: README, "Why the settings are what they are").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Found by a review of the durable queue and its money path: each test names a bug that was
-found (and fixed) and states the behaviour a streamer needs.
+"""The queue's money path under races and stops: each test names a bug a review found (and
+that was fixed) and states the behaviour a streamer needs.
 
-Everything is real: SQLite through the engine and its writer, the QueueRunner, the Bot, the
-EffectWorker with the real ObsClient against the fake obs-websocket server. Only the workers
-that stand in for TTS are small test doubles implementing the ``Worker`` protocol.
+Everything is real: SQLite through the engine and its writer, the QueueRunner, the app
+assembly, the EffectWorker with the real ObsClient against the fake obs-websocket server. Only
+the workers that stand in for TTS are small test doubles implementing the ``Worker`` protocol.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from pixelbot.app import Engine
+from pixelbot.app.assembly import open_app
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.config.effects import ObsSettings
@@ -31,8 +32,7 @@ from pixelbot.integrations.obs import ObsClient
 from pixelbot.queue.runner import BUG_MESSAGE, Outcome, QueueRunner
 from pixelbot.queue.worker import Done, Job, Worker
 from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
-from pixelbot.runtime import Bot
-from pixelbot.testing import make_config, open_test_engine, viewer
+from pixelbot.testing import FakePlatform, make_config, open_test_engine, viewer
 from tests.fakes.obs_server import FakeObs
 
 ALICE = viewer("alice")
@@ -110,18 +110,6 @@ class SlowClaims(QueueStore):
             self.claimed.set()
             await self.go_on.wait()
         return item
-
-
-@dataclass
-class ChatLog:
-    """A platform that records what the bot says."""
-
-    name: str = "twitch"
-    default_channel: str = "chan"
-    said: list[str] = field(default_factory=list)
-
-    async def send(self, channel: str, text: str) -> None:
-        self.said.append(text)
 
 
 # ----------------------------------------------------------------------------- harness
@@ -255,31 +243,32 @@ async def test_deleting_the_message_stops_its_tts_while_it_is_spoken(
     config: Config, clock: FakeClock
 ) -> None:
     worker = Gate("tts")
-    async with open_test_engine(config, clock) as engine:
-        bot = Bot(engine)
-        chat = ChatLog()
-        bot.platforms.append(chat)
-        await bot.start_queue({"tts": worker})
-        assert bot.queue is not None
+    chat = FakePlatform("twitch", default_channel="chan")
+    async with open_app(
+        config, clock=clock, platforms=[chat], workers=lambda app: {"tts": worker}
+    ) as app:
+        engine = app.engine
         try:
             await engine.ledger.grant(ALICE, 100, reason="test")
             item = await buy(engine, "tts", "something awful", message_id="msg-1")
-            bot.queue.wake("tts")
+            app.queue.wake("tts")
             await asyncio.wait_for(worker.started.wait(), SETTLE_SECONDS)
 
             deleted = MessageDeleted(
                 id="evt-delete", platform="twitch", occurred_at=clock.now(), message_id="msg-1"
             )
-            await bot.handle(deleted, chat)
+            await chat.emit(deleted)
             worker.release.set()  # had it not been stopped, it would finish now
-            await bot.queue.drain()
+            await app.queue.drain()
 
             assert worker.cancelled == [item]
             assert await status(engine, item) == ("cancelled", "the message was deleted")
             assert await balance(engine) == 100
+            assert chat.texts()[-1] == (
+                "@alice your TTS was cancelled (the message was deleted). Your 25 pixels are back."
+            )
         finally:
             worker.release.set()
-            await bot.stop_queue()
 
 
 async def test_stopping_while_an_item_is_being_claimed_keeps_to_the_grace(

@@ -130,14 +130,14 @@ async def test_a_clock_stepped_back_still_honours_the_chat_cooldown(db_path: Pat
 async def test_a_clock_stepped_back_still_honours_a_global_cooldown(config: Config) -> None:
     clock = SteppedClock(T0)
     async with stepped_engine(config, clock) as engine:
-        await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+        await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
         clock.step(301)
         await engine.cooldowns.check((None, "hype"))  # expired: cached as not running
         clock.step(-101)  # back to T0+200
         assert await engine.cooldowns.remaining(None, "hype") == 100.0  # the DB
 
         with pytest.raises(OnCooldown):
-            await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+            await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
 
 
 async def test_without_the_cache_a_clock_stepped_back_honours_the_cooldown(
@@ -149,7 +149,7 @@ async def test_without_the_cache_a_clock_stepped_back_honours_the_cooldown(
     events = EventFactory(clock)  # type: ignore[arg-type]
     async with stepped_engine(config, clock) as engine:
         await engine.earning.handle(events.chat(ALICE))
-        await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+        await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
         clock.step(301)
         await engine.ledger.grant(ALICE, 1, reason="test")
         await engine.cooldowns.check((None, "hype"))
@@ -422,12 +422,12 @@ async def test_a_newcomer_seen_under_two_names_in_one_batch_keeps_the_last(
 async def test_a_global_cooldown_that_expired_between_batches_starts_again(
     engine: Engine, clock: FakeClock
 ) -> None:
-    await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+    await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
     clock.advance(timedelta(minutes=5))  # exactly over: not running any more
-    await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+    await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
     clock.advance(timedelta(minutes=1))
     with pytest.raises(OnCooldown) as refused:
-        await engine.cooldowns.trigger(None, "hype", timedelta(minutes=5))
+        await engine.cooldowns.reserve((None, "hype", timedelta(minutes=5)))
     assert refused.value.remaining == 240.0
 
 
@@ -435,15 +435,15 @@ async def test_cooldowns_hold_with_a_cache_far_too_small(engine: Engine, clock: 
     engine.writer.cache.limit = 1
     viewers = [viewer(f"viewer{n}") for n in range(6)]
     await asyncio.gather(
-        *(engine.cooldowns.trigger(v, "dance", timedelta(minutes=1)) for v in viewers),
-        engine.cooldowns.trigger(None, "hype", timedelta(minutes=1)),
+        *(engine.cooldowns.reserve((v, "dance", timedelta(minutes=1))) for v in viewers),
+        engine.cooldowns.reserve((None, "hype", timedelta(minutes=1))),
     )
     clock.advance(timedelta(seconds=30))
     for v in viewers:  # one batch each: the maps are emptied again and again
         await engine.ledger.grant(v, 1, reason="test")
     outcomes = await asyncio.gather(
-        *(engine.cooldowns.trigger(v, "dance", timedelta(minutes=1)) for v in viewers),
-        engine.cooldowns.trigger(None, "hype", timedelta(minutes=1)),
+        *(engine.cooldowns.reserve((v, "dance", timedelta(minutes=1))) for v in viewers),
+        engine.cooldowns.reserve((None, "hype", timedelta(minutes=1))),
         return_exceptions=True,
     )
     assert all(isinstance(outcome, OnCooldown) for outcome in outcomes)
@@ -541,9 +541,9 @@ async def _diff_run(db_path: Path, seed: int, cached: bool) -> dict[str, Any]:
                 elif kind == "chat":
                     calls.append(engine.earning.handle(events.chat(who, event_id=f"{seed}-{ref}")))
                 elif kind == "cooldown":
-                    calls.append(engine.cooldowns.trigger(who, "dance", timedelta(seconds=pick)))
+                    calls.append(engine.cooldowns.reserve((who, "dance", timedelta(seconds=pick))))
                 elif kind == "global":
-                    calls.append(engine.cooldowns.trigger(None, "hype", timedelta(seconds=pick)))
+                    calls.append(engine.cooldowns.reserve((None, "hype", timedelta(seconds=pick))))
                 elif kind == "redeem":
                     redeems += 1
                     session_id, since = await engine.streams.window()

@@ -23,12 +23,23 @@ class ReplyLimiter:
 
     def allow(self, channel: str) -> bool:
         """Record a reply about to be sent; False (and not recorded) if over the limit."""
+        if self.room(channel) <= 0:
+            self.dropped += 1
+            return False
+        self._sent[channel].append(self._clock.now())
+        return True
+
+    def room(self, channel: str) -> int:
+        """How many replies may go out in ``channel`` right now."""
         now = self._clock.now()
         sent = self._sent[channel]
         while sent and now - sent[0] >= self.per:
             sent.popleft()
-        if len(sent) >= self.messages:
-            self.dropped += 1
-            return False
-        sent.append(now)
-        return True
+        return max(0, self.messages - len(sent))
+
+    def retry_after(self, channel: str) -> float:
+        """Seconds until the next reply may go out in ``channel`` (0 if one may now)."""
+        if self.room(channel) > 0:
+            return 0.0
+        oldest = self._sent[channel][0]
+        return max(0.0, (oldest + self.per - self._clock.now()).total_seconds())

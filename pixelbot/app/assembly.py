@@ -1,0 +1,216 @@
+"""The one assembly: every way of starting the bot (``bot.py run``, the console, tests) builds
+it here, in one order, and stops it in the reverse order::
+
+    config -> database + economy (Engine) -> outcome bus + chat delivery -> command layer
+    (cogs) -> queue runtime (workers) -> event intake -> platforms
+    [later: scheduler, web server]
+
+Where things plug in:
+
+- a platform: a builder in ``pixelbot/platforms/registry.py``; it gets ``App.handle`` as its
+  event sink and its ``Say`` lines through ``ChatDelivery``;
+- a kind of queue item: a worker in ``pixelbot/queue/workers/`` and one line in
+  ``registry.build_workers``;
+- a listener for what happens (an overlay, a dashboard, the console printer):
+  ``app.bus.subscribe(handler, OutcomeType, ...)``;
+- a chat command: a cog in ``cogs/``, named in ``commands.cogs`` in config.yaml.
+
+A platform that fails to start is reported (``App.platform_errors``, one log line) and the
+others run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelbot.app.delivery import ChatDelivery
+from pixelbot.app.engine import Engine
+from pixelbot.app.intake import EventIntake
+from pixelbot.clock import Clock, FakeClock, SystemClock
+from pixelbot.commands.layer import CommandLayer
+from pixelbot.commands.services import Services
+from pixelbot.config import Config, load_config
+from pixelbot.economy.earning import Earned
+from pixelbot.errors import ConfigError
+from pixelbot.events import Event
+from pixelbot.outcomes import Notice, OutcomeBus, Say
+from pixelbot.platforms.base import Platform, PlatformStatus
+from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
+from pixelbot.queue.runtime import QueueRuntime
+from pixelbot.queue.worker import Worker
+from pixelbot.queue.workers.registry import build_workers, clock_sleep
+
+__all__ = ["SCRIPT_SEED", "App", "WorkerFactory", "open_app"]
+
+log = logging.getLogger(__name__)
+
+SCRIPT_SEED = 2026  # the wheel's RNG in scripted runs
+
+WorkerFactory = Callable[["App"], Mapping[str, Worker]]
+
+
+@dataclass
+class App:
+    engine: Engine
+    bus: OutcomeBus
+    delivery: ChatDelivery
+    commands: CommandLayer
+    queue: QueueRuntime
+    intake: EventIntake
+    config_path: Path | None = None
+    platforms: dict[str, Platform] = field(default_factory=dict)
+    platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
+
+    @property
+    def config(self) -> Config:
+        return self.engine.config
+
+    async def handle(self, event: Event) -> Earned:
+        """The sink every platform pushes its events into."""
+        return await self.intake.handle(event)
+
+    def status(self) -> dict[str, PlatformStatus]:
+        found = {name: platform.status() for name, platform in self.platforms.items()}
+        for name, error in self.platform_errors.items():
+            found[name] = PlatformStatus(False, detail=error)
+        return found
+
+    async def reload(self) -> list[str]:
+        """Re-read the config file. Returns its problems (and changes nothing) if it is
+        broken or cannot be applied; otherwise what went wrong loading cogs, if anything."""
+        if self.config_path is None:
+            return ["this bot was not started from a config file"]
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            return [str(issue) for issue in exc.issues]
+        unbuilt = unbuilt_platforms(config)
+        if unbuilt:
+            return [str(issue) for issue in unbuilt]
+        try:
+            await self.engine.apply_config(config)  # all or nothing
+        except Exception as exc:
+            log.warning("reloaded config could not be applied: %s", exc, exc_info=True)
+            return [f"the new configuration could not be applied: {type(exc).__name__}: {exc}"]
+        self.delivery.apply_config(config)
+        errors = await self.commands.load_cogs()
+        return [f"cog {name} {error}" for name, error in errors.items()]
+
+
+def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
+    settings = lambda: engine.config  # noqa: E731  (the running config, swapped by !reload)
+    # (a simulated clock moves only when a script says: nothing to wait for in real time)
+    delivery = ChatDelivery(
+        engine.clock, settings, flush_timers=not isinstance(engine.clock, FakeClock)
+    )
+    bus.subscribe(delivery.deliver, Say)
+    commands = CommandLayer(settings)
+    queue = QueueRuntime(engine.queue, engine.wallets, settings, bus.publish)
+    intake = EventIntake(engine.earning, engine.streams, commands, queue, settings, bus.publish)
+    app = App(engine, bus, delivery, commands, queue, intake, config_path)
+    commands.services = Services(
+        settings=settings,
+        wallets=engine.wallets,
+        ledger=engine.ledger,
+        cooldowns=engine.cooldowns,
+        redeems=engine.redeems,
+        catalog=engine.catalog,
+        streams=engine.streams,
+        queue_items=engine.queue,
+        queue=queue,
+        commands=commands.router,
+        xp_curve=lambda: engine.writer.policy.curve,
+        publish=bus.publish,
+        reload=app.reload,
+    )
+    return app
+
+
+def _default_workers(scripted: bool, base_dir: Path | None) -> WorkerFactory:
+    def build(app: App) -> Mapping[str, Worker]:
+        clock = app.engine.clock
+        return build_workers(
+            lambda: app.config,
+            base_dir=base_dir or Path.cwd(),
+            # Scripted runs are the same every time: a fixed seed, no audio, and waits that
+            # move the simulated clock instead of the real one.
+            rng=random.Random(SCRIPT_SEED) if scripted else random.Random(),
+            sleep=clock_sleep(clock) if isinstance(clock, FakeClock) else None,
+            play_audio=not scripted,
+        )
+
+    return build
+
+
+@asynccontextmanager
+async def open_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    config_path: Path | None = None,
+    platforms: Sequence[Platform] | None = None,
+    workers: WorkerFactory | None = None,
+    bus: OutcomeBus | None = None,
+    scripted: bool = False,
+    base_dir: Path | None = None,
+) -> AsyncIterator[App]:
+    """Build, start, yield, and stop the bot.
+
+    ``platforms``: the adapters to run (default: every platform enabled in ``config``).
+    ``workers``: builds the queue's workers (default: from config). ``bus``: pass one to
+    subscribe before anything starts (a crash recovery at start publishes outcomes).
+    ``scripted``: deterministic runs (fixed wheel seed, no audio, the queue runs only while
+    drained). ``base_dir``: where relative paths such as ``data/tts`` resolve (default: cwd).
+    """
+    clock = clock or SystemClock()
+    if platforms is None:
+        unbuilt = unbuilt_platforms(config)
+        if unbuilt:
+            raise ConfigError(unbuilt)
+        platforms = build_platforms(config, clock)
+    async with Engine.open(config, clock) as engine:
+        app = _build(engine, bus or OutcomeBus(), config_path)
+        await app.commands.load_cogs()
+        factory = workers or _default_workers(scripted, base_dir)
+        await app.queue.start(factory(app), only_while_draining=scripted)
+        started: list[Platform] = []
+        try:
+            for platform in platforms:
+                if await _start_platform(app, platform):
+                    started.append(platform)
+            await app.delivery.started()
+            yield app
+        finally:
+            for platform in reversed(started):
+                await _stop_platform(app, platform)
+            await app.queue.stop()
+            await app.delivery.stop()
+
+
+async def _start_platform(app: App, platform: Platform) -> bool:
+    app.delivery.attach(platform)
+    try:
+        await platform.start(app.handle)
+    except Exception as exc:  # one platform down must not keep the others from running
+        app.delivery.detach(platform)
+        reason = str(exc) or type(exc).__name__
+        app.platform_errors[platform.name] = reason
+        log.error("%s did not start: %s", platform.name, reason, exc_info=log.isEnabledFor(10))
+        await app.bus.publish(Notice("platform", f"{platform.name} did not start: {reason}"))
+        return False
+    app.platforms[platform.name] = platform
+    return True
+
+
+async def _stop_platform(app: App, platform: Platform) -> None:
+    try:
+        await platform.stop()
+    except Exception:
+        log.exception("%s did not stop cleanly", platform.name)
+    app.delivery.detach(platform)
+    app.platforms.pop(platform.name, None)

@@ -1,0 +1,99 @@
+"""Event intake: what happens, in order, for each normalized event a platform pushes.
+
+1. The earning rules log it and pay what it earns (a redelivered event stops here: the event
+   log already has it; so does an ignored account such as another bot).
+2. A paid follow, sub, gift, tip, cheer or raid is thanked in chat and published as an alert;
+   a level-up is announced.
+3. Stream state, moderation and commands: going live or offline opens or closes the stream
+   session; a deleted message or a banned viewer loses their waiting TTS; a chat line that
+   starts with the prefix goes to the command layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pixelbot.commands.layer import CommandLayer
+from pixelbot.config import Config
+from pixelbot.economy.earning import Earned, EarningRules
+from pixelbot.economy.streams import StreamSessions
+from pixelbot.events import (
+    ChatMessage,
+    Cheer,
+    Event,
+    Follow,
+    GiftedSubs,
+    MessageDeleted,
+    Raid,
+    StreamOffline,
+    StreamOnline,
+    Subscription,
+    Tip,
+    ViewerBanned,
+)
+from pixelbot.outcomes import Alert, Outcome, Say, StreamChanged
+from pixelbot.queue.runtime import QueueRuntime
+
+__all__ = ["EventIntake"]
+
+THANKED = (Follow, Subscription, GiftedSubs, Tip, Cheer, Raid)
+_THANKS_FOR = {
+    "follow": "the follow",
+    "sub": "the sub",
+    "gift": "the gifted subs",
+    "tip": "the tip",
+    "cheer": "the bits",
+    "raid": "the raid",
+}
+
+
+class EventIntake:
+    def __init__(
+        self,
+        earning: EarningRules,
+        streams: StreamSessions,
+        commands: CommandLayer,
+        queue: QueueRuntime,
+        settings: Callable[[], Config],
+        publish: Callable[[Outcome], Awaitable[None]],
+    ) -> None:
+        self._earning = earning
+        self._streams = streams
+        self._commands = commands
+        self._queue = queue
+        self._settings = settings
+        self._publish = publish
+
+    async def handle(self, event: Event) -> Earned:
+        """Everything that happens for one incoming event."""
+        earned = await self._earning.handle(event)
+        if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
+            return earned
+        channel = event.channel if isinstance(event, ChatMessage) else ""
+        if earned.points > 0 and isinstance(event, THANKED):
+            text = self._thanks(event, earned)
+            who = event.actor.display_name if event.actor else "someone"
+            await self._publish(Alert(event.kind, who, earned.points, text))
+            await self._publish(Say(event.platform, channel, text))
+        if earned.level_up is not None:
+            await self._publish(Say(event.platform, channel, earned.level_up.announcement()))
+        match event:
+            case StreamOnline():
+                await self._streams.go_live(event.platform, event.channel)
+                await self._publish(StreamChanged(event.platform, event.channel, live=True))
+            case StreamOffline():
+                ended = await self._streams.go_offline()
+                await self._publish(
+                    StreamChanged(event.platform, event.channel, live=False, changed=ended)
+                )
+            case MessageDeleted() | ViewerBanned():
+                await self._queue.cancel_for_moderation(event)
+            case ChatMessage():
+                await self._commands.handle(event)
+        return earned
+
+    def _thanks(self, event: Event, earned: Earned) -> str:
+        who = event.actor.display_name if event.actor else "someone"
+        currency = self._settings().bot.currency
+        noun = currency.singular if earned.points == 1 else currency.plural
+        return f"Thanks for {_THANKS_FOR[event.kind]}, {who}! +{earned.points:,} {noun}"
