@@ -106,8 +106,9 @@ async def fill(path: Path) -> None:
             bought.append(redemption.item_id)
         await engine.queue.fail(bought[0], "no voice")
         await engine.queue.set_paused("tts", True, by="mod")
-        await engine.cooldowns.trigger(alice, "hug", timedelta(minutes=5))
-        await engine.cooldowns.trigger(None, "raffle", timedelta(minutes=5))
+        await engine.cooldowns.reserve(
+            (alice, "hug", timedelta(minutes=5)), (None, "raffle", timedelta(minutes=5))
+        )
         async with engine.db.write() as conn:
             await conn.execute(
                 PlatformToken.__table__.insert(),

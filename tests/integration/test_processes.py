@@ -141,7 +141,11 @@ def log_lines(log: Path) -> list[tuple[str, str, int]]:
     return [(w, n, int(i)) for w, n, i in (line.split() for line in lines) if w != "ready"]
 
 
-async def wait_for(check: Callable[[], bool | Awaitable[bool]], seconds: float = 60.0) -> None:
+async def wait_for(
+    check: Callable[[], bool | Awaitable[bool]],
+    procs: list[subprocess.Popen[str]],
+    seconds: float = 120.0,  # a hang guard for a loaded machine, not a timing assertion
+) -> None:
     deadline = time.monotonic() + seconds
     while True:
         value = check()
@@ -149,6 +153,10 @@ async def wait_for(check: Callable[[], bool | Awaitable[bool]], seconds: float =
             value = await value
         if value:
             return
+        for proc in procs:  # a bot process that died says why, instead of a bare time-out
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"bot process exited with {proc.returncode}: {err}")
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.1)
 
@@ -171,9 +179,9 @@ async def test_each_queue_item_is_run_by_exactly_one_of_two_processes(
     log = tmp_path / "work.log"
     url = queue_config.database.url
     with processes(("work", url, "a", str(log), "5"), ("work", url, "b", str(log), "5")) as procs:
-        await wait_for(lambda: log.exists() and log.read_text().count("ready") == 2)
+        await wait_for(lambda: log.exists() and log.read_text().count("ready") == 2, procs)
         ids = await buy(queue_config, clock, ["fast"] * 60)
-        await wait_for(lambda: sum(w == "done" for w, _, _ in log_lines(log)) >= 60)
+        await wait_for(lambda: sum(w == "done" for w, _, _ in log_lines(log)) >= 60, procs)
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(proc.wait, 30)
@@ -192,22 +200,24 @@ async def test_a_killed_process_leaves_its_item_to_the_other_without_touching_li
 ) -> None:
     log = tmp_path / "work.log"
     url = queue_config.database.url
-    with processes(("work", url, "a", str(log), "1")) as (a,):
-        await wait_for(lambda: log.exists() and "ready a" in log.read_text())
+    with processes(("work", url, "a", str(log), "3")) as (a,):
+        await wait_for(lambda: log.exists() and "ready a" in log.read_text(), [a])
         ids = await buy(queue_config, clock, ["hang", "slow", "slow", "slow"])
-        await wait_for(lambda: ("start", "a", ids[0]) in log_lines(log))
+        await wait_for(lambda: ("start", "a", ids[0]) in log_lines(log), [a])
         # b starts while a runs the first item under a live lease: b must leave it alone
-        with processes(("work", url, "b", str(log), "1")) as (b,):
-            await wait_for(lambda: "ready b" in log.read_text())
-            await asyncio.sleep(2.5)  # more than two of a's lease periods: a keeps renewing
+        with processes(("work", url, "b", str(log), "3")) as (b,):
+            await wait_for(lambda: "ready b" in log.read_text(), [a, b])
+            await asyncio.sleep(4)  # longer than a lease: a keeps renewing, b must wait
             assert (await statuses(queue_config, clock))[ids[0]] == "running"
             os.kill(a.pid, signal.SIGKILL)  # a dies mid-item
-            await wait_for(lambda: sum(w == "done" and n == "b" for w, n, _ in log_lines(log)) == 3)
+            await wait_for(
+                lambda: sum(w == "done" and n == "b" for w, n, _ in log_lines(log)) == 3, [b]
+            )
 
             async def taken_over() -> bool:
                 return (await statuses(queue_config, clock))[ids[0]] == "failed"
 
-            await wait_for(taken_over)
+            await wait_for(taken_over, [b])
             b.send_signal(signal.SIGTERM)
             await asyncio.to_thread(b.wait, 30)
     final = await statuses(queue_config, clock)
