@@ -32,6 +32,8 @@ class RedeemsCog(Cog):
             state = "" if catalog.is_enabled(key) else ", off"
             if not state and self.services.queue.unavailable(redeem.action):
                 state = ", unavailable"  # e.g. it needs OBS, which is off
+            elif not state and self.services.queue.waits(redeem.action):
+                state = ", unavailable until OBS is back"  # taken now, played later
             entries.append(f"{ctx.prefix}{key} ({redeem.cost:,}{state})")
         await ctx.say("Redeems: " + ", ".join(entries))
 
@@ -91,7 +93,9 @@ class RedeemsCog(Cog):
         if bought.duplicate:
             return
         cost = f"for {ctx.points(bought.cost)} " if bought.cost else ""
-        await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id})")
+        waits = services.queue.waits(redeem.action)
+        later = f"; {waits}" if waits else ""
+        await ctx.reply(f"{redeem.title} redeemed {cost}(queued as #{bought.item_id}){later}")
         assert bought.item_id is not None  # (None only for a duplicate)
         await services.publish(
             ItemQueued(kind, bought.item_id, redeem.title, ctx.author.display_name, text)

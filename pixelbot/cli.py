@@ -19,13 +19,18 @@ from sqlalchemy.engine import make_url
 
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
+from pixelbot.clock import SystemClock
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
+from pixelbot.db.backup import BackupRun, list_backups, restore_backup, take_backup, verify_backup
 from pixelbot.db.copy import BATCH_SIZE, CopyReport, copy_database, total_rows
 from pixelbot.db.engine import Database, sqlite_file
 from pixelbot.db.verify import verify
+from pixelbot.domain.durations import format_duration
 from pixelbot.errors import ConfigError, PixelbotError
 from pixelbot.platforms.registry import unbuilt_platforms
+from pixelbot.scheduler.jobs import JOBS
+from pixelbot.scheduler.runner import LastRun, last_runs, trigger_for
 
 __all__ = ["main"]
 
@@ -279,3 +284,120 @@ def points_show(config_path: Path | None, name: str, platform: str | None, as_js
             f"{summary['user']}: {summary['points']} {noun}, "
             f"{summary['xp']} XP, level {summary['level']}"
         )
+
+
+# ----------------------------------------------------------------------------- backups and jobs
+
+
+def _backup_folder(config: Config) -> Path:
+    return Path(config.backup.dir)
+
+
+@main.group()
+def backup() -> None:
+    """Verified backups of the database, and restores."""
+
+
+@backup.command("now")
+@config_option
+def backup_now(config_path: Path | None) -> None:
+    """Take a backup now (the same as the scheduled job): copy, verify, rotate."""
+    config = _load(config_path)
+    _require_existing(config)
+
+    async def take() -> BackupRun:
+        async with Engine.open(config) as engine:
+            return await take_backup(engine.db, config.backup, engine.clock.now())
+
+    run = _run(take())
+    if run.file is None:
+        click.echo(f"error: the copy failed verification; kept aside as {run.rejected}", err=True)
+        for problem in run.check.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    counts = ", ".join(f"{n} {table}" for table, n in run.check.counts.items())
+    click.echo(f"backed up to {run.file.path} ({run.file.size:,} bytes; verified: {counts})")
+    for removed in run.removed:
+        click.echo(f"  rotated out {removed.name}")
+
+
+@backup.command("list")
+@config_option
+def backup_list(config_path: Path | None) -> None:
+    """The backups kept, oldest first."""
+    config = _load(config_path)
+    backups = list_backups(_backup_folder(config))
+    if not backups:
+        click.echo(f"no backups in {_backup_folder(config)}")
+    for found in backups:
+        click.echo(
+            f"{found.path.name}  {found.size:>12,} bytes  {found.taken_at:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+@backup.command("verify")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path))
+def backup_verify(config_path: Path | None, file: Path) -> None:
+    """Check a backup: its checksum, its integrity, and `db verify` on the database inside."""
+    _load(config_path)
+    check = _run(verify_backup(file))
+    if not check.ok:
+        click.echo(f"{file.name}: NOT a good backup", err=True)
+        for problem in check.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    counts = ", ".join(f"{n} {table}" for table, n in check.counts.items())
+    click.echo(f"{file.name}: ok ({counts})")
+
+
+@backup.command("restore")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path))
+def backup_restore(config_path: Path | None, file: Path) -> None:
+    """Replace the database with a backup (refused while a bot runs on it)."""
+    config = _load(config_path)
+    database = sqlite_file(config.database.url)
+    if database is None:
+        click.echo("error: restore works on SQLite files; for PostgreSQL use pg_restore", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    restored = _run(restore_backup(file, database, SystemClock().now()))
+    if restored.replaced is not None:
+        click.echo(f"the database that was there is kept as {restored.replaced}")
+    if not restored.check.ok:
+        click.echo("error: the restored database does not verify:", err=True)
+        for problem in restored.check.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo(f"restored {file.name} to {database}; db verify: ok")
+
+
+@main.command("jobs")
+@config_option
+def jobs(config_path: Path | None) -> None:
+    """Each scheduled job: its schedule, its next run, and how its last run went."""
+    config = _load(config_path)
+    _require_existing(config)
+
+    async def read() -> dict[str, LastRun]:
+        async with Engine.open(config) as engine:
+            return await last_runs(engine.db)
+
+    runs = _run(read())
+    now = SystemClock().now()
+    for name, job in JOBS.items():
+        schedule = getattr(config.schedule, name)
+        when = f"every {format_duration(schedule.every)}" if schedule.every else schedule.cron
+        if not schedule.enabled:
+            head = f"{name}: off"
+        else:
+            upcoming = trigger_for(schedule).get_next_fire_time(None, now)
+            head = f"{name}: {when}; next {upcoming:%Y-%m-%d %H:%M %Z}"
+        last = runs.get(name)
+        if last is None:
+            tail = "never ran"
+        elif last.outcome == "failed":
+            tail = f"last run {last.started_at:%Y-%m-%d %H:%M} UTC failed: {last.error}"
+        else:
+            tail = f"last run {last.started_at:%Y-%m-%d %H:%M} UTC {last.outcome}"
+        click.echo(f"{head} ({job.what}); {tail}")

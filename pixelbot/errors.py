@@ -31,7 +31,8 @@ one place can render any of them to chat or to the operator::
         ├── ItemTimedOut            .seconds
         ├── SpeechFailed            text-to-speech could not render or play
         └── EffectFailed            an effect step failed; .step
-            └── ObsUnavailable      OBS cannot be reached (after reconnecting with backoff)
+            └── ObsUnavailable      OBS cannot be reached (after reconnecting with backoff);
+                                    .untouched (nothing changed on stream yet)
 """
 
 from __future__ import annotations
@@ -255,4 +256,10 @@ class EffectFailed(ItemFailed):
 
 
 class ObsUnavailable(EffectFailed):
-    """OBS could not be reached, even after reconnecting with backoff."""
+    """OBS could not be reached, even after reconnecting with backoff (or it is down: one
+    outage, see ``ObsClient``). ``untouched``: the item changed nothing on stream before
+    this, so it can wait for OBS and run later instead of being refunded."""
+
+    def __init__(self, message: str, step: str | None = None, *, untouched: bool = False) -> None:
+        self.untouched = untouched
+        super().__init__(message, step)

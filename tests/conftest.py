@@ -6,7 +6,7 @@ Every integration test runs twice, once per backend, through ONE parametrized fi
 database on a throwaway server started once per session (``pixelbot/db/throwaway.py``). A test
 that cannot apply to PostgreSQL says why with ``@pytest.mark.sqlite_only("reason")`` (and the
 other way round, ``postgresql_only``); a test that never touches a database is marked
-``no_database`` (or its module listed in NO_DATABASE_MODULES) and runs once.
+``no_database`` (or its module listed in RUN_ONCE_MODULES) and runs once.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from pixelbot.testing import EventFactory, make_config, open_test_engine
 from pixelbot.testing_db import SQLITE, Backend, PostgresBackend, use_backend
 
 BACKENDS = ("sqlite", "postgresql")
-# Integration modules that never open a database (OBS and speech on their own): run once.
-NO_DATABASE_MODULES = {"test_obs_effects.py", "test_speech.py"}
+# Integration modules about something else (OBS, speech) that open no database, or only the
+# one a console session needs, which every other module exercises on both backends: run once,
+# on SQLite (a real OBS is slow enough without running it twice).
+RUN_ONCE_MODULES = {"test_obs_effects.py", "test_speech.py", "test_obs_real.py"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,7 +50,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if (
         metafunc.definition.get_closest_marker("no_database") is not None
         or metafunc.definition.get_closest_marker("backends_inside") is not None
-        or path.name in NO_DATABASE_MODULES
+        or path.name in RUN_ONCE_MODULES
     ):
         metafunc.parametrize("backend", ["sqlite"], indirect=True)
     elif "integration" in path.parts:

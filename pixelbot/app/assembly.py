@@ -2,8 +2,8 @@
 it here, in one order, and stops it in the reverse order::
 
     config -> database + economy (Engine) -> outcome bus + chat delivery -> command layer
-    (cogs) -> queue runtime (workers) -> event intake -> platforms
-    [later: scheduler, web server]
+    (cogs) -> queue runtime (workers) -> event intake -> scheduled jobs -> platforms
+    [later: web server]
 
 Where things plug in:
 
@@ -13,7 +13,9 @@ Where things plug in:
   ``registry.build_workers``;
 - a listener for what happens (an overlay, a dashboard, the console printer):
   ``app.bus.subscribe(handler, OutcomeType, ...)``;
-- a chat command: a cog in ``cogs/``, named in ``commands.cogs`` in config.yaml.
+- a chat command: a cog in ``cogs/``, named in ``commands.cogs`` in config.yaml;
+- a scheduled job: a ``Job`` in ``pixelbot/scheduler/jobs.py`` and its schedule in
+  ``config/maintenance.py``.
 
 A platform that fails to start is reported (``App.platform_errors``, one log line) and the
 others run.
@@ -35,7 +37,10 @@ from pixelbot.clock import Clock, FakeClock, SystemClock
 from pixelbot.commands.layer import CommandLayer
 from pixelbot.commands.services import Services
 from pixelbot.config import Config, load_config
+from pixelbot.db.engine import sqlite_file
+from pixelbot.db.lock import DatabaseLock
 from pixelbot.economy.earning import Earned
+from pixelbot.economy.obs_undos import ObsUndoStore
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import Notice, OutcomeBus, Say
@@ -44,6 +49,8 @@ from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
 from pixelbot.queue.runtime import QueueRuntime
 from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
+from pixelbot.scheduler.jobs import JobContext
+from pixelbot.scheduler.runner import JobScheduler
 
 __all__ = ["SCRIPT_SEED", "App", "WorkerFactory", "open_app"]
 
@@ -62,6 +69,7 @@ class App:
     commands: CommandLayer
     queue: QueueRuntime
     intake: EventIntake
+    scheduler: JobScheduler
     config_path: Path | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
@@ -112,7 +120,8 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
     commands = CommandLayer(settings)
     queue = QueueRuntime(engine.queue, engine.wallets, settings, bus.publish)
     intake = EventIntake(engine.earning, engine.streams, commands, queue, settings, bus.publish)
-    app = App(engine, bus, delivery, commands, queue, intake, config_path)
+    scheduler = JobScheduler(JobContext(engine.db, settings, engine.clock))
+    app = App(engine, bus, delivery, commands, queue, intake, scheduler, config_path)
     commands.services = Services(
         settings=settings,
         wallets=engine.wallets,
@@ -140,8 +149,13 @@ def _default_workers(scripted: bool, base_dir: Path | None) -> WorkerFactory:
             # Scripted runs are the same every time: a fixed seed, no audio, and waits that
             # move the simulated clock instead of the real one.
             rng=random.Random(SCRIPT_SEED) if scripted else random.Random(),
-            sleep=clock_sleep(clock) if isinstance(clock, FakeClock) else None,
+            sleep=(
+                clock_sleep(clock, real=app.config.obs.enabled)
+                if isinstance(clock, FakeClock)
+                else None
+            ),
             play_audio=not scripted,
+            undos=ObsUndoStore(app.engine.db, clock),
         )
 
     return build
@@ -173,6 +187,32 @@ async def open_app(
         if unbuilt:
             raise ConfigError(unbuilt)
         platforms = build_platforms(config, clock)
+    lock = None
+    database_file = sqlite_file(config.database.url)
+    if database_file is not None:  # `backup restore` waits for every bot on the file to stop
+        lock = DatabaseLock(database_file)
+        lock.hold_shared()
+    try:
+        async with _running(
+            config, clock, config_path, platforms, workers, bus, scripted, base_dir
+        ) as app:
+            yield app
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@asynccontextmanager
+async def _running(
+    config: Config,
+    clock: Clock,
+    config_path: Path | None,
+    platforms: Sequence[Platform],
+    workers: WorkerFactory | None,
+    bus: OutcomeBus | None,
+    scripted: bool,
+    base_dir: Path | None,
+) -> AsyncIterator[App]:
     async with Engine.open(config, clock) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
         await app.commands.load_cogs()
@@ -180,6 +220,8 @@ async def open_app(
         await app.queue.start(factory(app), only_while_draining=scripted)
         started: list[Platform] = []
         try:
+            if not scripted:  # (scripted runs are the same every time: no jobs on a timer)
+                await app.scheduler.start()
             for platform in platforms:
                 if await _start_platform(app, platform):
                     started.append(platform)
@@ -188,6 +230,7 @@ async def open_app(
         finally:
             for platform in reversed(started):
                 await _stop_platform(app, platform)
+            await app.scheduler.stop()
             await app.queue.stop()
             await app.delivery.stop()
 

@@ -57,6 +57,10 @@ class QueueControl(Protocol):
         """Why a redeem with this action cannot be performed now, or None."""
         ...
 
+    def waits(self, action: Action) -> str | None:
+        """Why a redeem with this action is taken now but will play later, or None."""
+        ...
+
 
 class CommandCatalog(Protocol):
     def get(self, name: str) -> Command | None: ...

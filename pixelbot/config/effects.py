@@ -209,8 +209,13 @@ class ObsSettings(Section):
     sound_source: Text | None = None  # media source that play_sound uses by default
     sounds_dir: Text = "data/sounds"
     start_replay_buffer: bool = True  # a clip starts the replay buffer when it is off
+    clip_wait: Duration = timedelta(seconds=10)  # for OBS to write the clip's file
+    # While OBS is down: "hold" the effect queue until it is back (for at most hold_limit,
+    # then refund what waits), or "refund" what waits at once.
+    when_down: Literal["hold", "refund"] = "hold"
+    hold_limit: Duration = timedelta(minutes=10)
 
-    @field_validator("timeout")
+    @field_validator("timeout", "clip_wait")
     @classmethod
     def _timeout_positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

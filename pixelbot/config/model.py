@@ -42,6 +42,7 @@ from pixelbot.config.loader import (
     substitute_env,
     validation_issues,
 )
+from pixelbot.config.maintenance import BackupSettings, ScheduleSettings
 from pixelbot.config.queue import QueueSettings, TtsSettings, WheelSettings
 from pixelbot.config.redeems import (
     Action,
@@ -394,6 +395,8 @@ class Config(Section):
     tts: TtsSettings = Field(default_factory=TtsSettings)
     obs: ObsSettings = Field(default_factory=ObsSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @model_validator(mode="after")
     def _names_exist(self) -> Self:

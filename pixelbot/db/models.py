@@ -35,6 +35,7 @@ __all__ = [
     "Cooldown",
     "EventRow",
     "Identity",
+    "ObsUndo",
     "PlatformToken",
     "QueueControl",
     "QueueItem",
@@ -221,7 +222,7 @@ class QueueItem(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # While running: which bot process holds the item, and until when. The holder renews the
     # lease while it works; an item whose lease ran out was left by a process that died, and
-    # only such an item is recovered, so several processes can share one queue (migration 0004).
+    # only such an item is recovered, so several processes can share one queue (migration 0006).
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -235,6 +236,27 @@ class QueueControl(Base):
     paused: Mapped[bool] = mapped_column(Boolean)
     updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ObsUndo(Base):
+    """A timed OBS change (a scene to switch back to, a source to hide, a filter to restore)
+    that could not be undone because OBS went away: put back when OBS is reachable again.
+
+    ``request`` is what puts it back; ``check`` reads OBS first, and when it no longer shows
+    the change (the streamer switched scenes by hand meanwhile) the stream is left alone.
+    ``outcome`` (applied or stale) is set once, when it is settled.
+    """
+
+    __tablename__ = "obs_undos"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("queue_items.id"))
+    what: Mapped[str] = mapped_column(String(300))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    check: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 class EventRow(Base):
@@ -277,3 +299,18 @@ class PlatformToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """One run of a scheduled job (backup, cleanup...): when, how it ended, what it did."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    outcome: Mapped[str] = mapped_column(String(16))  # running | ok | failed
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -52,4 +52,6 @@ def announce(outcome: Outcome, currency: Currency) -> Announcement | None:
     else:
         notice = f"#{outcome.item_id} failed: {outcome.error}{refund}"
         chat = f"your {title} didn't happen: {outcome.error}.{back}"
+    if outcome.summarized:  # one of many (an outage's refunds): chat hears one summary line
+        return Announcement(notice, ())
     return Announcement(notice, (), chat)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +35,7 @@ from pixelbot.economy.queue import (
     Settled,
 )
 from pixelbot.errors import ItemFailed, ItemTimedOut
+from pixelbot.queue.outage import Outage, summary_lines
 from pixelbot.queue.worker import Done, Job, Worker
 
 __all__ = ["Outcome", "QueueRunner"]
@@ -57,6 +59,7 @@ class Outcome:
     done: Done | None = None  # when it was done
     error: str | None = None  # why it failed or was cancelled
     cancelled_by: str | None = None
+    summarized: bool = False  # chat hears one line for many (an outage's refunds), not this
 
 
 Report = Callable[[Outcome], Awaitable[None]]
@@ -107,6 +110,11 @@ class QueueRunner:
         self._draining = 0
         self._performed = 0  # items finished so far (drain() uses it to see progress)
         self.cancel_grace = CANCEL_GRACE
+        self._told_holding: set[str] = set()  # kinds whose outage hold chat has heard of
+        for kind in self.workers:
+            outage = self.outage(kind)
+            if outage is not None:
+                outage.listeners.append(functools.partial(self._outage_changed, kind))
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -115,6 +123,10 @@ class QueueRunner:
         recovered = await self.store.recover(retry=self._retry_on_restart)
         await self._report_recovered(recovered)
         self.paused = await self.store.paused_kinds() & set(self.workers)
+        for worker in self.workers.values():
+            start = getattr(worker, "start", None)  # optional: e.g. put back an OBS undo
+            if start is not None:
+                await start()
         for kind in self.workers:
             self._loops.append(asyncio.create_task(self._loop(kind), name=f"queue-{kind}"))
         self._leases = asyncio.create_task(self._keep_leases(), name="queue-leases")
@@ -187,6 +199,11 @@ class QueueRunner:
             except Exception:
                 log.exception("the %s worker did not close cleanly", worker.kind)
 
+    def outage(self, kind: str) -> Outage | None:
+        """The outage state of what ``kind``'s worker needs (OBS), if it has one."""
+        outage = getattr(self.workers.get(kind), "outage", None)
+        return outage if isinstance(outage, Outage) else None
+
     def wake(self, kind: str) -> None:
         event = self._wake.get(kind)
         if event is not None:
@@ -258,6 +275,13 @@ class QueueRunner:
             try:
                 wake.clear()
                 held = kind in self.paused or (self._only_while_draining and not self._draining)
+                outage = self.outage(kind)
+                if not held and outage is not None and outage.down:
+                    await self._while_down(kind, outage)
+                    idle.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), _recheck_after(outage))
+                    continue
                 item = None if held else await self.store.claim(kind)
                 if item is None:
                     idle.set()
@@ -305,7 +329,7 @@ class QueueRunner:
                     reason = current.cancel_reason or "cancelled"
                     await self._cancel(item, reason, current.cancelled_by)
             elif isinstance(task.exception(), ItemFailed):
-                await self._fail(item, str(task.exception()))
+                await self._failed(item, task.exception())
             elif task.exception() is not None:
                 error = task.exception()
                 log.error(
@@ -324,6 +348,85 @@ class QueueRunner:
             interrupted.cancel()
             self._current.pop(item.kind, None)
             self._performed += 1
+
+    async def _failed(self, item: ClaimedItem, error: BaseException | None) -> None:
+        """An item failed. If it failed only because what it needs went down (and changed
+        nothing), it waits for the outage to end (``hold``) or is refunded with the rest of
+        the queue in one summary (``refund``)."""
+        outage = self.outage(item.kind)
+        if outage is not None and outage.down and getattr(error, "untouched", False):
+            if outage.holding():
+                await self.store.release(item.id)
+                log.info("#%s waits until %s is back", item.id, outage.service)
+                return
+            await self._refund_waiting(item.kind, outage, running=item)
+            return
+        await self._fail(item, str(error))
+
+    # -- outages ------------------------------------------------------------------------------
+
+    def _outage_changed(self, kind: str) -> None:
+        self._told_holding.discard(kind)
+        self.wake(kind)
+
+    async def _while_down(self, kind: str, outage: Outage) -> None:
+        """What waits while ``kind``'s service is down: held (chat hears it once per outage)
+        or refunded at once."""
+        if outage.refunding():
+            await self._refund_waiting(kind, outage)
+            return
+        if kind in self._told_holding:
+            return
+        self._told_holding.add(kind)
+        waiting = await self.store.pending(kind)
+        minutes = outage.hold_limit / 60
+        limit = f"{minutes:g} min" if minutes >= 1 else f"{outage.hold_limit:g}s"
+        log.warning(
+            "%s is down: the %s queue waits (%d items) until it is back, at most %s",
+            outage.service,
+            kind,
+            len(waiting),
+            limit,
+        )
+        for payload, line in summary_lines(
+            [item.payload for item in waiting],
+            f"{outage.service} is down: {{count}} waiting {{items}} will play when it is back",
+        ):
+            await self._say(payload, line)
+
+    async def _refund_waiting(
+        self, kind: str, outage: Outage, running: ClaimedItem | None = None
+    ) -> None:
+        """Refund every item of ``kind`` that waits (and ``running``, which could not start),
+        telling the operator about each and chat once."""
+        reason = f"{outage.service} is down"
+        refunded: list[dict[str, object]] = []
+        if running is not None:
+            settled = await self.store.fail(running.id, reason)
+            await self._tell(
+                Outcome(kind, running.id, running.payload, settled, error=reason, summarized=True)
+            )
+            refunded.append(running.payload)
+        for item in await self.store.pending(kind):
+            settled = await self.store.cancel(item.id, reason, only_if_pending=True)
+            if settled.already_settled:
+                continue
+            await self._tell(
+                Outcome(kind, item.id, item.payload, settled, error=reason, summarized=True)
+            )
+            refunded.append(item.payload)
+        if refunded:
+            log.warning("%s is down: refunded %d %s items", outage.service, len(refunded), kind)
+        for payload, line in summary_lines(
+            refunded, f"{outage.service} is down: refunded {{count}} {{items}}"
+        ):
+            await self._say(payload, line)
+
+    async def _say(self, payload: dict[str, object], line: str) -> None:
+        try:
+            await self._say_for(payload)(line)
+        except Exception:  # telling chat must never stop the queue
+            log.exception("could not tell chat: %s", line)
 
     async def _finish(self, item: ClaimedItem, done: Done) -> None:
         try:
@@ -351,6 +454,13 @@ class QueueRunner:
             await self._report(outcome)
         except Exception:  # telling chat must never stop the queue
             log.exception("could not report the outcome of item #%s", outcome.item_id)
+
+
+def _recheck_after(outage: Outage) -> float:
+    """While held, look again when the hold runs out (or at the usual poll)."""
+    if outage.holding():
+        return min(POLL_SECONDS, outage.hold_left() + 0.01)
+    return POLL_SECONDS
 
 
 async def _unwind(task: asyncio.Task[Done], grace: float) -> None:

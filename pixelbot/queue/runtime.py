@@ -22,6 +22,7 @@ from pixelbot.errors import PixelbotError
 from pixelbot.events import MessageDeleted, ViewerBanned
 from pixelbot.outcomes import ItemSettled, ItemStarted, Notice, Outcome, Say, WheelSpun
 from pixelbot.queue.announce import announce
+from pixelbot.queue.outage import Outage
 from pixelbot.queue.runner import Outcome as ItemOutcome
 from pixelbot.queue.runner import QueueRunner
 from pixelbot.queue.worker import Worker
@@ -139,7 +140,27 @@ class QueueRuntime:
             return "it needs OBS, and OBS is not enabled"
         if self.runner is not None and kind not in self.runner.workers:
             return f"nothing performs {kind} items here"
+        outage = self._outage_for(action)
+        if outage is not None and outage.refunding():
+            return f"{outage.service} is down"
         return None
+
+    def waits(self, action: Action) -> str | None:
+        """Why a redeem with this action is taken but will only play later (OBS is down and
+        ``obs.when_down`` is ``hold``), or None."""
+        outage = self._outage_for(action)
+        if outage is not None and outage.holding():
+            return f"{outage.service} is down, it will play when {outage.service} is back"
+        return None
+
+    def _outage_for(self, action: Action) -> Outage | None:
+        kind = kind_of_action(action.type)
+        outage = self.runner.outage(kind) if self.runner is not None else None
+        if outage is None or not outage.down:
+            return None
+        if not any(step.do in OBS_STEPS for step in self._settings().effect_steps(action)):
+            return None
+        return outage
 
     # -- moderation -----------------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ say, which the runner commits in the same transaction that marks the item done) 
 ``ItemFailed`` with a message for the viewer and the moderators; the runner then fails the
 item and refunds its charge, exactly once. Anything else a worker raises is a bug: the item
 is failed and refunded the same way, and the traceback is logged.
+
+Optional extras the runner looks for: ``async start()`` (called once before the loops start)
+and ``outage`` (a ``pixelbot.queue.outage.Outage``: what the queue does while the service the
+worker needs is down).
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ checked; a wrong one closes with 4009), Identified (op 2); then Request (op 6) i
 RequestResponse (op 7) and RequestBatch (op 8) with RequestBatchResponse (op 9). No events are
 sent. Every request is recorded in ``requests``, before it is answered.
 
+It claims to be what Debian's obs-studio 29.0.2 runs, obs-websocket 5.1.0, and answers like it
+where Pixel Bot cares (test_obs_real.py runs the same scenarios against that real OBS): only
+``currentProgramSceneName`` from GetCurrentProgramScene; ``savedReplayPath: ""`` before the
+first replay; 501 to SaveReplayBuffer for ``replay_start_seconds`` after StartReplayBuffer; the
+replay file named by GetLastReplayBufferReplay only ``replay_write_seconds`` after the save
+(real OBS: 0.5-2 s), and a save while one is being written merged into it.
+
 Controls: ``fail_next`` (answer the next request of a type with an error), ``stall_next``
 (never answer it, so the client times out), ``drop_clients`` (cut every connection without a
 close frame, like a crash or a network hiccup), ``stop``/``start`` (OBS quits, then comes back
@@ -41,7 +48,9 @@ from websockets.exceptions import ConnectionClosed
 
 __all__ = ["FakeObs", "Input", "ObsRequest", "SceneItem", "auth_string"]
 
-OBS_WEBSOCKET_VERSION = "5.5.4"
+# What Debian's obs-studio 29.0.2 ships, and what tests/integration/test_obs_real.py runs.
+OBS_VERSION = "29.0.2"
+OBS_WEBSOCKET_VERSION = "5.1.0"
 RPC_VERSION = 1
 
 # RequestStatus codes (a subset).
@@ -125,8 +134,21 @@ class FakeObs:
     Change it through the attributes or ``add_scene``/``add_input``/``add_filter``.
     """
 
-    def __init__(self, *, password: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+        replay_start_seconds: float = 0.05,
+        replay_write_seconds: float = 0.1,
+    ) -> None:
         self.password = password
+        # Like OBS: SaveReplayBuffer answers 501 for a moment after StartReplayBuffer, and
+        # the file is written (GetLastReplayBufferReplay names it) a while after the save.
+        self.replay_start_seconds = replay_start_seconds
+        self.replay_write_seconds = replay_write_seconds
+        self._replay_ready_at = 0.0
+        self._writing_replay = False
         self.host = host
         self.port = 0  # set by start(); kept across stop()/start()
         self.scenes: dict[str, dict[str, SceneItem]] = {}
@@ -387,7 +409,7 @@ class FakeObs:
 
     def _get_version(self, data: dict[str, Any]) -> dict[str, Any]:
         return {
-            "obsVersion": "31.0.0",
+            "obsVersion": OBS_VERSION,
             "obsWebSocketVersion": OBS_WEBSOCKET_VERSION,
             "rpcVersion": RPC_VERSION,
             "availableRequests": sorted(self._handlers),
@@ -405,7 +427,7 @@ class FakeObs:
         }
 
     def _get_current_program_scene(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {"currentProgramSceneName": self.current_scene, "sceneName": self.current_scene}
+        return {"currentProgramSceneName": self.current_scene}  # 5.1: no sceneName/sceneUuid
 
     def _set_current_program_scene(self, data: dict[str, Any]) -> None:
         self.current_scene = self._scene_name(data)
@@ -468,6 +490,7 @@ class FakeObs:
         if self.replay_buffer_active:
             raise _Failure(OUTPUT_RUNNING)
         self.replay_buffer_active = True
+        self._replay_ready_at = asyncio.get_running_loop().time() + self.replay_start_seconds
 
     def _stop_replay_buffer(self, data: dict[str, Any]) -> None:
         self._require_replay_buffer()
@@ -475,13 +498,22 @@ class FakeObs:
 
     def _save_replay_buffer(self, data: dict[str, Any]) -> None:
         self._require_replay_buffer()
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._replay_ready_at:  # still starting
+            raise _Failure(OUTPUT_NOT_RUNNING)
+        if self._writing_replay:  # OBS merges a save into the one being written
+            return
+        self._writing_replay = True
+        loop.call_later(self.replay_write_seconds, self._replay_written)
+
+    def _replay_written(self) -> None:
+        self._writing_replay = False
         self.saved_replays.append(f"/videos/Replay {len(self.saved_replays) + 1}.mkv")
 
     def _get_last_replay_buffer_replay(self, data: dict[str, Any]) -> dict[str, Any]:
         self._require_replay_buffer()
-        if not self.saved_replays:
-            raise _Failure(RESOURCE_NOT_FOUND, "No replay has been saved yet.")
-        return {"savedReplayPath": self.saved_replays[-1]}
+        # obs-websocket 5.1 answers "" before the first save (later versions: 600)
+        return {"savedReplayPath": self.saved_replays[-1] if self.saved_replays else ""}
 
     # ------------------------------------------------------------------ lookups
 

@@ -351,7 +351,7 @@ def test_help_lists_the_subcommands() -> None:
     assert result.stdout.startswith("Usage: bot.py [OPTIONS] [COMMAND] [ARGS]...\n")
     commands = result.stdout.split("Commands:\n", 1)[1]
     names = [line.split()[0] for line in commands.splitlines() if line.strip()]
-    assert names == ["check-config", "console", "db", "points", "run"]
+    assert names == ["backup", "check-config", "console", "db", "jobs", "points", "run"]
     assert "revision" not in result.stdout  # the developers' command stays hidden
 
 
@@ -394,3 +394,50 @@ def test_run_with_the_console_off_and_nothing_else_says_so(tmp_path: Path, db_fi
     result = bot("check-config", "--config", config)
     assert result.returncode == 2
     assert "platforms: no platform is enabled" in result.stderr
+
+
+# ----------------------------------------------------------------------------- backups
+
+
+def test_backup_now_list_verify_restore_through_the_cli(tmp_path: Path, db_file: Path) -> None:
+    folder = tmp_path / "backups"
+    config = write_config(tmp_path / "b.yaml", db_file, f'backup:\n  dir: "{folder}"\n')
+    assert bot("run", "--config", config, stdin=CHAT).returncode == 0
+
+    taken = bot("backup", "now", "--config", config)
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout.startswith(f"backed up to {folder}/pixel-")
+    assert "verified: 2 users, 2 transactions" in taken.stdout
+    (backup_file,) = folder.glob("pixel-*.db.gz")
+    listed = bot("backup", "list", "--config", config)
+    assert listed.stdout.startswith(backup_file.name)
+
+    assert bot("run", "--config", config, stdin="carol: hi\n").returncode == 0  # after it
+    verified = bot("backup", "verify", backup_file, "--config", config)
+    assert (verified.returncode, verified.stdout) == (
+        0,
+        f"{backup_file.name}: ok (2 users, 2 transactions, 2 xp_transactions, 0 queue_items)\n",
+    )
+    restored = bot("backup", "restore", backup_file, "--config", config)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.endswith(f"restored {backup_file.name} to {db_file}; db verify: ok\n")
+    shown = bot("points", "show", "carol", "--config", config)
+    assert shown.returncode == 1  # carol came after the backup
+
+    jobs = bot("jobs", "--config", config)
+    assert jobs.returncode == 0
+    assert jobs.stdout.startswith("backup: 0 * * * *; next ")
+    assert "never ran" in jobs.stdout  # `backup now` is the operator's, not the schedule's
+
+    data = bytearray(backup_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    backup_file.write_bytes(bytes(data))
+    damaged = bot("backup", "verify", backup_file, "--config", config)
+    assert damaged.returncode == 1
+    assert damaged.stderr == (
+        f"{backup_file.name}: NOT a good backup\n"
+        f"  {backup_file.name} does not match its checksum: the file is damaged\n"
+    )
+    refused = bot("backup", "restore", backup_file, "--config", config)
+    assert refused.returncode == 1 and "is not a good backup" in refused.stderr
+    assert "Traceback" not in refused.stderr + damaged.stderr

@@ -315,20 +315,48 @@ async def test_a_skipped_timed_step_is_undone_before_cancelling(fake: FakeObs) -
 # ----------------------------------------------------------------------------- replay buffer
 
 
-async def test_clip_starts_the_replay_buffer_when_allowed(rig: Rig) -> None:
+def collapsed(types: list[str]) -> list[str]:
+    """Request types with repeats in a row folded (retries and polls vary in number)."""
+    return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+
+async def test_clip_starts_the_replay_buffer_and_records_the_file_obs_wrote(rig: Rig) -> None:
     done = await rig.run([{"clip": {}}])
 
-    assert rig.fake.request_types() == [
+    assert collapsed(rig.fake.request_types()) == [
         "GetReplayBufferStatus",
         "StartReplayBuffer",
-        "SaveReplayBuffer",
-        "GetLastReplayBufferReplay",
+        "GetLastReplayBufferReplay",  # the file before: "" (none yet, as in obs-websocket 5.1)
+        "SaveReplayBuffer",  # 501 while the buffer starts, then saved
+        "GetLastReplayBufferReplay",  # until it names a new file
     ]
+    assert rig.fake.request_types().count("SaveReplayBuffer") >= 2  # the 501 was retried
     assert rig.fake.replay_buffer_active is True
     assert rig.fake.saved_replays == ["/videos/Replay 1.mkv"]
     assert done.result["steps"] == [
         {"do": "clip", "started_replay_buffer": True, "file": "/videos/Replay 1.mkv"}
     ]
+    assert rig.step_sleeps.delays == []  # waits on OBS itself never move the stream's clock
+
+
+async def test_three_clips_in_a_row_each_record_their_own_file(fake: FakeObs) -> None:
+    fake.replay_write_seconds = 0.3  # later than the first poll: the old name is still there
+    rig = make_rig(fake)
+
+    files = [(await rig.run([{"clip": {}}])).result["steps"][0]["file"] for _ in range(3)]
+    await rig.worker.close()
+
+    assert files == fake.saved_replays == [f"/videos/Replay {n}.mkv" for n in (1, 2, 3)]
+
+
+async def test_a_clip_whose_file_never_comes_fails(fake: FakeObs) -> None:
+    fake.replay_buffer_active = True
+    fake.replay_write_seconds = 5.0
+    rig = make_rig(fake, clip_wait="300ms")
+
+    with pytest.raises(EffectFailed, match=r"OBS did not write the clip's file within 0.3s"):
+        await rig.run([{"clip": {}}])
+    await rig.worker.close()
 
 
 async def test_clip_with_the_replay_buffer_running(rig: Rig) -> None:
@@ -336,11 +364,13 @@ async def test_clip_with_the_replay_buffer_running(rig: Rig) -> None:
 
     done = await rig.run([{"clip": None}])
 
-    assert rig.fake.request_types() == [
+    assert collapsed(rig.fake.request_types()) == [
         "GetReplayBufferStatus",
+        "GetLastReplayBufferReplay",
         "SaveReplayBuffer",
         "GetLastReplayBufferReplay",
     ]
+    assert rig.fake.request_types().count("SaveReplayBuffer") == 1
     assert done.result["steps"][0]["started_replay_buffer"] is False
 
 
@@ -671,3 +701,39 @@ async def test_a_named_effect_payload_uses_the_current_config() -> None:
     assert [step.do for step in steps] == ["play_sound", "say"]
     with pytest.raises(EffectFailed, match="no effect called 'gone'"):
         steps_from_payload(named("gone"), config)
+
+
+# ----------------------------------------------------------------------------- one outage
+
+
+async def test_an_outage_is_one_state_one_warning_and_fails_fast(
+    fake: FakeObs, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pixelbot.integrations.obs")
+    rig = make_rig(fake)
+    downs: list[str] = []
+    backs: list[bool] = []
+
+    async def back() -> None:
+        backs.append(rig.client.reachable)  # requests already go through when it is told
+
+    rig.client.on_down, rig.client.on_back = downs.append, back
+    await rig.client.request("GetVersion")
+    await fake.stop()
+
+    for _ in range(3):
+        with pytest.raises(ObsUnavailable):
+            await rig.client.request("GetVersion")
+    assert rig.reconnect_sleeps.delays == [0.01, 0.02]  # only the first request backed off
+    assert len(downs) == 1
+    assert not rig.client.reachable
+
+    await fake.start()
+    await until(lambda: rig.client.reachable and backs == [True], seconds=5)
+    await rig.client.request("GetVersion")
+    await rig.worker.close()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"OBS at 127.0.0.1:{fake.port} is not reachable (")
+    assert warnings[1].startswith(f"OBS at 127.0.0.1:{fake.port} is reachable again")

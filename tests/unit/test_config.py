@@ -584,3 +584,31 @@ def test_recursive_anchor_is_an_error(tmp_path: Path) -> None:
     assert problems(path) == [
         "YAML syntax error: an anchor is used inside itself (config.yaml line 2)"
     ]
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize(
+    ("yaml", "expected"),
+    [
+        (
+            "schedule:\n  backup: {every: 1h, cron: '0 * * * *'}\n",
+            "schedule.backup: give either every (e.g. 1h) or cron (e.g. '30 3 * * *'), not both",
+        ),
+        (
+            "schedule:\n  backup: {cron: 'every tuesday'}\n",
+            "schedule.backup.cron: 'every tuesday' is not a cron expression",
+        ),
+        ("schedule:\n  backup: {every: 10s}\n", "schedule.backup.every: must be at least 1m"),
+        ("schedule:\n  cleanup: {every: 1h}\n", "schedule.cleanup: unknown key"),
+    ],
+)
+def test_a_bad_schedule_is_refused_with_its_path(tmp_path: Path, yaml: str, expected: str) -> None:
+    (found,) = problems(write(tmp_path, yaml))
+    assert found.startswith(expected), found
+
+
+def test_a_job_can_be_switched_off_without_a_schedule(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "schedule:\n  backup: {enabled: false}\n"), env={})
+    assert not config.schedule.backup.enabled

@@ -92,6 +92,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "cogs",
     ),
     "pixelbot/queue/": ("pixelbot.app", "pixelbot.commands", "pixelbot.platforms", "cogs"),
+    "pixelbot/scheduler/": ("pixelbot.app", "pixelbot.commands", "pixelbot.platforms", "cogs"),
 }
 # domain, events, errors, clock: nothing of ours but errors and clock (and domain itself)
 BOTTOM = ("pixelbot/domain/", "pixelbot/events.py", "pixelbot/errors.py", "pixelbot/clock.py")

@@ -6,6 +6,12 @@ long, then undoes it, before the next step starts (put ``play_sound`` before a t
 the item's timeout), its change is undone anyway before the cancellation goes on. A failing
 step fails the item (it is refunded); earlier steps are not rolled back.
 
+When OBS goes away, the worker's ``outage`` (read by the runner, see ``pixelbot/queue/
+outage.py``) begins; an item that had shown nothing yet raises ``ObsUnavailable`` with
+``untouched`` set, so it can wait for OBS instead of being refunded. An undo OBS could not
+receive is remembered (``pixelbot/economy/obs_undos.py``) and put back when OBS answers again,
+before the outage ends and before any later item runs.
+
 Messages of ``EffectFailed`` are shown to the viewer and the moderators, so OBS's status codes
 are turned into sentences that name the scene, source or filter from the config.
 """
@@ -37,8 +43,9 @@ from pixelbot.config.effects import (
     WaitStep,
 )
 from pixelbot.config.redeems import Action
+from pixelbot.economy.obs_undos import MemoryUndoJournal, Undo, UndoJournal
 from pixelbot.economy.payloads import EffectPayload, ItemPayload
-from pixelbot.errors import EffectFailed
+from pixelbot.errors import EffectFailed, ObsUnavailable
 from pixelbot.integrations.obs import (
     OUTPUT_NOT_RUNNING,
     OUTPUT_RUNNING,
@@ -46,6 +53,7 @@ from pixelbot.integrations.obs import (
     ObsClient,
     ObsRequestError,
 )
+from pixelbot.queue.outage import Outage
 from pixelbot.queue.worker import Done, Job
 
 __all__ = ["EffectWorker", "steps_from_payload"]
@@ -58,9 +66,13 @@ StepResult = dict[str, Any]
 RESTART_MEDIA = "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_RESTART"
 OBS_OFF = "OBS is not enabled (obs.enabled in config.yaml)"
 REPLAY_BUFFER_OFF = "the replay buffer is off in OBS"
-# OBS starts the replay buffer asynchronously: saving right after starting may meet 501.
-SAVE_TRIES = 10
-SAVE_RETRY_SECONDS = 0.3
+# OBS starts the replay buffer asynchronously: saving right after starting meets 501 for a
+# few to a few hundred ms (obs-websocket 5.1). Retried on the real clock.
+SAVE_TRIES = 50  # 5 s: 0.2 s here, more on a loaded machine
+SAVE_RETRY_SECONDS = 0.1
+# OBS writes the replay file 0.5-2 s after SaveReplayBuffer returns; until then
+# GetLastReplayBufferReplay names the previous one (or ""). Asked this often, in real time.
+CLIP_POLL_SECONDS = 0.1
 
 _STEP_LIST: TypeAdapter[list[EffectStep]] = TypeAdapter(list[EffectStep])
 _ACTION: TypeAdapter[Action] = TypeAdapter(Action)
@@ -127,18 +139,43 @@ class EffectWorker:
         *,
         sleep: Sleep = asyncio.sleep,
         base_dir: Path | None = None,
+        undos: UndoJournal | None = None,
     ) -> None:
-        """``base_dir``: where a relative ``obs.sounds_dir`` starts (default: the cwd)."""
+        """``base_dir``: where a relative ``obs.sounds_dir`` starts (default: the cwd).
+        ``sleep``: step waits, ``for`` and ``back_after`` (OBS must see them: the real clock
+        whenever OBS is enabled). Waits on OBS itself (a replay being written, a replay buffer
+        starting) always use the real clock. ``undos``: where undos an outage left pending
+        are kept (the database in the bot; memory by default)."""
         self._steps_for = steps_for
         self._obs = obs
         self._settings = settings
         self._sleep = sleep
         self._base_dir = base_dir
+        self._undos: UndoJournal = undos if undos is not None else MemoryUndoJournal()
         self._undoing: set[asyncio.Task[Any]] = set()  # undos that outlive a cancelled step
+        self._putting_back = asyncio.Lock()
+        self._starting: asyncio.Task[None] | None = None
+        self.outage: Outage | None = None  # the runner reads it (obs.when_down)
+        if obs is not None:
+            self.outage = Outage(
+                "OBS",
+                when_down=settings.when_down,
+                hold_limit=settings.hold_limit.total_seconds(),
+            )
+            obs.on_down = self.outage.begin
+            obs.on_back = self._obs_is_back
 
     async def perform(self, job: Job) -> Done:
         steps = self._steps_for(job.payload)
-        results = [await self._perform_step(step, job) for step in steps]
+        results: list[StepResult] = []
+        try:
+            await self.put_back()
+            for step in steps:
+                results.append(await self._perform_step(step, job))
+        except ObsUnavailable as exc:
+            # Nothing shown yet (not even a chat line): the item can wait for OBS.
+            exc.untouched = not results
+            raise
         title = job.payload.title or "effect"
         done = ", ".join(step.do for step in steps)
         return Done(
@@ -146,7 +183,24 @@ class EffectWorker:
             result={"steps": results},
         )
 
+    async def start(self) -> None:
+        """At start, put back what an outage before the last stop left changed, without
+        waiting for the first effect (in the background: OBS may still be down)."""
+        if self._obs is not None and await self._undos.pending():
+            self._starting = asyncio.create_task(self._put_back_at_start(), name="obs-put-back")
+
+    async def _put_back_at_start(self) -> None:
+        try:
+            await self.put_back()
+        except ObsUnavailable:
+            pass  # the client marks OBS down; its probe puts it back when OBS answers
+        except Exception:
+            log.exception("putting back what the last OBS outage changed failed")
+
     async def close(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         if self._undoing:
             await asyncio.wait(self._undoing, timeout=self._settings.timeout.total_seconds())
         if self._obs is not None:
@@ -168,11 +222,11 @@ class EffectWorker:
     async def _dispatch(self, step: EffectStep, job: Job) -> StepResult:
         match step:
             case SwitchSceneStep():
-                return await self._switch_scene(step)
+                return await self._switch_scene(step, job)
             case ShowSourceStep():
-                return await self._set_source_enabled(step, enabled=True)
+                return await self._set_source_enabled(step, job, enabled=True)
             case HideSourceStep():
-                return await self._set_source_enabled(step, enabled=False)
+                return await self._set_source_enabled(step, job, enabled=False)
             case ClipStep():
                 return await self._clip(step)
             case RestartMediaStep():
@@ -184,7 +238,7 @@ class EffectWorker:
             case SetTextStep():
                 return await self._set_text(step, job)
             case ToggleFilterStep():
-                return await self._toggle_filter(step)
+                return await self._toggle_filter(step, job)
             case PlaySoundStep():
                 return await self._play_sound(step)
             case WaitStep():
@@ -199,7 +253,7 @@ class EffectWorker:
 
     # ------------------------------------------------------------------ steps
 
-    async def _switch_scene(self, step: SwitchSceneStep) -> StepResult:
+    async def _switch_scene(self, step: SwitchSceneStep, job: Job) -> StepResult:
         obs = self._need_obs()
         result: StepResult = {"do": step.do, "scene": step.scene}
         previous = None
@@ -208,11 +262,19 @@ class EffectWorker:
             previous = current.get("currentProgramSceneName") or current.get("sceneName")
         switch = {"sceneName": step.scene}
         if step.back_after is not None and previous:
-            back = {"sceneName": previous}
+            undo = Undo(
+                job.item_id,
+                f"switch back to scene '{previous}'",
+                request={"type": "SetCurrentProgramScene", "data": {"sceneName": previous}},
+                check={
+                    "type": "GetCurrentProgramScene",
+                    "data": {},
+                    "field": "currentProgramSceneName",
+                    "value": step.scene,
+                },
+            )
             await self._temporarily(
-                lambda: obs.request("SetCurrentProgramScene", switch),
-                lambda: obs.request("SetCurrentProgramScene", back),
-                step.back_after,
+                lambda: obs.request("SetCurrentProgramScene", switch), undo, step.back_after
             )
             result.update(back_to=previous, seconds=step.back_after.total_seconds())
         else:
@@ -220,7 +282,7 @@ class EffectWorker:
         return result
 
     async def _set_source_enabled(
-        self, step: ShowSourceStep | HideSourceStep, *, enabled: bool
+        self, step: ShowSourceStep | HideSourceStep, job: Job, *, enabled: bool
     ) -> StepResult:
         obs = self._need_obs()
         found = await obs.request(
@@ -233,15 +295,30 @@ class EffectWorker:
 
         result: StepResult = {"do": step.do, "scene": step.scene, "source": step.source}
         if step.for_ is not None:
-            await self._temporarily(
-                lambda: set_enabled(enabled), lambda: set_enabled(not enabled), step.for_
+            undo = Undo(
+                job.item_id,
+                f"{'hide' if enabled else 'show'} source '{step.source}' in scene '{step.scene}'",
+                request={
+                    "type": "SetSceneItemEnabled",
+                    "data": {**item, "sceneItemEnabled": not enabled},
+                },
+                check={
+                    "type": "GetSceneItemEnabled",
+                    "data": item,
+                    "field": "sceneItemEnabled",
+                    "value": enabled,
+                },
             )
+            await self._temporarily(lambda: set_enabled(enabled), undo, step.for_)
             result["seconds"] = step.for_.total_seconds()
         else:
             await set_enabled(enabled)
         return result
 
     async def _clip(self, step: ClipStep) -> StepResult:
+        """Save the replay buffer (starting it if allowed) and wait for OBS to write the file:
+        ``GetLastReplayBufferReplay`` names the previous file until the new one is written,
+        0.5-2 s after ``SaveReplayBuffer`` returns, so the item records the file that changed."""
         obs = self._need_obs()
         status = await obs.request("GetReplayBufferStatus")
         started = False
@@ -253,8 +330,10 @@ class EffectWorker:
                 raise EffectFailed(REPLAY_BUFFER_OFF, step=step.do)
             await self._start_replay_buffer(obs)
             started = True
+        before = await _last_replay(obs)
         await self._save_replay(obs, just_started=started)
-        return {"do": step.do, "started_replay_buffer": started, "file": await _last_replay(obs)}
+        file = await self._new_replay(obs, before)
+        return {"do": step.do, "started_replay_buffer": started, "file": file}
 
     async def _start_replay_buffer(self, obs: ObsClient) -> None:
         try:
@@ -273,7 +352,20 @@ class EffectWorker:
                     raise
                 if not just_started or attempt == SAVE_TRIES:
                     raise EffectFailed(REPLAY_BUFFER_OFF) from exc
-            await self._sleep(SAVE_RETRY_SECONDS)
+            await asyncio.sleep(SAVE_RETRY_SECONDS)  # OBS's own pace: the real clock
+
+    async def _new_replay(self, obs: ObsClient, before: str | None) -> str:
+        """The replay file once OBS names one other than ``before`` (within ``clip_wait``)."""
+        wait = self._settings.clip_wait.total_seconds()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            path = await _last_replay(obs)
+            if path and path != before:
+                return path
+            if loop.time() >= deadline:
+                raise EffectFailed(f"OBS did not write the clip's file within {wait:g}s")
+            await asyncio.sleep(CLIP_POLL_SECONDS)  # OBS's own pace: the real clock
 
     async def _set_text(self, step: SetTextStep, job: Job) -> StepResult:
         text = _fill(step.text, job)
@@ -283,7 +375,7 @@ class EffectWorker:
         )
         return {"do": step.do, "source": step.source, "text": text}
 
-    async def _toggle_filter(self, step: ToggleFilterStep) -> StepResult:
+    async def _toggle_filter(self, step: ToggleFilterStep, job: Job) -> StepResult:
         obs = self._need_obs()
         where = {"sourceName": step.source, "filterName": step.filter}
         was = bool((await obs.request("GetSourceFilter", where))["filterEnabled"])
@@ -299,9 +391,18 @@ class EffectWorker:
             "enabled": enabled,
         }
         if step.for_ is not None:
-            await self._temporarily(
-                lambda: set_enabled(enabled), lambda: set_enabled(was), step.for_
+            undo = Undo(
+                job.item_id,
+                f"turn filter '{step.filter}' on '{step.source}' {'on' if was else 'off'} again",
+                request={"type": "SetSourceFilterEnabled", "data": {**where, "filterEnabled": was}},
+                check={
+                    "type": "GetSourceFilter",
+                    "data": where,
+                    "field": "filterEnabled",
+                    "value": enabled,
+                },
             )
+            await self._temporarily(lambda: set_enabled(enabled), undo, step.for_)
             result["seconds"] = step.for_.total_seconds()
         else:
             await set_enabled(enabled)
@@ -345,10 +446,7 @@ class EffectWorker:
         return path
 
     async def _temporarily(
-        self,
-        change: Callable[[], Awaitable[object]],
-        undo: Callable[[], Awaitable[object]],
-        duration: timedelta,
+        self, change: Callable[[], Awaitable[object]], undo: Undo, duration: timedelta
     ) -> None:
         """Make a change, keep it for ``duration``, then undo it.
 
@@ -356,7 +454,8 @@ class EffectWorker:
         on its way, since the OBS thread sends it regardless — still undoes it, shielded from
         a second cancellation, then re-raises. (Undoing a change that never landed is
         harmless: the undo requests set a state, they do not flip it.) A change that failed
-        with an error is not undone."""
+        with an error is not undone. An undo that cannot reach OBS is remembered and put
+        back when OBS is reachable again (``put_back``)."""
         changed = False
         try:
             await change()
@@ -369,16 +468,63 @@ class EffectWorker:
             if changed:
                 await self._undo_after_interruption(undo)
             raise
-        await undo()
+        try:
+            await self._send(undo.request)
+        except ObsUnavailable:
+            await self._undos.remember(undo)
+            raise EffectFailed(
+                f"OBS went away before the bot could {undo.what} (it will when OBS is back)"
+            ) from None
 
-    async def _undo_after_interruption(self, undo: Callable[[], Awaitable[object]]) -> None:
-        task = asyncio.ensure_future(undo())
+    async def _undo_after_interruption(self, undo: Undo) -> None:
+        task = asyncio.ensure_future(self._send(undo.request))
         self._undoing.add(task)
         task.add_done_callback(self._undoing.discard)
         try:
             await asyncio.shield(task)
+        except ObsUnavailable:
+            await self._undos.remember(undo)
         except Exception:
             log.warning("could not undo an interrupted effect step", exc_info=True)
+
+    async def _send(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._need_obs().request(request["type"], request.get("data") or None)
+
+    # ------------------------------------------------------------------ after an outage
+
+    async def put_back(self) -> None:
+        """Put back what an outage left changed (see ``pixelbot/economy/obs_undos.py``), once
+        each, oldest first; a change the stream no longer shows is left alone. Raises
+        ``ObsUnavailable`` when OBS is still (or again) unreachable."""
+        if self._obs is None:
+            return
+        async with self._putting_back:
+            for pending in await self._undos.pending():
+                undo = pending.undo
+                check = undo.check
+                try:
+                    now = await self._send(check)
+                    showing = now.get(check["field"]) == check["value"]
+                except ObsRequestError as exc:  # the scene or source is gone
+                    showing, now = False, {"error": str(exc)}
+                if not showing:
+                    detail = f"not done: OBS shows {now.get(check['field'], now)!r} now"
+                    log.warning("after the OBS outage, did not %s: the stream changed", undo.what)
+                    await self._undos.settle(pending.id, "stale", detail)
+                    continue
+                await self._send(undo.request)
+                log.warning("after the OBS outage: did %s", undo.what)
+                await self._undos.settle(pending.id, "applied", f"did {undo.what}")
+
+    async def _obs_is_back(self) -> None:
+        """OBS answers again: put back what the outage left changed, then end the outage
+        (the runner resumes the queue)."""
+        try:
+            await self.put_back()
+        except ObsUnavailable:
+            return  # gone again at once: the client starts a new probe
+        if self.outage is not None:
+            self.outage.end()
 
     def _explain(self, exc: ObsRequestError, step: EffectStep) -> str | None:
         """A sentence for a ResourceNotFound (600) answer, naming what the config names."""
@@ -406,7 +552,8 @@ def _fill(template: str, job: Job) -> str:
 
 
 async def _last_replay(obs: ObsClient) -> str | None:
-    """The file OBS saved last, when it says (it writes the file in the background)."""
+    """The file OBS saved last: None before the first (obs-websocket 5.1 answers "", later
+    versions may answer 600 ResourceNotFound)."""
     try:
         saved = await obs.request("GetLastReplayBufferReplay")
     except ObsRequestError:

@@ -16,6 +16,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.config.effects import OBS_STEPS
 from pixelbot.domain.queue import QueueKind
+from pixelbot.economy.obs_undos import UndoJournal
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
@@ -39,12 +40,14 @@ def _effect_possible(config: Config, effect: str, *, obs: bool) -> bool:
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def clock_sleep(clock: FakeClock) -> Sleep:
-    """A sleep that moves a simulated clock instead of waiting (scripted console runs)."""
+def clock_sleep(clock: FakeClock, *, real: bool = False) -> Sleep:
+    """A sleep that moves a simulated clock instead of waiting (scripted console runs). With
+    ``real`` it also waits in real time: OBS must see a source shown for its 2 s, so with
+    OBS on a transcript's lines stay deterministic, not its timing."""
 
     async def sleep(seconds: float) -> None:
         clock.advance(max(0.0, seconds))
-        await asyncio.sleep(0)
+        await asyncio.sleep(max(0.0, seconds) if real else 0)
 
     return sleep
 
@@ -56,8 +59,10 @@ def build_workers(
     rng: random.Random,
     sleep: Sleep | None = None,
     play_audio: bool = True,
+    undos: UndoJournal | None = None,
 ) -> dict[str, Worker]:
-    """``config`` returns the current configuration (it changes on ``!reload``).
+    """``config`` returns the current configuration (it changes on ``!reload``). ``undos``:
+    where OBS changes an outage left behind are kept until OBS is back (the database).
 
     A new kind of queue item plugs in here: its worker module, plus one entry below."""
     sleep = sleep or asyncio.sleep
@@ -77,5 +82,6 @@ def build_workers(
             settings.obs,
             sleep=sleep,
             base_dir=base_dir,
+            undos=undos,
         ),
     }

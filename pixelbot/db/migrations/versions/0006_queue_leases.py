@@ -4,8 +4,8 @@ With several bot processes on one PostgreSQL database, "running at start = crash
 refund items another live process is performing. A running item now names its holder and a
 lease the holder renews while it works; recovery takes only items whose lease ran out.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import pixelbot.db.types
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
