@@ -2,7 +2,7 @@
 real engine.
 
 Every integration test runs twice, once per backend, through ONE parametrized fixture
-(``backend``, autouse): on ``postgresql`` each database path a test names becomes a fresh
+(``db_backend``, autouse): on ``postgresql`` each database path a test names becomes a fresh
 database on a throwaway server started once per session (``pixelbot/db/throwaway.py``). A test
 that cannot apply to PostgreSQL says why with ``@pytest.mark.sqlite_only("reason")`` (and the
 other way round, ``postgresql_only``); a test that never touches a database is marked
@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" not in metafunc.fixturenames:
+    if "db_backend" not in metafunc.fixturenames:
         return
     path = Path(str(metafunc.definition.path))
     if (
@@ -52,9 +52,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         or metafunc.definition.get_closest_marker("backends_inside") is not None
         or path.name in RUN_ONCE_MODULES
     ):
-        metafunc.parametrize("backend", ["sqlite"], indirect=True)
+        return  # the fixture defaults to SQLite
     elif "integration" in path.parts:
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
+        metafunc.parametrize("db_backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +65,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(autouse=True)
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+def db_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The database backend this run of the test uses (SQLite unless parametrized)."""
     name = getattr(request, "param", "sqlite")
     if name == "sqlite":

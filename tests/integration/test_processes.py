@@ -58,7 +58,7 @@ def processes(*commands: tuple[str, ...]) -> Iterator[list[subprocess.Popen[str]
 
 
 async def test_concurrent_spends_from_two_processes_never_overspend(
-    config: Config, clock: FakeClock, backend: Backend
+    config: Config, clock: FakeClock, db_backend: Backend
 ) -> None:
     balance, cost, per_process = 10_000, 37, 500
     async with open_test_engine(config, clock) as engine:
@@ -69,7 +69,7 @@ async def test_concurrent_spends_from_two_processes_never_overspend(
     successes = sum(o["ok"] for o in outputs)
     assert successes == balance // cost  # 270 of 1,000: exactly what the balance pays for
     assert sum(o["refused"] for o in outputs) == 2 * per_process - balance // cost
-    if backend.name == "postgresql":  # row locks queue fairly: both processes really took part
+    if db_backend.name == "postgresql":  # row locks queue fairly: both processes really took part
         # (SQLite's busy handler retries by sleeping, so one process may win every time)
         assert all(o["ok"] > 0 for o in outputs), outputs
     async with open_test_engine(config, clock) as engine:
