@@ -18,6 +18,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
 from pixelbot.app import Engine, open_database
 from pixelbot.app.console_run import run_bot, run_console
@@ -27,7 +28,8 @@ from pixelbot.commands.names import declared_command_names
 from pixelbot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from pixelbot.db import migrate
 from pixelbot.db.backup import BackupRun, list_backups, restore_backup, take_backup, verify_backup
-from pixelbot.db.engine import sqlite_file
+from pixelbot.db.copy import BATCH_SIZE, CopyReport, copy_database, total_rows
+from pixelbot.db.engine import Database, sqlite_file
 from pixelbot.db.verify import check_integrity, verify
 from pixelbot.domain.durations import format_duration
 from pixelbot.errors import ConfigError, PixelbotError, PlatformError, VaultError
@@ -228,6 +230,49 @@ def db_verify(config_path: Path | None, as_json: bool, full: bool) -> None:
             click.echo(f"  {violation['check']}{who}: {violation['detail']}")
         click.echo("ok" if report["ok"] else f"{len(report['violations'])} violation(s)")
     if not report["ok"]:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@db.command("copy")
+@config_option
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    help="The database to copy into, e.g. postgresql+asyncpg://user:pass@host/pixel "
+    "(empty, or left by an interrupted copy, which resumes).",
+)
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True, help="Rows per transaction.")
+def db_copy(config_path: Path | None, target_url: str, batch_size: int) -> None:
+    """Copy the whole database to another one (SQLite <-> PostgreSQL), then verify the copy.
+
+    Stop the bot first. Exit 1 if the copy's counts, ledger sums or `db verify` disagree."""
+    config = _load(config_path)
+    _require_existing(config)
+    shown = make_url(target_url).render_as_string(hide_password=True)  # never print a password
+
+    async def copy() -> CopyReport:
+        source, target = open_database(config), Database(target_url)
+        try:
+            await migrate.upgrade(source)
+            total = await total_rows(source)
+            with click.progressbar(
+                length=total, label=f"copying {total} rows to {shown}", file=sys.stderr
+            ) as bar:
+                return await copy_database(
+                    source, target, batch_size=batch_size, progress=lambda _t, n: bar.update(n)
+                )
+        finally:
+            await target.dispose()
+            await source.dispose()
+
+    report = _run(copy())
+    for key, value in report.source.items():
+        click.echo(f"{key}: {value}" + ("" if report.target.get(key) == value else " MISMATCH"))
+    for violation in report.verified.violations if report.verified else []:
+        click.echo(f"  verify: {violation.check}: {violation.detail}")
+    click.echo("ok" if report.ok else "the copy differs from the source")
+    if not report.ok:
         sys.exit(EXIT_PROBLEMS)
 
 

@@ -13,7 +13,8 @@ one place can render any of them to chat or to the operator::
     │   ├── DatabaseUnreachable     the file cannot be opened (its folder is missing or is a
     │   │                           file) or the server cannot be reached
     │   ├── DatabaseVanished        the file at the path is no longer the one the bot opened
-    │   └── DatabaseDamaged         the file is corrupt, truncated or not a database
+    │   ├── DatabaseDamaged         the file is corrupt, truncated or not a database
+    │   └── CopyError               ``db copy`` refused: the target is not empty nor a prefix
     ├── VaultError                  stored platform tokens cannot be read (wrong or missing key)
     ├── PlatformError               a platform cannot be used; one line the streamer can act on
     │   └── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
@@ -55,6 +56,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConfigIssue",
+    "CopyError",
     "DatabaseDamaged",
     "DatabaseError",
     "DatabaseFull",
@@ -166,6 +168,11 @@ class PlatformAuthError(PlatformError):
     def __init__(self, message: str, *, scope: str | None = None) -> None:
         super().__init__(message)
         self.scope = scope
+
+
+class CopyError(DatabaseError):
+    """``db copy`` refused to write: the target holds rows that are not a copy of the source
+    (only an empty target, or one an interrupted copy of the same source left, is taken)."""
 
 
 class EconomyError(PixelbotError):

@@ -36,6 +36,7 @@ from pixelbot.events import (
 )
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.console import ConsoleStream
+from pixelbot.testing_db import database_url
 
 __all__ = [
     "ConsoleSession",
@@ -64,10 +65,11 @@ def viewer(
 
 
 def make_config(db_path: Path, **sections: Any) -> Config:
-    """A Config on a SQLite file, with any sections overridden (plain dicts are validated).
+    """A Config on the database ``db_path`` names (the SQLite file, or PostgreSQL: see
+    testing_db.py), with any sections overridden (plain dicts are validated).
     It has a wheel called ``main`` (one prize: nothing) unless ``wheels`` is given."""
     data: dict[str, Any] = {
-        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        **({} if "database" in sections else {"database": {"url": database_url(db_path)}}),
         # a wheel for redeems to name; tests that care about prizes configure their own
         "wheels": {"main": {"prizes": [{"name": "Nothing"}]}},
         "tts": {"dir": str(db_path.parent / "tts")},  # spoken files stay with the test

@@ -12,6 +12,10 @@ on a sample of the same messages (it is too slow for all of them) into its own f
 
     .venv/bin/python scripts/bench.py            # 200k messages from 20k viewers
     .venv/bin/python scripts/bench.py --quick    # about 10 s
+    .venv/bin/python scripts/bench.py --database postgresql://user:pass@host/db
+        # the same on a PostgreSQL server: both runs get scratch databases created there
+        # (the user needs CREATEDB), dropped afterwards; ``--database postgresql`` starts a
+        # throwaway local server (pixelbot/db/throwaway.py) instead
 """
 
 from __future__ import annotations
@@ -25,21 +29,26 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_floor import run_floor  # scripts/bench_floor.py
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pixelbot.app import Engine, open_database, policy_from_config
 from pixelbot.app.gc_tuning import tune_after_start
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate
+from pixelbot.db.engine import sqlite_file
 from pixelbot.db.models import (
     Cooldown,
     EventRow,
@@ -48,6 +57,7 @@ from pixelbot.db.models import (
     User,
     XpTransaction,
 )
+from pixelbot.db.throwaway import postgres_server
 from pixelbot.db.verify import verify
 from pixelbot.economy.writer import Writer
 from pixelbot.events import ChatMessage, Viewer
@@ -64,8 +74,42 @@ DEFAULT_GC_THRESHOLDS = gc.get_threshold()
 LATENCY_SAMPLE = 10
 
 
-def make_config(path: Path) -> Config:
-    return Config.model_validate({"database": {"url": f"sqlite+aiosqlite:///{path}"}})
+def make_config(url: str) -> Config:
+    return Config.model_validate({"database": {"url": url}})
+
+
+class Scratch:
+    """Where each run writes: a fresh SQLite file, or a fresh database on a PostgreSQL server
+    (created through the server URL given, dropped at the end)."""
+
+    def __init__(self, tmp: Path, server_url: str | None) -> None:
+        self.tmp = tmp
+        self.server = None if server_url is None else make_url(server_url)
+        self.created: list[str] = []
+
+    async def url(self, name: str) -> str:
+        if self.server is None:
+            return f"sqlite+aiosqlite:///{self.tmp / name}.db"
+        database = f"pixelbot_bench_{name}_{uuid.uuid4().hex[:8]}"
+        await self._admin(f'CREATE DATABASE "{database}"')
+        self.created.append(database)
+        target = self.server.set(drivername="postgresql+asyncpg", database=database)
+        return str(target.render_as_string(hide_password=False))
+
+    async def drop_all(self) -> None:
+        for database in self.created:
+            await self._admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    async def _admin(self, sql: str) -> None:
+        assert self.server is not None
+        admin = create_async_engine(
+            self.server.set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(sql)
+        finally:
+            await admin.dispose()
 
 
 def viewer_picks(messages: int, viewers: int, seed: int) -> list[int]:
@@ -87,8 +131,8 @@ def chat_messages(picks: list[int], clock: FakeClock) -> Iterator[ChatMessage]:
         )
 
 
-async def run_pipeline(path: Path, picks: list[int]) -> dict[str, Any]:
-    config = make_config(path)
+async def run_pipeline(url: str, picks: list[int]) -> dict[str, Any]:
+    config = make_config(url)
     clock = FakeClock(utc(2026, 5, 1, 18))
     latencies: list[float] = []
     async with Engine.open(config, clock) as engine:
@@ -152,9 +196,9 @@ async def count_rows(engine: Engine) -> dict[str, int]:
     return counts
 
 
-async def run_baseline(path: Path, picks: list[int]) -> dict[str, Any]:
+async def run_baseline(url: str, picks: list[int]) -> dict[str, Any]:
     """One ORM session and one commit per message (the original design)."""
-    config = make_config(path)
+    config = make_config(url)
     db = open_database(config)
     await migrate.upgrade(db)
     curve = policy_from_config(config).curve
@@ -289,12 +333,25 @@ async def main() -> None:
     parser.add_argument(
         "--payout", action="store_true", help="the watch-time payout leg instead (100k viewers)"
     )
+    parser.add_argument(
+        "--database",
+        help="a PostgreSQL server URL to run on (or 'postgresql': a throwaway local server)",
+    )
     args = parser.parse_args()
     if args.payout:
         with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
             figures = await run_payout_bench(Path(tmp), args.viewers or 100_000)
         print(json.dumps(figures, indent=2))
         return
+    if args.database == "postgresql":
+        with postgres_server() as server:
+            args.database = server.url("postgres")
+            await run(args)
+    else:
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     messages = args.messages or (40_000 if args.quick else 200_000)
     viewers = args.viewers or messages // 10
     baseline_messages = args.baseline_messages or (1_000 if args.quick else 5_000)
@@ -302,20 +359,39 @@ async def main() -> None:
 
     calibration_before = cpu_calibration_ms()
     with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
-        pipeline = await run_pipeline(Path(tmp) / "pipeline.db", picks)
-        calibration_after = cpu_calibration_ms()
-        baseline = await run_baseline(Path(tmp) / "baseline.db", picks[:baseline_messages])
+        scratch = Scratch(Path(tmp), args.database)
+        try:
+            pipeline_url = await scratch.url("pipeline")
+            pipeline = await run_pipeline(pipeline_url, picks)
+            floor = None
+            pipeline_file = sqlite_file(pipeline_url)
+            if pipeline_file is not None:  # the floor is stdlib sqlite3: SQLite runs only
+                floor = await run_floor(
+                    pipeline_file, Path(tmp) / "floor.db", pipeline["batches"], len(picks)
+                )
+            calibration_after = cpu_calibration_ms()
+            baseline = await run_baseline(await scratch.url("baseline"), picks[:baseline_messages])
+        finally:
+            await scratch.drop_all()
     ratio = pipeline["msgs_per_s"] / baseline["msgs_per_s"]
     result = {
         "benchmark": "chat ingest",
+        "database": "sqlite" if args.database is None else "postgresql",
         "viewers": viewers,
         "cpu_calibration_ms": {"before": calibration_before, "after": calibration_after},
         "pipeline": pipeline,
         "baseline": baseline,
         "ratio": round(ratio, 1),
+        "floor": floor,
+        "pipeline_per_floor": None
+        if floor is None
+        else round(pipeline["msgs_per_s"] / floor["msgs_per_s"], 2),
         "goals": {
             "msgs_per_s_at_least_20000": pipeline["msgs_per_s"] >= 20_000,
             "ratio_at_least_25": ratio >= 25,
+            "pipeline_per_floor_at_least_0_5": None
+            if floor is None
+            else pipeline["msgs_per_s"] / floor["msgs_per_s"] >= 0.5,
             "every_message_logged": pipeline["every_message_logged"],
             "invariants_hold": pipeline["verify_ok"],
         },

@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -60,7 +61,7 @@ class Database:
         busy_timeout: timedelta = timedelta(seconds=5),
         wal_limit_pages: int = WAL_LIMIT_PAGES,
     ) -> None:
-        self.url: URL = make_url(url)
+        self.url: URL = _with_async_driver(make_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         path = sqlite_file(self.url)
         where = str(path) if path is not None else self.url.render_as_string(hide_password=True)
@@ -147,16 +148,47 @@ class Database:
             return None
         return int((await conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
 
-    async def next_ids(self, conn: AsyncConnection, table: Table, count: int) -> list[int]:
+    @property
+    def shared(self) -> bool:
+        """Whether several bot processes may use this database at once. A PostgreSQL server
+        may be shared (one bot per platform, a dashboard); a SQLite file belongs to one bot,
+        so whatever it finds running at start was left by that bot's last run."""
+        return not self.is_sqlite
+
+    async def lock_names(self, conn: AsyncConnection, names: Iterable[str]) -> None:
+        """Hold a lock on each name until the transaction ends, for rows that may not exist
+        yet (a global cooldown, a redeem's per-stream count), where row locks cannot help.
+
+        PostgreSQL: transaction-level advisory locks, taken in sorted order so two processes
+        cannot deadlock on them. SQLite: nothing to do, the write transaction holds the whole
+        database."""
+        ordered = sorted(set(names))
+        if self.is_sqlite or not ordered:
+            return
+        await conn.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) FROM "
+                "(SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS ordered"
+            ),
+            {"names": ordered},
+        )
+
+    async def next_ids(
+        self, conn: AsyncConnection, table: Table, count: int, *, dense: bool = False
+    ) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` inside a write transaction.
 
         Lets a batch insert parents and children with one executemany each, instead of one
         INSERT .. RETURNING per row. On SQLite the write transaction holds the database lock
-        (BEGIN IMMEDIATE), so max(id) cannot move under us; PostgreSQL draws from the sequence.
+        (BEGIN IMMEDIATE), so max(id) cannot move under us; PostgreSQL draws from the sequence,
+        where an id reserved by a batch that rolls back (or by a redeem that is refused) is
+        never used. ``dense``: numbers people see (queue items, "queued as #3") follow on
+        without gaps there too: max(id) under a lock held until commit, as on SQLite.
         """
         if count <= 0:
             return []
-        if self.is_sqlite:
+        if self.is_sqlite or dense:
+            await self.lock_names(conn, [f"ids:{table.name}"])
             top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
             return list(range(int(top) + 1, int(top) + 1 + count))
         sequence = func.pg_get_serial_sequence(table.name, "id")
@@ -164,6 +196,21 @@ class Database:
             select(func.nextval(sequence)).select_from(func.generate_series(1, count))
         )
         return [int(value) for value in result.scalars()]
+
+    async def reset_sequences(self, conn: AsyncConnection, tables: Iterable[Table]) -> None:
+        """After rows were inserted with their ids given (``db copy``), move each table's id
+        sequence past them. SQLite needs nothing: it numbers from the highest rowid."""
+        if self.is_sqlite:
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        for table in tables:
+            await conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence(:table, 'id'), "
+                    f"coalesce((SELECT max(id) FROM {quote(table.name)}), 0) + 1, false)"
+                ),
+                {"table": table.name},
+            )
 
     async def start_background_checkpoints(self) -> None:
         """SQLite files: copy the WAL into the database in the background (see checkpoint.py)."""
@@ -174,6 +221,16 @@ class Database:
         if self._checkpointer is not None:
             await self._checkpointer.stop()
         await self.engine.dispose()
+
+
+def _with_async_driver(url: URL) -> URL:
+    """``postgresql://...`` (what a hosting provider hands out) means asyncpg here: the bot is
+    async and ships no other PostgreSQL driver. Likewise plain ``sqlite://`` means aiosqlite."""
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+asyncpg")
+    if url.drivername == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url
 
 
 def _dump_json(value: Any) -> str:

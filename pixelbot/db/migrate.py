@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from pixelbot.db.engine import Database
 
@@ -27,9 +27,25 @@ def _config(connection: Connection) -> Config:
     return cfg
 
 
+# Any fixed number, the same in every bot process: the key of the advisory lock below.
+_MIGRATION_LOCK = 0x50495845  # "PIXE"
+
+
 async def _run(db: Database, fn: Any, *args: Any) -> Any:
+    """Run an alembic command on a connection of its own. On PostgreSQL, several bots may
+    start at once on one fresh database, and two migrators would both create the tables (one
+    then fails on ``alembic_version``): a session advisory lock lets one migrate while the
+    others wait, then find the schema at head. (On SQLite the file's write lock serializes.)"""
     async with db.engine.connect() as conn:
-        return await conn.run_sync(lambda sync_conn: fn(_config(sync_conn), *args))
+        if db.is_sqlite:
+            return await conn.run_sync(lambda sync_conn: fn(_config(sync_conn), *args))
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        await conn.commit()
+        try:
+            return await conn.run_sync(lambda sync_conn: fn(_config(sync_conn), *args))
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            await conn.commit()
 
 
 async def upgrade(db: Database, target: str = "head") -> None:

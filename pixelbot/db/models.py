@@ -214,10 +214,17 @@ class QueueItem(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # What the worker did, for audits: a wheel's draw and prize, the TTS file, the OBS steps.
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # None is SQL NULL (not the JSON text 'null'), however the row was written: the writer's
+    # bulk path and a plain insert (``db copy``) store the same thing.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While running: which bot process holds the item, and until when. The holder renews the
+    # lease while it works; an item whose lease ran out was left by a process that died, and
+    # only such an item is recovered, so several processes can share one queue (migration 0006).
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class QueueControl(Base):

@@ -107,6 +107,8 @@ class OpenItem:
     user_id: int | None
     charge_ref: str | None
     payload: dict[str, Any]
+    lease_owner: str | None = None  # the process running it (see queue.py), and until when
+    lease_expires_at: datetime | None = None
 
 
 DEFAULT_LEVEL_MESSAGE = "{user} reached level {level}!"

@@ -1,6 +1,12 @@
 """The durable queue's state changes: claim the next item, settle it as done, failed or
 cancelled, recover what a crash left running, and the moderators' pauses.
 
+Several bot processes may share one queue (on PostgreSQL): a claim skips rows another process
+is claiming (``FOR UPDATE SKIP LOCKED``), and a running item carries a lease, its holder and an
+expiry, that the holder renews while it works (``heartbeat``). Recovery takes only items whose
+lease ran out, so it never refunds an item a live process is still performing; a SQLite file
+belongs to one bot, whose start finds every running item orphaned.
+
 A failed or cancelled item is refunded in the same transaction that settles it, exactly once:
 settling only applies to an item that is still pending or running, and the refund is a ledger
 row naming the charge (``UNIQUE(refund_of)``). Settling the same item twice changes nothing the
@@ -11,11 +17,15 @@ or lose it. The runner (``pixelbot/queue/runner.py``) sits above this and calls 
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
@@ -39,6 +49,15 @@ Outcome = Literal["done", "failed", "cancelled"]
 INTERRUPTED = "the bot stopped while it was running"
 GAVE_UP = "the bot stopped while it was running, {} times; it is not tried again"
 MAX_ATTEMPTS = 3  # an item is run at most this often (crash recovery retries it)
+# How long a claim holds an item without a heartbeat. The runner renews every third of it, so a
+# process must miss two renewals in a row before another one takes its items over.
+LEASE = timedelta(seconds=30)
+
+
+def process_owner() -> str:
+    """A name for this bot process in ``queue_items.lease_owner``: host, pid and a nonce, so a
+    restarted process with a recycled pid is still someone else."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,7 @@ class Settled:
     follow_up_ids: tuple[int, ...] = ()
     kind: str = ""
     error: str | None = None  # why it failed or was cancelled
+    held_elsewhere: bool = False  # another live process runs it: left alone
 
 
 @dataclass(frozen=True)
@@ -114,13 +134,29 @@ class _Settle:
     follow_ups: Sequence[FollowUp] = ()
     actor: str | None = None  # who cancelled it (a moderator), for the event log
     only_if_pending: bool = False  # leave it alone if a worker has started it meanwhile
+    # The process settling it: an item another process runs under a live lease is left alone.
+    # None: settle whoever holds it (recovery at the start of a single-process database).
+    holder: str | None = None
 
     def needs(self, needs: Needs) -> None:
         needs.settle_items.add(self.item_id)
         needs.user_ids.update(payout.user_id for payout in self.payouts)
         needs.queue_items += len(self.follow_ups)
 
+    def _held_elsewhere(self, batch: Batch) -> bool:
+        item = batch.open_items.get(self.item_id)
+        return (
+            self.holder is not None
+            and item is not None
+            and item.status == "running"
+            and item.lease_owner not in (None, self.holder)
+            and item.lease_expires_at is not None
+            and item.lease_expires_at > batch.now
+        )
+
     def apply(self, batch: Batch) -> Settled:
+        if self._held_elsewhere(batch):
+            return Settled(self.item_id, self.status, already_settled=True, held_elsewhere=True)
         item = batch.settle(
             self.item_id, self.status, self.error, self.result, only_if_pending=self.only_if_pending
         )
@@ -212,10 +248,25 @@ def _enqueue_follow_up(batch: Batch, user_id: int | None, follow_up: FollowUp) -
 
 
 class QueueStore:
-    def __init__(self, writer: Writer, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        db: Database,
+        clock: Clock,
+        *,
+        owner: str | None = None,
+        lease: timedelta = LEASE,
+    ) -> None:
         self._writer = writer
         self._db = db
         self._clock = clock
+        self.owner = owner or process_owner()
+        self.lease = lease
+
+    @property
+    def shared(self) -> bool:
+        """Whether other bot processes may be working this queue too (see Database.shared)."""
+        return self._db.shared
 
     async def claim(self, kind: str) -> ClaimedItem | None:
         """Mark the next pending item of ``kind`` (priority, then age) running and return it."""
@@ -224,15 +275,21 @@ class QueueStore:
             .where(QUEUE_ITEMS.c.kind == kind, QUEUE_ITEMS.c.status == "pending")
             .order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)
             .limit(1)
+            # Another process claiming at this instant holds its row locked: take the next
+            # one instead of queueing behind it (PostgreSQL; SQLite's write lock serializes).
+            .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
+        now = self._clock.now()
         statement = (
             update(QUEUE_ITEMS)
             .where(QUEUE_ITEMS.c.id == next_id, QUEUE_ITEMS.c.status == "pending")
             .values(
                 status="running",
-                started_at=self._clock.now(),
+                started_at=now,
                 attempts=QUEUE_ITEMS.c.attempts + 1,
+                lease_owner=self.owner,
+                lease_expires_at=now + self.lease,
             )
             .returning(
                 QUEUE_ITEMS.c.id,
@@ -257,12 +314,20 @@ class QueueStore:
         """Mark the item done, recording ``result``; pay its prizes and enqueue its follow-ups
         in the same transaction."""
         return await self._writer.submit(
-            _Settle(item_id, "done", None, result, tuple(payouts), tuple(follow_ups))
+            _Settle(
+                item_id,
+                "done",
+                None,
+                result,
+                tuple(payouts),
+                tuple(follow_ups),
+                holder=self.owner,
+            )
         )
 
     async def fail(self, item_id: int, error: str) -> Settled:
         """The item could not be performed: mark it failed and refund its charge, once."""
-        return await self._writer.submit(_Settle(item_id, "failed", error))
+        return await self._writer.submit(_Settle(item_id, "failed", error, holder=self.owner))
 
     async def cancel(
         self, item_id: int, reason: str, *, actor: str | None = None, only_if_pending: bool = False
@@ -271,7 +336,14 @@ class QueueStore:
         ``only_if_pending``: an item a worker has started meanwhile is left alone (it comes
         back ``already_settled``); stopping that one is the runner's ``skip``."""
         return await self._writer.submit(
-            _Settle(item_id, "cancelled", reason, actor=actor, only_if_pending=only_if_pending)
+            _Settle(
+                item_id,
+                "cancelled",
+                reason,
+                actor=actor,
+                only_if_pending=only_if_pending,
+                holder=self.owner,
+            )
         )
 
     async def note_on_item(self, item_id: int, **facts: object) -> None:
@@ -330,32 +402,69 @@ class QueueStore:
                 ],
             )
 
-    async def recover(self, *, retry: bool) -> Recovered:
-        """At start: items a crash left ``running`` go back to pending (``retry``), unless
-        they have been tried ``MAX_ATTEMPTS`` times already (an item that kills the bot must
-        not crash-loop it); the others are failed and refunded."""
+    async def heartbeat(self, item_ids: Sequence[int]) -> None:
+        """Renew the leases this process holds on ``item_ids`` (it is still running them)."""
+        if not item_ids:
+            return
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(QUEUE_ITEMS)
+                .where(
+                    QUEUE_ITEMS.c.id.in_(list(item_ids)),
+                    QUEUE_ITEMS.c.status == "running",
+                    QUEUE_ITEMS.c.lease_owner == self.owner,
+                )
+                .values(lease_expires_at=self._clock.now() + self.lease)
+            )
+
+    async def recover(self, *, retry: bool, at_start: bool = True) -> Recovered:
+        """Items left ``running`` by a process that is gone go back to pending (``retry``),
+        unless they have been tried ``MAX_ATTEMPTS`` times already (an item that kills the bot
+        must not crash-loop it); the others are failed and refunded.
+
+        Gone means: its lease ran out, or, at the start of a bot on a database nobody else
+        shares (a SQLite file), anything running at all. Items this process holds are never
+        taken: on a shared database the runner calls this periodically (``at_start=False``)."""
+        now = self._clock.now()
+        everything = at_start and not self._db.shared
+        orphaned = or_(
+            QUEUE_ITEMS.c.lease_expires_at.is_(None), QUEUE_ITEMS.c.lease_expires_at <= now
+        )
+        condition = [QUEUE_ITEMS.c.status == "running"]
+        if not everything:
+            condition += [orphaned, QUEUE_ITEMS.c.lease_owner.is_distinct_from(self.owner)]
         async with self._db.read() as conn:
             stuck = list(
                 await conn.execute(
                     select(QUEUE_ITEMS.c.id, QUEUE_ITEMS.c.attempts)
-                    .where(QUEUE_ITEMS.c.status == "running")
+                    .where(*condition)
                     .order_by(QUEUE_ITEMS.c.id)
                 )
             )
         again = [item_id for item_id, attempts in stuck if retry and attempts < MAX_ATTEMPTS]
+        retried: list[int] = []
         if again:
             async with self._db.write() as conn:
-                await conn.execute(
+                result = await conn.execute(
                     update(QUEUE_ITEMS)
-                    .where(QUEUE_ITEMS.c.id.in_(again), QUEUE_ITEMS.c.status == "running")
-                    .values(status="pending", started_at=None)
+                    .where(QUEUE_ITEMS.c.id.in_(again), *condition)
+                    .values(
+                        status="pending", started_at=None, lease_owner=None, lease_expires_at=None
+                    )
+                    .returning(QUEUE_ITEMS.c.id)
                 )
+                retried = sorted(result.scalars())
         failed = []
+        holder = None if everything else self.owner
         for item_id, attempts in stuck:
             if item_id not in again:
                 reason = INTERRUPTED if attempts < MAX_ATTEMPTS else GAVE_UP.format(attempts)
-                failed.append(await self.fail(item_id, reason))
-        return Recovered(again, failed)
+                settled = await self._writer.submit(
+                    _Settle(item_id, "failed", reason, holder=holder)
+                )
+                if not settled.already_settled:
+                    failed.append(settled)
+        return Recovered(retried, failed)
 
     async def release(self, item_id: int) -> None:
         """Put a claimed item that never started back in the queue (the bot is stopping)."""
@@ -363,5 +472,11 @@ class QueueStore:
             await conn.execute(
                 update(QUEUE_ITEMS)
                 .where(QUEUE_ITEMS.c.id == item_id, QUEUE_ITEMS.c.status == "running")
-                .values(status="pending", started_at=None, attempts=QUEUE_ITEMS.c.attempts - 1)
+                .values(
+                    status="pending",
+                    started_at=None,
+                    attempts=QUEUE_ITEMS.c.attempts - 1,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
             )

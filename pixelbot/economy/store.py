@@ -79,6 +79,14 @@ async def load(
 ) -> None:
     """Fill ``batch`` with what ``needs`` names. ``cache``: what the writer remembers from its
     earlier commits (None: load everything); only what it lacks is read."""
+    # Rows that may not exist yet cannot be locked: another process sharing the database
+    # (PostgreSQL) must wait here for a global cooldown or a redeem's counts we are deciding on.
+    await db.lock_names(
+        conn,
+        [f"cooldown:{key}" for key in needs.global_cooldowns]
+        + [f"redeem:{key}" for key in needs.redeem_counts]
+        + [f"queue:{kind}" for kind in needs.pending_kinds],
+    )
     user_ids = set(needs.user_ids)
     if needs.settle_items:
         user_ids.update(await _load_open_items(conn, needs, batch, db))
@@ -97,7 +105,7 @@ async def load(
         await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
     if needs.pending_kinds:
         await _load_pending_counts(conn, needs.pending_kinds, batch)
-    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items)
+    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items, dense=True)
     starting = batch.policy.starting_points
     if starting > 0:
         for user_id in new_user_ids:
@@ -122,10 +130,17 @@ async def _load_open_items(
             QUEUE_ITEMS.c.user_id,
             QUEUE_ITEMS.c.charge_ref,
             QUEUE_ITEMS.c.payload,
-        ).where(
+            QUEUE_ITEMS.c.lease_owner,
+            QUEUE_ITEMS.c.lease_expires_at,
+        )
+        .where(
             db.member_of(QUEUE_ITEMS.c.id, needs.settle_items),
             QUEUE_ITEMS.c.status.in_(("pending", "running")),
         )
+        .order_by(QUEUE_ITEMS.c.id)
+        # Locked until the batch commits: another process settling the same item waits, then
+        # no longer finds it open (PostgreSQL re-checks the status), so it is refunded once.
+        .with_for_update()
     )
     users: set[int] = set()
     for row in result:
@@ -293,7 +308,10 @@ async def _load_accounts(
     )
     # FOR UPDATE locks the wallets on PostgreSQL; SQLite already holds the write lock.
     result = await conn.execute(
-        select(*columns).where(db.member_of(USERS.c.id, user_ids)).with_for_update()
+        select(*columns)
+        .where(db.member_of(USERS.c.id, user_ids))
+        .order_by(USERS.c.id)  # one locking order: two processes' batches cannot deadlock
+        .with_for_update()
     )
     for row in result:
         batch.accounts[row[0]] = Account(*row)

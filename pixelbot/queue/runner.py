@@ -8,7 +8,9 @@ other kinds never wait for it.
 
 Loops sleep until ``wake(kind)`` (called after a redeem is queued) or a short poll. Pauses
 are stored (``queue_controls``) so a paused queue stays paused after a restart. At start,
-items a crash left ``running`` are retried or refunded (``queue.on_restart``). ``drain()``
+items a crash left ``running`` are retried or refunded (``queue.on_restart``); while running,
+the runner renews the leases of its items and, on a database several bots share, takes over
+the items of a bot whose leases ran out (see ``economy/queue.py``). ``drain()``
 waits until every queue that is not paused is empty: scripted console runs use it so a
 transcript shows every outcome.
 """
@@ -102,6 +104,7 @@ class QueueRunner:
         self._idle = {kind: asyncio.Event() for kind in self.workers}
         self._current: dict[str, _Current] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._leases: asyncio.Task[None] | None = None
         self._stopping = False
         self._only_while_draining = only_while_draining
         self._draining = 0
@@ -118,10 +121,24 @@ class QueueRunner:
     async def start(self) -> Recovered:
         """Recover what a crash left running, read the pauses, start one loop per kind."""
         recovered = await self.store.recover(retry=self._retry_on_restart)
+        await self._report_recovered(recovered)
+        self.paused = await self.store.paused_kinds() & set(self.workers)
+        for worker in self.workers.values():
+            start = getattr(worker, "start", None)  # optional: e.g. put back an OBS undo
+            if start is not None:
+                await start()
+        for kind in self.workers:
+            self._loops.append(asyncio.create_task(self._loop(kind), name=f"queue-{kind}"))
+        self._leases = asyncio.create_task(self._keep_leases(), name="queue-leases")
+        return recovered
+
+    async def _report_recovered(self, recovered: Recovered) -> None:
         if recovered.retried:
-            log.warning("left running by the last run, queued again: %s", recovered.retried)
+            log.warning("left running by a stopped bot, queued again: %s", recovered.retried)
+            for kind in self.workers:
+                self.wake(kind)
         for settled in recovered.failed:  # their viewers are told, like for any failure
-            log.warning("item #%s left running by the last run was refunded", settled.item_id)
+            log.warning("item #%s left running by a stopped bot was refunded", settled.item_id)
             await self._tell(
                 Outcome(
                     settled.kind,
@@ -131,14 +148,25 @@ class QueueRunner:
                     error=settled.error or INTERRUPTED,
                 )
             )
-        self.paused = await self.store.paused_kinds() & set(self.workers)
-        for worker in self.workers.values():
-            start = getattr(worker, "start", None)  # optional: e.g. put back an OBS undo
-            if start is not None:
-                await start()
-        for kind in self.workers:
-            self._loops.append(asyncio.create_task(self._loop(kind), name=f"queue-{kind}"))
-        return recovered
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the items running here, every third of a lease. On a database
+        other bot processes share, also take over what a process that died left running
+        (its leases ran out): retried or refunded like at start."""
+        interval = self.store.lease.total_seconds() / 3
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.heartbeat([c.item.id for c in self._current.values()])
+                if self.store.shared:
+                    recovered = await self.store.recover(
+                        retry=self._retry_on_restart, at_start=False
+                    )
+                    await self._report_recovered(recovered)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database hiccuped: try again at the next beat
+                log.exception("renewing queue leases failed; trying again")
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop the loops; an item still running is failed and refunded (not left behind).
@@ -147,6 +175,10 @@ class QueueRunner:
         if grace is not None:
             self.cancel_grace = grace
         self._stopping = True
+        if self._leases is not None:
+            self._leases.cancel()
+            await asyncio.gather(self._leases, return_exceptions=True)
+            self._leases = None
         for current in list(self._current.values()):
             current.stop_reason = STOPPED_MESSAGE
             current.interrupted.set()

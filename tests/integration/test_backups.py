@@ -23,6 +23,9 @@ from pixelbot.errors import DatabaseError
 from pixelbot.testing import FakePlatform, make_config, open_test_engine, viewer
 
 NOW = utc(2026, 3, 1, 12, 0, 0)
+pytestmark = pytest.mark.sqlite_only(
+    "backups copy the SQLite file; on PostgreSQL the server's pg_dump does that"
+)
 
 
 @pytest.fixture
@@ -38,6 +41,7 @@ def ledger_ids(path: Path) -> set[int]:
 async def test_a_backup_taken_under_full_write_load_restores_every_committed_row(
     config: Config, tmp_path: Path
 ) -> None:
+
     async with open_test_engine(config, FakeClock(NOW)) as engine:
         stop = asyncio.Event()
 

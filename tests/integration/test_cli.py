@@ -21,6 +21,11 @@ from alembic.script import ScriptDirectory
 
 from pixelbot.db.migrate import MIGRATIONS_DIR
 
+pytestmark = pytest.mark.sqlite_only(
+    "about the command line and the SQLite file it names (missing, copied, tampered with); "
+    "test_db_copy.py and test_console_cli.py run the command line on PostgreSQL"
+)
+
 REPO = Path(__file__).resolve().parents[2]
 
 GREETING = (
@@ -365,6 +370,7 @@ def test_db_help_lists_its_subcommands() -> None:
     assert result.returncode == 0
     commands = result.stdout.split("Commands:\n", 1)[1]
     assert [line.split()[0] for line in commands.splitlines() if line.strip()] == [
+        "copy",
         "upgrade",
         "verify",
     ]

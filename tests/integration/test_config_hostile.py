@@ -14,6 +14,8 @@ import pytest
 
 from tests.integration.test_cli import REPO, bot
 
+pytestmark = pytest.mark.no_database
+
 PROBE = """
 import json, resource, sys, time
 from pixelbot.config import load_config

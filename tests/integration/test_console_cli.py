@@ -6,13 +6,14 @@ platform secrets or ``DATABASE_URL``.
 
 from __future__ import annotations
 
+import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
-from contextlib import closing
 from pathlib import Path
+
+from pixelbot.testing_db import database_url, query
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,7 +101,7 @@ def setup(tmp_path: Path, name: str = "run") -> tuple[Path, Path]:
     db_path = folder / "pixel.db"
     config = folder / "pixel.yaml"
     config.write_text(
-        f'database:\n  url: "sqlite+aiosqlite:///{db_path}"\n'
+        f'database:\n  url: "{database_url(db_path)}"\n'
         f'tts:\n  dir: "{folder / "tts"}"\n' + textwrap.dedent(REDEEMS),
         encoding="utf-8",
     )
@@ -108,10 +109,8 @@ def setup(tmp_path: Path, name: str = "run") -> tuple[Path, Path]:
 
 
 def queue(db_path: Path) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(db_path)) as conn:
-        return conn.execute(
-            "SELECT id, kind, status, cost, json_extract(payload, '$.text') FROM queue_items"
-        ).fetchall()
+    rows = query(database_url(db_path), "SELECT id, kind, status, cost, payload FROM queue_items")
+    return [(*row[:4], json.loads(row[4])["text"]) for row in rows]
 
 
 def test_script_file(tmp_path: Path) -> None:

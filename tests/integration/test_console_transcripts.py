@@ -8,10 +8,9 @@ must be exactly as it was (the refused chat line itself is logged as an event, n
 
 from __future__ import annotations
 
-import sqlite3
+import json
 import textwrap
 from collections.abc import Iterable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from pixelbot.config import Config, load_config
 from pixelbot.db.verify import verify
 from pixelbot.events import ChatMessage
 from pixelbot.testing import console_session, make_config, open_test_engine
+from pixelbot.testing_db import database_url, query
 
 GREETING = (
     "Pixel: Hi! This is the console stream. Chat as anyone: 'alice: hello', then "
@@ -79,8 +79,8 @@ async def transcript(
 
 
 def rows(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db_path)) as conn:
-        return conn.execute(sql, params).fetchall()
+    """What is committed in the database the test names by ``db_path`` (either backend)."""
+    return query(database_url(db_path), sql, *params)
 
 
 def count(db_path: Path, table: str) -> int:
@@ -170,10 +170,10 @@ async def test_earning_thanks_and_a_redeem(config: Config, db_path: Path) -> Non
     [item] = rows(
         db_path,
         "SELECT q.id, q.kind, q.status, q.redeem_key, u.display_name, q.cost, q.charge_ref, "
-        "json_extract(q.payload, '$.text') FROM queue_items q JOIN users u ON u.id = q.user_id",
+        "q.payload FROM queue_items q JOIN users u ON u.id = q.user_id",
     )
     assert item[:6] == (1, "tts", "done", "tts", "alice", 25)
-    charge_ref, text = item[6], item[7]
+    charge_ref, text = item[6], json.loads(item[7])["text"]
     assert charge_ref.startswith("redeem:console:chat:")
     assert text == "hello"
     assert rows(db_path, "SELECT amount, kind FROM transactions WHERE ref = ?", charge_ref) == [
@@ -417,7 +417,9 @@ async def test_per_stream_limits_reset_on_a_new_stream(config: Config, db_path: 
         "Pixel: o/",
         "[effect] #6 Wave for alice: say",
     ]
-    assert rows(db_path, "SELECT stream_session_id, count(*) FROM queue_items GROUP BY 1") == [
+    assert rows(
+        db_path, "SELECT stream_session_id, count(*) FROM queue_items GROUP BY 1 ORDER BY 1"
+    ) == [
         (1, 4),
         (2, 2),
     ]
@@ -443,7 +445,7 @@ async def test_a_new_stream_resets_limits_even_at_the_same_instant(config: Confi
 
 
 def write_yaml(path: Path, db_path: Path, body: str) -> Path:
-    header = f'database:\n  url: "sqlite+aiosqlite:///{db_path}"\n'
+    header = f'database:\n  url: "{database_url(db_path)}"\n'
     footer = f'tts:\n  dir: "{db_path.parent / "tts"}"\n'  # spoken files stay with the test
     path.write_text(header + textwrap.dedent(body) + footer, encoding="utf-8")
     return path

@@ -16,6 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.sqlite_only(
+    "a restarted bot on a database other bots share waits for the dead one's lease (30 s); "
+    "test_processes.py kills real bots on PostgreSQL with short leases"
+)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

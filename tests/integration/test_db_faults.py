@@ -22,6 +22,10 @@ import pytest
 
 from tests.integration.test_cli import REPO, bot, clean_env, write_config
 
+pytestmark = pytest.mark.sqlite_only(
+    "read-only, full, damaged and locked files are SQLite faults (asyncpg's are not translated yet)"
+)
+
 CANT_SAVE = "the bot can't save right now, nothing was charged; try again in a moment"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -15,6 +15,10 @@ from pixelbot.economy.batch import Batch, Needs
 from pixelbot.errors import DatabaseVanished
 from pixelbot.testing import viewer
 
+pytestmark = pytest.mark.sqlite_only(
+    "the guard watches the inode of a SQLite file and its folder; a server has no file to vanish"
+)
+
 ALICE = viewer("alice")
 
 

@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_cli import REPO, clean_env, write_config
+
+pytestmark = pytest.mark.sqlite_only(
+    "input handling does not depend on the database; these run the CLI on a SQLite file"
+)
 
 
 def run(config: Path, *args: str, stdin: bytes, **env: str) -> tuple[str, str]:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db import migrate
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
+from pixelbot.testing_db import database_url
 
 NOW = "2026-03-01 20:00:00.000000"
 
@@ -30,6 +32,14 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert head is not None
     return head
+
+
+# What each backend says when a constraint refuses a row.
+UNIQUE = r"UNIQUE constraint failed: {0}\.{1}|violates unique constraint \"uq_{0}_{1}\""
+FOREIGN_KEY = "FOREIGN KEY constraint failed|violates foreign key constraint"
+USERS = Base.metadata.tables["users"]
+TRANSACTIONS = Base.metadata.tables["transactions"]
+AWARE_NOW = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
 
 
 def sqlite_url(path: Path) -> str:
@@ -45,7 +55,7 @@ def table_names(path: Path) -> set[str]:
 
 @pytest.fixture
 async def migrated(db_path: Path) -> AsyncIterator[Database]:
-    db = Database(sqlite_url(db_path))
+    db = Database(database_url(db_path))  # either backend
     await migrate.upgrade(db)
     try:
         yield db
@@ -63,6 +73,7 @@ def empty_file(db_path: Path) -> Path:
     return db_path
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_upgrade_from_an_empty_file_creates_every_table_and_stamps_head(
     empty_file: Path,
 ) -> None:
@@ -85,6 +96,7 @@ async def test_upgrade_from_an_empty_file_creates_every_table_and_stamps_head(
         ]
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_upgrade_creates_a_missing_file_and_its_directory(tmp_path: Path) -> None:
     db_path = tmp_path / "nested" / "dir" / "pixel.db"
     db = Database(sqlite_url(db_path))
@@ -96,6 +108,7 @@ async def test_upgrade_creates_a_missing_file_and_its_directory(tmp_path: Path) 
     assert set(Base.metadata.tables) <= table_names(db_path)
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_upgrade_is_idempotent(db_path: Path) -> None:
     db = Database(sqlite_url(db_path))
     try:
@@ -119,6 +132,7 @@ async def test_upgrade_is_idempotent(db_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_upgrade_keeps_existing_rows(db_path: Path) -> None:
     db = Database(sqlite_url(db_path))
     try:
@@ -139,6 +153,7 @@ def index_names(path: Path) -> set[str]:
     return {name for (name,) in rows}
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_0003_drops_the_unread_indexes_and_keeps_the_rows(db_path: Path) -> None:
     db = Database(sqlite_url(db_path))
     try:
@@ -183,6 +198,7 @@ async def pragma(conn: AsyncConnection, name: str) -> object:
     return (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_sqlite_pragmas_on_engine_connections(db_path: Path) -> None:
     db = Database(sqlite_url(db_path), busy_timeout=timedelta(seconds=2.5))
     try:
@@ -198,18 +214,20 @@ async def test_sqlite_pragmas_on_engine_connections(db_path: Path) -> None:
         await db.dispose()
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_busy_timeout_default_is_five_seconds(migrated: Database) -> None:
     async with migrated.read() as conn:
         assert await pragma(conn, "busy_timeout") == 5000
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
 async def test_wal_mode_is_persistent_in_the_file(migrated: Database, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_foreign_keys_are_enforced_after_upgrade(migrated: Database) -> None:
-    with pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(IntegrityError, match=FOREIGN_KEY):
         async with migrated.write() as conn:
             await insert_transaction(conn, user_id=999, amount=5, balance_after=5, ref="orphan")
 
@@ -218,13 +236,10 @@ async def test_foreign_keys_are_enforced_after_upgrade(migrated: Database) -> No
 
 
 async def insert_user(conn: AsyncConnection, points: int = 0, xp: int = 0) -> int:
-    result = await conn.exec_driver_sql(
-        "INSERT INTO users (display_name, points, xp, level, rewarded_level, created_at, "
-        "updated_at) VALUES (?, ?, ?, 1, 1, ?, ?)",
-        ("alice", points, xp, NOW, NOW),
-    )
-    assert result.lastrowid is not None
-    return int(result.lastrowid)
+    values = {"display_name": "alice", "points": points, "xp": xp, "level": 1}
+    now = {"rewarded_level": 1, "created_at": AWARE_NOW, "updated_at": AWARE_NOW}
+    result = await conn.execute(insert(USERS).values(**values, **now).returning(USERS.c.id))
+    return int(result.scalar_one())
 
 
 async def insert_transaction(
@@ -236,10 +251,17 @@ async def insert_transaction(
     ref: str,
     refund_of: str | None = None,
 ) -> None:
-    await conn.exec_driver_sql(
-        "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, refund_of, "
-        "created_at) VALUES (?, ?, ?, 'spend', 'test', ?, ?, ?)",
-        (user_id, amount, balance_after, ref, refund_of, NOW),
+    await conn.execute(
+        insert(TRANSACTIONS).values(
+            user_id=user_id,
+            amount=amount,
+            balance_after=balance_after,
+            kind="spend",
+            reason="test",
+            ref=ref,
+            refund_of=refund_of,
+            created_at=AWARE_NOW,
+        )
     )
 
 
@@ -249,9 +271,7 @@ async def count(db: Database, table: str) -> int:
 
 
 async def test_negative_points_are_refused_by_the_database(migrated: Database) -> None:
-    with pytest.raises(
-        IntegrityError, match="CHECK constraint failed: ck_users_points_not_negative"
-    ):
+    with pytest.raises(IntegrityError, match="ck_users_points_not_negative"):
         async with migrated.write() as conn:
             await insert_user(conn, points=-1)
     assert await count(migrated, "users") == 0
@@ -262,8 +282,8 @@ async def test_negative_points_are_refused_on_update_too(migrated: Database) -> 
         user_id = await insert_user(conn, points=3)
     with pytest.raises(IntegrityError, match="ck_users_points_not_negative"):
         async with migrated.write() as conn:
-            await conn.exec_driver_sql(
-                "UPDATE users SET points = points - 4 WHERE id = ?", (user_id,)
+            await conn.execute(
+                update(USERS).where(USERS.c.id == user_id).values(points=USERS.c.points - 4)
             )
     async with migrated.read() as conn:
         assert (await conn.exec_driver_sql("SELECT points FROM users")).scalar_one() == 3
@@ -284,7 +304,7 @@ async def test_a_transaction_ref_is_unique(migrated: Database) -> None:
     async with migrated.write() as conn:
         user_id = await insert_user(conn, points=10)
         await insert_transaction(conn, user_id=user_id, amount=10, balance_after=10, ref="evt-1")
-    with pytest.raises(IntegrityError, match=r"UNIQUE constraint failed: transactions\.ref"):
+    with pytest.raises(IntegrityError, match=UNIQUE.format("transactions", "ref")):
         async with migrated.write() as conn:
             await insert_transaction(
                 conn, user_id=user_id, amount=10, balance_after=20, ref="evt-1"
@@ -300,7 +320,7 @@ async def test_a_charge_can_be_refunded_only_once(migrated: Database) -> None:
         await insert_transaction(
             conn, user_id=user_id, amount=4, balance_after=10, ref="refund-1", refund_of="charge"
         )
-    with pytest.raises(IntegrityError, match=r"UNIQUE constraint failed: transactions\.refund_of"):
+    with pytest.raises(IntegrityError, match=UNIQUE.format("transactions", "refund_of")):
         async with migrated.write() as conn:
             await insert_transaction(
                 conn,
@@ -316,7 +336,7 @@ async def test_a_charge_can_be_refunded_only_once(migrated: Database) -> None:
 async def test_a_refund_must_name_an_existing_charge(migrated: Database) -> None:
     async with migrated.write() as conn:
         user_id = await insert_user(conn)
-    with pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(IntegrityError, match=FOREIGN_KEY):
         async with migrated.write() as conn:
             await insert_transaction(
                 conn, user_id=user_id, amount=4, balance_after=4, ref="r", refund_of="no-such"
@@ -326,8 +346,14 @@ async def test_a_refund_must_name_an_existing_charge(migrated: Database) -> None
 async def test_queue_item_status_is_checked(migrated: Database) -> None:
     with pytest.raises(IntegrityError, match="ck_queue_items_status"):
         async with migrated.write() as conn:
-            await conn.exec_driver_sql(
-                "INSERT INTO queue_items (kind, status, priority, payload, cost, attempts, "
-                "created_at) VALUES ('redeem', 'exploded', 0, '{}', 0, 0, ?)",
-                (NOW,),
+            await conn.execute(
+                insert(Base.metadata.tables["queue_items"]).values(
+                    kind="redeem",
+                    status="exploded",
+                    priority=0,
+                    payload={},
+                    cost=0,
+                    attempts=0,
+                    created_at=AWARE_NOW,
+                )
             )

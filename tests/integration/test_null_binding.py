@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from sqlalchemy import text
 
 from pixelbot.app import Engine
 from pixelbot.testing import EventFactory, viewer
+
+pytestmark = pytest.mark.sqlite_only("about the sqlite3 module's NULL adapter")
 
 
 def test_an_open_database_has_none_bound_without_the_lookup(engine: Engine) -> None:

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import wave
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixelbot.config import Config
 from pixelbot.testing import console_session, make_config
+from pixelbot.testing_db import database_url, query
 from tests.fakes.obs_server import FakeObs
 
 ROOMY = {"reply_rate": {"messages": 100, "per": "30s"}}  # no reply is dropped
@@ -50,8 +49,8 @@ def tts_section(db_path: Path, **settings: Any) -> dict[str, Any]:
 
 
 def rows(db_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db_path)) as conn:
-        return conn.execute(sql, params).fetchall()
+    """What is committed in the database the test names by ``db_path`` (either backend)."""
+    return query(database_url(db_path), sql, *params)
 
 
 def balances(db_path: Path) -> dict[str, int]:

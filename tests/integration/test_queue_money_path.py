@@ -26,7 +26,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.config.effects import ObsSettings
 from pixelbot.db.models import QueueItem
-from pixelbot.economy.queue import ClaimedItem, QueueStore
+from pixelbot.economy.queue import LEASE, ClaimedItem, QueueStore, process_owner
 from pixelbot.events import MessageDeleted, Viewer
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.queue.runner import BUG_MESSAGE, Outcome, QueueRunner
@@ -373,6 +373,9 @@ async def test_an_item_that_keeps_killing_the_bot_is_not_retried_forever(
         for _ in range(6):  # the bot dies while the item runs, then starts again, six times
             if await engine.queue.claim("tts") is None:
                 break  # recovery gave up on it
+            # the next start is another process, after the dead one's lease ran out
+            engine.queue.owner = process_owner()
+            clock.advance(LEASE)
             runner = QueueRunner(
                 engine.queue,
                 {"tts": Gate("tts")},

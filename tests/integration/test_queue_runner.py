@@ -22,7 +22,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.db.models import EventRow, QueueItem, Transaction, XpTransaction
 from pixelbot.db.verify import verify
-from pixelbot.economy.queue import INTERRUPTED, Settled
+from pixelbot.economy.queue import INTERRUPTED, LEASE, Settled
 from pixelbot.economy.redeems import queue_kind
 from pixelbot.errors import ItemFailed, QueueFull
 from pixelbot.events import Viewer
@@ -352,6 +352,7 @@ async def test_items_a_crash_left_running_are_recovered(
         )
         claimed = await engine.queue.claim("tts")  # ... and the bot dies mid-item
         assert claimed is not None
+    clock.advance(LEASE)  # its lease runs out (a database other bots share waits for that)
     async with running(config, clock, scripted("tts"), retry=retry) as h:
         assert h.recovered == [claimed.id]
         await h.runner.drain()

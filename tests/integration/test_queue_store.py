@@ -9,6 +9,7 @@ from sqlalchemy import select
 from pixelbot.clock import FakeClock
 from pixelbot.db.models import QueueItem, Transaction
 from pixelbot.db.verify import verify
+from pixelbot.economy.queue import LEASE, QueueStore
 from pixelbot.events import Viewer
 from pixelbot.testing import make_config, open_test_engine, viewer
 
@@ -123,12 +124,14 @@ async def test_recovery_after_a_crash_retries_or_refunds(db_path: Path, clock: F
         await engine.ledger.grant(ALICE, 100, reason="test")
         retried = await buy(engine, "tts", "r1")
         await engine.queue.claim("tts")  # the bot "dies" with this item running
+    clock.advance(LEASE)  # ... and its lease runs out (a shared database waits for that)
     async with open_test_engine(config, clock) as engine:
         recovered = await engine.queue.recover(retry=True)
         assert (recovered.retried, recovered.failed) == ([retried], [])
         assert (await statuses(engine))[retried] == "pending"
         again = await engine.queue.claim("tts")
         assert again is not None and again.attempts == 2
+    clock.advance(LEASE)
     async with open_test_engine(config, clock) as engine:
         recovered = await engine.queue.recover(retry=False)
         assert recovered.retried == []
@@ -139,5 +142,35 @@ async def test_recovery_after_a_crash_retries_or_refunds(db_path: Path, clock: F
         assert await refunds(engine) == [(25, "r1")]
         nothing = await engine.queue.recover(retry=False)
         assert (nothing.retried, nothing.failed) == ([], [])
+        assert await balance(engine) == 100
+        assert (await verify(engine.db)).ok
+
+
+async def test_an_item_under_another_processs_live_lease_is_left_alone(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """Two bots on one database (two queue stores, two owners): the other one can neither
+    settle nor recover an item while its holder's lease runs; once the lease ran out (the
+    holder died), its recovery refunds it, exactly once."""
+    config = make_config(db_path, redeems=REDEEMS)
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        item = await buy(engine, "tts", "r1")
+        claimed = await engine.queue.claim("tts")
+        assert claimed is not None and claimed.id == item
+        other = QueueStore(engine.writer, engine.db, clock, owner="another-bot")
+        refused = await other.fail(item, "not yours")
+        assert (refused.already_settled, refused.held_elsewhere) == (True, True)
+        clock.advance(LEASE / 2)
+        await engine.queue.heartbeat([item])  # the holder is alive and renews
+        clock.advance(LEASE / 2)
+        nothing = await other.recover(retry=False, at_start=False)
+        assert (nothing.retried, nothing.failed) == ([], [])
+        assert (await statuses(engine))[item] == "running"
+        clock.advance(LEASE)  # no heartbeat any more: the holder is gone
+        taken = await other.recover(retry=False, at_start=False)
+        assert [(s.item_id, s.refunded) for s in taken.failed] == [(item, 25)]
+        assert (await other.recover(retry=False, at_start=False)).failed == []
+        assert (await statuses(engine))[item] == "failed"
         assert await balance(engine) == 100
         assert (await verify(engine.db)).ok

@@ -18,6 +18,10 @@ from pixelbot.scheduler.jobs import JOBS, Job, JobContext
 from pixelbot.scheduler.runner import JOB_RUNS, JobScheduler, last_runs
 from pixelbot.testing import make_config
 
+pytestmark = pytest.mark.sqlite_only(
+    "each test runs the backup job, which copies SQLite files (PostgreSQL: pg_dump)"
+)
+
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:

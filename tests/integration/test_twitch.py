@@ -25,6 +25,7 @@ from pixelbot.events import Viewer
 from pixelbot.outcomes import Say
 from pixelbot.platforms.twitch import MODERATOR_RATE, VIEWER_RATE, TwitchAdapter
 from pixelbot.testing import assert_verified, balance_of, make_config
+from pixelbot.testing_db import database_url
 from pixelbot.vault import Token, TokenVault
 from tests.fakes import twitch_payloads as p
 from tests.fakes.twitch_server import FakeTwitch
@@ -121,7 +122,7 @@ def key() -> bytes:
 
 
 async def store_tokens(db_path: Path, key: bytes, tokens: list[Token]) -> None:
-    db = Database(f"sqlite+aiosqlite:///{db_path}")
+    db = Database(database_url(db_path))  # the database make_config gives this path
     try:
         await migrate.upgrade(db)
         vault = TokenVault(db, key, FakeClock())

@@ -201,6 +201,7 @@ async def test_crash_recovery_cancels_once_even_across_restarts(
         claimed = await app.engine.queue.claim("effect")  # running when the "crash" comes
         assert claimed is not None and claimed.id == 1
     assert twitch.redemption_updates == []
+    bot.clock.advance(60)  # the dead process's lease on the item runs out (PostgreSQL's rule)
     async with bot.run():  # the recovery at start settles it once Twitch is connected
         await until(lambda: twitch.redemption_updates != [], "a settlement")
     async with bot.run():

@@ -8,9 +8,7 @@ its own copy of that file, made with SQLite's online backup API.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from pixelbot.clock import FakeClock, utc
 from pixelbot.db.engine import Database
 from pixelbot.db.verify import VerifyReport, Violation, verify
 from pixelbot.testing import EventFactory, make_config, open_test_engine, viewer
+from pixelbot.testing_db import database_url
+from pixelbot.testing_db import query as run_sql
 
 ALICE, BOB, CAROL = viewer("alice"), viewer("bob"), viewer("carol")
 
@@ -52,21 +52,18 @@ async def _build(path: Path) -> Healthy:
         alice = await engine.wallets.find("alice")
         bob = await engine.wallets.find("bob")
         carol = await engine.wallets.find("carol")
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        async with db.write() as conn:
-            # The redeem queue's rows, as it writes them: a done redeem that stays paid, a
-            # failed one that was refunded, and a free one still waiting.
-            await conn.exec_driver_sql(
-                "INSERT INTO queue_items (kind, status, priority, payload, user_id, redeem_key,"
-                " cost, charge_ref, attempts, created_at) VALUES"
-                " ('redeem', 'done', 0, '{}', ?, 'hydrate', 20, 'redeem:2', 1, ?),"
-                " ('redeem', 'failed', 0, '{}', ?, 'sfx', 30, 'redeem:1', 3, ?),"
-                " ('redeem', 'pending', 0, '{}', ?, 'hello', 0, NULL, 0, ?)",
-                (alice, clock.now(), alice, clock.now(), bob, clock.now()),
-            )
-    finally:
-        await db.dispose()
+    # The redeem queue's rows, as it writes them: a done redeem that stays paid, a failed one
+    # that was refunded, and a free one still waiting.
+    at = "'2026-03-01 20:01:01'"
+    sql(
+        path,
+        "INSERT INTO queue_items (kind, status, priority, payload, user_id, redeem_key,"
+        " cost, charge_ref, attempts, created_at) VALUES"
+        f" ('redeem', 'done', 0, '{{}}', ?, 'hydrate', 20, 'redeem:2', 1, {at}),"
+        f" ('redeem', 'failed', 0, '{{}}', ?, 'sfx', 30, 'redeem:1', 3, {at}),"
+        f" ('redeem', 'pending', 0, '{{}}', ?, 'hello', 0, NULL, 0, {at})",
+        (alice, alice, bob),
+    )
     return Healthy(path, alice, bob, carol)
 
 
@@ -93,43 +90,29 @@ async def _play(engine: Engine, clock: FakeClock, events: EventFactory) -> None:
     await ledger.adjust(CAROL, -5, actor="mod")
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory) -> Healthy:
-    path = tmp_path_factory.mktemp("healthy") / "pixel.db"
-    return asyncio.run(_build(path))
+@pytest.fixture
+async def healthy(db_path: Path) -> Healthy:
+    """A database after a short, healthy stream (built per test, on the test's backend)."""
+    return await _build(db_path)
 
 
 @pytest.fixture
-def copy(healthy: Healthy, tmp_path: Path) -> Healthy:
-    """A private copy of the healthy database, free to tamper with."""
-    target = tmp_path / "copy.db"
-    with sqlite3.connect(healthy.path) as source, sqlite3.connect(target) as dest:
-        source.backup(dest)
-    source.close()
-    dest.close()
-    return Healthy(target, healthy.alice, healthy.bob, healthy.carol)
+def copy(healthy: Healthy) -> Healthy:
+    """The healthy database, free to tamper with (each test builds its own)."""
+    return healthy
 
 
 def sql(path: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
     """Raw SQL, as a careless script or a hand edit would do it."""
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            conn.execute(statement, params)
-    finally:
-        conn.close()
+    query(path, statement, params)
 
 
 def query(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
+    return run_sql(database_url(path), statement, *params)
 
 
 async def run_verify(path: Path) -> VerifyReport:
-    db = Database(f"sqlite+aiosqlite:///{path}")
+    db = Database(database_url(path))
     try:
         return await verify(db)
     finally:

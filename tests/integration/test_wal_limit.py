@@ -22,6 +22,8 @@ from pixelbot.economy.ledger import Ledger
 from pixelbot.economy.writer import Writer
 from pixelbot.testing import viewer
 
+pytestmark = pytest.mark.sqlite_only("about SQLite's write-ahead log")
+
 PAGE = 4096
 
 

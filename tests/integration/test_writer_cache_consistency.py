@@ -40,6 +40,11 @@ from pixelbot.testing import (
     viewer,
 )
 
+pytestmark = pytest.mark.sqlite_only(
+    "the writer's cache exists only on SQLite (PRAGMA data_version tells it about other "
+    "writers); on PostgreSQL there is no cache to test"
+)
+
 ALICE = viewer("alice")
 BOB = viewer("bob")
 CAROL = viewer("carol")
