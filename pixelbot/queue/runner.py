@@ -109,6 +109,9 @@ class QueueRunner:
         self._only_while_draining = only_while_draining
         self._draining = 0
         self._performed = 0  # items finished so far (drain() uses it to see progress)
+        self._telling_follow_ups = 0  # finishes with follow-ups whose outcome is not told yet
+        self._follow_ups_told = asyncio.Event()
+        self._follow_ups_told.set()
         self.cancel_grace = CANCEL_GRACE
         self._told_holding: set[str] = set()  # kinds whose outage hold chat has heard of
         for kind in self.workers:
@@ -288,6 +291,9 @@ class QueueRunner:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_SECONDS)
                     continue
+                # An item claimed while another item's finish is being told may be that
+                # item's follow-up (a wheel's effect prize): it starts once that was told.
+                await self._follow_ups_told.wait()
                 await self._perform(self.workers[kind], item)
             except asyncio.CancelledError:
                 raise
@@ -433,17 +439,30 @@ class QueueRunner:
             log.exception("could not tell chat: %s", line)
 
     async def _finish(self, item: ClaimedItem, done: Done) -> None:
+        # Follow-ups are committed with the item; until its outcome is told, another loop that
+        # claims one waits (see _loop), so chat hears "alice won Confetti!" before the confetti.
+        if done.follow_ups:
+            self._telling_follow_ups += 1
+            self._follow_ups_told.clear()
         try:
-            settled = await self.store.finish(item.id, done.result, done.payouts, done.follow_ups)
-        except DatabaseError:  # an outage: it stays running and is recovered at the next start
-            raise
-        except Exception:  # e.g. a result the database cannot store: never leave it running
-            log.exception("could not record item #%s as done; failing it instead", item.id)
-            await self._fail(item, BUG_MESSAGE)
-            return
+            try:
+                settled = await self.store.finish(
+                    item.id, done.result, done.payouts, done.follow_ups
+                )
+            except DatabaseError:  # an outage: it stays running, recovered at the next start
+                raise
+            except Exception:  # e.g. a result the database cannot store: never leave it running
+                log.exception("could not record item #%s as done; failing it instead", item.id)
+                await self._fail(item, BUG_MESSAGE)
+                return
+            await self._tell(Outcome(item.kind, item.id, item.payload, settled, done=done))
+        finally:
+            if done.follow_ups:
+                self._telling_follow_ups -= 1
+                if self._telling_follow_ups == 0:
+                    self._follow_ups_told.set()
         for follow_up in done.follow_ups:
             self.wake(follow_up.kind)
-        await self._tell(Outcome(item.kind, item.id, item.payload, settled, done=done))
 
     async def _fail(self, item: ClaimedItem, error: str) -> None:
         settled = await self.store.fail(item.id, error)
