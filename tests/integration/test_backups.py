@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import sqlite3
 from contextlib import closing
@@ -106,7 +107,7 @@ async def test_a_copy_that_does_not_verify_is_kept_aside_never_rotated_in(
 async def test_a_backup_whose_inside_is_not_a_database_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "pixel-20260301-120000.db.gz"
     fake.write_bytes(gzip.compress(b"not a database at all" * 100))
-    digest = __import__("hashlib").sha256(fake.read_bytes()).hexdigest()
+    digest = hashlib.sha256(fake.read_bytes()).hexdigest()
     fake.with_name(fake.name + ".sha256").write_text(f"{digest}  {fake.name}\n")
     check = await verify_backup(fake)
     assert not check.ok and "not a readable SQLite database" in check.problems[0]

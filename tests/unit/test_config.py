@@ -612,3 +612,32 @@ def test_a_bad_schedule_is_refused_with_its_path(tmp_path: Path, yaml: str, expe
 def test_a_job_can_be_switched_off_without_a_schedule(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "schedule:\n  backup: {enabled: false}\n"), env={})
     assert not config.schedule.backup.enabled
+
+
+@pytest.mark.parametrize(
+    ("yaml", "expected"),
+    [
+        (
+            "economy:\n  earn:\n    watch: {every: 10s}\n",
+            "economy.earn.watch.every: must be at least 1m (config.yaml line 3)",
+        ),
+        (
+            "economy:\n  earn:\n    watch:\n      multipliers: {wizard: 2}\n",
+            "economy.earn.watch.multipliers.wizard: unknown role 'wizard'",
+        ),
+        (
+            "economy:\n  earn:\n    watch: {points: -5}\n",
+            "economy.earn.watch.points: must be >= 0 (config.yaml line 3)",
+        ),
+        (
+            "backup:\n  keep: {hourly: -1}\n",
+            "backup.keep.hourly: must be >= 0 (config.yaml line 2)",
+        ),
+        ("backup:\n  colour: blue\n", "backup.colour: unknown key"),
+    ],
+)
+def test_bad_watch_and_backup_settings_name_their_path_and_line(
+    tmp_path: Path, yaml: str, expected: str
+) -> None:
+    (found,) = problems(write(tmp_path, yaml))
+    assert found.startswith(expected), found
