@@ -71,10 +71,13 @@ class ModerationCog(Cog):
         permission="moderator",
     )
     async def reload(self, ctx: Context) -> None:
-        problems = await self.services.reload()
-        if problems:
-            shown = "; ".join(problems[:3])
-            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-            await ctx.reply(f"config not reloaded, the running one stays: {shown}{more}")
+        result = await self.services.reload()
+        shown = "; ".join(result.problems[:3])
+        if len(result.problems) > 3:
+            shown += f" (+{len(result.problems) - 3} more)"
+        if not result.applied:
+            await ctx.reply(f"config not reloaded, the running one stays: {shown}")
+        elif result.problems:
+            await ctx.reply(f"config reloaded, but: {shown}")
         else:
             await ctx.reply("config reloaded")

@@ -37,7 +37,7 @@ from pixelbot.app.rewards import ChannelPointRewards
 from pixelbot.clock import Clock, FakeClock, SystemClock
 from pixelbot.commands.layer import CommandLayer
 from pixelbot.commands.names import declared_command_names
-from pixelbot.commands.services import Services
+from pixelbot.commands.services import ReloadResult, Services
 from pixelbot.config import Config, load_config
 from pixelbot.db.engine import sqlite_file
 from pixelbot.db.lock import DatabaseLock
@@ -48,7 +48,7 @@ from pixelbot.economy.presence import PresenceTracker
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import ItemSettled, Notice, OutcomeBus, Say
-from pixelbot.platforms.base import Platform, PlatformStatus
+from pixelbot.platforms.base import Platform, PlatformStatus, SyncsRedeems
 from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
 from pixelbot.queue.runtime import QueueRuntime
 from pixelbot.queue.worker import Worker
@@ -93,26 +93,32 @@ class App:
             found[name] = PlatformStatus(False, detail=error)
         return found
 
-    async def reload(self) -> list[str]:
-        """Re-read the config file. Returns its problems (and changes nothing) if it is
-        broken or cannot be applied; otherwise what went wrong loading cogs, if anything."""
+    async def reload(self) -> ReloadResult:
+        """Re-read the config file. Refused (nothing changes) if it is broken or cannot be
+        applied; once applied, what went wrong loading cogs or mirroring redeems, if anything."""
         if self.config_path is None:
-            return ["this bot was not started from a config file"]
+            return ReloadResult(False, ["this bot was not started from a config file"])
         try:
             config = load_config(self.config_path, command_names=declared_command_names)
         except ConfigError as exc:
-            return [str(issue) for issue in exc.issues]
+            return ReloadResult(False, [str(issue) for issue in exc.issues])
         unbuilt = unbuilt_platforms(config)
         if unbuilt:
-            return [str(issue) for issue in unbuilt]
+            return ReloadResult(False, [str(issue) for issue in unbuilt])
         try:
             await self.engine.apply_config(config)  # all or nothing
         except Exception as exc:
             log.warning("reloaded config could not be applied: %s", exc, exc_info=True)
-            return [f"the new configuration could not be applied: {type(exc).__name__}: {exc}"]
+            return ReloadResult(
+                False, [f"the new configuration could not be applied: {type(exc).__name__}: {exc}"]
+            )
         self.delivery.apply_config(config)
         errors = await self.commands.load_cogs()
-        return [f"cog {name} {error}" for name, error in errors.items()]
+        problems = [f"cog {name} {error}" for name, error in errors.items()]
+        for platform in self.platforms.values():
+            if isinstance(platform, SyncsRedeems):
+                problems += await platform.redeems_changed(config.redeems)
+        return ReloadResult(True, problems)
 
 
 def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:

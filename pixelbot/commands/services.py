@@ -25,7 +25,17 @@ from pixelbot.outcomes import Outcome
 if TYPE_CHECKING:
     from pixelbot.commands.core import Command
 
-__all__ = ["CommandCatalog", "QueueControl", "Services"]
+__all__ = ["CommandCatalog", "QueueControl", "ReloadResult", "Services"]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What ``!reload`` did: ``applied`` is False when the file was refused (the running config
+    stays); ``problems`` lists why, or what went wrong after applying it (a cog that did not
+    load, a platform that could not mirror the new redeems)."""
+
+    applied: bool
+    problems: list[str]
 
 
 class QueueControl(Protocol):
@@ -82,4 +92,4 @@ class Services:
     commands: CommandCatalog
     xp_curve: Callable[[], XpCurve]
     publish: Callable[[Outcome], Awaitable[None]]
-    reload: Callable[[], Awaitable[list[str]]]
+    reload: Callable[[], Awaitable[ReloadResult]]

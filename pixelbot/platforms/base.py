@@ -14,11 +14,12 @@ Life cycle: ``start(sink)`` returns once the adapter is connected (or raises
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
+from pixelbot.config.redeems import RedeemSettings
 from pixelbot.events import ChatMessage, Event, Viewer
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "EventSink",
     "Platform",
     "PlatformStatus",
+    "SyncsRedeems",
     "mention",
     "split_message",
 ]
@@ -77,6 +79,16 @@ class Platform(Protocol):
         ...
 
     def status(self) -> PlatformStatus: ...
+
+
+@runtime_checkable
+class SyncsRedeems(Protocol):
+    """A platform that mirrors the configured redeems on its side (Twitch's channel-point
+    rewards). ``!reload`` hands it the new redeems once they are applied."""
+
+    async def redeems_changed(self, redeems: Mapping[str, RedeemSettings]) -> list[str]:
+        """Mirror ``redeems``; returns problems for the operator (never raises)."""
+        ...
 
 
 def mention(viewer: Viewer, style: MentionStyle) -> str:

@@ -288,6 +288,28 @@ class TwitchAdapter:
             self._detail = "the broadcaster's token lacks scopes for: " + ", ".join(missing)
             log.warning("twitch: %s", self._detail)
 
+    async def redeems_changed(self, redeems: Mapping[str, RedeemSettings]) -> list[str]:
+        """After ``!reload``: make the channel-point rewards match the new redeems (a changed
+        cost or prompt, a new reward, one no redeem names any more disabled)."""
+        had_rewards = bool(self._reward_keys)
+        self._redeems = dict(redeems)
+        if self._client is None or not self.broadcaster_id:
+            return []  # not connected: the sync at the next start uses the new redeems
+        if not had_rewards and not any(r.twitch_reward for r in self._redeems.values()):
+            return []
+        if "channel:manage:redemptions" not in self._scopes.get(self.broadcaster_id, ()):
+            return ["twitch: channel-point rewards were not synced (the broadcaster's token "
+                    "lacks channel:manage:redemptions)"]  # fmt: skip
+        try:
+            self._reward_keys = await sync_rewards(
+                self._client._http, self.broadcaster_id, self._redeems
+            )
+        except Exception as exc:  # Helix refused or is unreachable: the old rewards stay
+            log.warning("twitch: channel-point rewards could not be synced: %s", exc)
+            return [f"twitch: channel-point rewards could not be synced: {exc}"]
+        log.info("twitch: channel-point rewards synced with the reloaded config")
+        return []
+
     async def stop(self) -> None:
         self._connected = False
         if self._client is not None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -60,18 +61,23 @@ def twitch_config(db_path: Path, twitch: FakeTwitch) -> Config:
         redeems={"tts": {"title": "Text-to-Speech", "cost": 5, "action": {"type": "tts"}}},
         platforms={
             "console": {"enabled": False},
-            "twitch": {
-                "enabled": True,
-                "channel": p.BROADCASTER["login"],
-                "client_id": "fake-client-id",
-                "client_secret": "fake-secret",
-                "bot_id": p.BOT["id"],
-                "api_url": twitch.api_url,
-                "auth_url": twitch.auth_url,
-                "eventsub_url": twitch.eventsub_url,
-            },
+            "twitch": twitch_settings(twitch),
         },
     )
+
+
+def twitch_settings(twitch: FakeTwitch) -> dict[str, Any]:
+    """``platforms.twitch`` as a streamer writes it, pointed at the fake Twitch."""
+    return {
+        "enabled": True,
+        "channel": p.BROADCASTER["login"],
+        "client_id": "fake-client-id",
+        "client_secret": "fake-secret",
+        "bot_id": p.BOT["id"],
+        "api_url": twitch.api_url,
+        "auth_url": twitch.auth_url,
+        "eventsub_url": twitch.eventsub_url,
+    }
 
 
 @dataclass

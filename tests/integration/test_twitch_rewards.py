@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from pixelbot.app.assembly import App, open_app
 from pixelbot.clock import FakeClock, utc
-from pixelbot.config import Config
+from pixelbot.commands.names import declared_command_names
+from pixelbot.commands.services import ReloadResult
+from pixelbot.config import Config, load_config
 from pixelbot.db.engine import Database
 from pixelbot.platforms.twitch import TwitchAdapter
+from pixelbot.testing_db import database_url
 from pixelbot.vault import TokenVault
 from tests.fakes import twitch_payloads as p
 from tests.fakes.twitch_server import FakeTwitch
@@ -34,6 +38,7 @@ from tests.integration.test_twitch import (
     CASTER_TOKEN,
     store_tokens,
     twitch_config,
+    twitch_settings,
     until,
 )
 
@@ -82,15 +87,21 @@ class Bot:
         self.clock = FakeClock(utc(2026, 1, 1, 20, 0, 0))
 
     @asynccontextmanager
-    async def run(self) -> AsyncIterator[App]:
-        config = rewards_config(self.db_path, self.twitch)
+    async def run(self, config_path: Path | None = None) -> AsyncIterator[App]:
+        """Run on ``rewards_config``, or on the config file at ``config_path`` (for !reload)."""
+        if config_path is None:
+            config = rewards_config(self.db_path, self.twitch)
+        else:
+            config = load_config(config_path, command_names=declared_command_names)
         db = Database(config.database.url)
         vault = TokenVault(db, self.key, self.clock)
         adapter = TwitchAdapter(
             config.platforms.twitch, lambda: vault, self.clock, redeems=config.redeems
         )
         try:
-            async with open_app(config, clock=self.clock, platforms=[adapter]) as app:
+            async with open_app(
+                config, clock=self.clock, platforms=[adapter], config_path=config_path
+            ) as app:
                 assert app.platform_errors == {}
                 yield app
         finally:
@@ -178,6 +189,48 @@ async def test_what_cannot_be_performed_is_canceled_at_once(bot: Bot, twitch: Fa
         await until(lambda: twitch.redemption_updates != [], "a settlement")
         assert twitch.redemption_updates == [(reward_id(twitch, "Save Clip"), "red-9", "CANCELED")]
         await until(lambda: any("channel points are refunded" in s for s in said(twitch)), "told")
+
+
+def write_config(path: Path, bot: Bot, redeems: dict[str, Any]) -> Path:
+    """The streamer's config.yaml for these tests, with ``redeems``."""
+    data = {
+        "database": {"url": database_url(bot.db_path)},
+        "tts": {"dir": str(bot.db_path.parent / "tts")},
+        "wheels": {"main": {"prizes": [{"name": "Nothing"}]}},
+        "commands": {"reply_rate": {"messages": 1000, "per": "30s"}},
+        "platforms": {"console": {"enabled": False}, "twitch": twitch_settings(bot.twitch)},
+        "redeems": redeems,
+    }
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+async def test_a_reload_syncs_the_rewards_again(
+    bot: Bot, twitch: FakeTwitch, tmp_path: Path
+) -> None:
+    """``!reload`` re-syncs the channel-point rewards: a changed cost and prompt reach Twitch,
+    and a reward no redeem names any more is disabled, without a restart."""
+    path = write_config(tmp_path / "pixel.yaml", bot, REDEEMS)
+    async with bot.run(path) as app:
+        assert twitch.rewards[reward_id(twitch, "Save Clip")]["is_enabled"] is True
+        changed = {key: value for key, value in REDEEMS.items() if key != "clip"}
+        changed["hydrate"] = {
+            **REDEEMS["hydrate"],
+            "twitch_reward": {"cost": 700, "prompt": "Drink twice"},
+        }
+        write_config(path, bot, changed)
+
+        assert await app.reload() == ReloadResult(applied=True, problems=[])
+        hydrate = twitch.rewards[reward_id(twitch, "Hydrate!")]
+        assert (hydrate["cost"], hydrate["prompt"], hydrate["is_enabled"]) == (
+            700,
+            "Drink twice",
+            True,
+        )
+        assert twitch.rewards[reward_id(twitch, "Save Clip")]["is_enabled"] is False
+        await redeem(twitch, "Hydrate!", "red-5", "msg-5")  # still mapped to its redeem
+        await until(lambda: twitch.redemption_updates != [], "a settlement")
+        assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-5", "FULFILLED")]
 
 
 async def test_a_cleared_item_is_canceled(bot: Bot, twitch: FakeTwitch) -> None:
