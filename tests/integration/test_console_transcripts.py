@@ -556,6 +556,25 @@ async def test_reload_lists_at_most_three_problems(tmp_path: Path, db_path: Path
         ]
 
 
+async def test_a_reload_that_applies_but_loses_a_cog_says_so(tmp_path: Path, db_path: Path) -> None:
+    """The new config is running even though one cog it lists did not load: the reply says
+    "reloaded, but", not "not reloaded"."""
+    path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
+    async with console_session(load_config(path), path) as bot:
+        await bot.run("/mod mia")
+        write_yaml(
+            path,
+            db_path,
+            GOOD_YAML.replace("cost: 25", "cost: 30").rstrip(" ")
+            + "    commands:\n      cogs: [points, moderation, redeems, nosuchcog]\n",
+        )
+        assert await bot.run("mia: !reload", "alice: !redeems") == [
+            "Pixel: @mia config reloaded, but: cog nosuchcog did not load: "
+            "ModuleNotFoundError: No module named 'cogs.nosuchcog'",
+            "Pixel: Redeems: !tts (30), !spin (100)",
+        ]
+
+
 async def test_a_good_reload_takes_effect(tmp_path: Path, db_path: Path) -> None:
     path = write_yaml(tmp_path / "pixel.yaml", db_path, GOOD_YAML)
     async with console_session(load_config(path), path) as bot:
