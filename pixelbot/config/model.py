@@ -186,6 +186,9 @@ class TwitchPlatform(Section):
     eventsub_url: Text = "wss://eventsub.wss.twitch.tv/ws"
     # Append every raw EventSub message to this JSONL file (``bot.py run --record FILE``).
     record: Text | None = None
+    # While live, read the chatter list this often: who is in it is watching (watch-time
+    # payouts, the drop-in award). Needs moderator:read:chatters; 0s turns it off.
+    chatters_every: Duration = timedelta(minutes=1)
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:

@@ -16,6 +16,12 @@ Connection trouble is twitchio's to handle (keepalive timeouts and dropped socke
 and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
 retries); a revoked subscription is logged as one line naming what stopped and why.
 
+Who is watching: EventSub has no join/part, so while the stream is live the adapter reads
+Helix "Get Chatters" every ``chatters_every`` (as the broadcaster, or as the bot if it is a
+moderator with ``moderator:read:chatters``) and turns the difference from the last reading
+into ``Presence`` and ``PresenceLeft`` events: the watch-time payouts and the drop-in award
+read them like the console's ``/join`` and ``/part``. Offline, nobody is watching.
+
 Outgoing chat: Twitch allows 20 messages per 30 s to a bot that is not a moderator in the
 channel, 100 to a moderator or the broadcaster. ``capabilities`` starts at the lower figure and
 rises when the bot's own messages come back with a moderator badge.
@@ -27,7 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,16 @@ from pixelbot.clock import Clock
 from pixelbot.config.model import TwitchPlatform as TwitchSettings
 from pixelbot.config.redeems import RedeemSettings
 from pixelbot.errors import PlatformAuthError, PlatformError
-from pixelbot.events import ChatMessage, Event, RewardRedemption
+from pixelbot.events import (
+    ChatMessage,
+    Event,
+    Presence,
+    PresenceLeft,
+    RewardRedemption,
+    StreamOffline,
+    StreamOnline,
+    Viewer,
+)
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.twitch_auth import PLATFORM
 from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
@@ -57,6 +72,7 @@ log = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(seconds=30)
 VIEWER_RATE = 20  # messages per 30 s for a bot that is not a moderator
 MODERATOR_RATE = 100  # ... and for a moderator or the broadcaster
+_FEED_CHUNK = 500  # presence events fed at once
 
 # (subscription, scope the authorizing account needs, what the streamer loses without it)
 _CHANNEL_EVENTS: list[tuple[str, str, str]] = [
@@ -165,6 +181,14 @@ class TwitchAdapter:
         self._redeems = dict(redeems or {})
         self._reward_keys: dict[str, str] = {}  # Twitch reward id -> redeem key
         self.revoked: list[str] = []  # "channel.follow: authorization_revoked"
+        # Watching: the account whose token reads the chatter list (None: no such token),
+        # whether the stream is live, and who was in the chatter list at the last reading.
+        self._chatters_reader: str | None = None
+        self._live = False
+        self._chatters: dict[str, Viewer] = {}
+        self._chatters_lock = asyncio.Lock()
+        self._chatters_wake = asyncio.Event()
+        self._chatters_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ life cycle
     async def start(self, sink: EventSink) -> None:
@@ -220,6 +244,10 @@ class TwitchAdapter:
             await self.stop()
             raise
         self._connected = True
+        if self._chatters_reader is not None and self._settings.chatters_every > timedelta(0):
+            self._chatters_task = asyncio.create_task(
+                self._watch_chatters(), name="twitch-chatters"
+            )
 
     async def _load_tokens(self, client: _Client) -> None:
         """twitchio's token loading, from the vault: each token is validated (and refreshed
@@ -257,6 +285,11 @@ class TwitchAdapter:
         await self._client.subscribe_websocket(
             eventsub.ChatMessageDeleteSubscription(**chat), token_for=self.bot_id
         )
+        for account in (self.broadcaster_id, self.bot_id):  # the bot, if it is a moderator
+            if "moderator:read:chatters" in self._scopes.get(account, ()):
+                self._chatters_reader = account
+                break
+        self._live = await self._stream_is_live()
         if self.broadcaster_id not in tokens:
             self._detail = (
                 "no token for the broadcaster's account: follows, subs, bits, raids, bans and "
@@ -284,6 +317,8 @@ class TwitchAdapter:
                 )
             else:
                 missing.append("channel-point rewards (needs channel:manage:redemptions)")
+        if self._chatters_reader is None:
+            missing.append("watch-time presence (needs moderator:read:chatters)")
         if missing:
             self._detail = "the broadcaster's token lacks scopes for: " + ", ".join(missing)
             log.warning("twitch: %s", self._detail)
@@ -312,6 +347,11 @@ class TwitchAdapter:
 
     async def stop(self) -> None:
         self._connected = False
+        if self._chatters_task is not None:
+            self._chatters_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._chatters_task
+            self._chatters_task = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
@@ -365,6 +405,12 @@ class TwitchAdapter:
             event = dataclasses.replace(event, reward=key)
         self._last_event_at = self._clock.now()
         await self.feed(event)
+        if isinstance(event, StreamOnline):
+            self._live = True
+            self._chatters_wake.set()  # read who is there now, not a minute later
+        elif isinstance(event, StreamOffline):
+            self._live = False
+            await self._everyone_left()
 
     async def feed(self, event: Event) -> None:
         assert self._sink is not None
@@ -398,6 +444,91 @@ class TwitchAdapter:
             )
         )
         log.info("twitch: refreshed the token of user %s", payload.user_id)
+
+    # ------------------------------------------------------------------ who is watching
+    async def _stream_is_live(self) -> bool:
+        """Whether the channel is live now (Helix Get Streams): a bot started mid-stream
+        counts watchers at once instead of waiting for the next stream.online."""
+        assert self._client is not None
+        try:
+            async for _stream in self._client.fetch_streams(
+                user_ids=[self.broadcaster_id], type="live", first=1
+            ):
+                return True
+        except HTTPException as exc:
+            log.warning("twitch: could not tell whether the stream is live (HTTP %s)", exc.status)
+        return False
+
+    async def _watch_chatters(self) -> None:
+        every = self._settings.chatters_every.total_seconds()
+        failing = False
+        while True:
+            if self._live:
+                try:
+                    await self.read_chatters()
+                except Exception as exc:  # Helix down or refusing: try again next time
+                    if not failing:
+                        log.warning("twitch: could not read the chatter list: %s", exc)
+                    failing = True
+                else:
+                    failing = False
+            self._chatters_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._chatters_wake.wait(), every)
+
+    async def read_chatters(self) -> None:
+        """Read the chatter list once and announce who came and who went since the last
+        reading (the watcher does this every ``chatters_every`` while live)."""
+        if self._client is None or self._chatters_reader is None:
+            return
+        async with self._chatters_lock:  # one reading at a time, applied in order
+            channel = self._client.create_partialuser(self.broadcaster_id)
+            found = await channel.fetch_chatters(moderator=self._chatters_reader, first=1000)
+            now: dict[str, Viewer] = {}
+            async for user in found.users:
+                uid = str(user.id)
+                if uid != self.bot_id:
+                    login = user.name or uid
+                    now[uid] = Viewer(PLATFORM, uid, login, user.display_name or login)
+            if not self._live:
+                return  # the stream ended while the list was on its way
+            came = [viewer for uid, viewer in now.items() if uid not in self._chatters]
+            went = [viewer for uid, viewer in self._chatters.items() if uid not in now]
+            self._chatters = now
+            at = self._clock.now()
+            stamp = at.isoformat()
+            arrivals = [
+                Presence(
+                    id=f"chatters:{viewer.platform_user_id}:{stamp}",
+                    platform=PLATFORM,
+                    occurred_at=at,
+                    viewer=viewer,
+                )
+                for viewer in came
+            ]
+            await self._feed_all(arrivals)
+            await self._feed_all([self._left(viewer, at) for viewer in went])
+
+    async def _feed_all(self, events: Sequence[Event]) -> None:
+        """Feed many events at once, so the writer commits them in a few groups (a channel
+        going live with thousands of chatters), not one commit after another."""
+        for start in range(0, len(events), _FEED_CHUNK):
+            await asyncio.gather(*(self.feed(e) for e in events[start : start + _FEED_CHUNK]))
+
+    async def _everyone_left(self) -> None:
+        async with self._chatters_lock:
+            gone, self._chatters = self._chatters, {}
+            at = self._clock.now()
+            await self._feed_all([self._left(viewer, at) for viewer in gone.values()])
+
+    @staticmethod
+    def _left(viewer: Viewer, at: datetime) -> Event:
+        return PresenceLeft(
+            id=f"chatters-left:{viewer.platform_user_id}:{at.isoformat()}",
+            platform=PLATFORM,
+            occurred_at=at,
+            viewer=viewer,
+        )
 
     # ------------------------------------------------------------------ outgoing
     async def send(self, channel: str, text: str) -> None:

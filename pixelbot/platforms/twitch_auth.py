@@ -41,6 +41,7 @@ REQUIRED_SCOPES = {
         "bits:read",
         "channel:manage:redemptions",
         "moderator:manage:banned_users",
+        "moderator:read:chatters",
     ),
 }
 

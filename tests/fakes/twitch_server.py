@@ -91,6 +91,9 @@ class FakeTwitch:
         self.rewards: dict[str, dict[str, Any]] = {}  # custom rewards by id
         self.redemption_updates: list[tuple[str, str, str]] = []  # (reward, redemption, status)
         self.refreshes = 0
+        self.live = False  # what Get Streams says of every channel
+        self.chatters: list[dict[str, str]] = []  # Get Chatters: user_id, user_login, user_name
+        self.chatters_unavailable = False  # answer Get Chatters with a 503
         self.welcomed = asyncio.Event()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -107,6 +110,8 @@ class FakeTwitch:
         app.router.add_post("/oauth2/token", self._token)
         app.router.add_post("/oauth2/device", self._device)
         app.router.add_get("/helix/users", self._get_users)
+        app.router.add_get("/helix/streams", self._get_streams)
+        app.router.add_get("/helix/chat/chatters", self._get_chatters)
         app.router.add_post("/helix/eventsub/subscriptions", self._subscribe)
         app.router.add_delete("/helix/eventsub/subscriptions", self._unsubscribe)
         app.router.add_post("/helix/chat/messages", self._send_chat)
@@ -293,6 +298,63 @@ class FakeTwitch:
                     }
                     for u in found
                 ]
+            }
+        )
+
+    async def _get_streams(self, request: web.Request) -> web.Response:
+        """Helix "Get Streams": one live stream per asked user id while ``live`` is set."""
+        if not self._authorized(request):
+            return self._unauthorized()
+        found = [self.users[i] for i in request.query.getall("user_id", []) if i in self.users]
+        return web.json_response(
+            {
+                "data": [
+                    {
+                        "id": f"stream-{u['id']}",
+                        "user_id": u["id"],
+                        "user_login": u["login"],
+                        "user_name": u["name"],
+                        "game_id": "509658",
+                        "game_name": "Just Chatting",
+                        "type": "live",
+                        "title": "testing",
+                        "tags": [],
+                        "viewer_count": len(self.chatters),
+                        "started_at": "2026-01-01T19:00:00Z",
+                        "language": "en",
+                        "thumbnail_url": "",
+                        "tag_ids": [],
+                        "is_mature": False,
+                    }
+                    for u in (found if self.live else [])
+                ],
+                "pagination": {},
+            }
+        )
+
+    async def _get_chatters(self, request: web.Request) -> web.Response:
+        """Helix "Get Chatters": a user token of ``moderator_id`` with moderator:read:chatters,
+        pages of ``first`` (at most 1000) chained by ``after`` cursors, and ``total``."""
+        token = self._user_token(request)
+        self.requests.append((request.method, request.path))
+        if token is None:
+            return self._unauthorized()
+        if self.chatters_unavailable:
+            body = {"error": "Service Unavailable", "status": 503, "message": ""}
+            return web.json_response(body, status=503)
+        moderator = request.query.get("moderator_id", "")
+        if token.user["id"] != moderator or "moderator:read:chatters" not in token.scopes:
+            body = {"error": "Unauthorized", "status": 401, "message": "Missing scope"}
+            return web.json_response(body, status=401)
+        first = min(1000, int(request.query.get("first", "100")))
+        start = int(request.query.get("after") or 0)
+        page = self.chatters[start : start + first]
+        more = start + first < len(self.chatters)
+        return web.json_response(
+            {
+                "data": page,
+                "pagination": {"cursor": str(start + first)} if more else {},
+                "total": len(self.chatters),
             }
         )
 

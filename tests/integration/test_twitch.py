@@ -39,6 +39,7 @@ BROADCASTER_SCOPES = [
     "channel:read:redemptions",
     "channel:read:subscriptions",
     "moderator:manage:banned_users",
+    "moderator:read:chatters",
     "moderator:read:followers",
 ]
 BOT_TOKEN, BOT_REFRESH = "bot-access-0123456789", "bot-refresh-0123456789"
@@ -523,3 +524,99 @@ async def test_a_revoked_token_is_one_line_naming_the_fix(
             )
     finally:
         await db.dispose()
+
+
+# ---------------------------------------------------------------------------- who is watching
+
+
+def chatter(uid: str, login: str) -> dict[str, str]:
+    return {"user_id": uid, "user_login": login, "user_name": login.title()}
+
+
+def watching(live: Live) -> set[str]:
+    now = live.app.engine.clock.now()
+    return {w.viewer.login for w in live.app.intake.presence.watching(now)}
+
+
+async def test_the_chatter_list_while_live_is_who_is_watching(live: Live) -> None:
+    """Get Chatters read when the stream goes live: each chatter (not the bot) is present and
+    gets the drop-in award once; who is gone at the next reading has left; offline, nobody."""
+    live.twitch.chatters = [chatter("77", "alice"), chatter("78", "bob")]
+    live.twitch.chatters.append(chatter(p.BOT["id"], p.BOT["login"]))
+    await live.adapter.read_chatters()
+    assert watching(live) == set()  # not live: the chatter list is not read into presence
+    await live.twitch.notify(*p.online())
+    await until(lambda: watching(live) == {"alice", "bob"}, lambda: f"watching {watching(live)}")
+    live.twitch.chatters = [chatter("77", "alice")]
+    await live.adapter.read_chatters()
+    await live.adapter.read_chatters()  # unchanged: nobody comes or goes again
+    assert watching(live) == {"alice"}
+    assert await live.points("77", "alice") == 25  # the drop-in award, once
+    assert await live.points("78", "bob") == 25
+    await live.twitch.notify(*p.offline())
+    await until(lambda: watching(live) == set(), lambda: f"watching {watching(live)}")
+    await assert_verified(live.app.engine)
+
+
+async def test_a_long_chatter_list_is_read_page_by_page(live: Live) -> None:
+    live.twitch.chatters = [chatter(str(1000 + n), f"viewer{n}") for n in range(1500)]
+    await live.twitch.notify(*p.online())
+    await until(lambda: len(watching(live)) == 1500, lambda: f"{len(watching(live))} watching")
+    pages = [r for r in live.twitch.requests if r[1] == "/helix/chat/chatters"]
+    assert len(pages) >= 2  # 1000 a page at most
+
+
+async def test_a_bot_started_mid_stream_counts_watchers_at_once(
+    tmp_path: Path, twitch: FakeTwitch, key: bytes
+) -> None:
+    twitch.live = True
+    twitch.chatters = [chatter("77", "alice")]
+    db_path = tmp_path / "pixel.db"
+    await store_tokens(db_path, key, BOTH)
+    config = twitch_config(db_path, twitch)
+    db = Database(config.database.url)
+    vault = TokenVault(db, key, FakeClock())
+    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
+    try:
+        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
+            live = Live(app, twitch, adapter, vault)
+            await until(lambda: watching(live) == {"alice"}, "alice to be watching")
+    finally:
+        await db.dispose()
+
+
+async def test_without_the_chatters_scope_presence_is_named_as_missing(
+    tmp_path: Path, twitch: FakeTwitch, key: bytes
+) -> None:
+    scopes = [s for s in BROADCASTER_SCOPES if s != "moderator:read:chatters"]
+    twitch.tokens[CASTER_TOKEN].scopes = scopes  # (a new list: the constant is shared)
+    twitch.live = True
+    twitch.chatters = [chatter("77", "alice")]
+    db_path = tmp_path / "pixel.db"
+    await store_tokens(db_path, key, BOTH)
+    config = twitch_config(db_path, twitch)
+    db = Database(config.database.url)
+    vault = TokenVault(db, key, FakeClock())
+    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
+    try:
+        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
+            assert "watch-time presence (needs moderator:read:chatters)" in adapter.status().detail
+            await adapter.read_chatters()
+            assert app.intake.presence.watching(app.engine.clock.now()) == []
+            assert ("GET", "/helix/chat/chatters") not in twitch.requests
+    finally:
+        await db.dispose()
+
+
+async def test_a_failing_chatter_list_is_retried_and_changes_nobody(live: Live) -> None:
+    live.twitch.chatters = [chatter("77", "alice")]
+    await live.twitch.notify(*p.online())
+    await until(lambda: watching(live) == {"alice"}, "alice to be watching")
+    live.twitch.chatters_unavailable = True
+    with pytest.raises(Exception, match="503"):
+        await live.adapter.read_chatters()
+    assert watching(live) == {"alice"}  # a failed reading is no reading, not "everyone left"
+    live.twitch.chatters_unavailable = False
+    live.twitch.chatters = []
+    await live.adapter.read_chatters()
+    assert watching(live) == set()

@@ -203,6 +203,7 @@ async def test_auth_twitch_logs_in_by_device_code(tmp_path: Path) -> None:
             "bits:read",
             "channel:manage:redemptions",
             "moderator:manage:banned_users",
+            "moderator:read:chatters",
         ]
         assert "dcf-access" not in out + err
         code, out, _ = await bot("auth", "list", "--config", config, env=env)
