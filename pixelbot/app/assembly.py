@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelbot.app.command_catalog import RegistryCatalog
 from pixelbot.app.delivery import ChatDelivery
 from pixelbot.app.engine import Engine
 from pixelbot.app.intake import EventIntake
@@ -48,7 +49,7 @@ from pixelbot.economy.presence import PresenceTracker
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import ItemSettled, Notice, OutcomeBus, Say
-from pixelbot.platforms.base import Platform, PlatformStatus
+from pixelbot.platforms.base import Platform, PlatformStatus, UsesCommands
 from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
 from pixelbot.queue.runtime import QueueRuntime
 from pixelbot.queue.worker import Worker
@@ -260,6 +261,9 @@ async def _running(
 
 async def _start_platform(app: App, platform: Platform) -> bool:
     app.delivery.attach(platform)
+    if isinstance(platform, UsesCommands):  # Discord: slash commands from the same registry
+        engine = app.engine
+        platform.use_commands(RegistryCatalog(app.commands.router, lambda: engine.catalog.redeems))
     try:
         await platform.start(app.handle)
     except Exception as exc:  # one platform down must not keep the others from running

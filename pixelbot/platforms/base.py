@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
+from pixelbot.domain.command_specs import CommandCatalog
 from pixelbot.events import ChatMessage, Event, Viewer
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "EventSink",
     "Platform",
     "PlatformStatus",
+    "UsesCommands",
     "mention",
     "split_message",
 ]
@@ -77,6 +79,14 @@ class Platform(Protocol):
         ...
 
     def status(self) -> PlatformStatus: ...
+
+
+@runtime_checkable
+class UsesCommands(Protocol):
+    """A platform that lists the bot's commands natively (Discord's slash commands). The app
+    hands it the command catalog before ``start``."""
+
+    def use_commands(self, catalog: CommandCatalog) -> None: ...
 
 
 def mention(viewer: Viewer, style: MentionStyle) -> str:

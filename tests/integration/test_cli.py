@@ -380,17 +380,17 @@ def test_an_enabled_platform_this_version_cannot_run_is_refused(
     tmp_path: Path, db_file: Path
 ) -> None:
     config = write_config(
-        tmp_path / "discord.yaml",
+        tmp_path / "joystick.yaml",
         db_file,
         """
         platforms:
-          discord: {enabled: true, token: abc}
+          joystick: {enabled: true, client_id: abc, client_secret: def}
         """,
     )
     for command in ("check-config", "run"):
         result = bot(command, "--config", config)
         assert (result.returncode, result.stdout) == (2, ""), command
-        assert "platforms.discord.enabled: the discord adapter is not part of this version" in (
+        assert "platforms.joystick.enabled: the joystick adapter is not part of this version" in (
             result.stderr
         )
         assert "Traceback" not in result.stderr
