@@ -452,3 +452,62 @@ async def test_a_wrong_token_is_one_line_naming_the_fix(
     adapter = DiscordAdapter(config.platforms.discord, lambda: None, FakeClock(p.START), prefix="!")  # type: ignore[arg-type,return-value]
     async with open_app(config, clock=FakeClock(p.START), platforms=[adapter]) as app:
         assert "refused the bot token" in app.platform_errors["discord"]
+
+
+# ---------------------------------------------------------------------------- moderation
+
+
+async def test_a_timeout_cancels_and_refunds_waiting_tts(
+    tmp_path: Path, fake: FakeDiscord, key: bytes
+) -> None:
+    config = discord_config(tmp_path / "pixel.db", fake, members_intent=True)
+    async with running(config, fake, key) as live:
+        assert live.fake.identifies[0]["intents"] & (1 << 1)  # Server Members, asked for
+        await chat(live, p.MOD, "!pause tts", roles=[p.MOD_ROLE])
+        await until_said(live, "paused: tts")
+        await chat(live, p.ALICE, "hi")
+        await chat(live, p.OWNER, "!addpoints alice 10")
+        await paid(live, p.ALICE, 11)
+        await chat(live, p.ALICE, "!tts hello chat")
+        await until_said(live, "Text-to-Speech redeemed")
+        await paid(live, p.ALICE, 11 + 1 - 5)
+        until_then = live.clock.now() + timedelta(minutes=10)
+        update = p.member_update(p.ALICE, timeout_until=until_then)
+        await live.fake.dispatch("GUILD_MEMBER_UPDATE", update)
+        await live.fake.dispatch("GUILD_MEMBER_UPDATE", update)  # the same update twice
+        await until_said(live, "your Text-to-Speech was cancelled (timed out by a moderator)")
+        await paid(live, p.ALICE, 12)
+        await asyncio.sleep(0.2)
+        assert sum("was cancelled" in line for line in live.said()) == 1
+        await assert_verified(live.app.engine)
+
+
+# ---------------------------------------------------------------------------- the server
+
+
+async def test_without_a_guild_id_the_one_server_is_used(
+    tmp_path: Path, fake: FakeDiscord, key: bytes
+) -> None:
+    config = discord_config(tmp_path / "pixel.db", fake, guild_id=None)
+    async with running(config, fake, key) as live:
+        assert live.adapter.view.guild_id == p.GUILD_ID
+        assert live.fake.sent("PUT", f"/guilds/{p.GUILD_ID}/commands")
+        await chat(live, p.ALICE, "!points")
+        await until_said(live, "you have 1 pixel")
+
+
+async def test_a_server_the_bot_is_not_in_is_named(
+    tmp_path: Path, fake: FakeDiscord, key: bytes
+) -> None:
+    config = discord_config(tmp_path / "pixel.db", fake, guild_id="1200000000000009999")
+    adapter = DiscordAdapter(
+        config.platforms.discord,
+        lambda: TokenVault(Database(config.database.url), key, FakeClock()),
+        FakeClock(p.START),
+        prefix="!",
+        guild_ready_timeout=0.05,
+    )
+    async with open_app(config, clock=FakeClock(p.START), platforms=[adapter]) as app:
+        error = app.platform_errors["discord"]
+        assert "not a member of the server 1200000000000009999" in error
+        assert "applications.commands" in error
