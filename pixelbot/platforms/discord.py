@@ -397,7 +397,12 @@ class DiscordAdapter:
                 },
             )
             return
-        await self._callback(call.interaction_id, call.token, DEFERRED_CHANNEL_MESSAGE, None)
+        try:
+            await self._callback(call.interaction_id, call.token, DEFERRED_CHANNEL_MESSAGE, None)
+        except discord.HTTPException as exc:  # e.g. 10062 Unknown interaction: over 3 s late
+            name = call.message.text.removeprefix(self.view.prefix)
+            log.warning("discord: could not take /%s (%s); it was not run", name, exc)
+            return
         pending = self._pending[call.message.id] = _Pending(call)
         mark = _answering.set(pending)
         try:
@@ -405,8 +410,9 @@ class DiscordAdapter:
         finally:
             _answering.reset(mark)
             self._pending.pop(call.message.id, None)
-        if not pending.answered:  # nothing to say (a repeat): take "thinking..." away
-            await self._webhook("DELETE", call.token, "/messages/@original", None)
+            if not pending.answered:  # nothing was said (a repeat): take "thinking..." away
+                with contextlib.suppress(discord.HTTPException):
+                    await self._webhook("DELETE", call.token, "/messages/@original", None)
 
     async def _complete(self, request: CompletionRequest) -> None:
         spec = self.view.commands.get(request.command)
@@ -464,6 +470,11 @@ class DiscordAdapter:
             await self._answer(pending, text)
             return
         client = self._require_client()
+        channel = channel or self.default_channel
+        if not channel.isdigit():
+            raise PlatformError(
+                "discord: no channel to say this in; list one in platforms.discord.channels"
+            )
         target = client.get_partial_messageable(int(channel))
         await target.send(text, allowed_mentions=discord.AllowedMentions.none())
 
