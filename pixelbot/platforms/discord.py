@@ -253,9 +253,13 @@ class DiscordAdapter:
         )
         if ready not in done:
             ready.cancel()
-            if self._runner in done and self._runner.exception() is not None:
-                raise self._runner.exception() from None  # type: ignore[misc]
+            failed = self._runner.exception() if self._runner in done else None
+            if isinstance(failed, discord.PrivilegedIntentsRequired):
+                raise failed
+            if failed is not None:
+                raise PlatformError(f"discord: the gateway closed: {failed}") from None
             raise PlatformError("discord: the gateway did not get ready within a minute")
+        self._runner.add_done_callback(self._gateway_ended)
         invite = (
             "invite it with the OAuth2 URL generator of the developer portal (scopes bot and "
             "applications.commands)"
@@ -305,15 +309,15 @@ class DiscordAdapter:
                 await self._vault.store(Token(PLATFORM, account, digest))
 
     async def _close_client(self) -> None:
+        runner, self._runner = self._runner, None  # (so its end is not taken for a failure)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
-        if self._runner is not None:
-            self._runner.cancel()
+        if runner is not None:
+            runner.cancel()
             with contextlib.suppress(BaseException):
-                await self._runner
-            self._runner = None
+                await runner
 
     async def stop(self) -> None:
         self._connected = False
@@ -339,6 +343,16 @@ class DiscordAdapter:
         if self._connected or self._retrying_since is None:
             self._retrying_since = self._clock.now()
         self._connected = False
+
+    def _gateway_ended(self, runner: asyncio.Task[None]) -> None:
+        """discord.py gave up reconnecting (a close it cannot recover from, such as a token
+        revoked while running): say so once; the other platforms run on."""
+        if runner.cancelled() or runner is not self._runner:
+            return
+        failed = runner.exception()
+        self._connected = False
+        self._detail = f"the gateway stopped: {failed or 'closed'}"
+        log.error("discord: %s", self._detail)
 
     def status(self) -> PlatformStatus:
         return PlatformStatus(
@@ -465,8 +479,12 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------------ outgoing
     async def send(self, channel: str, text: str) -> None:
-        pending = _answering.get()
-        if pending is not None and pending.call.message.channel == channel:
+        pending = _answering.get()  # (a timer task made meanwhile inherits it: check it runs)
+        if (
+            pending is not None
+            and pending.call.message.channel == channel
+            and self._pending.get(pending.call.message.id) is pending
+        ):
             await self._answer(pending, text)
             return
         client = self._require_client()

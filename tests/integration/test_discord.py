@@ -511,3 +511,16 @@ async def test_a_server_the_bot_is_not_in_is_named(
         error = app.platform_errors["discord"]
         assert "not a member of the server 1200000000000009999" in error
         assert "applications.commands" in error
+
+
+async def test_a_gateway_that_stops_for_good_is_reported_once(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = live.fake._current
+    assert session is not None and session.socket is not None
+    with caplog.at_level(logging.ERROR):
+        # 4004 Authentication failed (the token was reset while running): discord.py gives up
+        await session.socket.ws.close(code=4004, message=b"Authentication failed.")
+        await until(lambda: not live.adapter.status().connected, "the status to show it")
+    assert "the gateway stopped" in live.adapter.status().detail
+    assert sum("the gateway stopped" in r.getMessage() for r in caplog.records) == 1
