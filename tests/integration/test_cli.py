@@ -410,6 +410,19 @@ def test_an_enabled_twitch_passes_check_config(tmp_path: Path, db_file: Path) ->
     assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
 
 
+def test_an_enabled_discord_passes_check_config(tmp_path: Path, db_file: Path) -> None:
+    config = write_config(
+        tmp_path / "discord.yaml",
+        db_file,
+        """
+        platforms:
+          discord: {enabled: true, token: abc, channels: [123456789012345678]}
+        """,
+    )
+    result = bot("check-config", "--config", config)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
 def test_run_with_the_console_off_and_nothing_else_says_so(tmp_path: Path, db_file: Path) -> None:
     config = write_config(
         tmp_path / "off.yaml", db_file, "platforms:\n  console: {enabled: false}\n"
