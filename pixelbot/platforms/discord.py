@@ -19,7 +19,7 @@ Intents: server events (``guilds``), server messages, message content (privilege
 on in the developer portal), voice states when a voice channel is configured, and server
 members (privileged) only when ``members_intent`` is set. If Discord refuses the privileged
 intents (close code 4014), the bot says so in one line and runs on without them: slash
-commands still work, prefix commands and chat earning do not.
+commands and chat earning still work, prefix commands do not (every message text is empty).
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ RATE, RATE_WINDOW = 5, timedelta(seconds=5)  # messages per channel (Discord's d
 READY_TIMEOUT = 60.0
 MESSAGE_CONTENT_OFF = (
     "discord: Discord refused the privileged intents: switch on 'Message Content Intent'"
-    "{members} on the Bot page of the developer portal. Until then the bot sees no message "
-    "text: prefix commands (!points) and chat earning do not work; slash commands do"
+    "{members} on the Bot page of the developer portal. Until then every message reaches the "
+    "bot with its text empty: prefix commands (!points) do nothing (chat still earns; slash "
+    "commands work)"
 )
 # Interaction callback types (documented "Interaction Callback Type")
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 4, 5, 8

@@ -48,7 +48,8 @@ BOT_USER = {
     "avatar": None,
     "bot": True,
 }
-PRIVILEGED = (1 << 1) | (1 << 8) | (1 << 15)
+MESSAGE_CONTENT = 1 << 15
+PRIVILEGED = (1 << 1) | (1 << 8) | MESSAGE_CONTENT
 HELLO, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HEARTBEAT_ACK = (
     10,
     1,
@@ -77,6 +78,7 @@ class Request:
 @dataclass
 class _Session:
     id: str
+    intents: int = 0
     seq: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)  # every dispatch, for resuming
     socket: _Socket | None = None
@@ -316,7 +318,7 @@ class FakeDiscord:
             await socket.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         self.identifies.append(data)
-        session = _Session(self.new_id())
+        session = _Session(self.new_id(), int(data.get("intents", 0)))
         self._sessions[session.id] = session
         session.socket = socket
         self._current = session
@@ -352,6 +354,10 @@ class FakeDiscord:
         self.connected.set()
 
     async def _send_dispatch(self, session: _Session, kind: str, data: Any) -> None:
+        if kind == "MESSAGE_CREATE" and not session.intents & MESSAGE_CONTENT:
+            # Without the intent these fields arrive empty (the bot not mentioned, not a DM):
+            # https://discord.com/developers/docs/events/gateway#message-content-intent
+            data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
         session.seq += 1
         frame = {"op": 0, "t": kind, "s": session.seq, "d": data}
         session.sent.append(frame)

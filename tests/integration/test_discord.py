@@ -438,11 +438,15 @@ async def test_refused_privileged_intents_are_one_clear_line_and_slash_still_wor
                     if "Message Content Intent" in r.getMessage()
                 ]
                 assert len(lines) == 1
-                assert "prefix commands" in lines[0] and "slash commands do" in lines[0]
+                assert "prefix commands" in lines[0] and "slash commands work" in lines[0]
                 assert not live.fake.identifies[0]["intents"] & (1 << 15)
                 assert "Message Content" in live.adapter.status().detail
+                await chat(live, p.ALICE, "!points")  # arrives empty: earns, runs nothing
+                await paid(live, p.ALICE, 1)
                 await slash(live, p.ALICE, "points")
-                await until(lambda: bool(fake.sent("PATCH", "/messages/@original")), "the answer")
+                line = await until_said(live, "pixels")
+                assert line.endswith("you have 2 pixels")
+                assert len(live.said()) == 1
 
 
 async def test_a_wrong_token_is_one_line_naming_the_fix(
