@@ -113,7 +113,15 @@ class App:
             return [f"the new configuration could not be applied: {type(exc).__name__}: {exc}"]
         self.delivery.apply_config(config)
         errors = await self.commands.load_cogs()
-        return [f"cog {name} {error}" for name, error in errors.items()]
+        problems = [f"cog {name} {error}" for name, error in errors.items()]
+        for platform in self.platforms.values():
+            if isinstance(platform, UsesCommands):  # e.g. a new redeem's slash command
+                try:
+                    await platform.commands_changed()
+                except Exception as exc:
+                    log.warning("%s could not update its commands: %s", platform.name, exc)
+                    problems.append(f"{platform.name} could not update its commands: {exc}")
+        return problems
 
 
 def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:

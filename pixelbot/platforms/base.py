@@ -88,6 +88,10 @@ class UsesCommands(Protocol):
 
     def use_commands(self, catalog: CommandCatalog) -> None: ...
 
+    async def commands_changed(self) -> None:
+        """The commands were reloaded (``!reload``): bring the platform's list up to date."""
+        ...
+
 
 def mention(viewer: Viewer, style: MentionStyle) -> str:
     """How a platform addresses a viewer in chat."""

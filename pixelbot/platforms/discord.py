@@ -200,6 +200,10 @@ class DiscordAdapter:
         """The commands to offer as slash commands (the app gives them before ``start``)."""
         self._catalog = catalog
 
+    async def commands_changed(self) -> None:
+        if self._client is not None:
+            await self._sync_commands()  # (sent only if the list differs from the last sync)
+
     # ------------------------------------------------------------------ life cycle
     def _intents(self, privileged: bool) -> discord.Intents:
         intents = discord.Intents.none()

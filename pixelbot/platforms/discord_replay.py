@@ -123,6 +123,9 @@ class ReplayStream:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+        await self.commands_changed()
+
+    async def commands_changed(self) -> None:
         if self._catalog is not None:
             self.view.commands = {spec.name: spec for spec in self._catalog.specs()}
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.fernet import Fernet
 
 from pixelbot.app.assembly import App, open_app
 from pixelbot.clock import FakeClock
-from pixelbot.config import Config
+from pixelbot.config import Config, load_config
 from pixelbot.db.engine import Database
 from pixelbot.errors import UnknownViewer
 from pixelbot.events import Viewer
@@ -528,3 +529,42 @@ async def test_a_gateway_that_stops_for_good_is_reported_once(
         await until(lambda: not live.adapter.status().connected, "the status to show it")
     assert "the gateway stopped" in live.adapter.status().detail
     assert sum("the gateway stopped" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_reload_that_adds_a_redeem_registers_its_slash_command(
+    tmp_path: Path, fake: FakeDiscord, key: bytes
+) -> None:
+    config = discord_config(tmp_path / "pixel.db", fake)
+    path = tmp_path / "config.yaml"
+
+    def write(redeems: dict[str, Any]) -> None:
+        data = config.model_dump(mode="json", exclude_none=True)
+        data["platforms"]["discord"]["token"] = TOKEN  # (a SecretStr dumps masked)
+        data["redeems"] = redeems
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    tts = {"title": "Text-to-Speech", "cost": 5, "action": {"type": "tts"}}
+    write({"tts": tts})
+    config = load_config(path, env={})
+    clock = FakeClock(p.START)
+    vault_db = Database(config.database.url)
+    adapter = DiscordAdapter(
+        config.platforms.discord,
+        lambda: TokenVault(vault_db, key, clock),
+        clock,
+        prefix="!",
+        guild_ready_timeout=0.05,
+    )
+    try:
+        async with open_app(config, clock=clock, config_path=path, platforms=[adapter]) as app:
+            assert app.platform_errors == {}
+            assert await app.reload() == []  # nothing changed: nothing sent
+            assert len(fake.sent("PUT", "/commands")) == 1
+            cheer = {"title": "Cheer", "cost": 1, "action": {"type": "chat", "message": "Yay!"}}
+            write({"tts": tts, "cheer": cheer})
+            assert await app.reload() == []
+            puts = fake.sent("PUT", "/commands")
+            assert len(puts) == 2
+            assert "cheer" in {command["name"] for command in puts[-1].body}
+    finally:
+        await vault_db.dispose()
