@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 
 from pixelbot.commands.context import Context
-from pixelbot.commands.converters import Rest, Word
+from pixelbot.commands.converters import RedeemName, Rest
 from pixelbot.commands.core import Cog, Command, command
 from pixelbot.economy.redeems import queue_kind
 from pixelbot.errors import BadArgument, NotPermitted, RedeemUnavailable
@@ -42,7 +42,7 @@ class RedeemsCog(Cog):
         usage="redeem <name> [text]",
         help="Spend points on a redeem. Moderators: redeem enable|disable <name>.",
     )
-    async def redeem(self, ctx: Context, name: Word, text: Rest | None = None) -> None:
+    async def redeem(self, ctx: Context, name: RedeemName, text: Rest | None = None) -> None:
         toggle = TOGGLES.get(name.lower())
         if toggle is not None:
             await self._toggle(ctx, toggle, text)

@@ -136,7 +136,8 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     "--record",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Append every raw inbound Twitch frame to FILE (JSONL, credentials redacted).",
+    help="Append every raw inbound Twitch (or Discord) frame to FILE (JSONL, credentials "
+    "redacted).",
 )
 def run(config_path: Path | None, record: Path | None) -> None:
     """Start the bot on every enabled platform (the console stream when none is)."""
@@ -560,22 +561,28 @@ def auth_new_key() -> None:
     click.echo(Fernet.generate_key().decode())
 
 
-# ---------------------------------------------------------------- record / replay (Twitch)
+# ---------------------------------------------------------------- record / replay
 
 
 def with_recording(config: Config, path: Path) -> Config:
-    """``config`` with the Twitch adapter told to record its raw frames to ``path``."""
+    """``config`` with the enabled Twitch and Discord adapters told to record their raw frames
+    to ``path`` (with both on, Discord's go to ``NAME.discord.jsonl`` beside it)."""
     platforms = config.platforms
-    twitch = platforms.twitch.model_copy(update={"record": str(path)})
-    return config.model_copy(update={"platforms": platforms.model_copy(update={"twitch": twitch})})
+    update: dict[str, object] = {}
+    if platforms.twitch.enabled or not platforms.discord.enabled:
+        update["twitch"] = platforms.twitch.model_copy(update={"record": str(path)})
+    if platforms.discord.enabled:
+        target = path.with_suffix(".discord.jsonl") if "twitch" in update else path
+        update["discord"] = platforms.discord.model_copy(update={"record": str(target)})
+    return config.model_copy(update={"platforms": platforms.model_copy(update=update)})
 
 
 @main.command()
 @config_option
-@click.argument("platform", type=click.Choice(["twitch"]))
+@click.argument("platform", type=click.Choice(["twitch", "discord"]))
 @click.argument("frames", type=click.File("r"))
 def replay(config_path: Path | None, platform: str, frames: TextIO) -> None:
     """Feed recorded frames (FILE.jsonl, - for stdin) through the bot, on a simulated clock."""
     config = _load(config_path)
     lines = frames.read().splitlines()
-    _run(run_replay(config, _config_path(config_path), lines))
+    _run(run_replay(config, _config_path(config_path), lines, platform=platform))

@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelbot.app.command_catalog import RegistryCatalog
 from pixelbot.app.delivery import ChatDelivery
 from pixelbot.app.engine import Engine
 from pixelbot.app.intake import EventIntake
@@ -48,7 +49,7 @@ from pixelbot.economy.presence import PresenceTracker
 from pixelbot.errors import ConfigError
 from pixelbot.events import Event
 from pixelbot.outcomes import ItemSettled, Notice, OutcomeBus, Say
-from pixelbot.platforms.base import Platform, PlatformStatus, SyncsRedeems
+from pixelbot.platforms.base import Platform, PlatformStatus, SyncsRedeems, UsesCommands
 from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
 from pixelbot.queue.runtime import QueueRuntime
 from pixelbot.queue.worker import Worker
@@ -118,6 +119,12 @@ class App:
         for platform in self.platforms.values():
             if isinstance(platform, SyncsRedeems):
                 problems += await platform.redeems_changed(config.redeems)
+            if isinstance(platform, UsesCommands):  # e.g. a new redeem's slash command
+                try:
+                    await platform.commands_changed()
+                except Exception as exc:
+                    log.warning("%s could not update its commands: %s", platform.name, exc)
+                    problems.append(f"{platform.name} could not update its commands: {exc}")
         return ReloadResult(True, problems)
 
 
@@ -266,6 +273,9 @@ async def _running(
 
 async def _start_platform(app: App, platform: Platform) -> bool:
     app.delivery.attach(platform)
+    if isinstance(platform, UsesCommands):  # Discord: slash commands from the same registry
+        engine = app.engine
+        platform.use_commands(RegistryCatalog(app.commands.router, lambda: engine.catalog.redeems))
     try:
         await platform.start(app.handle)
     except Exception as exc:  # one platform down must not keep the others from running

@@ -1,4 +1,5 @@
-"""``bot.py replay twitch FILE.jsonl``: recorded Twitch traffic through the same bot, scripted.
+"""``bot.py replay twitch|discord FILE.jsonl``: recorded platform traffic through the same bot,
+scripted.
 
 Like ``bot.py console --script``: a simulated clock (starting at the scripted instant, then
 following the frames' timestamps), the wheel's fixed seed, no audio, and the queues finished
@@ -16,6 +17,9 @@ from pixelbot.app.assembly import open_app
 from pixelbot.app.console_run import SCRIPT_START, console_bus
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.platforms.base import Platform
+from pixelbot.platforms.discord import view_from_settings
+from pixelbot.platforms.discord_replay import ReplayStream as DiscordReplay
 from pixelbot.platforms.twitch_replay import ReplayStream
 
 __all__ = ["run_replay"]
@@ -28,23 +32,31 @@ async def run_replay(
     *,
     out: Callable[[str], None] = print,
     base_dir: Path | None = None,
+    platform: str = "twitch",
 ) -> int:
-    """Play ``lines`` (EventSub frames, one a line); returns how many were skipped."""
+    """Play ``lines`` (EventSub frames, or Discord gateway dispatches, one a line); returns
+    how many were skipped."""
     clock = FakeClock(SCRIPT_START)
-    twitch = config.platforms.twitch
-    stream = ReplayStream(
-        clock,
-        out,
-        bot_name=config.bot.name,
-        channel=(twitch.channel or "").lower(),
-        bot_id=twitch.bot_id or "",
-        redeems=config.redeems,
-    )
+    stream: ReplayStream | DiscordReplay
+    if platform == "discord":
+        view = view_from_settings(config.platforms.discord, config.bot.prefix)
+        stream = DiscordReplay(clock, out, bot_name=config.bot.name, view=view)
+    else:
+        twitch = config.platforms.twitch
+        stream = ReplayStream(
+            clock,
+            out,
+            bot_name=config.bot.name,
+            channel=(twitch.channel or "").lower(),
+            bot_id=twitch.bot_id or "",
+            redeems=config.redeems,
+        )
+    platforms: list[Platform] = [stream]
     async with open_app(
         config,
         clock=clock,
         config_path=config_path,
-        platforms=[stream],
+        platforms=platforms,
         bus=console_bus(out),
         scripted=True,
         base_dir=base_dir,

@@ -3,7 +3,8 @@ dispatcher converts the words a viewer typed, or answers with the command's usag
 
 - ``Amount``: a whole number of points: ``250``, ``10k``, ``1.5k``, ``2m``, or ``all``.
 - ``Target``: another viewer by name or ``@mention`` (resolved to a wallet by the dispatcher).
-- ``Word``: one word; ``Rest``: the rest of the line.
+- ``Word``: one word; ``Rest``: the rest of the line; ``RedeemName``: one word naming a redeem
+  (a platform may offer the redeems as completions).
 - ``int`` and ``Duration`` (``30s``, ``5m``) as usual.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_AMOUNT",
     "Amount",
     "Duration",
+    "RedeemName",
     "Rest",
     "Target",
     "Word",
@@ -35,6 +37,7 @@ MAX_AMOUNT = 10**12  # far above any sane balance; stops 1e99 and friends at the
 
 Word = NewType("Word", str)
 Rest = NewType("Rest", str)
+RedeemName = NewType("RedeemName", str)
 Duration = NewType("Duration", timedelta)
 
 # [0-9], not \d: \d also matches Arabic-Indic, full-width and other digits, which int() and

@@ -20,6 +20,7 @@ from pixelbot.commands.context import Context
 from pixelbot.commands.converters import (
     Amount,
     Duration,
+    RedeemName,
     Rest,
     Target,
     Word,
@@ -62,6 +63,7 @@ _PARSERS: dict[Any, Any] = {
     int: parse_count,
     Duration: parse_duration_arg,
     Word: str,
+    RedeemName: str,
     str: str,
 }
 

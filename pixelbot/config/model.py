@@ -196,11 +196,33 @@ class TwitchPlatform(Section):
         return self
 
 
+class DiscordRoles(Section):
+    """Discord role ids that give the bot's roles (the server owner and administrators are
+    always the broadcaster)."""
+
+    moderator: list[Snowflake] = Field(default_factory=list)
+    vip: list[Snowflake] = Field(default_factory=list)
+    subscriber: list[Snowflake] = Field(default_factory=list)
+
+
 class DiscordPlatform(Section):
     enabled: bool = False
     token: SecretStr | None = None
+    guild_id: Snowflake | None = None
+    """The server (guild) the bot serves; slash commands are registered there. None: the one
+    server the bot is a member of (it refuses to guess among several)."""
     channels: list[Snowflake] = Field(default_factory=list)
-    """Channel IDs the bot listens in."""
+    """Channel IDs the bot listens in (and where chat earns)."""
+    voice_channel: Snowflake | None = None
+    """Being in this voice channel counts as watching (watch-time payouts); none: off."""
+    roles: DiscordRoles = Field(default_factory=DiscordRoles)
+    members_intent: bool = False
+    """Ask for the privileged Server Members intent: timeouts then cancel waiting TTS."""
+    # Where Discord answers. Only a proxy or a test server changes these.
+    api_url: Text = "https://discord.com/api/v10"
+    gateway_url: Text = "wss://gateway.discord.gg/"
+    # Append every raw dispatch the bot acts on to this JSONL file (``bot.py run --record``).
+    record: Text | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from pixelbot.config.redeems import RedeemSettings
+from pixelbot.domain.command_specs import CommandCatalog
 from pixelbot.events import ChatMessage, Event, Viewer
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Platform",
     "PlatformStatus",
     "SyncsRedeems",
+    "UsesCommands",
     "mention",
     "split_message",
 ]
@@ -88,6 +90,18 @@ class SyncsRedeems(Protocol):
 
     async def redeems_changed(self, redeems: Mapping[str, RedeemSettings]) -> list[str]:
         """Mirror ``redeems``; returns problems for the operator (never raises)."""
+        ...
+
+
+@runtime_checkable
+class UsesCommands(Protocol):
+    """A platform that lists the bot's commands natively (Discord's slash commands). The app
+    hands it the command catalog before ``start``."""
+
+    def use_commands(self, catalog: CommandCatalog) -> None: ...
+
+    async def commands_changed(self) -> None:
+        """The commands were reloaded (``!reload``): bring the platform's list up to date."""
         ...
 
 

@@ -14,6 +14,7 @@ from pixelbot.config import Config
 from pixelbot.errors import ConfigIssue
 from pixelbot.platforms.base import Platform
 from pixelbot.platforms.console import ConsoleStream
+from pixelbot.platforms.discord import DiscordAdapter
 from pixelbot.platforms.twitch import TwitchAdapter
 from pixelbot.vault import TokenVault
 
@@ -36,7 +37,17 @@ def _twitch(config: Config, clock: Clock) -> Platform:
     )
 
 
-BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch}
+def _discord(config: Config, clock: Clock) -> Platform:
+    url = config.database.url
+    return DiscordAdapter(
+        config.platforms.discord,
+        lambda: TokenVault.open(url, clock),
+        clock,
+        prefix=config.bot.prefix,
+    )
+
+
+BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch, "discord": _discord}
 
 
 def unbuilt_platforms(config: Config) -> list[ConfigIssue]:

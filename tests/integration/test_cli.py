@@ -380,17 +380,17 @@ def test_an_enabled_platform_this_version_cannot_run_is_refused(
     tmp_path: Path, db_file: Path
 ) -> None:
     config = write_config(
-        tmp_path / "discord.yaml",
+        tmp_path / "joystick.yaml",
         db_file,
         """
         platforms:
-          discord: {enabled: true, token: abc}
+          joystick: {enabled: true, client_id: abc, client_secret: def}
         """,
     )
     for command in ("check-config", "run"):
         result = bot(command, "--config", config)
         assert (result.returncode, result.stdout) == (2, ""), command
-        assert "platforms.discord.enabled: the discord adapter is not part of this version" in (
+        assert "platforms.joystick.enabled: the joystick adapter is not part of this version" in (
             result.stderr
         )
         assert "Traceback" not in result.stderr
@@ -404,6 +404,19 @@ def test_an_enabled_twitch_passes_check_config(tmp_path: Path, db_file: Path) ->
         """
         platforms:
           twitch: {enabled: true, channel: me, client_id: a, client_secret: b, bot_id: "1"}
+        """,
+    )
+    result = bot("check-config", "--config", config)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
+def test_an_enabled_discord_passes_check_config(tmp_path: Path, db_file: Path) -> None:
+    config = write_config(
+        tmp_path / "discord.yaml",
+        db_file,
+        """
+        platforms:
+          discord: {enabled: true, token: abc, channels: [123456789012345678]}
         """,
     )
     result = bot("check-config", "--config", config)
