@@ -14,6 +14,7 @@ from pixelbot.config import Config
 from pixelbot.errors import ConfigIssue
 from pixelbot.platforms.base import Platform
 from pixelbot.platforms.console import ConsoleStream
+from pixelbot.platforms.joystick import JoystickAdapter
 from pixelbot.platforms.twitch import TwitchAdapter
 from pixelbot.vault import TokenVault
 
@@ -36,7 +37,11 @@ def _twitch(config: Config, clock: Clock) -> Platform:
     )
 
 
-BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch}
+def _joystick(config: Config, clock: Clock) -> Platform:
+    return JoystickAdapter(config.platforms.joystick, clock)
+
+
+BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch, "joystick": _joystick}
 
 
 def unbuilt_platforms(config: Config) -> list[ConfigIssue]:
