@@ -1,4 +1,5 @@
-"""``bot.py replay twitch FILE.jsonl``: recorded Twitch traffic through the same bot, scripted.
+"""``bot.py replay twitch|joystick FILE.jsonl``: recorded platform traffic through the same bot,
+scripted.
 
 Like ``bot.py console --script``: a simulated clock (starting at the scripted instant, then
 following the frames' timestamps), the wheel's fixed seed, no audio, and the queues finished
@@ -16,6 +17,7 @@ from pixelbot.app.assembly import open_app
 from pixelbot.app.console_run import SCRIPT_START, console_bus
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.platforms.joystick_replay import JoystickReplay
 from pixelbot.platforms.twitch_replay import ReplayStream
 
 __all__ = ["run_replay"]
@@ -26,20 +28,32 @@ async def run_replay(
     config_path: Path | None,
     lines: Iterable[str],
     *,
+    platform: str = "twitch",
     out: Callable[[str], None] = print,
     base_dir: Path | None = None,
 ) -> int:
-    """Play ``lines`` (EventSub frames, one a line); returns how many were skipped."""
+    """Play ``lines`` (the platform's raw frames, one a line); returns how many were skipped."""
     clock = FakeClock(SCRIPT_START)
-    twitch = config.platforms.twitch
-    stream = ReplayStream(
-        clock,
-        out,
-        bot_name=config.bot.name,
-        channel=(twitch.channel or "").lower(),
-        bot_id=twitch.bot_id or "",
-        redeems=config.redeems,
-    )
+    stream: ReplayStream | JoystickReplay
+    if platform == "joystick":
+        joystick = config.platforms.joystick
+        stream = JoystickReplay(
+            clock,
+            out,
+            bot_name=config.bot.name,
+            bot_username=joystick.bot_username or "",
+            channel_id=joystick.channel_id or "",
+        )
+    else:
+        twitch = config.platforms.twitch
+        stream = ReplayStream(
+            clock,
+            out,
+            bot_name=config.bot.name,
+            channel=(twitch.channel or "").lower(),
+            bot_id=twitch.bot_id or "",
+            redeems=config.redeems,
+        )
     async with open_app(
         config,
         clock=clock,
