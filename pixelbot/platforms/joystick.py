@@ -177,17 +177,17 @@ class JoystickAdapter:
             raise PlatformError(
                 f"joystick: the gateway refused the connection (HTTP {exc.status})"
             ) from None
+        except TimeoutError:
+            await self._close_socket()
+            raise PlatformError(
+                "joystick: the gateway did not confirm the subscription in time"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             await self._close_socket()
             raise PlatformError(
                 f"joystick: cannot reach the gateway ({type(exc).__name__}: {exc})".replace(
                     self._key, "[key]"
                 )
-            ) from None
-        except TimeoutError:
-            await self._close_socket()
-            raise PlatformError(
-                "joystick: the gateway did not confirm the subscription in time"
             ) from None
         except PlatformError:
             await self._close_socket()
@@ -251,8 +251,8 @@ class JoystickAdapter:
                 attempt += 1
                 try:
                     await self._connect()
-                except PlatformError as exc:
-                    self._detail = str(exc)
+                except Exception as exc:  # whatever it was, the next attempt may work
+                    self._detail = str(exc) or type(exc).__name__
                     log.debug("joystick: reconnect attempt %d failed: %s", attempt, exc)
                     continue
                 log.warning("joystick: reconnected after %d attempt(s)", attempt)

@@ -302,6 +302,24 @@ async def test_a_dropped_socket_reconnects_and_pays_nothing_twice(
         await assert_verified(app.engine)
 
 
+async def test_a_subscription_rejected_on_reconnect_is_reported_and_retried(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        fake.reject = True  # the streamer removed the bot, say
+        await fake.drop()
+        await until(lambda: fake.connects >= 3, "a few rejected attempts")
+        status = app.status()["joystick"]
+        assert not status.connected and status.retrying_since == clock.now()
+        assert "rejected the GatewayChannel subscription" in status.detail
+        fake.reject = False  # reinstalled
+        await until(lambda: adapter.status().connected, "the adapter to come back")
+        await fake.push(js.chat("alice", "!points", "m-1"))
+        await until_said(fake, "@alice you have 1 pixel")
+
+
 async def test_a_silent_gateway_is_taken_as_dead(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
