@@ -8,7 +8,9 @@ lines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +19,17 @@ import pytest
 
 from pixelbot.app.assembly import open_app
 from pixelbot.app.replay import run_replay
+from pixelbot.cli import with_recording
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config, load_config
 from pixelbot.platforms.joystick import JoystickAdapter
 from pixelbot.platforms.joystick_events import GATEWAY_IDENTIFIER
+from pixelbot.testing import make_config
+from pixelbot.testing_db import database_url
 from tests.fakes import joystick_server as js
 from tests.fakes.joystick_server import FakeJoystick
-from tests.integration.test_cli import clean_env
-from tests.integration.test_joystick import QUICK, joystick_config, until_said
+from tests.integration.test_cli import clean_env, write_config
+from tests.integration.test_joystick import QUICK, joystick_config, until, until_said
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "joystick"
@@ -36,10 +41,8 @@ def lines_of(path: Path) -> list[str]:
 
 
 def shipped_config(db_path: Path) -> Config:
-    """The shipped config.yaml; the bot's Joystick account is called Pixel."""
-    config = load_config(
-        REPO / "config.yaml", env={"DATABASE_URL": f"sqlite+aiosqlite:///{db_path}"}
-    )
+    """The shipped config.yaml (on this test's backend); the bot's Joystick name is Pixel."""
+    config = load_config(REPO / "config.yaml", env={"DATABASE_URL": database_url(db_path)})
     platforms = config.platforms
     joystick = platforms.joystick.model_copy(update={"bot_username": "Pixel"})
     return config.model_copy(
@@ -53,6 +56,7 @@ async def replay(config: Config, lines: list[str], base_dir: Path) -> list[str]:
     return out
 
 
+@pytest.mark.no_database
 def test_there_is_a_file_for_every_event_type() -> None:
     seen: set[tuple[str, str]] = set()
     for path in FILES:
@@ -74,6 +78,22 @@ def test_there_is_a_file_for_every_event_type() -> None:
         ("StreamEvent", "StreamStarted"),
         ("StreamEvent", "StreamEnded"),
     }
+
+
+@pytest.mark.no_database
+def test_record_writes_one_file_per_platform_when_both_record(tmp_path: Path) -> None:
+    path = tmp_path / "night.jsonl"
+    on = {"client_id": "x", "client_secret": "y"}
+    twitch = {"channel": "c", "client_id": "x", "client_secret": "y", "bot_id": "1"}
+    both = make_config(
+        tmp_path / "pixel.db",
+        platforms={"joystick": {"enabled": True, **on}, "twitch": {"enabled": True, **twitch}},
+    )
+    recording = with_recording(both, path).platforms
+    assert recording.twitch.record == str(tmp_path / "night.twitch.jsonl")
+    assert recording.joystick.record == str(tmp_path / "night.joystick.jsonl")
+    alone = make_config(tmp_path / "pixel.db", platforms={"joystick": {"enabled": True, **on}})
+    assert with_recording(alone, path).platforms.joystick.record == str(path)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -113,6 +133,7 @@ async def test_live_traffic_recorded_then_replayed_says_the_same(tmp_path: Path)
     assert [line.removeprefix("Pixel: ") for line in out] == said_live
 
 
+@pytest.mark.sqlite_only("bot.py runs in a subprocess on its own SQLite file")
 def test_bot_py_replay_joystick_prints_the_transcript(tmp_path: Path) -> None:
     env = clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'pixel.db'}")
     done = subprocess.run(
@@ -125,3 +146,40 @@ def test_bot_py_replay_joystick_prints_the_transcript(tmp_path: Path) -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == lines_of(DATA / "broken.txt")
+
+
+@pytest.mark.sqlite_only("bot.py runs in a subprocess on its own SQLite file")
+async def test_bot_py_run_serves_joystick_and_records_its_frames(tmp_path: Path) -> None:
+    """The whole path a streamer uses: config.yaml -> registry -> adapter -> chat answered."""
+    record = tmp_path / "joystick.jsonl"
+    async with FakeJoystick() as fake:
+        config = write_config(
+            tmp_path / "config.yaml",
+            tmp_path / "pixel.db",
+            f"""
+            platforms:
+              joystick:
+                enabled: true
+                client_id: "{js.CLIENT_ID}"
+                client_secret: "{js.CLIENT_SECRET}"
+                bot_username: Pixel
+                gateway_url: "{fake.gateway_url}"
+            """,
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "bot.py", "run", "--config", str(config), "--record", str(record),
+            cwd=REPO, env=clean_env(), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await until(lambda: fake.listening == 1, "bot.py to subscribe", patience=60)
+            await fake.push(js.chat("alice", "!points", "m-1"))
+            await until_said(fake, "@alice you have 1 pixel")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert "Pixel is running on: joystick" in out.decode()
+    assert js.CLIENT_SECRET not in out.decode() + err.decode()
+    recorded = [json.loads(line) for line in lines_of(record)]
+    assert [f.get("type") for f in recorded[:2]] == ["welcome", "confirm_subscription"]
+    assert recorded[2]["message"]["messageId"] == "m-1"
