@@ -131,7 +131,12 @@ class PlatformSupervisor:
     async def _report_status(self) -> None:
         while True:
             await asyncio.sleep(self._settings.status_every)
-            line = status_line(self._app.status())
+            # The local console is always there: a line about it alone would only interrupt
+            # whoever is typing into it.
+            found = {name: s for name, s in self._app.status().items() if name != "console"}
+            if not found:
+                continue
+            line = status_line(found)
             log.warning("platforms: %s", line)
             await self._app.bus.publish(Notice("platform", line))
 

@@ -430,3 +430,18 @@ def app_status_line_mentions_both(adapter: JoystickAdapter, other: FakePlatform)
 
     line = status_line({"joystick": adapter.status(), "twitch": other.status()})
     return "joystick connected (last event" in line and "twitch connected" in line
+
+
+async def test_the_status_line_names_real_platforms_and_leaves_the_console_alone(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path / "pixel.db")
+    for names, expected in ((["console"], []), (["console", "twitch"], ["twitch connected"])):
+        bus, heard = recording_bus(Notice)
+        platforms = [FakePlatform(name) for name in names]
+        async with open_app(
+            config, clock=clock, platforms=platforms, bus=bus, supervision=SUPERVISION
+        ):
+            await asyncio.sleep(0.35)  # a few status periods
+        lines = {n.text.split(" (")[0] for n in heard if isinstance(n, Notice)}
+        assert sorted(lines) == expected, names
