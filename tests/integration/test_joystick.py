@@ -17,7 +17,7 @@ from pixelbot.app.supervisor import Supervision
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.errors import PlatformAuthError, UnknownViewer
-from pixelbot.events import Viewer
+from pixelbot.events import Event, Viewer
 from pixelbot.outcomes import Notice, Outcome, OutcomeBus
 from pixelbot.platforms.backoff import Backoff
 from pixelbot.platforms.joystick import JoystickAdapter
@@ -115,6 +115,10 @@ def holding(app: App) -> dict[str, Holding]:
     return {"tts": Holding()}
 
 
+async def ignore(event: Event) -> None:
+    """A sink for tests of the socket alone (no bot behind it)."""
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeJoystick]:
     async with FakeJoystick() as server:
@@ -167,6 +171,7 @@ async def test_the_bots_own_lines_and_other_channels_earn_nothing(
             await balance_of(app.engine, jviewer("PixelBot"))
 
 
+@pytest.mark.no_database
 async def test_a_rejected_subscription_is_a_clear_auth_error(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -174,11 +179,12 @@ async def test_a_rejected_subscription_is_a_clear_auth_error(
     config = joystick_config(tmp_path / "pixel.db", fake)
     adapter = adapter_for(config, clock)
     with pytest.raises(PlatformAuthError, match="rejected the GatewayChannel subscription"):
-        await adapter.start(lambda event: asyncio.sleep(0))
+        await adapter.start(ignore)
     assert fake.connects == 1
     await adapter.stop()
 
 
+@pytest.mark.sqlite_only("about the assembly's report; nothing is written")
 async def test_a_wrong_secret_is_rejected_and_reported_by_the_assembly(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -266,17 +272,21 @@ async def test_a_frame_that_does_not_parse_is_skipped_and_reading_goes_on(
         assert app.status()["joystick"].connected
 
 
+@pytest.mark.no_database
 async def test_a_whisper_goes_out_as_send_whisper(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
     config = joystick_config(tmp_path / "pixel.db", fake, channel_id=js.CHANNEL)
     adapter = adapter_for(config, clock)
-    async with open_app(config, clock=clock, platforms=[adapter]):
+    await adapter.start(ignore)
+    try:
         await adapter.whisper("alice", "psst")
         await until(lambda: bool(fake.actions), "the whisper")
-        assert fake.actions == [
-            {"action": "send_whisper", "username": "alice", "text": "psst", "channelId": js.CHANNEL}
-        ]
+    finally:
+        await adapter.stop()
+    assert fake.actions == [
+        {"action": "send_whisper", "username": "alice", "text": "psst", "channelId": js.CHANNEL}
+    ]
 
 
 # ---------------------------------------------------------------------------- dropping
@@ -320,14 +330,18 @@ async def test_a_subscription_rejected_on_reconnect_is_reported_and_retried(
         await until_said(fake, "@alice you have 1 pixel")
 
 
+@pytest.mark.no_database
 async def test_a_silent_gateway_is_taken_as_dead(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
     fake.ping_every = 30  # no pings: the socket looks open but nothing comes
     config = joystick_config(tmp_path / "pixel.db", fake, silence_timeout="0.3s")
     adapter = adapter_for(config, clock)
-    async with open_app(config, clock=clock, platforms=[adapter]):
+    await adapter.start(ignore)
+    try:
         await until(lambda: adapter.connections >= 2, "a reconnect after the silence")
+    finally:
+        await adapter.stop()
 
 
 # ---------------------------------------------------------------------------- several platforms
@@ -432,6 +446,7 @@ def app_status_line_mentions_both(adapter: JoystickAdapter, other: FakePlatform)
     return "joystick connected (last event" in line and "twitch connected" in line
 
 
+@pytest.mark.sqlite_only("about the status line; nothing is written")
 async def test_the_status_line_names_real_platforms_and_leaves_the_console_alone(
     tmp_path: Path, clock: FakeClock
 ) -> None:
