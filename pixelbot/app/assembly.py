@@ -244,7 +244,7 @@ async def _running(
         app = _build(engine, bus or OutcomeBus(), config_path)
         if not scripted:  # a script's platforms are in-process: nothing to retry
             app.supervisor = PlatformSupervisor(
-                app, lambda platform: _start_or_raise(app, platform), supervision or Supervision()
+                app, lambda platform: _start_late(app, platform), supervision or Supervision()
             )
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
@@ -282,6 +282,14 @@ async def _start_or_raise(app: App, platform: Platform) -> None:
         app.delivery.detach(platform)
         raise
     app.platforms[platform.name] = platform
+
+
+async def _start_late(app: App, platform: Platform) -> None:
+    """A retried platform that comes up: also settle the channel-point redemptions that
+    waited for it (``ChannelPointRewards`` keeps them until their platform is there)."""
+    await _start_or_raise(app, platform)
+    if app.rewards is not None:
+        await app.rewards.platforms_started()
 
 
 async def _start_platform(app: App, platform: Platform) -> bool:

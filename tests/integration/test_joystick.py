@@ -17,7 +17,7 @@ from pixelbot.app.supervisor import Supervision
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.errors import PlatformAuthError, UnknownViewer
-from pixelbot.events import Event, Viewer
+from pixelbot.events import Event, RewardRedemption, Viewer
 from pixelbot.outcomes import Notice, Outcome, OutcomeBus
 from pixelbot.platforms.backoff import Backoff
 from pixelbot.platforms.joystick import JoystickAdapter
@@ -460,3 +460,55 @@ async def test_the_status_line_names_real_platforms_and_leaves_the_console_alone
             await asyncio.sleep(0.35)  # a few status periods
         lines = {n.text.split(" (")[0] for n in heard if isinstance(n, Notice)}
         assert sorted(lines) == expected, names
+
+
+class Settling(FakePlatform):
+    """A Twitch stand-in whose channel-point redemptions are settled on it, and which cannot
+    connect ``refusals`` times before it does."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        super().__init__("twitch")
+        self.refusals = refusals
+        self.settled: list[tuple[str, str, bool]] = []
+
+    async def start(self, sink: Any) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise ConnectionRefusedError("Twitch is down")
+        await super().start(sink)
+
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
+        self.settled.append((redeem, redemption_id, fulfilled))
+
+
+async def test_a_platform_that_comes_late_still_gets_the_settlements_that_waited_for_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(
+        tmp_path / "pixel.db",
+        redeems={
+            "hydrate": {
+                "title": "Hydrate!",
+                "action": {"type": "chat", "message": "drink some water"},
+                "twitch_reward": True,
+            }
+        },
+    )
+    first = Settling()
+    async with open_app(config, clock=clock, platforms=[first]) as app:
+        await app.queue.pause("effect")
+        alice = Viewer("twitch", "t-al", "alice", "Alice")
+        await first.emit(
+            RewardRedemption(
+                id="ev-1", platform="twitch", occurred_at=clock.now(), viewer=alice,
+                reward="hydrate", redemption_id="red-1", channel="main",
+            )
+        )  # fmt: skip
+        claimed = await app.engine.queue.claim("effect")  # running when the "crash" comes
+        assert claimed is not None
+    clock.advance(60)  # the dead process's lease runs out
+    late = Settling(refusals=2)
+    async with open_app(config, clock=clock, platforms=[late], supervision=SUPERVISION) as app:
+        assert "twitch" in app.platform_errors  # recovery owes Twitch a settlement: it waits
+        await until(lambda: late.settled != [], "the settlement once Twitch is up")
+        assert late.settled == [("hydrate", "red-1", False)]
