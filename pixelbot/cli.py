@@ -33,6 +33,7 @@ from pixelbot.db.engine import Database, sqlite_file
 from pixelbot.db.verify import check_integrity, verify
 from pixelbot.domain.durations import format_duration
 from pixelbot.errors import ConfigError, PixelbotError, PlatformError, VaultError
+from pixelbot.platforms.joystick_auth import exchange_code, install_url, new_state
 from pixelbot.platforms.registry import unbuilt_platforms
 from pixelbot.platforms.twitch_auth import (
     REQUIRED_SCOPES,
@@ -136,8 +137,10 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     "--record",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Append every raw inbound Twitch (or Discord) frame to FILE (JSONL, credentials "
-    "redacted).",
+    help=(
+        "Append every raw inbound Twitch / Discord / Joystick frame to FILE (JSONL, credentials "
+        "redacted; with several on, each to FILE.<platform>.jsonl beside it)."
+    ),
 )
 def run(config_path: Path | None, record: Path | None) -> None:
     """Start the bot on every enabled platform (the console stream when none is)."""
@@ -531,6 +534,45 @@ def auth_twitch(
     click.echo(_run_vault(store()))
 
 
+@auth.command("joystick")
+@config_option
+@click.option("--code", default=None, help="The code Joystick gave after the install.")
+def auth_joystick(config_path: Path | None, code: str | None) -> None:
+    """Install the bot on a Joystick.tv channel (OAuth authorization code)."""
+    config = _load(config_path)
+    joystick = config.platforms.joystick
+    client_id = joystick.client_id.get_secret_value() if joystick.client_id else ""
+    secret = joystick.client_secret.get_secret_value() if joystick.client_secret else ""
+    if not client_id or not secret:
+        click.echo(
+            "error: set platforms.joystick.client_id and client_secret (your Joystick.tv bot "
+            "application) first",
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS)
+    if code is None:
+        state = new_state()
+        click.echo("Open this address as the streamer and allow the bot:")
+        click.echo(install_url(joystick.api_url, client_id, state))
+        click.echo(
+            f"Joystick then sends you to the bot's redirect URL with ?code=...&state={state}"
+        )
+        code = click.prompt("Paste the code", hide_input=True)
+
+    async def store() -> str:
+        token = await exchange_code(
+            joystick.api_url, client_id, secret, code or "", SystemClock().now()
+        )
+        async with _open_vault(config) as vault:
+            await vault.store(token)
+        return (
+            f"stored the joystick token of the install {token.account_id} "
+            f"(scopes: {' '.join(token.scopes) or '(none)'})"
+        )
+
+    click.echo(_run_vault(store()))
+
+
 @auth.command("list")
 @config_option
 def auth_list(config_path: Path | None) -> None:
@@ -565,21 +607,26 @@ def auth_new_key() -> None:
 
 
 def with_recording(config: Config, path: Path) -> Config:
-    """``config`` with the enabled Twitch and Discord adapters told to record their raw frames
-    to ``path`` (with both on, Discord's go to ``NAME.discord.jsonl`` beside it)."""
+    """``config`` with the Twitch, Discord and Joystick adapters told to record their raw
+    frames to ``path`` (each to its own file beside it when several are on: the formats
+    differ)."""
     platforms = config.platforms
-    update: dict[str, object] = {}
-    if platforms.twitch.enabled or not platforms.discord.enabled:
-        update["twitch"] = platforms.twitch.model_copy(update={"record": str(path)})
-    if platforms.discord.enabled:
-        target = path.with_suffix(".discord.jsonl") if "twitch" in update else path
-        update["discord"] = platforms.discord.model_copy(update={"record": str(target)})
+    recording = ("twitch", "discord", "joystick")
+    several = sum(getattr(platforms, name).enabled for name in recording) > 1
+
+    def target(name: str) -> str:
+        return str(path.with_name(f"{path.stem}.{name}{path.suffix}") if several else path)
+
+    update = {
+        name: getattr(platforms, name).model_copy(update={"record": target(name)})
+        for name in recording
+    }
     return config.model_copy(update={"platforms": platforms.model_copy(update=update)})
 
 
 @main.command()
 @config_option
-@click.argument("platform", type=click.Choice(["twitch", "discord"]))
+@click.argument("platform", type=click.Choice(["twitch", "discord", "joystick"]))
 @click.argument("frames", type=click.File("r"))
 def replay(config_path: Path | None, platform: str, frames: TextIO) -> None:
     """Feed recorded frames (FILE.jsonl, - for stdin) through the bot, on a simulated clock."""

@@ -18,7 +18,8 @@ Where things plug in:
   ``config/maintenance.py``.
 
 A platform that fails to start is reported (``App.platform_errors``, one log line) and the
-others run.
+others run; outside scripted runs it is retried with backoff and platforms that are down are
+reported once a minute (``app/supervisor.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pixelbot.app.delivery import ChatDelivery
 from pixelbot.app.engine import Engine
 from pixelbot.app.intake import EventIntake
 from pixelbot.app.rewards import ChannelPointRewards
+from pixelbot.app.supervisor import PlatformSupervisor, Supervision
 from pixelbot.clock import Clock, FakeClock, SystemClock
 from pixelbot.commands.layer import CommandLayer
 from pixelbot.commands.names import declared_command_names
@@ -79,6 +81,7 @@ class App:
     platforms: dict[str, Platform] = field(default_factory=dict)
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
     rewards: ChannelPointRewards | None = None
+    supervisor: PlatformSupervisor | None = None  # retries platforms that did not start
 
     @property
     def config(self) -> Config:
@@ -91,7 +94,8 @@ class App:
     def status(self) -> dict[str, PlatformStatus]:
         found = {name: platform.status() for name, platform in self.platforms.items()}
         for name, error in self.platform_errors.items():
-            found[name] = PlatformStatus(False, detail=error)
+            since = self.supervisor.down_since(name) if self.supervisor else None
+            found[name] = PlatformStatus(False, retrying_since=since, detail=error)
         return found
 
     async def reload(self) -> ReloadResult:
@@ -204,6 +208,7 @@ async def open_app(
     bus: OutcomeBus | None = None,
     scripted: bool = False,
     base_dir: Path | None = None,
+    supervision: Supervision | None = None,
 ) -> AsyncIterator[App]:
     """Build, start, yield, and stop the bot.
 
@@ -212,6 +217,8 @@ async def open_app(
     subscribe before anything starts (a crash recovery at start publishes outcomes).
     ``scripted``: deterministic runs (fixed wheel seed, no audio, the queue runs only while
     drained). ``base_dir``: where relative paths such as ``data/tts`` resolve (default: cwd).
+    ``supervision``: how platforms that fail to start are retried and reported (not in
+    scripted runs).
     """
     clock = clock or SystemClock()
     if platforms is None:
@@ -226,7 +233,7 @@ async def open_app(
         lock.hold_shared()
     try:
         async with _running(
-            config, clock, config_path, platforms, workers, bus, scripted, base_dir
+            config, clock, config_path, platforms, workers, bus, scripted, base_dir, supervision
         ) as app:
             yield app
     finally:
@@ -244,9 +251,14 @@ async def _running(
     bus: OutcomeBus | None,
     scripted: bool,
     base_dir: Path | None,
+    supervision: Supervision | None,
 ) -> AsyncIterator[App]:
     async with Engine.open(config, clock) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
+        if not scripted:  # a script's platforms are in-process: nothing to retry
+            app.supervisor = PlatformSupervisor(
+                app, lambda platform: _start_late(app, platform), supervision or Supervision()
+            )
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
         await app.queue.start(factory(app), only_while_draining=scripted)
@@ -256,6 +268,8 @@ async def _running(
                 app.scheduler.start_simulated()
             else:
                 await app.scheduler.start()
+            if app.supervisor is not None:
+                app.supervisor.start()
             for platform in platforms:
                 if await _start_platform(app, platform):
                     started.append(platform)
@@ -264,6 +278,8 @@ async def _running(
                 await app.rewards.platforms_started()
             yield app
         finally:
+            if app.supervisor is not None:
+                started += await app.supervisor.stop()
             for platform in reversed(started):
                 await _stop_platform(app, platform)
             await app.scheduler.stop()
@@ -271,21 +287,38 @@ async def _running(
             await app.delivery.stop()
 
 
-async def _start_platform(app: App, platform: Platform) -> bool:
+async def _start_or_raise(app: App, platform: Platform) -> None:
     app.delivery.attach(platform)
     if isinstance(platform, UsesCommands):  # Discord: slash commands from the same registry
         engine = app.engine
         platform.use_commands(RegistryCatalog(app.commands.router, lambda: engine.catalog.redeems))
     try:
         await platform.start(app.handle)
-    except Exception as exc:  # one platform down must not keep the others from running
+    except BaseException:
         app.delivery.detach(platform)
+        raise
+    app.platforms[platform.name] = platform
+
+
+async def _start_late(app: App, platform: Platform) -> None:
+    """A retried platform that comes up: also settle the channel-point redemptions that
+    waited for it (``ChannelPointRewards`` keeps them until their platform is there)."""
+    await _start_or_raise(app, platform)
+    if app.rewards is not None:
+        await app.rewards.platforms_started()
+
+
+async def _start_platform(app: App, platform: Platform) -> bool:
+    try:
+        await _start_or_raise(app, platform)
+    except Exception as exc:  # one platform down must not keep the others from running
         reason = str(exc) or type(exc).__name__
         app.platform_errors[platform.name] = reason
         log.error("%s did not start: %s", platform.name, reason, exc_info=log.isEnabledFor(10))
         await app.bus.publish(Notice("platform", f"{platform.name} did not start: {reason}"))
+        if app.supervisor is not None:
+            app.supervisor.retry(platform)
         return False
-    app.platforms[platform.name] = platform
     return True
 
 

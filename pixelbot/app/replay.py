@@ -1,4 +1,5 @@
-"""``bot.py replay twitch|discord FILE.jsonl``: recorded platform traffic through the same bot,
+"""``bot.py replay twitch|discord|joystick FILE.jsonl``: recorded platform traffic through the
+same bot,
 scripted.
 
 Like ``bot.py console --script``: a simulated clock (starting at the scripted instant, then
@@ -20,6 +21,7 @@ from pixelbot.config import Config
 from pixelbot.platforms.base import Platform
 from pixelbot.platforms.discord import view_from_settings
 from pixelbot.platforms.discord_replay import ReplayStream as DiscordReplay
+from pixelbot.platforms.joystick_replay import JoystickReplay
 from pixelbot.platforms.twitch_replay import ReplayStream
 
 __all__ = ["run_replay"]
@@ -30,17 +32,25 @@ async def run_replay(
     config_path: Path | None,
     lines: Iterable[str],
     *,
+    platform: str = "twitch",
     out: Callable[[str], None] = print,
     base_dir: Path | None = None,
-    platform: str = "twitch",
 ) -> int:
-    """Play ``lines`` (EventSub frames, or Discord gateway dispatches, one a line); returns
-    how many were skipped."""
+    """Play ``lines`` (the platform's raw frames, one a line); returns how many were skipped."""
     clock = FakeClock(SCRIPT_START)
-    stream: ReplayStream | DiscordReplay
+    stream: ReplayStream | DiscordReplay | JoystickReplay
     if platform == "discord":
         view = view_from_settings(config.platforms.discord, config.bot.prefix)
         stream = DiscordReplay(clock, out, bot_name=config.bot.name, view=view)
+    elif platform == "joystick":
+        joystick = config.platforms.joystick
+        stream = JoystickReplay(
+            clock,
+            out,
+            bot_name=config.bot.name,
+            bot_username=joystick.bot_username or "",
+            channel_id=joystick.channel_id or "",
+        )
     else:
         twitch = config.platforms.twitch
         stream = ReplayStream(

@@ -231,9 +231,22 @@ class DiscordPlatform(Section):
 
 
 class JoystickPlatform(Section):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
     enabled: bool = False
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
+    # The bot's own username: its lines come back over the gateway and must not count.
+    bot_username: str | None = None
+    # A public bot hears every channel that installed it; set this to serve only one.
+    channel_id: str | None = None
+    # Where Joystick answers. Only a proxy or a test server changes these.
+    api_url: Text = "https://joystick.tv"
+    gateway_url: Text = "wss://joystick.tv/cable"
+    # A gateway that sends nothing (not even its ~3 s ping) for this long is dead: reconnect.
+    silence_timeout: Duration = timedelta(seconds=15)
+    # Append every raw gateway frame to this JSONL file (``bot.py run --record FILE``).
+    record: Text | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:

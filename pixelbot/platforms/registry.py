@@ -15,6 +15,7 @@ from pixelbot.errors import ConfigIssue
 from pixelbot.platforms.base import Platform
 from pixelbot.platforms.console import ConsoleStream
 from pixelbot.platforms.discord import DiscordAdapter
+from pixelbot.platforms.joystick import JoystickAdapter
 from pixelbot.platforms.twitch import TwitchAdapter
 from pixelbot.vault import TokenVault
 
@@ -47,7 +48,16 @@ def _discord(config: Config, clock: Clock) -> Platform:
     )
 
 
-BUILDERS: dict[str, Builder] = {"console": _console, "twitch": _twitch, "discord": _discord}
+def _joystick(config: Config, clock: Clock) -> Platform:
+    return JoystickAdapter(config.platforms.joystick, clock)
+
+
+BUILDERS: dict[str, Builder] = {
+    "console": _console,
+    "twitch": _twitch,
+    "discord": _discord,
+    "joystick": _joystick,
+}
 
 
 def unbuilt_platforms(config: Config) -> list[ConfigIssue]:

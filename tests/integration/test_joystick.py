@@ -1,0 +1,514 @@
+"""The Joystick.tv adapter end to end: the real adapter (aiohttp's WebSocket client) against a
+fake Joystick gateway on localhost (tests/fakes/joystick_server.py: ActionCable as Joystick
+documents it), the real assembly, the real database on both backends. Each test ends in
+balances and in what the bot said back over the socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelbot.app.assembly import App, open_app
+from pixelbot.app.supervisor import Supervision
+from pixelbot.clock import FakeClock, utc
+from pixelbot.config import Config
+from pixelbot.errors import PlatformAuthError, UnknownViewer
+from pixelbot.events import Event, RewardRedemption, Viewer
+from pixelbot.outcomes import Notice, Outcome, OutcomeBus
+from pixelbot.platforms.backoff import Backoff
+from pixelbot.platforms.joystick import JoystickAdapter
+from pixelbot.queue.worker import Done, Job
+from pixelbot.testing import EventFactory, FakePlatform, assert_verified, balance_of, make_config
+from tests.fakes import joystick_server as js
+from tests.fakes.joystick_server import FakeJoystick
+
+QUICK = Backoff(first=0.02, cap=0.1)
+SUPERVISION = Supervision(backoff=QUICK, report_every=0.1, status_every=0.1)
+
+
+def joystick_config(db_path: Path, fake: FakeJoystick, **joystick: Any) -> Config:
+    return make_config(
+        db_path,
+        commands={"reply_rate": {"messages": 1000, "per": "30s"}},
+        economy={
+            "earn": {
+                "chat": {"points": 1, "xp": 1, "cooldown": "0s"},
+                "follow": {"points": 50, "xp": 10},
+                "sub": {"points": 200, "xp": 50},
+                "tip": {"points_per_unit": 2, "xp_per_unit": 0},
+                "dropin": {"points": 25, "xp": 5, "cooldown": "1h"},
+            }
+        },
+        redeems={"tts": {"title": "Text-to-Speech", "cost": 5, "action": {"type": "tts"}}},
+        platforms={
+            "console": {"enabled": False},
+            "joystick": {
+                "enabled": True,
+                "client_id": js.CLIENT_ID,
+                "client_secret": js.CLIENT_SECRET,
+                "bot_username": "PixelBot",
+                "api_url": fake.api_url,
+                "gateway_url": fake.gateway_url,
+                "silence_timeout": "1s",
+                **joystick,
+            },
+        },
+    )
+
+
+def adapter_for(config: Config, clock: FakeClock) -> JoystickAdapter:
+    return JoystickAdapter(config.platforms.joystick, clock, backoff=QUICK)
+
+
+def jviewer(name: str) -> Viewer:
+    return Viewer("joystick", name.lower(), name, name)
+
+
+async def until(
+    check: Callable[[], bool], what: str | Callable[[], str], patience: float = 10.0
+) -> None:
+    """Wait for the bot to have done something observable (a hang guard, not a timing test)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"timed out waiting for: {what if isinstance(what, str) else what()}"
+            )
+        await asyncio.sleep(0.01)
+
+
+async def until_said(fake: FakeJoystick, text: str) -> None:
+    await until(
+        lambda: text in fake.said(), lambda: f"the bot to say {text!r}; it said {fake.said()}"
+    )
+
+
+def recording_bus(*types: type[Outcome]) -> tuple[OutcomeBus, list[Outcome]]:
+    bus, heard = OutcomeBus(), []
+
+    async def keep(outcome: Outcome) -> None:
+        heard.append(outcome)
+
+    bus.subscribe(keep, *types)
+    return bus, heard
+
+
+class Holding:
+    """A TTS worker that keeps its item (the redeem is paid and queued; nothing is spoken)."""
+
+    kind = "tts"
+
+    async def perform(self, job: Job) -> Done:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        return None
+
+
+def holding(app: App) -> dict[str, Holding]:
+    return {"tts": Holding()}
+
+
+async def ignore(event: Event) -> None:
+    """A sink for tests of the socket alone (no bot behind it)."""
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeJoystick]:
+    async with FakeJoystick() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(utc(2026, 1, 1, 20, 0, 0))
+
+
+# ---------------------------------------------------------------------------- connecting
+
+
+async def test_subscribes_and_answers_chat_in_the_channel_it_came_from(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        assert fake.subscribed == 1
+        assert app.status()["joystick"].connected
+        await fake.push(js.chat("alice", "hello", "m-1"))
+        await fake.push(js.chat("alice", "!points", "m-2"))
+        await until_said(fake, "@alice you have 2 pixels")
+        assert fake.actions[-1] == {
+            "action": "send_message",
+            "text": "@alice you have 2 pixels",
+            "channelId": js.CHANNEL,
+        }
+        assert await balance_of(app.engine, jviewer("alice")) == 2
+        assert app.status()["joystick"].last_event_at == clock.now()
+        await assert_verified(app.engine)
+
+
+async def test_the_bots_own_lines_and_other_channels_earn_nothing(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake, channel_id=js.CHANNEL)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        await fake.push(js.chat("PixelBot", "!points", "m-own"))
+        await fake.push(js.chat("carol", "!points", "m-other", channel="ch-someone-else"))
+        await fake.push(js.chat("alice", "!points", "m-1"))
+        await until_said(fake, "@alice you have 1 pixel")
+        assert fake.said() == ["@alice you have 1 pixel"]
+        with pytest.raises(UnknownViewer):
+            await balance_of(app.engine, jviewer("carol"))
+        with pytest.raises(UnknownViewer):
+            await balance_of(app.engine, jviewer("PixelBot"))
+
+
+@pytest.mark.no_database
+async def test_a_rejected_subscription_is_a_clear_auth_error(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    fake.reject = True
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    with pytest.raises(PlatformAuthError, match="rejected the GatewayChannel subscription"):
+        await adapter.start(ignore)
+    assert fake.connects == 1
+    await adapter.stop()
+
+
+@pytest.mark.sqlite_only("about the assembly's report; nothing is written")
+async def test_a_wrong_secret_is_rejected_and_reported_by_the_assembly(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake, client_secret="not-the-secret")
+    bus, heard = recording_bus(Notice)
+    async with open_app(
+        config,
+        clock=clock,
+        platforms=[adapter_for(config, clock)],
+        bus=bus,
+        supervision=Supervision(backoff=Backoff(first=60, cap=60)),
+    ) as app:
+        assert "joystick" not in app.platforms
+        assert "client_id and client_secret" in app.platform_errors["joystick"]
+        assert not app.status()["joystick"].connected
+        assert any("joystick did not start" in n.text for n in heard if isinstance(n, Notice))
+
+
+# ---------------------------------------------------------------------------- events
+
+
+async def test_every_event_type_becomes_its_normalized_event(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        await fake.push(js.stream_event("StreamStarted", "se-1", {}))
+        await until(lambda: adapter.status().last_event_at is not None, "the stream to start")
+        await fake.push(js.presence("bob", "enter_stream", "up-1"))
+        await fake.push(js.stream_event("Followed", "se-2", {"who": "bob", "what": "Followed"}))
+        await until_said(fake, "Thanks for the follow, bob! +50 pixels")
+        await fake.push(js.stream_event("Subscribed", "se-3", {"who": "dan", "months": 1}))
+        await until_said(fake, "Thanks for the sub, dan! +200 pixels")
+        await fake.push(
+            js.stream_event("Tipped", "se-4", {"who": "eve", "how_much": 30, "tip_menu_item": ""})
+        )
+        await until_said(fake, "Thanks for the tip, eve! +60 pixels")
+        watching = app.intake.presence.watching(clock.now())
+        assert [w.viewer.login for w in watching] == ["bob"]
+        await fake.push(js.presence("bob", "leave_stream", "up-2"))
+        await until(lambda: len(app.intake.presence) == 0, "bob to leave")
+        assert await app.engine.streams.current() is not None
+        await fake.push(js.stream_event("StreamEnded", "se-5", {}))
+        await until(lambda: adapter.status().last_event_at is not None, "-")
+        for _ in range(100):
+            if await app.engine.streams.current() is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await app.engine.streams.current() is None
+        assert await balance_of(app.engine, jviewer("bob")) == 25 + 50  # drop-in + follow
+        assert await balance_of(app.engine, jviewer("dan")) == 200
+        assert await balance_of(app.engine, jviewer("eve")) == 60  # 30 tokens x 2
+        await assert_verified(app.engine)
+
+
+async def test_moderator_flag_reaches_the_commands(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]):
+        await fake.push(js.chat("bob", "hi", "m-0"))
+        await fake.push(js.chat("viewer", "!addpoints bob 10", "m-1"))
+        await fake.push(js.chat("mod", "!addpoints bob 10", "m-2", moderator=True))
+        await until(lambda: len(fake.said()) >= 2, lambda: f"two answers; got {fake.said()}")
+        refused, done = fake.said()[:2]
+        assert "moderator" in refused
+        assert done == "@mod added 10 pixels to bob (now 11)"
+
+
+async def test_a_frame_that_does_not_parse_is_skipped_and_reading_goes_on(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        await fake.push_raw("{not json")
+        await fake.push({"event": "ChatMessage", "type": "new_message", "messageId": "x"})
+        await fake.push(js.stream_event("Tipped", "se-bad", {"who": "eve", "how_much": "lots"}))
+        await fake.push(js.chat("alice", "!points", "m-1"))
+        await until_said(fake, "@alice you have 1 pixel")
+        assert adapter.skipped == 3
+        assert adapter.connections == 1  # the same socket throughout
+        assert app.status()["joystick"].connected
+
+
+@pytest.mark.no_database
+async def test_a_whisper_goes_out_as_send_whisper(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake, channel_id=js.CHANNEL)
+    adapter = adapter_for(config, clock)
+    await adapter.start(ignore)
+    try:
+        await adapter.whisper("alice", "psst")
+        await until(lambda: bool(fake.actions), "the whisper")
+    finally:
+        await adapter.stop()
+    assert fake.actions == [
+        {"action": "send_whisper", "username": "alice", "text": "psst", "channelId": js.CHANNEL}
+    ]
+
+
+# ---------------------------------------------------------------------------- dropping
+
+
+async def test_a_dropped_socket_reconnects_and_pays_nothing_twice(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    tip = js.stream_event("Tipped", "se-tip", {"who": "eve", "how_much": 10})
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        await fake.push(tip)
+        await until_said(fake, "Thanks for the tip, eve! +20 pixels")
+        await fake.drop()
+        await until(lambda: adapter.connections == 2, "the adapter to reconnect")
+        await until(lambda: fake.listening == 1, "the new socket to subscribe")
+        assert adapter.status().connected and adapter.status().retrying_since is None
+        await fake.push(tip)  # Joystick delivers it again after the reconnect
+        await fake.push(js.chat("eve", "!points", "m-1"))
+        await until_said(fake, "@eve you have 21 pixels")
+        assert fake.said().count("Thanks for the tip, eve! +20 pixels") == 1
+        await assert_verified(app.engine)
+
+
+async def test_a_subscription_rejected_on_reconnect_is_reported_and_retried(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter]) as app:
+        fake.reject = True  # the streamer removed the bot, say
+        await fake.drop()
+        await until(lambda: fake.connects >= 3, "a few rejected attempts")
+        status = app.status()["joystick"]
+        assert not status.connected and status.retrying_since == clock.now()
+        assert "rejected the GatewayChannel subscription" in status.detail
+        fake.reject = False  # reinstalled
+        await until(lambda: adapter.status().connected, "the adapter to come back")
+        await fake.push(js.chat("alice", "!points", "m-1"))
+        await until_said(fake, "@alice you have 1 pixel")
+
+
+@pytest.mark.no_database
+async def test_a_silent_gateway_is_taken_as_dead(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    fake.ping_every = 30  # no pings: the socket looks open but nothing comes
+    config = joystick_config(tmp_path / "pixel.db", fake, silence_timeout="0.3s")
+    adapter = adapter_for(config, clock)
+    await adapter.start(ignore)
+    try:
+        await until(lambda: adapter.connections >= 2, "a reconnect after the silence")
+    finally:
+        await adapter.stop()
+
+
+# ---------------------------------------------------------------------------- several platforms
+
+
+async def test_one_platform_dies_the_other_earns_and_redeems_and_the_dead_one_comes_back(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    other = FakePlatform("twitch")
+    bus, heard = recording_bus(Notice)
+    async with open_app(
+        config,
+        clock=clock,
+        platforms=[adapter, other],
+        workers=holding,
+        bus=bus,
+        supervision=SUPERVISION,
+    ) as app:
+        on_twitch = EventFactory(clock, "twitch")
+        al = Viewer("twitch", "t-al", "al", "Al")
+        await fake.stop()  # Joystick's gateway goes away entirely
+        await until(lambda: not adapter.status().connected, "the adapter to notice")
+        for n in range(6):
+            await other.emit(on_twitch.chat(al, f"hello {n}"))
+        await other.emit(on_twitch.chat(al, "!tts hi there"))
+        assert other.texts()[-1] == "@Al Text-to-Speech redeemed for 5 pixels (queued as #1)"
+        assert await balance_of(app.engine, Viewer("twitch", "t-al", "al", "Al")) == 7 - 5
+        status = app.status()["joystick"]
+        assert status.retrying_since == clock.now() and not status.connected
+        await until(
+            lambda: any("joystick is down since" in n.text for n in heard if isinstance(n, Notice)),
+            "the once-a-minute report",
+        )
+        await fake.start()  # back on the same port
+        await until(lambda: adapter.status().connected, "the adapter to reconnect")
+        await fake.push(js.chat("alice", "!points", "m-9"))
+        await until_said(fake, "@alice you have 1 pixel")
+        assert app.status()["twitch"].connected
+        await assert_verified(app.engine)
+
+
+async def test_a_platform_down_at_start_is_retried_until_it_comes(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    fake = FakeJoystick()  # not started yet: connections are refused
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    other = FakePlatform("twitch")
+    bus, heard = recording_bus(Notice)
+    try:
+        async with open_app(
+            config, clock=clock, platforms=[adapter, other], bus=bus, supervision=SUPERVISION
+        ) as app:
+            assert list(app.platforms) == ["twitch"]
+            assert "cannot reach the gateway" in app.platform_errors["joystick"]
+            assert app.status()["joystick"].retrying_since == clock.now()
+            await until(
+                lambda: any(
+                    "platforms" not in n.text and "retrying since" in n.text
+                    for n in heard
+                    if isinstance(n, Notice)
+                ),
+                lambda: f"a status line; heard {heard}",
+            )
+            await fake.start()
+            await until(lambda: "joystick" in app.platforms, "the retry to connect")
+            assert app.platform_errors == {}
+            assert any(
+                isinstance(n, Notice) and n.text.startswith("joystick is connected (after")
+                for n in heard
+            )
+            await fake.push(js.stream_event("Followed", "se-1", {"who": "bob"}))
+            await until_said(fake, "Thanks for the follow, bob! +50 pixels")
+            assert other.texts() == []  # the thanks went where the follow happened
+        assert not adapter.status().connected  # stopped with the bot
+    finally:
+        await fake.stop()
+
+
+async def test_announcements_go_to_the_platform_where_the_event_happened(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    other = FakePlatform("twitch")
+    async with open_app(config, clock=clock, platforms=[adapter, other]):
+        await fake.push(js.stream_event("Followed", "se-1", {"who": "bob"}))
+        await until_said(fake, "Thanks for the follow, bob! +50 pixels")
+        on_twitch = EventFactory(clock, "twitch")
+        await other.emit(on_twitch.follow(Viewer("twitch", "t-cy", "cy", "Cy")))
+        assert other.texts() == ["Thanks for the follow, Cy! +50 pixels"]
+        assert fake.said() == ["Thanks for the follow, bob! +50 pixels"]
+        assert app_status_line_mentions_both(adapter, other)
+
+
+def app_status_line_mentions_both(adapter: JoystickAdapter, other: FakePlatform) -> bool:
+    from pixelbot.app.supervisor import status_line
+
+    line = status_line({"joystick": adapter.status(), "twitch": other.status()})
+    return "joystick connected (last event" in line and "twitch connected" in line
+
+
+@pytest.mark.sqlite_only("about the status line; nothing is written")
+async def test_the_status_line_names_real_platforms_and_leaves_the_console_alone(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path / "pixel.db")
+    for names, expected in ((["console"], []), (["console", "twitch"], ["twitch connected"])):
+        bus, heard = recording_bus(Notice)
+        platforms = [FakePlatform(name) for name in names]
+        async with open_app(
+            config, clock=clock, platforms=platforms, bus=bus, supervision=SUPERVISION
+        ):
+            await asyncio.sleep(0.35)  # a few status periods
+        lines = {n.text.split(" (")[0] for n in heard if isinstance(n, Notice)}
+        assert sorted(lines) == expected, names
+
+
+class Settling(FakePlatform):
+    """A Twitch stand-in whose channel-point redemptions are settled on it, and which cannot
+    connect ``refusals`` times before it does."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        super().__init__("twitch")
+        self.refusals = refusals
+        self.settled: list[tuple[str, str, bool]] = []
+
+    async def start(self, sink: Any) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise ConnectionRefusedError("Twitch is down")
+        await super().start(sink)
+
+    async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
+        self.settled.append((redeem, redemption_id, fulfilled))
+
+
+async def test_a_platform_that_comes_late_still_gets_the_settlements_that_waited_for_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(
+        tmp_path / "pixel.db",
+        redeems={
+            "hydrate": {
+                "title": "Hydrate!",
+                "action": {"type": "chat", "message": "drink some water"},
+                "twitch_reward": True,
+            }
+        },
+    )
+    first = Settling()
+    async with open_app(config, clock=clock, platforms=[first]) as app:
+        await app.queue.pause("effect")
+        alice = Viewer("twitch", "t-al", "alice", "Alice")
+        await first.emit(
+            RewardRedemption(
+                id="ev-1", platform="twitch", occurred_at=clock.now(), viewer=alice,
+                reward="hydrate", redemption_id="red-1", channel="main",
+            )
+        )  # fmt: skip
+        claimed = await app.engine.queue.claim("effect")  # running when the "crash" comes
+        assert claimed is not None
+    clock.advance(60)  # the dead process's lease runs out
+    late = Settling(refusals=2)
+    async with open_app(config, clock=clock, platforms=[late], supervision=SUPERVISION) as app:
+        assert "twitch" in app.platform_errors  # recovery owes Twitch a settlement: it waits
+        await until(lambda: late.settled != [], "the settlement once Twitch is up")
+        assert late.settled == [("hydrate", "red-1", False)]
