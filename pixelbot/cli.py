@@ -43,6 +43,7 @@ from pixelbot.platforms.twitch_auth import (
 from pixelbot.scheduler.jobs import JOBS
 from pixelbot.scheduler.runner import LastRun, last_runs, trigger_for
 from pixelbot.vault import TokenInfo, TokenVault, load_key
+from pixelbot.web.keys import overlay_key, overlay_lines
 
 __all__ = ["main"]
 
@@ -561,6 +562,34 @@ def auth_new_key() -> None:
 
 
 # ---------------------------------------------------------------- record / replay (Twitch)
+
+
+# ---------------------------------------------------------------------------------- web
+
+
+@main.group()
+def web() -> None:
+    """The web server: overlay pages for OBS."""
+
+
+@web.command("urls")
+@config_option
+def web_urls(config_path: Path | None) -> None:
+    """Print each overlay's URL with its key (add them to OBS as browser sources)."""
+    config = _load(config_path)
+
+    async def key() -> str:
+        database = open_database(config)
+        try:
+            await migrate.upgrade(database)
+            return await overlay_key(config.web, database, SystemClock())
+        finally:
+            await database.dispose()
+
+    for line in overlay_lines(config.web, _run_vault(key())):
+        click.echo(line)
+    if not config.web.enabled:
+        click.echo("(the web server is off: set web.enabled: true in the config)", err=True)
 
 
 def with_recording(config: Config, path: Path) -> Config:

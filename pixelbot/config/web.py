@@ -7,9 +7,9 @@ It serves the overlay pages (OBS browser sources) and the dashboard. It listens 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 
 from pixelbot.config.loader import FieldProblems
 from pixelbot.config.types import Duration, Section, Text, check_placeholders, integer
@@ -94,18 +94,15 @@ class AlertsOverlay(Section):
         default_factory=lambda: _template("{user} is raiding with {viewers} viewers!")
     )
 
-    @model_validator(mode="after")
-    def _placeholders(self) -> Self:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        for kind, extra in ALERT_KINDS.items():
-            template: AlertTemplate = getattr(self, kind)
-            try:
-                check_placeholders(template.text, {"user", "points", *extra})
-            except ValueError as exc:
-                problems.append(((kind, "text"), str(exc)))
-        if problems:
-            raise FieldProblems(problems)
-        return self
+    @field_validator(*ALERT_KINDS)
+    @classmethod
+    def _placeholders(cls, template: AlertTemplate, info: ValidationInfo) -> AlertTemplate:
+        extra = ALERT_KINDS[str(info.field_name)]
+        try:
+            check_placeholders(template.text, {"user", "points", *extra})
+        except ValueError as exc:
+            raise FieldProblems([(("text",), str(exc))]) from None
+        return template
 
     def template(self, kind: str) -> AlertTemplate | None:
         return getattr(self, kind, None) if kind in ALERT_KINDS else None
@@ -125,6 +122,12 @@ class WebSettings(Section):
     # generated on first start and kept encrypted in the database (``bot.py web urls``).
     overlay_key: SecretStr | None = None
     overlays: OverlaySettings = Field(default_factory=OverlaySettings)
+
+    @field_validator("overlay_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, key: object) -> object:
+        # "${PIXELBOT_OVERLAY_KEY:-}" with the variable unset: generate one
+        return None if isinstance(key, str) and not key.strip() else key
 
     @field_validator("overlay_key")
     @classmethod

@@ -14,7 +14,9 @@ from pixelbot.config.web import WebSettings
 from pixelbot.db.engine import Database
 from pixelbot.vault import Token, TokenVault, load_key
 
-__all__ = ["VAULT_ACCOUNT", "VAULT_PLATFORM", "overlay_key"]
+__all__ = ["VAULT_ACCOUNT", "VAULT_PLATFORM", "overlay_key", "overlay_lines"]
+
+OVERLAY_PAGES = ("wheel", "alerts", "tts", "now")
 
 VAULT_PLATFORM = "web"
 VAULT_ACCOUNT = "overlay"
@@ -30,3 +32,11 @@ async def overlay_key(settings: WebSettings, db: Database, clock: Clock) -> str:
     key = secrets.token_urlsafe(24)
     await vault.store(Token(VAULT_PLATFORM, VAULT_ACCOUNT, key))
     return key
+
+
+def overlay_lines(settings: WebSettings, key: str, base: str | None = None) -> list[str]:
+    """``name: URL`` for each overlay, as printed at start and by ``bot.py web urls``."""
+    if base is None:
+        host = settings.host
+        base = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+    return [f"{name:>6}: {base}/overlay/{name}?key={key}" for name in OVERLAY_PAGES]

@@ -21,12 +21,13 @@ from aiohttp import WSMsgType, web
 from pixelbot.config.web import ALERT_KINDS
 from pixelbot.web.deps import DEPS, STATIC_DIR, WebDeps
 from pixelbot.web.hub import OverlayHub
+from pixelbot.web.keys import OVERLAY_PAGES
 
 __all__ = ["OVERLAYS", "add_routes", "key_matches", "overlay_url"]
 
 log = logging.getLogger(__name__)
 
-OVERLAYS = ("wheel", "alerts", "tts", "now")
+OVERLAYS = OVERLAY_PAGES
 OVERLAY_DIR = STATIC_DIR / "overlay"
 MAX_PAGE_MESSAGE = 4096  # bytes; a page only ever reports "ended"
 

@@ -77,6 +77,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the port really bound (``port: 0`` picks one)
         self.error: str | None = None
+        self.overlay_key: str | None = app[DEPS].overlay_key if DEPS in app else None
 
     @property
     def url(self) -> str:
