@@ -43,7 +43,7 @@ from pixelbot.platforms.twitch_auth import (
 from pixelbot.scheduler.jobs import JOBS
 from pixelbot.scheduler.runner import LastRun, last_runs, trigger_for
 from pixelbot.vault import TokenInfo, TokenVault, load_key
-from pixelbot.web.keys import overlay_key, overlay_lines
+from pixelbot.web.keys import new_overlay_key, overlay_key, overlay_lines
 
 __all__ = ["main"]
 
@@ -578,18 +578,34 @@ def web_urls(config_path: Path | None) -> None:
     """Print each overlay's URL with its key (add them to OBS as browser sources)."""
     config = _load(config_path)
 
-    async def key() -> str:
-        database = open_database(config)
-        try:
-            await migrate.upgrade(database)
-            return await overlay_key(config.web, database, SystemClock())
-        finally:
-            await database.dispose()
-
-    for line in overlay_lines(config.web, _run_vault(key())):
+    for line in overlay_lines(config.web, _run_vault(_overlay_key(config, new=False))):
         click.echo(line)
     if not config.web.enabled:
         click.echo("(the web server is off: set web.enabled: true in the config)", err=True)
+
+
+@web.command("new-key")
+@config_option
+def web_new_key(config_path: Path | None) -> None:
+    """Replace the generated overlay key (one that leaked); the old URLs stop working after a
+    restart of the bot."""
+    config = _load(config_path)
+    if config.web.overlay_key is not None:
+        click.echo("error: web.overlay_key is set in the config: change it there", err=True)
+        sys.exit(EXIT_CONFIG)
+    for line in overlay_lines(config.web, _run_vault(_overlay_key(config, new=True))):
+        click.echo(line)
+
+
+async def _overlay_key(config: Config, *, new: bool) -> str:
+    database = open_database(config)
+    try:
+        await migrate.upgrade(database)
+        if new:
+            return await new_overlay_key(database, SystemClock())
+        return await overlay_key(config.web, database, SystemClock())
+    finally:
+        await database.dispose()
 
 
 def with_recording(config: Config, path: Path) -> Config:

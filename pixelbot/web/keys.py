@@ -14,7 +14,7 @@ from pixelbot.config.web import WebSettings
 from pixelbot.db.engine import Database
 from pixelbot.vault import Token, TokenVault, load_key
 
-__all__ = ["VAULT_ACCOUNT", "VAULT_PLATFORM", "overlay_key", "overlay_lines"]
+__all__ = ["VAULT_ACCOUNT", "VAULT_PLATFORM", "new_overlay_key", "overlay_key", "overlay_lines"]
 
 OVERLAY_PAGES = ("wheel", "alerts", "tts", "now")
 
@@ -29,8 +29,13 @@ async def overlay_key(settings: WebSettings, db: Database, clock: Clock) -> str:
     stored = await vault.get(VAULT_PLATFORM, VAULT_ACCOUNT)
     if stored is not None:
         return stored.access_token
+    return await new_overlay_key(db, clock)
+
+
+async def new_overlay_key(db: Database, clock: Clock) -> str:
+    """Generate and keep a new key: every overlay URL with the old one stops working."""
     key = secrets.token_urlsafe(24)
-    await vault.store(Token(VAULT_PLATFORM, VAULT_ACCOUNT, key))
+    await TokenVault(db, load_key(), clock).store(Token(VAULT_PLATFORM, VAULT_ACCOUNT, key))
     return key
 
 

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from pixelbot.cli import main
 from pixelbot.config import Config, load_config
 from pixelbot.errors import ConfigError
 
@@ -67,39 +66,49 @@ def test_tts_on_the_overlay_needs_the_web_server(tmp_path: Path) -> None:
     assert found == ["tts.output: overlay needs the web server (web.enabled) (config.yaml line 2)"]
 
 
-def bot_web_urls(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def bot_web(tmp_path: Path, env: dict[str, str | None], command: str = "urls") -> Result:
+    """``bot.py web COMMAND`` (in-process, through the real click command)."""
     config = tmp_path / "config.yaml"
     config.write_text(
         f'database: {{url: "sqlite+aiosqlite:///{tmp_path / "pixel.db"}"}}\n'
-        "web: {enabled: true, port: 8555, overlay_key: \"${PIXELBOT_OVERLAY_KEY:-}\"}\n",
+        'web: {enabled: true, port: 8555, overlay_key: "${PIXELBOT_OVERLAY_KEY:-}"}\n',
         encoding="utf-8",
     )
-    return subprocess.run(
-        [sys.executable, "bot.py", "web", "urls", "--config", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=120,  # a hang guard
-    )
+    return CliRunner().invoke(main, ["web", command, "--config", str(config)], env=env)
+
+
+def own_key_file(tmp_path: Path) -> dict[str, str | None]:
+    return {
+        "PIXELBOT_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
+        "PIXELBOT_SECRET_KEY": None,
+        "PIXELBOT_OVERLAY_KEY": None,
+    }
 
 
 def test_web_urls_prints_each_overlay_with_a_key_that_stays(tmp_path: Path) -> None:
-    env = {"PIXELBOT_SECRET_KEY_FILE": str(tmp_path / "secret.key"), "PIXELBOT_SECRET_KEY": ""}
-    first = bot_web_urls(tmp_path, env)
-    assert first.returncode == 0, first.stderr
+    env = own_key_file(tmp_path)
+    first = bot_web(tmp_path, env)
+    assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
     assert [line.split(":")[0].strip() for line in lines] == ["wheel", "alerts", "tts", "now"]
     key = lines[0].rsplit("key=", 1)[1]
     assert len(key) >= 24
     assert lines[0] == f" wheel: http://127.0.0.1:8555/overlay/wheel?key={key}"
-    again = bot_web_urls(tmp_path, env)
-    assert again.stdout == first.stdout  # kept (encrypted) in the database
-    assert key.encode() not in (tmp_path / "pixel.db").read_bytes()
+    assert bot_web(tmp_path, env).stdout == first.stdout  # kept in the database ...
+    assert key.encode() not in (tmp_path / "pixel.db").read_bytes()  # ... encrypted
+    # a leaked key is replaced
+    renewed = bot_web(tmp_path, env, "new-key").stdout
+    assert renewed != first.stdout
+    assert bot_web(tmp_path, env).stdout == renewed
 
 
 def test_web_urls_uses_the_configured_key(tmp_path: Path) -> None:
     chosen = "my-own-overlay-key-1234"
-    result = bot_web_urls(tmp_path, {"PIXELBOT_OVERLAY_KEY": chosen})
-    assert result.returncode == 0, result.stderr
+    result = bot_web(tmp_path, {**own_key_file(tmp_path), "PIXELBOT_OVERLAY_KEY": chosen})
+    assert result.exit_code == 0, result.output
     assert f"/overlay/now?key={chosen}" in result.stdout
+    refused = bot_web(
+        tmp_path, {**own_key_file(tmp_path), "PIXELBOT_OVERLAY_KEY": chosen}, "new-key"
+    )
+    assert refused.exit_code == 2
+    assert "web.overlay_key is set in the config" in refused.output
