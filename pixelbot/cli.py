@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -570,6 +571,30 @@ def auth_new_key() -> None:
 @main.group()
 def web() -> None:
     """The web server: overlay pages for OBS."""
+
+
+@main.command()
+@config_option
+def status(config_path: Path | None) -> None:
+    """Ask the running bot (through its web server) how its platforms are doing."""
+    config = _load(config_path)
+    if not config.web.enabled:
+        click.echo("error: the status is read from the web server; set web.enabled: true", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    settings = config.web
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    url = f"http://{host}:{settings.port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            found: dict[str, dict[str, Any]] = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        click.echo(f"the bot is not running (nothing answers at {url}: {exc})", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    for name, state in found.items():
+        word = "up" if state["connected"] else "DOWN"
+        detail = f" ({state['detail']})" if state.get("detail") else ""
+        click.echo(f"{name}: {word}{detail}")
 
 
 @web.command("urls")

@@ -69,9 +69,26 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh context; every page opened in it must run without a script error or a
+    Content-Security-Policy violation (checked when the test ends)."""
     opened = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    problems: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+
+    opened.on("page", watch)
     try:
         yield opened
+        assert problems == []
     finally:
         await opened.close()
 

@@ -69,7 +69,7 @@ async def say(bot: Bot, who: Viewer, text: str) -> None:
 
 async def open_overlay(page: Page, bot: Bot, name: str) -> None:
     await page.goto(overlay_url(bot, name))
-    await page.wait_for_function("document.body.dataset.connected === 'true'")
+    await page.wait_for_function("() => document.body.dataset.connected === 'true'")
     async with asyncio.timeout(5):  # the page's socket is attached on the bot's side too
         while not bot.app.overlays.watching(name):  # type: ignore[union-attr]  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -118,7 +118,7 @@ async def test_the_wheel_lands_on_the_recorded_prize_20_times(
             # the page's own report, and what it shows now
             assert settled.result["shown"]["prize"] == PRIZES[recorded]["name"]
             await page.wait_for_function(
-                f"document.body.dataset.item === '{settled.item_id}'"
+                f"() => document.body.dataset.item === '{settled.item_id}'"
                 " && document.body.dataset.state === 'landed'"
             )
             final = float(await page.evaluate("document.body.dataset.angle"))
@@ -159,23 +159,23 @@ async def test_a_page_reconnecting_mid_spin_shows_what_it_missed(
         first = await context.new_page()
         await open_overlay(first, bot, "wheel")
         await say(bot, ALICE, "!spin")
-        await first.wait_for_function("document.body.dataset.state === 'spinning'")
+        await first.wait_for_function("() => document.body.dataset.state === 'spinning'")
         # the connection drops mid-spin: the page reconnects by itself
         await bot.app.overlays.disconnect_all("wheel")  # type: ignore[union-attr]
-        await first.wait_for_function("document.body.dataset.connected === 'false'")
-        await first.wait_for_function("document.body.dataset.connected === 'true'")
+        await first.wait_for_function("() => document.body.dataset.connected === 'false'")
+        await first.wait_for_function("() => document.body.dataset.connected === 'true'")
         # a page opened in the middle of the spin (the same as one that reconnects after
         # missing its start) shows it where it is, not from the start
         await asyncio.sleep(1.0)
         late = await context.new_page()
         await late.goto(overlay_url(bot, "wheel"))
-        await late.wait_for_function("document.body.dataset.state === 'spinning'")
+        await late.wait_for_function("() => document.body.dataset.state === 'spinning'")
         assert float(await late.evaluate("document.body.dataset.rotation")) > 360
         await screenshot(late, request, "wheel-mid-spin")
         [settled] = await bot.settled.wait(1, "wheel")
         assert settled.status == "done"
         for shown in (first, late):
-            await shown.wait_for_function("document.body.dataset.state === 'landed'")
+            await shown.wait_for_function("() => document.body.dataset.state === 'landed'")
             final = float(await shown.evaluate("document.body.dataset.angle"))
             assert slice_under_pointer(final, weights) == settled.result["prize_index"]
 
@@ -190,12 +190,12 @@ async def test_an_alert_appears_and_goes_away(
         await open_overlay(page, bot, "alerts")
         events = EventFactory(SystemClock(), "twitch")  # type: ignore[arg-type]
         await bot.platform.emit(events.tip(viewer("dana"), "5"))
-        await page.wait_for_function("document.body.dataset.state === 'showing'")
+        await page.wait_for_function("() => document.body.dataset.state === 'showing'")
         assert await page.is_visible("#alert")
         assert await page.inner_text("#alert .text") == "dana tipped 5.00!"
         assert await page.text_content("#alert .kind") == "Tip"
         await screenshot(page, request, "alert")
-        await page.wait_for_function("document.body.dataset.state === 'idle'", timeout=3000)
+        await page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=3000)
         await page.wait_for_function(  # (faded out)
             "getComputedStyle(document.getElementById('alert')).opacity === '0'", timeout=2000
         )
@@ -214,7 +214,7 @@ async def test_alerts_show_one_at_a_time_in_order(db_path: Path, page: Page) -> 
         events = EventFactory(SystemClock(), "twitch")  # type: ignore[arg-type]
         await bot.platform.emit(events.follow(viewer("erin")))
         await bot.platform.emit(events.raid(viewer("fay"), 12))
-        await page.wait_for_function("window.seen.length === 2", timeout=4000)
+        await page.wait_for_function("() => window.seen.length === 2", timeout=4000)
         assert await page.evaluate("window.seen") == [
             "erin just followed!",
             "fay is raiding with 12 viewers!",
@@ -230,7 +230,7 @@ async def test_tts_audio_plays_to_its_end_in_the_page(
     async with running_bot(config_for(db_path)) as bot:
         await open_overlay(page, bot, "tts")
         await say(bot, ALICE, "!tts hello from the overlay")
-        await page.wait_for_function("document.body.dataset.state === 'playing'")
+        await page.wait_for_function("() => document.body.dataset.state === 'playing'")
         await screenshot(page, request, "tts-playing")
         [settled] = await bot.settled.wait(1, "tts")
         assert settled.status == "done", settled
@@ -250,14 +250,14 @@ async def test_a_skip_stops_the_tts_audio_mid_word_and_refunds(db_path: Path, pa
         await open_overlay(page, bot, "tts")
         await say(bot, ALICE, f"!tts {long_text}")
         await page.wait_for_function(
-            "document.body.dataset.state === 'playing' && window.ttsAudio.currentTime > 0.3"
+            "() => document.body.dataset.state === 'playing' && window.ttsAudio.currentTime > 0.3"
         )
         skipped = bot.app.queue.skip("tts", by="moderator")
         assert skipped is not None
         [settled] = await bot.settled.wait(1, "tts")
         assert settled.status == "cancelled"
         assert settled.refunded == TTS_COST
-        await page.wait_for_function("document.body.dataset.state === 'stopped'")
+        await page.wait_for_function("() => document.body.dataset.state === 'stopped'")
         paused, current, duration = await page.evaluate(
             "[window.ttsAudio.paused, window.ttsAudio.currentTime, window.ttsAudio.duration]"
         )
@@ -285,7 +285,7 @@ async def test_tts_with_no_page_open_fails_and_is_refunded(db_path: Path) -> Non
 async def test_now_shows_what_plays_and_what_waits(
     db_path: Path, page: Page, request: pytest.FixtureRequest
 ) -> None:
-    config = config_for(db_path, tts={"page_timeout": "3s"})
+    config = config_for(db_path, tts={"page_timeout": "20s"})
     async with running_bot(config) as bot:
         await open_overlay(page, bot, "now")
         bob = viewer("bob")
@@ -293,7 +293,7 @@ async def test_now_shows_what_plays_and_what_waits(
         await say(bot, bob, "!tts second")
         await say(bot, ALICE, "!tts third")
         await page.wait_for_function(
-            "document.body.dataset.playing === '1' && document.body.dataset.waiting === '2'"
+            "() => document.body.dataset.playing === '1' && document.body.dataset.waiting === '2'"
         )
         assert "alice" in await page.inner_text("#playing")
         waiting = await page.inner_text("#waiting")
@@ -316,11 +316,11 @@ async def test_a_viewer_name_with_markup_is_shown_as_text(
             await open_overlay(pages[name], bot, name)
         await bot.platform.emit(EventFactory(SystemClock(), "twitch").follow(sly))  # type: ignore[arg-type]
         await say(bot, sly, "!spin")
-        await pages["alerts"].wait_for_function("document.body.dataset.state === 'showing'")
+        await pages["alerts"].wait_for_function("() => document.body.dataset.state === 'showing'")
         assert await pages["alerts"].inner_text("#alert .text") == f"{XSS_NAME} just followed!"
-        await pages["wheel"].wait_for_function("document.body.dataset.state === 'spinning'")
+        await pages["wheel"].wait_for_function("() => document.body.dataset.state === 'spinning'")
         assert XSS_NAME in await pages["wheel"].inner_text("#wheel-caption")
-        await pages["now"].wait_for_function("document.body.dataset.playing === '1'")
+        await pages["now"].wait_for_function("() => document.body.dataset.playing === '1'")
         assert XSS_NAME in await pages["now"].inner_text("#playing")
         for name, shown in pages.items():
             assert await shown.evaluate("typeof window.__xss") == "undefined", name

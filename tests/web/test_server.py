@@ -8,9 +8,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from click.testing import CliRunner, Result
 from playwright.async_api import Page
 
 from pixelbot.app.assembly import open_app
+from pixelbot.cli import main
 from pixelbot.clock import SystemClock
 from pixelbot.errors import PixelbotError
 from pixelbot.testing import FakePlatform
@@ -78,3 +80,24 @@ async def test_an_overlay_without_its_key_is_forbidden(db_path: Path, page: Page
         response = await page.goto(overlay_url(bot, "wheel", key))
         assert response is not None and response.status == 403
         assert "needs its key" in await page.inner_text("body")
+
+
+async def test_bot_py_status_asks_the_running_bot(db_path: Path, tmp_path: Path) -> None:
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"web: {{enabled: true, port: {port}}}\n", encoding="utf-8")
+
+    def status() -> Result:
+        return CliRunner().invoke(main, ["status", "--config", str(config_file)])
+
+    config = web_config(db_path, web={"enabled": True, "port": port, "overlay_key": OVERLAY_KEY})
+    async with running_bot(config):
+        shown = await asyncio.to_thread(status)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output == f"twitch: up\nweb: up (http://127.0.0.1:{port})\n"
+    stopped = await asyncio.to_thread(status)
+    assert stopped.exit_code == 1
+    assert "the bot is not running" in stopped.output
