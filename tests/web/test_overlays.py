@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,33 @@ async def test_an_alert_appears_and_goes_away(
         await screenshot(page, request, "alert")
         await page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=3000)
         await page.wait_for_function(  # (faded out)
-            "getComputedStyle(document.getElementById('alert')).opacity === '0'", timeout=2000
+            "() => getComputedStyle(document.getElementById('alert')).opacity === '0'", timeout=2000
         )
+
+
+async def test_an_alert_plays_its_sound_from_the_sounds_folder(
+    db_path: Path, tmp_path: Path, page: Page
+) -> None:
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    with wave.open(str(sounds / "ding.wav"), "wb") as ding:  # a short silence will do
+        ding.setnchannels(1)
+        ding.setsampwidth(2)
+        ding.setframerate(8000)
+        ding.writeframes(b"\0\0" * 2400)
+    alerts = {
+        "duration": "1s",
+        "sounds_dir": "sounds",
+        "follow": {"text": "hi {user}", "sound": "ding.wav"},
+    }
+    async with running_bot(config_for(db_path, alerts=alerts), base_dir=tmp_path) as bot:
+        await open_overlay(page, bot, "alerts")
+        events = EventFactory(SystemClock(), "twitch")  # type: ignore[arg-type]
+        async with page.expect_response(lambda r: "/overlay/sounds/ding.wav" in r.url) as fetched:
+            await bot.platform.emit(events.follow(viewer("gus")))
+        response = await fetched.value
+        assert response.status in (200, 206)  # (a media element asks for a range)
+        assert await page.inner_text("#alert .text") == "hi gus"
 
 
 async def test_alerts_show_one_at_a_time_in_order(db_path: Path, page: Page) -> None:
