@@ -49,7 +49,7 @@ ALICE = viewer("alice")
 
 def config_for(db_path: Path, **web: Any) -> Any:
     overlays = {
-        "wheel": {"wait": True, "spin_time": "300ms", "page_timeout": "1s"},
+        "wheel": {"wait": True, "spin_time": "150ms", "page_timeout": "1s"},
         "alerts": {"duration": "600ms"},
         "tts": {"page_timeout": "1s"},
         **web,
@@ -193,7 +193,7 @@ async def test_an_alert_appears_and_goes_away(
         await bot.platform.emit(events.tip(viewer("dana"), "5"))
         await page.wait_for_function("() => document.body.dataset.state === 'showing'")
         assert await page.is_visible("#alert")
-        assert await page.inner_text("#alert .text") == "dana tipped 5.00!"
+        assert await page.inner_text("#alert .text") == "dana tipped 5.00 USD!"
         assert await page.text_content("#alert .kind") == "Tip"
         await screenshot(page, request, "alert")
         await page.wait_for_function("() => document.body.dataset.state === 'idle'", timeout=3000)
@@ -334,25 +334,32 @@ async def test_a_viewer_name_with_markup_is_shown_as_text(
     db_path: Path, context: BrowserContext, request: pytest.FixtureRequest
 ) -> None:
     sly = Viewer("twitch", "id-sly", "sly", XSS_NAME)
-    config = config_for(db_path, wheel={"wait": True, "spin_time": "1500ms"})
+    config = config_for(db_path, wheel={"wait": True, "spin_time": "1s"})
     async with running_bot(config) as bot:
         pages = {}
-        for name in ("wheel", "alerts", "now"):
+        for name in ("wheel", "alerts", "tts", "now"):
             pages[name] = await context.new_page()
             await open_overlay(pages[name], bot, name)
         await bot.platform.emit(EventFactory(SystemClock(), "twitch").follow(sly))  # type: ignore[arg-type]
         await say(bot, sly, "!spin")
+        await say(bot, sly, "!tts hello")
         await pages["alerts"].wait_for_function("() => document.body.dataset.state === 'showing'")
         assert await pages["alerts"].inner_text("#alert .text") == f"{XSS_NAME} just followed!"
         await pages["wheel"].wait_for_function("() => document.body.dataset.state === 'spinning'")
-        assert XSS_NAME in await pages["wheel"].inner_text("#wheel-caption")
-        await pages["now"].wait_for_function("() => document.body.dataset.playing === '1'")
-        assert XSS_NAME in await pages["now"].inner_text("#playing")
-        for name, shown in pages.items():
+        assert await pages["wheel"].inner_text("#wheel-caption") == (
+            f"{XSS_NAME} is spinning the wheel!"
+        )
+        await pages["tts"].wait_for_function("() => document.body.dataset.item !== undefined")
+        assert await pages["tts"].text_content("#tts .who") == f"{XSS_NAME} says"
+        await pages["now"].wait_for_function(
+            "() => document.getElementById('playing').textContent.includes('<img src=x')"
+        )
+        for name in ("now", "wheel", "tts", "alerts"):  # (the quickest to change first)
+            shown = pages[name]
+            await screenshot(shown, request, f"xss-{name}")
             assert await shown.evaluate("typeof window.__xss") == "undefined", name
             assert await shown.locator("img").count() == 0, name
-            await screenshot(shown, request, f"xss-{name}")
-        await bot.settled.wait(1, "wheel")
+        await bot.settled.wait(2)
 
 
 async def test_the_live_channel_needs_the_key_too(db_path: Path) -> None:
