@@ -109,6 +109,14 @@ class OverlayHub:
     def pages(self, overlay: str) -> int:
         return len(self._pages.get(overlay, ()))
 
+    def open_overlays(self) -> list[str]:
+        """The overlays with a page open now (``wheel (2)`` for two pages)."""
+        found = []
+        for name, pages in sorted(self._pages.items()):
+            if pages:
+                found.append(name if len(pages) == 1 else f"{name} ({len(pages)})")
+        return found
+
     async def attach(self, overlay: str, socket: web.WebSocketResponse) -> None:
         """A page connected: give it the current state, then keep it posted."""
         self._pages.setdefault(overlay, set()).add(socket)
