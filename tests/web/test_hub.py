@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.web.conftest import OVERLAY_KEY, Bot, running_bot
-from tests.web.test_overlays import ALICE, SPIN_COST, TTS_COST, config_for, say
+from tests.web.overlay_bot import ALICE, SPIN_COST, TTS_COST, config_for, say
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
