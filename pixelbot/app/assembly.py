@@ -2,8 +2,8 @@
 it here, in one order, and stops it in the reverse order::
 
     config -> database + economy (Engine) -> outcome bus + chat delivery -> command layer
-    (cogs) -> queue runtime (workers) -> event intake -> scheduled jobs -> platforms
-    [later: web server]
+    (cogs) -> queue runtime (workers) -> event intake -> scheduled jobs -> web server
+    (overlays, dashboard; when ``web.enabled``) -> platforms
 
 Where things plug in:
 
@@ -15,7 +15,9 @@ Where things plug in:
   ``app.bus.subscribe(handler, OutcomeType, ...)``;
 - a chat command: a cog in ``cogs/``, named in ``commands.cogs`` in config.yaml;
 - a scheduled job: a ``Job`` in ``pixelbot/scheduler/jobs.py`` and its schedule in
-  ``config/maintenance.py``.
+  ``config/maintenance.py``;
+- a web page: a module with ``add_routes(app, deps)`` listed in ``pixelbot/web/server.py``
+  (``deps``: ``pixelbot/web/deps.py``, filled in here).
 
 A platform that fails to start is reported (``App.platform_errors``, one log line) and the
 others run; outside scripted runs it is retried with backoff and platforms that are down are
@@ -58,6 +60,10 @@ from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
 from pixelbot.scheduler.jobs import JobContext
 from pixelbot.scheduler.runner import JobScheduler
+from pixelbot.web.deps import WebDeps
+from pixelbot.web.hub import OverlayHub
+from pixelbot.web.keys import overlay_key
+from pixelbot.web.server import WebServer, build_web_app
 
 __all__ = ["SCRIPT_SEED", "App", "WorkerFactory", "open_app"]
 
@@ -82,6 +88,9 @@ class App:
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
     rewards: ChannelPointRewards | None = None
     supervisor: PlatformSupervisor | None = None  # retries platforms that did not start
+    web: WebServer | None = None  # while ``web.enabled``
+    overlays: OverlayHub | None = None  # what the overlay pages show (with the web server)
+    base_dir: Path = field(default_factory=Path.cwd)
 
     @property
     def config(self) -> Config:
@@ -96,6 +105,12 @@ class App:
         for name, error in self.platform_errors.items():
             since = self.supervisor.down_since(name) if self.supervisor else None
             found[name] = PlatformStatus(False, retrying_since=since, detail=error)
+        if self.web is not None:
+            web = self.web
+            detail = web.error or web.url
+            if self.overlays is not None and self.overlays.open_overlays():
+                detail += f"; overlays open: {', '.join(self.overlays.open_overlays())}"
+            found["web"] = PlatformStatus(web.running, detail=detail)
         return found
 
     async def reload(self) -> ReloadResult:
@@ -192,6 +207,7 @@ def _default_workers(scripted: bool, base_dir: Path | None) -> WorkerFactory:
             ),
             play_audio=not scripted,
             undos=ObsUndoStore(app.engine.db, clock),
+            stage=app.overlays,
         )
 
     return build
@@ -259,6 +275,11 @@ async def _running(
             app.supervisor = PlatformSupervisor(
                 app, lambda platform: _start_late(app, platform), supervision or Supervision()
             )
+        app.base_dir = base_dir or Path.cwd()
+        serve_web = config.web.enabled and not scripted  # (a script or a replay serves no pages)
+        if serve_web:  # (before the workers: they show spins and TTS on it)
+            assert app.commands.services is not None
+            app.overlays = OverlayHub(app.bus, lambda: app.config, app.commands.services)
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
         await app.queue.start(factory(app), only_while_draining=scripted)
@@ -268,6 +289,10 @@ async def _running(
                 app.scheduler.start_simulated()
             else:
                 await app.scheduler.start()
+            if app.overlays is not None:
+                await app.overlays.start()
+                app.web = await _web_server(app, app.overlays)
+                await app.web.start()
             if app.supervisor is not None:
                 app.supervisor.start()
             for platform in platforms:
@@ -282,9 +307,31 @@ async def _running(
                 started += await app.supervisor.stop()
             for platform in reversed(started):
                 await _stop_platform(app, platform)
+            if app.web is not None:
+                await app.web.stop()
             await app.scheduler.stop()
             await app.queue.stop()
+            if app.overlays is not None:
+                await app.overlays.stop()
             await app.delivery.stop()
+
+
+async def _web_server(app: App, overlays: OverlayHub) -> WebServer:
+    engine = app.engine
+    assert app.commands.services is not None
+    deps = WebDeps(
+        settings=lambda: app.config,
+        clock=engine.clock,
+        bus=app.bus,
+        services=app.commands.services,
+        db=engine.db,
+        scheduler=app.scheduler,
+        overlay_key=await overlay_key(app.config.web, engine.db, engine.clock),
+        status=app.status,
+        base_dir=app.base_dir,
+        overlays=overlays,
+    )
+    return WebServer(app.config.web, build_web_app(deps))
 
 
 async def _start_or_raise(app: App, platform: Platform) -> None:

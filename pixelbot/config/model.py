@@ -67,6 +67,7 @@ from pixelbot.config.types import (
     integer,
     number,
 )
+from pixelbot.config.web import WebSettings
 from pixelbot.domain.permissions import LADDER
 from pixelbot.domain.xp import XpCurve as DomainXpCurve
 from pixelbot.errors import ConfigError, ConfigIssue
@@ -469,6 +470,16 @@ class Config(Section):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    @model_validator(mode="after")
+    def _overlays_served(self) -> Self:
+        if self.tts.output == "overlay" and not self.web.enabled:
+            raise FieldProblems([(("tts", "output"), "overlay needs the web server (web.enabled)")])
+        if self.web.overlays.wheel.wait and not self.web.enabled:
+            where = ("web", "overlays", "wheel", "wait")
+            raise FieldProblems([(where, "needs the web server (web.enabled)")])
+        return self
 
     @model_validator(mode="after")
     def _names_exist(self) -> Self:
