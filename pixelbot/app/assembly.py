@@ -2,8 +2,8 @@
 it here, in one order, and stops it in the reverse order::
 
     config -> database + economy (Engine) -> outcome bus + chat delivery -> command layer
-    (cogs) -> queue runtime (workers) -> event intake -> scheduled jobs -> platforms
-    [later: web server]
+    (cogs) -> queue runtime (workers) -> event intake -> scheduled jobs -> web server
+    (overlays, dashboard; when ``web.enabled``) -> platforms
 
 Where things plug in:
 
@@ -15,7 +15,9 @@ Where things plug in:
   ``app.bus.subscribe(handler, OutcomeType, ...)``;
 - a chat command: a cog in ``cogs/``, named in ``commands.cogs`` in config.yaml;
 - a scheduled job: a ``Job`` in ``pixelbot/scheduler/jobs.py`` and its schedule in
-  ``config/maintenance.py``.
+  ``config/maintenance.py``;
+- a web page: a module with ``add_routes(app, deps)`` listed in ``pixelbot/web/server.py``
+  (``deps``: ``pixelbot/web/deps.py``, filled in here).
 
 A platform that fails to start is reported (``App.platform_errors``, one log line) and the
 others run.
@@ -55,6 +57,9 @@ from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
 from pixelbot.scheduler.jobs import JobContext
 from pixelbot.scheduler.runner import JobScheduler
+from pixelbot.web.deps import WebDeps
+from pixelbot.web.keys import overlay_key
+from pixelbot.web.server import WebServer, build_web_app
 
 __all__ = ["SCRIPT_SEED", "App", "WorkerFactory", "open_app"]
 
@@ -78,6 +83,8 @@ class App:
     platforms: dict[str, Platform] = field(default_factory=dict)
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
     rewards: ChannelPointRewards | None = None
+    web: WebServer | None = None  # while ``web.enabled``
+    base_dir: Path = field(default_factory=Path.cwd)
 
     @property
     def config(self) -> Config:
@@ -91,6 +98,9 @@ class App:
         found = {name: platform.status() for name, platform in self.platforms.items()}
         for name, error in self.platform_errors.items():
             found[name] = PlatformStatus(False, detail=error)
+        if self.web is not None:
+            web = self.web
+            found["web"] = PlatformStatus(web.running, detail=web.error or web.url)
         return found
 
     async def reload(self) -> list[str]:
@@ -234,6 +244,7 @@ async def _running(
 ) -> AsyncIterator[App]:
     async with Engine.open(config, clock) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
+        app.base_dir = base_dir or Path.cwd()
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
         await app.queue.start(factory(app), only_while_draining=scripted)
@@ -243,6 +254,9 @@ async def _running(
                 app.scheduler.start_simulated()
             else:
                 await app.scheduler.start()
+            if config.web.enabled and not scripted:  # (a script or a replay serves no pages)
+                app.web = await _web_server(app)
+                await app.web.start()
             for platform in platforms:
                 if await _start_platform(app, platform):
                     started.append(platform)
@@ -253,9 +267,28 @@ async def _running(
         finally:
             for platform in reversed(started):
                 await _stop_platform(app, platform)
+            if app.web is not None:
+                await app.web.stop()
             await app.scheduler.stop()
             await app.queue.stop()
             await app.delivery.stop()
+
+
+async def _web_server(app: App) -> WebServer:
+    engine = app.engine
+    assert app.commands.services is not None
+    deps = WebDeps(
+        settings=lambda: app.config,
+        clock=engine.clock,
+        bus=app.bus,
+        services=app.commands.services,
+        db=engine.db,
+        scheduler=app.scheduler,
+        overlay_key=await overlay_key(app.config.web, engine.db, engine.clock),
+        status=app.status,
+        base_dir=app.base_dir,
+    )
+    return WebServer(app.config.web, build_web_app(deps))
 
 
 async def _start_platform(app: App, platform: Platform) -> bool:

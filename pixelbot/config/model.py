@@ -67,6 +67,7 @@ from pixelbot.config.types import (
     integer,
     number,
 )
+from pixelbot.config.web import WebSettings
 from pixelbot.domain.permissions import LADDER
 from pixelbot.domain.xp import XpCurve as DomainXpCurve
 from pixelbot.errors import ConfigError, ConfigIssue
@@ -431,6 +432,7 @@ class Config(Section):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="after")
     def _names_exist(self) -> Self:

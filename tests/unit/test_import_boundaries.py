@@ -93,7 +93,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "pixelbot/queue/": ("pixelbot.app", "pixelbot.commands", "pixelbot.platforms", "cogs"),
     "pixelbot/scheduler/": ("pixelbot.app", "pixelbot.commands", "pixelbot.platforms", "cogs"),
+    # the web pages call the same services as the chat commands; nothing below calls them
+    "pixelbot/web/": ("pixelbot.app", "pixelbot.platforms", "cogs"),
 }
+for _folder in ("cogs/", "pixelbot/commands/", "pixelbot/economy/", "pixelbot/db/"):
+    FORBIDDEN[_folder] += ("pixelbot.web",)
+for _folder in ("pixelbot/platforms/", "pixelbot/integrations/", "pixelbot/queue/"):
+    FORBIDDEN[_folder] += ("pixelbot.web",)
+FORBIDDEN["pixelbot/scheduler/"] += ("pixelbot.web",)
 # domain, events, errors, clock: nothing of ours but errors and clock (and domain itself)
 BOTTOM = ("pixelbot/domain/", "pixelbot/events.py", "pixelbot/errors.py", "pixelbot/clock.py")
 BOTTOM_MAY_IMPORT = ("pixelbot.errors", "pixelbot.clock", "pixelbot.domain", "pixelbot.events")
