@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from pixelbot.clock import Clock
-from pixelbot.errors import PixelbotError
+from pixelbot.errors import ConfigError, ConfigIssue, PixelbotError
 from pixelbot.outcomes import (
     Alert,
     ItemQueued,
@@ -42,13 +42,16 @@ from pixelbot.outcomes import (
 )
 from pixelbot.web.auth import DashboardAuth, Session, clean_operator_name
 from pixelbot.web.dashboard_service import DashboardService
+from pixelbot.web.deps import WebDeps
 
 __all__ = [
+    "EXTRA",
     "LOGIN_COOKIE",
     "PAGES",
     "PREFIX",
     "SESSION_COOKIE",
     "Dashboard",
+    "add_routes",
     "build_dashboard",
     "mount_dashboard",
 ]
@@ -77,8 +80,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",  # the one-time link must not leak in a Referer
     "Cache-Control": "no-store",
 }
+EXTRA = "dashboard"  # WebDeps.extras key of the mounted Dashboard
 LIVE_OUTCOMES = (ItemQueued, ItemStarted, ItemSettled, WheelSpun, Alert, Notice, StreamChanged)
-SESSION_KEY = "pixelbot.dashboard.session"  # the request's session, set by the guard
+SESSION_KEY = web.RequestKey("dashboard_session", Session)  # set by the guard
 
 
 def _asset(name: str) -> bytes:
@@ -92,7 +96,6 @@ class Dashboard:
     auth: DashboardAuth
     service: DashboardService
     clock: Clock
-    secure_cookies: bool = False  # set when served over https (a reverse proxy)
     base_url: str = ""  # for the one-time link printed at start, e.g. http://127.0.0.1:8080
     announce: Callable[[str], Awaitable[None]] | None = None
     sockets: dict[web.WebSocketResponse, Session] = field(default_factory=dict)
@@ -213,9 +216,7 @@ async def _guarded(dashboard: Dashboard, request: web.Request, handler: Any) -> 
 
 
 def _session(request: web.Request) -> Session:
-    session = request[SESSION_KEY]
-    assert isinstance(session, Session)  # (the guard set it: no handler runs without one)
-    return session
+    return request[SESSION_KEY]  # (the guard set it: no handler runs without one)
 
 
 # ----------------------------------------------------------------------------- login
@@ -223,6 +224,7 @@ def _session(request: web.Request) -> Session:
 
 def _login_page(
     dashboard: Dashboard,
+    request: web.Request,
     *,
     status: int = 200,
     error: str = "",
@@ -264,10 +266,15 @@ def _login_page(
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=dashboard.secure_cookies,
+        secure=request.secure,  # (https behind a proxy that says so)
         max_age=int(dashboard.auth.login_form_lifetime.total_seconds()),
     )
     return response
+
+
+def _see_other(location: str) -> web.Response:
+    """A redirect that can carry cookies (an HTTPException may not be returned)."""
+    return web.Response(status=303, headers={"Location": location})
 
 
 def _client(request: web.Request) -> str:
@@ -284,25 +291,28 @@ async def _login_form(request: web.Request, dashboard: Dashboard) -> tuple[str, 
     return str(form.get("name", "")), form
 
 
-def _logged_in(dashboard: Dashboard, session: Session) -> web.Response:
-    response = web.HTTPSeeOther(f"{PREFIX}/")
+def _logged_in(dashboard: Dashboard, request: web.Request, session: Session) -> web.Response:
+    response = _see_other(f"{PREFIX}/")
     response.set_cookie(
         SESSION_COOKIE,
         dashboard.auth.cookie_for(session),
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=dashboard.secure_cookies,
+        secure=request.secure,  # (https behind a proxy that says so)
         max_age=int(dashboard.auth.lifetime.total_seconds()),
     )
     response.del_cookie(LOGIN_COOKIE, path=PREFIX)
     return response
 
 
-def _too_many(dashboard: Dashboard, retry_after: float, name: str) -> web.Response:
+def _too_many(
+    dashboard: Dashboard, request: web.Request, retry_after: float, name: str
+) -> web.Response:
     minutes = max(1, round(retry_after / 60))
     response = _login_page(
         dashboard,
+        request,
         status=429,
         error=f"Too many tries. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
         name=name,
@@ -315,58 +325,70 @@ def _login_routes(dashboard: Dashboard) -> list[web.RouteDef]:
     async def login_page(request: web.Request) -> web.Response:
         if dashboard.auth.session_for(request.cookies.get(SESSION_COOKIE)) is not None:
             raise web.HTTPSeeOther(f"{PREFIX}/")
-        return _login_page(dashboard)
+        return _login_page(dashboard, request)
 
     async def login(request: web.Request) -> web.Response:
         posted = await _login_form(request, dashboard)
         if posted is None:
-            return _login_page(dashboard, status=403, error="The form expired. Try again.")
+            return _login_page(dashboard, request, status=403, error="The form expired. Try again.")
         raw_name, form = posted
         name = clean_operator_name(raw_name)
         if name is None:
-            return _login_page(dashboard, status=400, error="Give your name (up to 32 letters).")
+            return _login_page(
+                dashboard, request, status=400, error="Give your name (up to 32 letters)."
+            )
         if not dashboard.auth.uses_password:
-            return _login_page(dashboard, status=403, error="Use the one-time link.")
+            return _login_page(dashboard, request, status=403, error="Use the one-time link.")
         result = await dashboard.auth.login_with_password(
             _client(request), name, str(form.get("password", ""))
         )
         if result.throttled:
-            return _too_many(dashboard, result.retry_after, name)
+            return _too_many(dashboard, request, result.retry_after, name)
         if result.session is None:
             log.warning("dashboard: a wrong password from %s", _client(request))
-            return _login_page(dashboard, status=401, error="Wrong password.", name=name)
+            return _login_page(dashboard, request, status=401, error="Wrong password.", name=name)
         log.info("dashboard: %s logged in from %s", name, _client(request))
-        return _logged_in(dashboard, result.session)
+        return _logged_in(dashboard, request, result.session)
 
     async def link_page(request: web.Request) -> web.Response:
         token = request.query.get("token", "")
         if dashboard.auth.uses_password or not dashboard.auth.link_valid(token):
             return _login_page(
-                dashboard, status=401, error="This link was used already or is out of date."
+                dashboard,
+                request,
+                status=401,
+                error="This link was used already or is out of date.",
             )
-        return _login_page(dashboard, token=token)
+        return _login_page(dashboard, request, token=token)
 
     async def link_login(request: web.Request) -> web.Response:
         posted = await _login_form(request, dashboard)
         if posted is None:
-            return _login_page(dashboard, status=403, error="The form expired. Try again.")
+            return _login_page(dashboard, request, status=403, error="The form expired. Try again.")
         raw_name, form = posted
         token = str(form.get("token", ""))
         name = clean_operator_name(raw_name)
         if name is None:
             return _login_page(
-                dashboard, status=400, error="Give your name (up to 32 letters).", token=token
+                dashboard,
+                request,
+                status=400,
+                error="Give your name (up to 32 letters).",
+                token=token,
             )
         result = dashboard.auth.login_with_link(_client(request), name, token)
         if result.throttled:
-            return _too_many(dashboard, result.retry_after, name)
+            return _too_many(dashboard, request, result.retry_after, name)
         if result.session is None:
             return _login_page(
-                dashboard, status=401, error="This link was used already or is out of date."
+                dashboard,
+                request,
+                status=401,
+                error="This link was used already or is out of date.",
             )
         log.info("dashboard: %s logged in with the one-time link", name)
         await dashboard.print_link()  # the next person needs a fresh one
-        return _logged_in(dashboard, result.session)
+        return _logged_in(dashboard, request, result.session)
 
     async def login_css(request: web.Request) -> web.Response:
         return web.Response(body=_asset("login.css"), content_type="text/css")
@@ -456,7 +478,7 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
 
     async def logout(request: web.Request) -> web.Response:
         dashboard.auth.close(_session(request))
-        response = web.HTTPSeeOther(f"{PREFIX}/login")
+        response = _see_other(f"{PREFIX}/login")
         response.del_cookie(SESSION_COOKIE, path=PREFIX)
         return response
 
@@ -584,7 +606,9 @@ def mount_dashboard(app: web.Application, dashboard: Dashboard, bus: OutcomeBus)
     """Add the dashboard under ``/dashboard`` and feed it the bus's outcomes."""
 
     async def to_dashboard(request: web.Request) -> web.Response:
-        raise web.HTTPPermanentRedirect(f"{PREFIX}/")
+        """``/dashboard`` without the slash: on to the pages, or to the login first."""
+        logged_in = dashboard.auth.session_for(request.cookies.get(SESSION_COOKIE)) is not None
+        raise web.HTTPSeeOther(f"{PREFIX}/" if logged_in else f"{PREFIX}/login")
 
     # (before the sub-application, which would otherwise take the bare prefix and answer 404)
     app.router.add_get(PREFIX, to_dashboard)
@@ -595,3 +619,42 @@ def mount_dashboard(app: web.Application, dashboard: Dashboard, bus: OutcomeBus)
         bus.unsubscribe(dashboard.outcome)
 
     app.on_cleanup.append(unsubscribe)
+
+
+def add_routes(app: web.Application, deps: WebDeps) -> None:
+    """The server's route hook: mount the dashboard when ``web.dashboard.enabled``.
+
+    Refuses (``ConfigError`` on ``web.host``) to serve it on an address other machines can
+    reach without a password; the config check catches that first, this is the last line."""
+    settings = deps.settings().web
+    if not settings.dashboard.enabled:
+        return
+    password = settings.dashboard.password
+    if password is None and not settings.local_only:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "web.host",
+                    f"{settings.host} can be reached from other machines, so the dashboard "
+                    "needs a password (PIXELBOT_DASHBOARD_PASSWORD)",
+                )
+            ]
+        )
+
+    async def announce(text: str) -> None:
+        await deps.bus.publish(Notice("dashboard", text))
+
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    dashboard = Dashboard(
+        auth=DashboardAuth.create(
+            deps.clock,
+            None if password is None else password.get_secret_value(),
+            settings.dashboard.session,
+        ),
+        service=DashboardService(deps.services, deps.db, deps.clock, deps.scheduler),
+        clock=deps.clock,
+        base_url=f"http://{host}:{settings.port}",
+        announce=announce,
+    )
+    deps.extras[EXTRA] = dashboard
+    mount_dashboard(app, dashboard, deps.bus)
