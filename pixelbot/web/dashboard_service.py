@@ -21,7 +21,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from pixelbot.outcomes import Notice
 from pixelbot.scheduler.jobs import JOBS
 from pixelbot.scheduler.runner import JobScheduler, last_runs
 
-__all__ = ["DashboardService", "describe_event"]
+__all__ = ["DashboardService", "describe_event", "describe_schedule"]
 
 REASON_MAX = 64  # the ledger's reason column
 SHOWN_PENDING = 50  # waiting items listed per queue
@@ -276,8 +276,7 @@ class DashboardService:
                     "name": name,
                     "what": JOBS[name].what if name in JOBS else "",
                     "enabled": schedule.enabled,
-                    "schedule": schedule.cron
-                    or (str(schedule.every) if schedule.every is not None else None),
+                    "schedule": describe_schedule(schedule.every, schedule.cron),
                     "next_run": _when(upcoming.get(name)),
                     "last_run": None
                     if last is None
@@ -347,10 +346,64 @@ def _event(entry: EventEntry) -> dict[str, Any]:
 
 
 def describe_event(kind: str, payload: dict[str, Any]) -> str:
-    """One line about a logged event, from its stored payload (unknown shapes: key=value)."""
+    """One line about a logged event, from its stored payload (unknown shapes: key: value)."""
+    get = payload.get
+    signed = _signed(get("amount"))
+    known: dict[str, Callable[[], str]] = {
+        "follow": lambda: "followed",
+        "sub": lambda: (
+            "gifted a sub"
+            if get("gifted")
+            else f"subscribed (tier {get('tier')}, {get('months')} months)"
+        ),
+        "gift": lambda: f"gifted {get('count')} subs (tier {get('tier')})",
+        "tip": lambda: f"tipped {get('amount')} {get('currency')}" + _said(get("message")),
+        "cheer": lambda: f"cheered {get('bits')} bits" + _said(get("message")),
+        "raid": lambda: f"raided with {get('viewers')} viewers",
+        "redeem": lambda: f"redeemed {get('redeem')} for {get('cost')} (#{get('item')})",
+        "grant": lambda: f"{signed} ({get('reason')})",
+        "spend": lambda: f"{signed} ({get('reason')})",
+        "adjust": lambda: f"{signed} adjusted: {get('reason')}",
+        "refund": lambda: f"{signed} refunded ({get('reason')})",
+        "transfer": lambda: f"gave {get('amount')} to wallet #{get('to')}",
+        "payout": lambda: f"watch payout: {get('points')} points to {get('viewers')} viewers",
+    }
+    if kind in known:
+        return known[kind]()
+    if kind.startswith("queue_"):
+        status = kind.removeprefix("queue_")
+        line = f"#{get('item')} {get('kind')} {status}"
+        if get("error"):
+            line += f": {get('error')}"
+        if get("refund"):
+            line += f", refunded {get('refund')}"
+        return line
     shown = {
         key: value
         for key, value in payload.items()
         if key not in ("login", "result") and value not in (None, "", [], {})
     }
     return ", ".join(f"{key}: {value}" for key, value in shown.items())
+
+
+def _signed(amount: Any) -> str:
+    return f"{amount:+,}" if isinstance(amount, int) else str(amount)
+
+
+def _said(message: Any) -> str:
+    return f": {message}" if message else ""
+
+
+def describe_schedule(every: timedelta | None, cron: str | None) -> str | None:
+    """``every 5 min``, ``every 1 h 30 min``, ``cron 0 3 * * *``."""
+    if cron is not None:
+        return f"cron {cron}"
+    if every is None:
+        return None
+    seconds = int(every.total_seconds())
+    parts = []
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= size:
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return "every " + " ".join(parts or ["0 s"])

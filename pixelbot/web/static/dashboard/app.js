@@ -27,6 +27,11 @@ function el(tag, props, ...children) {
 
 function $(id) { return document.getElementById(id); }
 
+// replaceChildren would write a null as the text "null": leave the empty places out
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 function newKey() {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
@@ -174,7 +179,7 @@ async function search(text) {
 function ledgerRow(entry) {
   const sign = entry.amount > 0 ? "plus" : "minus";
   return el("tr", {},
-    el("td", { text: when(entry.created_at) }),
+    el("td", { class: "when", text: when(entry.created_at) }),
     el("td", { class: `num ${sign}`, text: `${entry.amount > 0 ? "+" : ""}${fmt(entry.amount)}` }),
     el("td", { class: "num", text: fmt(entry.balance_after) }),
     el("td", { text: `${entry.kind}: ${entry.reason}` }),
@@ -293,11 +298,11 @@ async function loadEvents() {
 function showVerify(report) {
   const box = $("verify-result");
   if (!report) {
-    box.replaceChildren("Not checked since the bot started.");
+    fill(box, "Not checked since the bot started.");
     return;
   }
   const counts = Object.entries(report.counts || {}).map(([table, n]) => `${table}: ${fmt(n)}`).join(" · ");
-  box.replaceChildren(
+  fill(box,
     el("div", { class: `status ${report.ok ? "ok" : "bad"}`,
       text: report.ok ? "Everything adds up" : `${report.violations.length} problem(s) found` }),
     el("div", { class: "muted", text: `checked ${when(report.checked_at)}${counts ? ` · ${counts}` : ""}` }),
@@ -320,7 +325,7 @@ function showJobs(jobs) {
       ? `${last.outcome} · ${when(last.started_at)}${last.error ? ` · ${last.error}` : ""}`
       : "never";
     return el("tr", {},
-      el("td", {}, el("strong", { text: job.name }), el("div", { class: "muted", text: job.what })),
+      el("td", {}, el("strong", { text: job.name }), el("div", { class: "muted what", text: job.what })),
       el("td", { text: job.enabled ? (job.schedule || "") : "off" }),
       el("td", { class: last && last.outcome === "failed" ? "minus" : "", text: lastText }),
       el("td", { text: job.next_run ? when(job.next_run) : "" }));
