@@ -237,8 +237,12 @@ async def test_the_dashboard_skip_refunds_the_viewer(db_path: Path) -> None:
         assert (refund.kind, refund.amount, refund.balance_after) == ("refund", 25, 100)
         assert refund.refund_of == spend.ref
         assert refund.actor == f"dashboard:{OPERATOR}"
+
         # the same words as !skip in chat; and skipping it again is refused, not a new skip
-        assert any("skipped by Mod Mia" in text for text in rig.platform.texts())
+        async def told() -> bool:  # (chat hears it after the refund is committed)
+            return any("skipped by Mod Mia" in text for text in rig.platform.texts())
+
+        await eventually(told, "the viewer to be told in chat")
         async with http.post(
             f"{rig.url}/dashboard/api/queue/skip",
             json={"kind": "tts", "item_id": playing.id},

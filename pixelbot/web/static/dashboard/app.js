@@ -338,7 +338,10 @@ async function loadSystem() {
   showBackups(data.backups);
   showJobs(data.jobs);
   $("backup").disabled = !data.sqlite;
-  if (!data.sqlite) $("backup").title = "Backups are for SQLite; PostgreSQL has its own tools";
+  if (!data.sqlite) {
+    fill($("backups"), el("li", { class: "muted",
+      text: "Backups here copy a SQLite file. This bot runs on PostgreSQL: back it up with pg_dump." }));
+  }
 }
 
 function setupSystem() {
