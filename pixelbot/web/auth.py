@@ -72,6 +72,12 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
 
 
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality of a secret and what a request sent (any text: compared as
+    UTF-8 bytes, since ``compare_digest`` refuses non-ASCII ``str``)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
+
+
 @dataclass
 class Session:
     id: str
@@ -143,7 +149,7 @@ class DashboardAuth:
         return self._link
 
     def link_valid(self, token: str) -> bool:
-        return self._link is not None and hmac.compare_digest(self._link, token)
+        return self._link is not None and _same(self._link, token)
 
     def retry_after(self, client: str) -> float:
         """Seconds before ``client`` may try to log in again (0: it may now)."""
@@ -206,7 +212,7 @@ class DashboardAuth:
         self._sessions.pop(session.id, None)
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(session.csrf, token or "")
+        return bool(token) and _same(session.csrf, token or "")
 
     def _drop_expired(self, now: datetime) -> None:
         for session_id in [s.id for s in self._sessions.values() if now >= s.expires_at]:
@@ -233,4 +239,4 @@ class DashboardAuth:
         age = self.clock.now().timestamp() - issued_at
         if age < 0 or age > self.login_form_lifetime.total_seconds():
             return False
-        return hmac.compare_digest(nonce, form_value)
+        return _same(nonce, form_value)

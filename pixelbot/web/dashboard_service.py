@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbot.clock import Clock
+from pixelbot.commands.converters import MAX_AMOUNT
 from pixelbot.commands.services import Services
 from pixelbot.db.backup import list_backups
 from pixelbot.db.engine import Database
@@ -190,6 +191,8 @@ class DashboardService:
             raise BadArgument("say why (the reason is kept in the ledger)")
         if len(reason) > REASON_MAX:
             raise BadArgument(f"the reason is too long ({len(reason)}/{REASON_MAX})")
+        if abs(amount) > MAX_AMOUNT:  # (the same cap as !addpoints)
+            raise BadArgument(f"at most {MAX_AMOUNT:,} points at once")
         if not _IDEMPOTENCY_KEY.match(key):
             raise BadArgument("the form is out of date: reload the page")
         found = await self.history.viewer(user_id)

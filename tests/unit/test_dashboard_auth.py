@@ -93,6 +93,7 @@ async def test_csrf_tokens_belong_to_their_session(auth: DashboardAuth) -> None:
     assert not auth.csrf_ok(one, two.csrf)
     assert not auth.csrf_ok(one, None)
     assert not auth.csrf_ok(one, "")
+    assert not auth.csrf_ok(one, "tökén ✓")  # any text a request sends: refused, not a crash
 
 
 def test_the_login_form_token_matches_its_cookie_and_expires(
@@ -115,6 +116,7 @@ def test_a_one_time_link_works_once(clock: FakeClock) -> None:
     token = auth.new_link()
     assert auth.link_valid(token)
     assert not auth.login_with_link("ip", "streamer", "not-it").ok
+    assert not auth.login_with_link("ip", "streamer", "ünïcode").ok
     assert auth.login_with_link("ip", "streamer", token).ok
     assert not auth.link_valid(token)
     assert not auth.login_with_link("ip", "streamer", token).ok  # spent

@@ -186,6 +186,47 @@ async def test_the_login_form_needs_its_own_token(db_path: Path) -> None:
         assert LOGIN_COOKIE in {c.key for c in http.cookie_jar}
 
 
+async def test_without_a_password_a_one_time_link_logs_in_once(db_path: Path) -> None:
+    async with running_dashboard(dashboard_config(db_path, password=None)) as rig:
+        [printed] = [n.text for n in rig.notices if n.kind == "dashboard"]
+        found = re.search(r"/dashboard/login/link\?token=(\S+)", printed)
+        assert found is not None, printed
+        link = f"{rig.url}{found.group(0)}"
+        async with http_session() as http:
+            # the plain login page has no password field: it points at the link
+            async with http.get(f"{rig.url}/dashboard/login") as plain:
+                text = await plain.text()
+                assert "one-time link" in text and 'name="password"' not in text
+            async with http.get(link) as page:
+                assert page.status == 200
+                form = await page.text()
+            assert f'name="token" value="{found.group(1)}"' in form
+            async with http.post(
+                f"{rig.url}/dashboard/login/link",
+                data={"csrf": form_token(form), "name": "Streamer", "token": found.group(1)},
+                allow_redirects=False,
+            ) as used:
+                assert used.status == 303
+            async with http.get(f"{rig.url}/dashboard/api/session") as session:
+                assert (await session.json())["operator"] == "Streamer"
+        async with http_session() as other, other.get(link) as again:  # spent
+            assert again.status == 401
+            assert "used already" in await again.text()
+        # the next person gets a fresh link, printed like the first
+        fresh = [n.text for n in rig.notices if n.kind == "dashboard"]
+        assert len(fresh) == 2 and found.group(1) not in fresh[1]
+        # and a password login is not possible without a password
+        async with http_session() as stranger:
+            async with stranger.get(f"{rig.url}/dashboard/login"):
+                pass  # (the login form's cookie, but the page has no form to take a token from)
+            async with stranger.post(
+                f"{rig.url}/dashboard/login",
+                data={"name": "x", "password": ""},
+                allow_redirects=False,
+            ) as refused:
+                assert refused.status == 403
+
+
 async def test_a_post_without_its_csrf_token_is_refused(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         await rig.give(ALICE, 100)
@@ -278,6 +319,7 @@ async def test_an_adjustment_is_ledgered_with_the_operator_and_the_reason(db_pat
             ({**body, "key": "b4" * 8, "reason": "x" * 65}, "too long"),
             ({**body, "key": "b5" * 8, "amount": "lots"}, "whole number"),
             ({**body, "key": "b6" * 8, "amount": 0}, "non-zero"),
+            ({**body, "key": "b7" * 8, "amount": 10**13}, "at most"),
         ]:
             async with http.post(adjust, json=bad, headers=headers) as refused:
                 assert refused.status == 400, bad
