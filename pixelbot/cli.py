@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +44,7 @@ from pixelbot.platforms.twitch_auth import (
 from pixelbot.scheduler.jobs import JOBS
 from pixelbot.scheduler.runner import LastRun, last_runs, trigger_for
 from pixelbot.vault import TokenInfo, TokenVault, load_key
+from pixelbot.web.keys import new_overlay_key, overlay_key, overlay_lines
 
 __all__ = ["main"]
 
@@ -561,6 +563,74 @@ def auth_new_key() -> None:
 
 
 # ---------------------------------------------------------------- record / replay (Twitch)
+
+
+# ---------------------------------------------------------------------------------- web
+
+
+@main.group()
+def web() -> None:
+    """The web server: overlay pages for OBS."""
+
+
+@main.command()
+@config_option
+def status(config_path: Path | None) -> None:
+    """Ask the running bot (through its web server) how its platforms are doing."""
+    config = _load(config_path)
+    if not config.web.enabled:
+        click.echo("error: the status is read from the web server; set web.enabled: true", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    settings = config.web
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    url = f"http://{host}:{settings.port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            found: dict[str, dict[str, Any]] = json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        click.echo(f"the bot is not running (nothing answers at {url}: {exc})", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    for name, state in found.items():
+        word = "up" if state["connected"] else "DOWN"
+        detail = f" ({state['detail']})" if state.get("detail") else ""
+        click.echo(f"{name}: {word}{detail}")
+
+
+@web.command("urls")
+@config_option
+def web_urls(config_path: Path | None) -> None:
+    """Print each overlay's URL with its key (add them to OBS as browser sources)."""
+    config = _load(config_path)
+
+    for line in overlay_lines(config.web, _run_vault(_overlay_key(config, new=False))):
+        click.echo(line)
+    if not config.web.enabled:
+        click.echo("(the web server is off: set web.enabled: true in the config)", err=True)
+
+
+@web.command("new-key")
+@config_option
+def web_new_key(config_path: Path | None) -> None:
+    """Replace the generated overlay key (one that leaked); the old URLs stop working after a
+    restart of the bot."""
+    config = _load(config_path)
+    if config.web.overlay_key is not None:
+        click.echo("error: web.overlay_key is set in the config: change it there", err=True)
+        sys.exit(EXIT_CONFIG)
+    for line in overlay_lines(config.web, _run_vault(_overlay_key(config, new=True))):
+        click.echo(line)
+
+
+async def _overlay_key(config: Config, *, new: bool) -> str:
+    database = open_database(config)
+    try:
+        await migrate.upgrade(database)
+        if new:
+            return await new_overlay_key(database, SystemClock())
+        return await overlay_key(config.web, database, SystemClock())
+    finally:
+        await database.dispose()
 
 
 def with_recording(config: Config, path: Path) -> Config:

@@ -40,6 +40,8 @@ one place can render any of them to chat or to the operator::
     └── ItemFailed                  a queue item could not be performed (it is refunded)
         ├── ItemTimedOut            .seconds
         ├── SpeechFailed            text-to-speech could not render or play
+        ├── OverlayUnavailable      no overlay page showed it (none open, or no end reported);
+        │                           .overlay
         └── EffectFailed            an effect step failed; .step
             └── ObsUnavailable      OBS cannot be reached (after reconnecting with backoff);
                                     .untouched (nothing changed on stream yet)
@@ -75,6 +77,7 @@ __all__ = [
     "NotRefundable",
     "ObsUnavailable",
     "OnCooldown",
+    "OverlayUnavailable",
     "PixelbotError",
     "PlatformAuthError",
     "PlatformError",
@@ -312,6 +315,15 @@ class ItemTimedOut(ItemFailed):
 
 class SpeechFailed(ItemFailed):
     """Text-to-speech could not render or play the text."""
+
+
+class OverlayUnavailable(ItemFailed):
+    """The overlay page that must show an item (the wheel, TTS audio) is not open, or did not
+    report the end in time. ``overlay`` names it (``wheel``, ``tts``)."""
+
+    def __init__(self, message: str, overlay: str) -> None:
+        self.overlay = overlay
+        super().__init__(message)
 
 
 class EffectFailed(ItemFailed):

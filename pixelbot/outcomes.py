@@ -2,8 +2,10 @@
 
 Whatever the bot does that someone should hear about is published here once, as a typed
 value: a line to say in chat (``Say``), an operator note (``Notice``), a queue item's life
-(``ItemQueued``, ``ItemStarted``, ``ItemSettled``), a wheel spin (``WheelSpun``), an alert for
-a follow or a tip (``Alert``), the stream going live or offline (``StreamChanged``).
+(``ItemQueued``, ``ItemStarted``, ``ItemSettled``), a wheel spin (``WheelSpinning`` with the
+full record for the wheel overlay, then ``WheelSpun``), TTS audio to play on the overlay
+(``TtsPlaying``), an alert for a follow or a tip (``Alert``), the stream going live or offline
+(``StreamChanged``).
 
 Subscribers pick the types they care about: the chat delivery sends ``Say`` to the right
 platform, the console prints ``[kind]`` lines, and an overlay or dashboard can follow the
@@ -31,6 +33,8 @@ __all__ = [
     "OutcomeBus",
     "Say",
     "StreamChanged",
+    "TtsPlaying",
+    "WheelSpinning",
     "WheelSpun",
 ]
 
@@ -101,13 +105,43 @@ class WheelSpun:
 
 
 @dataclass(frozen=True)
+class WheelSpinning:
+    """A spin's full record, sent before its prize is told: the wheel overlay animates it and
+    lands on ``prize_index``. ``prizes`` are the slices on the wheel for this spin (name,
+    weight), in order clockwise from the pointer; ``roll`` (in [0, 1)) is where it lands, as
+    a share of the total weight (``pixelbot.domain.wheel.draw``)."""
+
+    item_id: int
+    wheel: str
+    prizes: tuple[tuple[str, float], ...]
+    prize_index: int
+    roll: float
+    viewer_name: str
+    spin_seconds: float
+
+
+@dataclass(frozen=True)
+class TtsPlaying:
+    """A TTS item's audio is ready (``tts.output: overlay``): the TTS overlay plays it."""
+
+    item_id: int
+    viewer_name: str
+    text: str
+    seconds: float
+    file: str  # the WAV file (served to the overlay by item id, never by this path)
+
+
+@dataclass(frozen=True)
 class Alert:
-    """A follow, sub, gift, tip, cheer or raid was thanked (for an alerts overlay)."""
+    """A follow, sub, gift, tip, cheer or raid came in (for the alerts overlay). ``text`` is
+    the thank-you line said in chat; ``details`` the event's figures (``amount``,
+    ``currency``, ``bits``, ``viewers``, ``months``, ``tier``, ``count``, ``message``)."""
 
     kind: str
     viewer_name: str
     points: int
     text: str
+    details: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,7 +154,18 @@ class StreamChanged:
     changed: bool = True
 
 
-Outcome = Say | Notice | ItemQueued | ItemStarted | ItemSettled | WheelSpun | Alert | StreamChanged
+Outcome = (
+    Say
+    | Notice
+    | ItemQueued
+    | ItemStarted
+    | ItemSettled
+    | WheelSpinning
+    | WheelSpun
+    | TtsPlaying
+    | Alert
+    | StreamChanged
+)
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 Handler = Callable[[Any], Awaitable[None]]
 

@@ -58,6 +58,7 @@ from pixelbot.queue.workers.registry import build_workers, clock_sleep
 from pixelbot.scheduler.jobs import JobContext
 from pixelbot.scheduler.runner import JobScheduler
 from pixelbot.web.deps import WebDeps
+from pixelbot.web.hub import OverlayHub
 from pixelbot.web.keys import overlay_key
 from pixelbot.web.server import WebServer, build_web_app
 
@@ -84,6 +85,7 @@ class App:
     platform_errors: dict[str, str] = field(default_factory=dict)  # name -> why it did not start
     rewards: ChannelPointRewards | None = None
     web: WebServer | None = None  # while ``web.enabled``
+    overlays: OverlayHub | None = None  # what the overlay pages show (with the web server)
     base_dir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -185,6 +187,7 @@ def _default_workers(scripted: bool, base_dir: Path | None) -> WorkerFactory:
             ),
             play_audio=not scripted,
             undos=ObsUndoStore(app.engine.db, clock),
+            stage=app.overlays,
         )
 
     return build
@@ -245,6 +248,10 @@ async def _running(
     async with Engine.open(config, clock) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
         app.base_dir = base_dir or Path.cwd()
+        serve_web = config.web.enabled and not scripted  # (a script or a replay serves no pages)
+        if serve_web:  # (before the workers: they show spins and TTS on it)
+            assert app.commands.services is not None
+            app.overlays = OverlayHub(app.bus, lambda: app.config, app.commands.services)
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
         await app.queue.start(factory(app), only_while_draining=scripted)
@@ -254,8 +261,9 @@ async def _running(
                 app.scheduler.start_simulated()
             else:
                 await app.scheduler.start()
-            if config.web.enabled and not scripted:  # (a script or a replay serves no pages)
-                app.web = await _web_server(app)
+            if app.overlays is not None:
+                await app.overlays.start()
+                app.web = await _web_server(app, app.overlays)
                 await app.web.start()
             for platform in platforms:
                 if await _start_platform(app, platform):
@@ -271,10 +279,12 @@ async def _running(
                 await app.web.stop()
             await app.scheduler.stop()
             await app.queue.stop()
+            if app.overlays is not None:
+                await app.overlays.stop()
             await app.delivery.stop()
 
 
-async def _web_server(app: App) -> WebServer:
+async def _web_server(app: App, overlays: OverlayHub) -> WebServer:
     engine = app.engine
     assert app.commands.services is not None
     deps = WebDeps(
@@ -287,6 +297,7 @@ async def _web_server(app: App) -> WebServer:
         overlay_key=await overlay_key(app.config.web, engine.db, engine.clock),
         status=app.status,
         base_dir=app.base_dir,
+        overlays=overlays,
     )
     return WebServer(app.config.web, build_web_app(deps))
 

@@ -19,6 +19,7 @@ from pixelbot.clock import FakeClock, SystemClock, utc
 from pixelbot.config import Config
 from pixelbot.outcomes import OutcomeBus
 from pixelbot.platforms.console import ConsolePrinter, ConsoleStream
+from pixelbot.web.keys import overlay_lines
 
 __all__ = ["SCRIPT_START", "run_bot", "run_console"]
 
@@ -60,6 +61,10 @@ async def run_bot(config: Config, config_path: Path | None, *, stdin: TextIO | N
     """``bot.py run``: every enabled platform; the keyboard drives the console if it is on."""
     bus = console_bus(print)
     async with open_app(config, config_path=config_path, bus=bus) as app:
+        if app.web is not None and app.web.overlay_key is not None:
+            print(f"Overlays for OBS (browser sources, 1920x1080), served at {app.web.url}:")
+            for line in overlay_lines(config.web, app.web.overlay_key, app.web.url):
+                print(line)
         console = app.platforms.get("console")
         if isinstance(console, ConsoleStream):
             await _converse(app, console, print, script=None, stdin=stdin)

@@ -87,11 +87,14 @@ class EventIntake:
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
         channel = event.channel if isinstance(event, ChatMessage) else ""
-        if earned.points > 0 and isinstance(event, THANKED):
+        # The alerts overlay shows one that pays nothing (earn.follow.points: 0, an anonymous
+        # gift) too; not a refollow, nor one that could not be saved.
+        if isinstance(event, THANKED) and earned.skipped in (None, "zero", "anonymous"):
             text = self._thanks(event, earned)
             who = event.actor.display_name if event.actor else "someone"
-            await self._publish(Alert(event.kind, who, earned.points, text))
-            await self._publish(Say(event.platform, channel, text))
+            await self._publish(Alert(event.kind, who, earned.points, text, _details(event)))
+            if earned.points > 0:
+                await self._publish(Say(event.platform, channel, text))
         if earned.level_up is not None:
             await self._publish(Say(event.platform, channel, earned.level_up.announcement()))
         match event:
@@ -127,3 +130,20 @@ class EventIntake:
         currency = self._settings().bot.currency
         noun = currency.singular if earned.points == 1 else currency.plural
         return f"Thanks for {_THANKS_FOR[event.kind]}, {who}! +{earned.points:,} {noun}"
+
+
+def _details(event: Event) -> dict[str, str]:
+    """The figures an alert template may show (``{amount}``, ``{bits}``, ...), as text."""
+    match event:
+        case Subscription():
+            return {"months": str(event.months), "tier": str(event.tier)}
+        case GiftedSubs():
+            return {"count": str(event.count), "tier": str(event.tier)}
+        case Tip():
+            amount = f"{event.amount:,.2f}"
+            return {"amount": amount, "currency": event.currency, "message": event.message}
+        case Cheer():
+            return {"bits": f"{event.bits:,}", "message": event.message}
+        case Raid():
+            return {"viewers": f"{event.viewers:,}"}
+    return {}

@@ -435,6 +435,15 @@ class Config(Section):
     web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="after")
+    def _overlays_served(self) -> Self:
+        if self.tts.output == "overlay" and not self.web.enabled:
+            raise FieldProblems([(("tts", "output"), "overlay needs the web server (web.enabled)")])
+        if self.web.overlays.wheel.wait and not self.web.enabled:
+            where = ("web", "overlays", "wheel", "wait")
+            raise FieldProblems([(where, "needs the web server (web.enabled)")])
+        return self
+
+    @model_validator(mode="after")
     def _names_exist(self) -> Self:
         problems = missing_names(self.model_dump(by_alias=True))
         if problems:

@@ -67,8 +67,11 @@ class TtsSettings(Section):
     dir: Text = "data/tts"  # where the WAV files go
     keep_files: Count = 50  # newest files kept in dir; 0 keeps all
     # auto: play each file with the first local player found (paplay, aplay, ffplay);
-    # none: only write the file (the overlay page plays it); or a command with {file}.
+    # none: only write the file; or a command with {file}.
     player: Text = "auto"
+    # local: play with ``player`` on this machine; overlay: the TTS overlay page plays it (so
+    # OBS captures it), and the item is done when the page reports the end (needs web.enabled).
+    output: Literal["local", "overlay"] = "local"
 
     @field_validator("prefix")
     @classmethod

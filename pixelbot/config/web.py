@@ -9,14 +9,117 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Self
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pixelbot.config.loader import FieldProblems
-from pixelbot.config.types import Duration, Section, Text, integer
+from pixelbot.config.types import Duration, Section, Text, check_placeholders, integer
 
-__all__ = ["LOCAL_HOSTS", "DashboardSettings", "WebSettings"]
+__all__ = [
+    "ALERT_KINDS",
+    "LOCAL_HOSTS",
+    "AlertTemplate",
+    "AlertsOverlay",
+    "DashboardSettings",
+    "OverlaySettings",
+    "TtsOverlay",
+    "WebSettings",
+    "WheelOverlay",
+]
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class WheelOverlay(Section):
+    """The wheel overlay (``/overlay/wheel``). With ``wait`` a spin is shown there before its
+    prize is told, and fails (refunded) if no wheel page is open within ``page_timeout`` or
+    the page does not report the end within ``spin_time`` + ``grace``. Without it, a spin
+    waits for a page only while one is open."""
+
+    wait: bool = False
+    spin_time: Duration = timedelta(seconds=6)
+    grace: Duration = timedelta(seconds=5)
+    page_timeout: Duration = timedelta(seconds=10)
+
+
+class TtsOverlay(Section):
+    """The TTS overlay (``/overlay/tts``), used with ``tts.output: overlay``: no TTS page open
+    within ``page_timeout`` fails the item (refunded); the page must report the end of the
+    audio within its length + ``grace``."""
+
+    page_timeout: Duration = timedelta(seconds=10)
+    grace: Duration = timedelta(seconds=5)
+
+
+# What each alert's template may use (besides {user} and {points}).
+ALERT_KINDS: dict[str, set[str]] = {
+    "follow": set(),
+    "sub": {"months", "tier"},
+    "gift": {"count", "tier"},
+    "tip": {"amount", "currency", "message"},
+    "cheer": {"bits", "message"},
+    "raid": {"viewers"},
+}
+
+
+class AlertTemplate(Section):
+    text: Text
+    sound: Text | None = None  # a file in ``web.overlays.alerts.sounds_dir``
+    duration: Duration | None = None  # default: ``web.overlays.alerts.duration``
+
+    @field_validator("sound")
+    @classmethod
+    def _plain_file_name(cls, sound: str | None) -> str | None:
+        if sound is not None and ("/" in sound or "\\" in sound or sound.startswith(".")):
+            raise ValueError("must be a file name in sounds_dir, not a path")
+        return sound
+
+
+def _template(text: str) -> AlertTemplate:
+    return AlertTemplate(text=text)
+
+
+class AlertsOverlay(Section):
+    """The alerts overlay (``/overlay/alerts``): one alert at a time, each shown ``duration``.
+    Templates may use ``{user}``, ``{points}`` and the event's own figures."""
+
+    duration: Duration = timedelta(seconds=5)
+    sounds_dir: Text = "data/sounds"
+    follow: AlertTemplate = Field(default_factory=lambda: _template("{user} just followed!"))
+    sub: AlertTemplate = Field(
+        default_factory=lambda: _template("{user} subscribed! ({months} months)")
+    )
+    gift: AlertTemplate = Field(default_factory=lambda: _template("{user} gifted {count} subs!"))
+    tip: AlertTemplate = Field(default_factory=lambda: _template("{user} tipped {amount}!"))
+    cheer: AlertTemplate = Field(default_factory=lambda: _template("{user} cheered {bits} bits!"))
+    raid: AlertTemplate = Field(
+        default_factory=lambda: _template("{user} is raiding with {viewers} viewers!")
+    )
+
+    @field_validator(*ALERT_KINDS)
+    @classmethod
+    def _placeholders(cls, template: AlertTemplate, info: ValidationInfo) -> AlertTemplate:
+        extra = ALERT_KINDS[str(info.field_name)]
+        try:
+            check_placeholders(template.text, {"user", "points", *extra})
+        except ValueError as exc:
+            raise FieldProblems([(("text",), str(exc))]) from None
+        return template
+
+    def template(self, kind: str) -> AlertTemplate | None:
+        return getattr(self, kind, None) if kind in ALERT_KINDS else None
+
+
+class OverlaySettings(Section):
+    wheel: WheelOverlay = Field(default_factory=WheelOverlay)
+    alerts: AlertsOverlay = Field(default_factory=AlertsOverlay)
+    tts: TtsOverlay = Field(default_factory=TtsOverlay)
 
 
 class DashboardSettings(Section):
@@ -50,7 +153,14 @@ class WebSettings(Section):
     # The read-only key in every overlay URL (``/overlay/wheel?key=...``). Unset: one is
     # generated on first start and kept encrypted in the database (``bot.py web urls``).
     overlay_key: SecretStr | None = None
+    overlays: OverlaySettings = Field(default_factory=OverlaySettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+
+    @field_validator("overlay_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, key: object) -> object:
+        # "${PIXELBOT_OVERLAY_KEY:-}" with the variable unset: generate one
+        return None if isinstance(key, str) and not key.strip() else key
 
     @field_validator("overlay_key")
     @classmethod

@@ -20,6 +20,7 @@ from pixelbot.config import Config
 from pixelbot.db.engine import Database
 from pixelbot.outcomes import OutcomeBus
 from pixelbot.scheduler.runner import JobScheduler
+from pixelbot.web.hub import OverlayHub
 
 __all__ = ["DEPS", "STATIC_DIR", "WebDeps"]
 
@@ -39,6 +40,7 @@ class WebDeps:
     overlay_key: str  # the read-only key every overlay URL carries
     status: Callable[[], Mapping[str, Any]]  # the platforms' (and the web's) status
     base_dir: Path  # where relative paths in the config (data/tts, data/sounds) resolve
+    overlays: OverlayHub | None = None  # what the overlay pages show (pixelbot/web/hub.py)
     # Filled in by route modules that other modules need (the overlay hub, a session store).
     extras: dict[str, Any] = field(default_factory=dict)
 

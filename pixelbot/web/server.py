@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 
@@ -47,6 +48,7 @@ def build_web_app(deps: WebDeps, routes: list[AddRoutes] | None = None) -> web.A
     app = web.Application(middlewares=[_security_headers])
     app[DEPS] = deps
     app.router.add_get("/healthz", _health)
+    app.router.add_get("/status", _status)
     for add_routes in ROUTES if routes is None else routes:
         add_routes(app, deps)
     return app
@@ -54,6 +56,28 @@ def build_web_app(deps: WebDeps, routes: list[AddRoutes] | None = None) -> web.A
 
 async def _health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+async def _status(request: web.Request) -> web.Response:
+    """The platforms' and the web server's status, for ``bot.py status`` on this machine."""
+    if request.remote not in LOOPBACK:
+        raise web.HTTPForbidden(text="the status is only shown to this machine")
+    found = {}
+    for name, status in request.app[DEPS].status().items():
+        found[name] = {
+            "connected": bool(getattr(status, "connected", False)),
+            "detail": str(getattr(status, "detail", "")),
+            "last_event_at": _when(getattr(status, "last_event_at", None)),
+            "retrying_since": _when(getattr(status, "retrying_since", None)),
+        }
+    return web.json_response(found)
+
+
+def _when(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +101,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the port really bound (``port: 0`` picks one)
         self.error: str | None = None
+        self.overlay_key: str | None = app[DEPS].overlay_key if DEPS in app else None
 
     @property
     def url(self) -> str:

@@ -361,6 +361,8 @@ def test_help_lists_the_subcommands() -> None:
         "points",
         "replay",
         "run",
+        "status",
+        "web",
     ]
     assert "revision" not in result.stdout  # the developers' command stays hidden
 

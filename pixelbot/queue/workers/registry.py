@@ -20,6 +20,7 @@ from pixelbot.economy.obs_undos import UndoJournal
 from pixelbot.integrations.obs import ObsClient
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
+from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
 from pixelbot.queue.workers.tts import TtsWorker
@@ -35,6 +36,11 @@ def _effect_possible(config: Config, effect: str, *, obs: bool) -> bool:
     if settings is None:
         return False
     return obs or not any(step.do in OBS_STEPS for step in settings.steps)
+
+
+def _tts_overlay_timeouts(config: Config) -> tuple[float, float]:
+    settings = config.web.overlays.tts
+    return settings.page_timeout.total_seconds(), settings.grace.total_seconds()
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -60,9 +66,11 @@ def build_workers(
     sleep: Sleep | None = None,
     play_audio: bool = True,
     undos: UndoJournal | None = None,
+    stage: Stage | None = None,
 ) -> dict[str, Worker]:
     """``config`` returns the current configuration (it changes on ``!reload``). ``undos``:
     where OBS changes an outage left behind are kept until OBS is back (the database).
+    ``stage``: the overlay pages that show spins and play TTS (None: the web server is off).
 
     A new kind of queue item plugs in here: its worker module, plus one entry below."""
     sleep = sleep or asyncio.sleep
@@ -72,9 +80,19 @@ def build_workers(
     player = AudioPlayer.from_setting(tts.player if play_audio else "none")
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
     return {
-        QueueKind.TTS: TtsWorker(lambda: config().tts, speaker, player, base_dir=base_dir),
+        QueueKind.TTS: TtsWorker(
+            lambda: config().tts,
+            speaker,
+            player,
+            base_dir=base_dir,
+            stage=stage,
+            overlay_timeouts=lambda: _tts_overlay_timeouts(config()),
+        ),
         QueueKind.WHEEL: WheelWorker(
-            config, rng, lambda effect: _effect_possible(config(), effect, obs=obs is not None)
+            config,
+            rng,
+            lambda effect: _effect_possible(config(), effect, obs=obs is not None),
+            stage=stage,
         ),
         QueueKind.EFFECT: EffectWorker(
             lambda payload: steps_from_payload(payload, config()),

@@ -5,6 +5,10 @@ redeem's ``max_chars`` and ``tts.max_chars``. When the redeem asks for it, the v
 is said first (``tts.prefix``, "alice says, ..."); the name goes through the same filter,
 since display names can be links or banned words too. Files are ``<tts.dir>/tts-<item>.wav``;
 after each item only the newest ``tts.keep_files`` of them are kept (0 keeps all).
+
+``tts.output: overlay`` plays the file in the TTS overlay page instead of on this machine (so
+OBS captures it): the item is done when the page reports the end of the audio. A ``!skip``
+cancels the wait, and the page stops the audio.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pixelbot.economy.payloads import TtsPayload
 from pixelbot.errors import SpeechFailed
 from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
+from pixelbot.outcomes import TtsPlaying
+from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Done, Job
 
 __all__ = ["TtsWorker"]
@@ -42,9 +48,13 @@ class TtsWorker:
         player: AudioPlayer,
         *,
         base_dir: Path,
+        stage: Stage | None = None,
+        overlay_timeouts: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         """``settings`` may be a function returning the current ones: the filter, limits and
-        prefix then follow ``!reload``. (The folder, voice and player need a restart.)"""
+        prefix then follow ``!reload``. (The folder, voice and player need a restart.)
+        ``stage``: the overlays, for ``tts.output: overlay``; ``overlay_timeouts``: (how long
+        to wait for a TTS page, the grace past the audio's length) in seconds."""
         if isinstance(settings, TtsSettings):
             fixed = settings
             self._settings_now: Callable[[], TtsSettings] = lambda: fixed
@@ -53,6 +63,8 @@ class TtsWorker:
         settings = self._settings
         self._speaker = speaker
         self._player = player
+        self._stage = stage
+        self._overlay_timeouts = overlay_timeouts or (lambda: (10.0, 5.0))
         directory = Path(settings.dir)
         self._dir = directory if directory.is_absolute() else base_dir / directory
 
@@ -69,13 +81,27 @@ class TtsWorker:
         spoken = self._spoken_text(job)
         path = self._dir / f"tts-{job.item_id}.wav"
         seconds = await self._speaker.render(spoken, path)
-        log.debug("tts #%s: %.1fs, playing with %s", job.item_id, seconds, self._player.name)
-        await self._player.play(path)
+        if self._settings.output == "overlay" and self._stage is not None:
+            page_timeout, grace = self._overlay_timeouts()
+            log.debug("tts #%s: %.1fs, playing on the overlay", job.item_id, seconds)
+            playing = TtsPlaying(job.item_id, job.viewer_name, spoken, seconds, str(path))
+            shown = await self._stage.show(
+                "tts", job.item_id, playing, page_timeout=page_timeout, end_within=seconds + grace
+            )
+        else:
+            shown = None
+            log.debug("tts #%s: %.1fs, playing with %s", job.item_id, seconds, self._player.name)
+            await self._player.play(path)
         await asyncio.to_thread(_keep_newest, self._dir, self._settings.keep_files)
         return Done(
             # (no duration here: espeak's timing varies a little, and transcripts must not)
             summary=f"#{job.item_id} spoke {path.name}: {spoken}",
-            result={"file": str(path), "seconds": round(seconds, 2), "spoken": spoken},
+            result={
+                "file": str(path),
+                "seconds": round(seconds, 2),
+                "spoken": spoken,
+                **({"shown": shown} if shown is not None else {}),  # the overlay's report
+            },
         )
 
     async def close(self) -> None:

@@ -4,6 +4,11 @@ The draw comes from an injected RNG and is recorded on the item and in the event
 roll, the prize, its chance), so every spin can be audited. Prizes are not paid here: the
 worker returns them as payouts (points, XP) or a follow-up effect, and the runner commits them
 in the same transaction that marks the spin done, with the spin as their reference.
+
+With a stage (the web server's overlays), the recorded spin is shown on the wheel overlay
+before the prize is told: the page animates the wheel onto the recorded prize and reports the
+end. With ``web.overlays.wheel.wait`` the spin needs that page (none open, or no end reported
+in time: the item fails and is refunded); without it, it waits only for a page that is open.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pixelbot.config.queue import WheelPrize
 from pixelbot.domain.queue import QueueKind
 from pixelbot.domain.wheel import draw
 from pixelbot.economy.payloads import EffectPayload, WheelPayload
-from pixelbot.errors import ItemFailed
+from pixelbot.errors import ItemFailed, OverlayUnavailable
+from pixelbot.outcomes import WheelSpinning
+from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Done, FollowUp, Job, Payout
 
 __all__ = ["WheelWorker"]
@@ -30,6 +37,7 @@ class WheelWorker:
         config: Callable[[], Config],
         rng: random.Random,
         effect_possible: Callable[[str], bool] = lambda effect: True,
+        stage: Stage | None = None,
     ) -> None:
         """``effect_possible(name)``: whether a named effect can run now (one that needs OBS
         cannot while OBS is off). Prizes that cannot be given are left off the wheel for that
@@ -37,6 +45,7 @@ class WheelWorker:
         self._config = config  # read per spin, so a reloaded config applies to the next one
         self._rng = rng
         self._effect_possible = effect_possible
+        self._stage = stage
 
     async def perform(self, job: Job) -> Done:
         payload = job.payload
@@ -55,6 +64,17 @@ class WheelWorker:
         prize_index = possible[result.index]  # its place on the configured wheel
         prize = wheel.prizes[prize_index]
         left_off = [p.name for index, p in enumerate(wheel.prizes) if index not in possible]
+        shown = await self._show(
+            WheelSpinning(
+                job.item_id,
+                name,
+                tuple((wheel.prizes[index].name, wheel.prizes[index].weight) for index in possible),
+                result.index,
+                result.roll,
+                job.viewer_name,
+                self._config().web.overlays.wheel.spin_time.total_seconds(),
+            )
+        )
         user = job.viewer_name
         values = {"user": user, "prize": prize.name}
         spin_line = self._pick(wheel.spin_lines).format(**values)
@@ -72,11 +92,31 @@ class WheelWorker:
                 "prize_kind": prize.kind,
                 "chance": round(result.chance, 6),
                 "left_off": left_off,  # prizes that could not be given at this spin
+                **({"shown": shown} if shown is not None else {}),  # the overlay's report
             },
             chat=tuple(chat),
             payouts=payouts,
             follow_ups=follow_ups,
         )
+
+    async def _show(self, spin: WheelSpinning) -> dict[str, object] | None:
+        """Show the spin on the wheel overlay and wait for its end; None if not shown."""
+        settings = self._config().web.overlays.wheel
+        stage = self._stage
+        if stage is None or not (settings.wait or stage.watching("wheel")):
+            return None
+        try:
+            return await stage.show(
+                "wheel",
+                spin.item_id,
+                spin,
+                page_timeout=settings.page_timeout.total_seconds(),
+                end_within=(settings.spin_time + settings.grace).total_seconds(),
+            )
+        except OverlayUnavailable:
+            if settings.wait:
+                raise
+            return None  # (a page that closed mid-spin: the prize is told all the same)
 
     def _pick(self, lines: list[str]) -> str:
         return lines[0] if len(lines) == 1 else self._rng.choice(lines)

@@ -1,0 +1,69 @@
+// Shared by every overlay page: the live channel to the bot, reconnecting by itself.
+// A page calls Overlay.connect(name, onMessage); on every (re)connection the bot first sends
+// {type: "state", ...} with what the overlay shows now, then each change. Text from viewers
+// is only ever put on the page with textContent, never as HTML.
+"use strict";
+
+const Overlay = (() => {
+  const params = new URLSearchParams(window.location.search);
+  const key = params.get("key") || "";
+  let socket = null;
+
+  function url(path) {
+    // a file the bot serves to this overlay (TTS audio, an alert sound), with the key
+    return new URL(path + (path.includes("?") ? "&" : "?") + "key=" + encodeURIComponent(key),
+      window.location.href).toString();
+  }
+
+  function connect(name, onMessage) {
+    let delay = 250;
+    const open = () => {
+      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      const address = `${scheme}//${window.location.host}/overlay/ws?overlay=${name}` +
+        `&key=${encodeURIComponent(key)}`;
+      socket = new WebSocket(address);
+      socket.onopen = () => {
+        delay = 250;
+        document.body.dataset.connected = "true";
+      };
+      socket.onmessage = (event) => {
+        let message;
+        try { message = JSON.parse(event.data); } catch (error) { return; }
+        onMessage(message);
+      };
+      socket.onclose = () => {
+        document.body.dataset.connected = "false";
+        socket = null;
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 5000);
+      };
+    };
+    open();
+  }
+
+  function send(message) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  // Tell the bot an item ended; if the connection is down, tell it once it is back.
+  const unsent = [];
+  function report(message) {
+    if (!send(message)) unsent.push(message);
+  }
+  setInterval(() => {
+    while (unsent.length && send(unsent[0])) unsent.shift();
+  }, 250);
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  return { connect, report, url, el };
+})();
