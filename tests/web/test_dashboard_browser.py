@@ -38,9 +38,26 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def phone(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A phone-sized context; like ``context``, its pages must run without a script error
+    or a Content-Security-Policy violation."""
     opened = await browser.new_context(viewport=PHONE, device_scale_factor=2)  # type: ignore[arg-type]
+    problems: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+
+    opened.on("page", watch)
     try:
         yield opened
+        assert problems == []
     finally:
         await opened.close()
 
