@@ -24,10 +24,7 @@ from tests.web.dashboard_rig import (
     running_dashboard,
 )
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"], indirect=True),
-]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def post(http: aiohttp.ClientSession, rig: Rig, csrf: str, path: str, body: Any) -> Any:
@@ -39,6 +36,7 @@ async def post(http: aiohttp.ClientSession, rig: Rig, csrf: str, path: str, body
         return data
 
 
+@pytest.mark.both_backends
 async def test_pause_clear_and_resume_act_like_the_chat_commands(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         csrf = await log_in(http, rig.url)
@@ -88,6 +86,7 @@ async def test_pause_clear_and_resume_act_like_the_chat_commands(db_path: Path) 
         await assert_verified(rig.app.engine)
 
 
+@pytest.mark.both_backends
 async def test_a_redeem_toggle_is_the_same_as_redeem_off(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         csrf = await log_in(http, rig.url)

@@ -1,7 +1,8 @@
 """The dashboard over plain HTTP, against the bot's real web server: who gets in, what a
 request without a session or without its CSRF token gets, and that its buttons run the same
 code paths as the chat commands (a skip refunds the viewer, an adjustment is ledgered with the
-operator's name). On SQLite and PostgreSQL."""
+operator's name). What moves points runs on SQLite and PostgreSQL (``both_backends``); the
+rest is about HTTP and runs once."""
 
 from __future__ import annotations
 
@@ -30,10 +31,7 @@ from tests.web.dashboard_rig import (
     running_dashboard,
 )
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.parametrize("db_backend", ["sqlite", "postgresql"], indirect=True),
-]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # The routes that answer without a session: the login form, its stylesheet, the one-time link.
 PUBLIC = {
@@ -227,6 +225,7 @@ async def test_without_a_password_a_one_time_link_logs_in_once(db_path: Path) ->
                 assert refused.status == 403
 
 
+@pytest.mark.both_backends
 async def test_a_post_without_its_csrf_token_is_refused(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         await rig.give(ALICE, 100)
@@ -249,6 +248,7 @@ async def test_a_post_without_its_csrf_token_is_refused(db_path: Path) -> None:
         assert await rig.balance(ALICE) == 150
 
 
+@pytest.mark.both_backends
 async def test_the_dashboard_skip_refunds_the_viewer(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         await rig.give(ALICE, 100)
@@ -294,6 +294,7 @@ async def test_the_dashboard_skip_refunds_the_viewer(db_path: Path) -> None:
         await _verified(rig)
 
 
+@pytest.mark.both_backends
 async def test_an_adjustment_is_ledgered_with_the_operator_and_the_reason(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         await rig.give(ALICE, 100)
