@@ -206,6 +206,8 @@ async def test_every_page_on_a_desktop_and_on_a_phone(
         bob = viewer("bob", platform="fake", display_name="BobTheBuilder")
         await rig.give(ALICE, 1_250)
         await rig.give(bob, 40)
+        for _ in range(20):  # more than a page of ledger
+            await rig.give(ALICE, 1)
         for n in range(3):
             await rig.chat(ALICE, f"!tts message number {n}")
         await rig.platform.emit(rig.events.follow(bob))
@@ -225,6 +227,13 @@ async def test_every_page_on_a_desktop_and_on_a_phone(
             await page.locator("#ledger tr").first.wait_for()
             await _fits(page, width)
             await screenshot(page, request, f"{label}-viewers")
+            if label == "desktop":  # the ledger pages: 20 rows, then the older ones
+                assert await page.locator("#ledger tr").count() == 20
+                await page.click("#ledger-more")
+                await page.wait_for_function(
+                    "() => document.querySelectorAll('#ledger tr').length === 24"
+                )
+                assert await page.locator("#ledger-more").is_hidden()
 
             await page.goto(f"{rig.url}/dashboard/redeems")
             await ready(page)
