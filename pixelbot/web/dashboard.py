@@ -16,6 +16,8 @@ commands); who may use it from ``DashboardAuth``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import json
 import logging
@@ -89,6 +91,44 @@ def _asset(name: str) -> bytes:
     return resources.files("pixelbot.web").joinpath("static", "dashboard", name).read_bytes()
 
 
+LIVE_BACKLOG = 200  # updates queued for one page before it is given up on
+SESSION_ENDED = (4401, b"session ended")
+TOO_SLOW = (4408, b"too far behind")
+
+
+@dataclass
+class LivePage:
+    """One open dashboard page's live socket and the updates waiting to be sent to it."""
+
+    socket: web.WebSocketResponse
+    session: Session
+    backlog: asyncio.Queue[str | tuple[int, bytes]] = field(
+        default_factory=lambda: asyncio.Queue(LIVE_BACKLOG + 1)
+    )
+
+    def offer(self, message: str) -> bool:
+        if self.backlog.qsize() >= LIVE_BACKLOG:
+            return False
+        self.backlog.put_nowait(message)
+        return True
+
+    def end(self, why: tuple[int, bytes]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.backlog.put_nowait(why)
+
+    async def pump(self) -> None:
+        """Send what is queued, in order, until told to close."""
+        while True:
+            message = await self.backlog.get()
+            if isinstance(message, tuple):
+                await self.socket.close(code=message[0], message=message[1])
+                return
+            try:
+                await self.socket.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return
+
+
 @dataclass
 class Dashboard:
     """One mounted dashboard: its auth, its service, and the live WebSockets it feeds."""
@@ -98,29 +138,34 @@ class Dashboard:
     clock: Clock
     base_url: str = ""  # for the one-time link printed at start, e.g. http://127.0.0.1:8080
     announce: Callable[[str], Awaitable[None]] | None = None
-    sockets: dict[web.WebSocketResponse, Session] = field(default_factory=dict)
+    pages: list[LivePage] = field(default_factory=list)
 
     # -- live ----------------------------------------------------------------------------------
 
     async def outcome(self, outcome: Outcome) -> None:
-        """A bus subscriber: push a line to every open dashboard (ended sessions are closed)."""
-        if not self.sockets:
+        """A bus subscriber: queue a line for every open dashboard page. It never waits for
+        a page (the bus runs chat too): a page whose backlog is full is dropped, and the
+        page reconnects and reloads; a page whose session ended is closed."""
+        if not self.pages:
             return
         message = json.dumps({"type": "event", "event": live_event(outcome, self.clock.now())})
-        for socket, session in list(self.sockets.items()):
-            if self.auth.session_for(self.auth.cookie_for(session)) is None:
-                self.sockets.pop(socket, None)
-                await socket.close(code=4401, message=b"session ended")
-                continue
-            try:
-                await socket.send_str(message)
-            except (ConnectionError, RuntimeError):
-                self.sockets.pop(socket, None)
+        for page in list(self.pages):
+            if self.auth.session_for(self.auth.cookie_for(page.session)) is None:
+                self._drop(page, SESSION_ENDED)
+            elif not page.offer(message):
+                log.info("a dashboard page fell %d updates behind: dropped", LIVE_BACKLOG)
+                self._drop(page, TOO_SLOW)
+
+    def _drop(self, page: LivePage, why: tuple[int, bytes]) -> None:
+        """Stop feeding a page; its socket is closed once what was queued has gone out."""
+        if page in self.pages:
+            self.pages.remove(page)
+        page.end(why)
 
     async def close_sockets(self) -> None:
-        for socket in list(self.sockets):
-            await socket.close(code=1001, message=b"the bot is stopping")
-        self.sockets.clear()
+        for page in list(self.pages):
+            await page.socket.close(code=1001, message=b"the bot is stopping")
+        self.pages.clear()
 
     async def print_link(self) -> None:
         """Without a password, log in with a one-time link: print a fresh one."""
@@ -549,13 +594,19 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
             raise web.HTTPForbidden(text="cross-site WebSocket refused")
         socket = web.WebSocketResponse(heartbeat=30)
         await socket.prepare(request)
-        dashboard.sockets[socket] = _session(request)
+        page = LivePage(socket, _session(request))
+        dashboard.pages.append(page)
+        sender = asyncio.create_task(page.pump())
         try:
             async for message in socket:  # the page only listens; anything it says is ignored
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
-            dashboard.sockets.pop(socket, None)
+            if page in dashboard.pages:
+                dashboard.pages.remove(page)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
         return socket
 
     routes = [web.get(f"/{path}", page(name)) for path, name in PAGES.items()]
