@@ -472,9 +472,12 @@ def _int(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise _refused(f"{what} must be a whole number")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise _refused(f"{what} must be a whole number") from None
+    if abs(number) >= 2**62:  # (beyond any id or amount; the database's integers end at 2**63)
+        raise _refused(f"{what} is out of range")
+    return number
 
 
 def _refused(message: str) -> web.HTTPException:

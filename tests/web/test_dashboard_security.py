@@ -326,6 +326,9 @@ async def test_an_adjustment_is_ledgered_with_the_operator_and_the_reason(db_pat
                 assert refused.status == 400, bad
                 assert why in (await refused.json())["error"], bad
         assert await rig.balance(ALICE) == 60
+        for path in ("/api/viewers/99999999999999999999999", "/api/viewers/-1", "/api/viewers/x"):
+            async with http.get(f"{rig.url}/dashboard{path}") as odd:
+                assert odd.status == 400, path
         # the page shows it in the viewer's history, newest first
         async with http.get(f"{rig.url}/dashboard/api/viewers/{user_id}") as history:
             ledger = (await history.json())["ledger"]
