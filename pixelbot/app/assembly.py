@@ -102,7 +102,10 @@ class App:
             found[name] = PlatformStatus(False, detail=error)
         if self.web is not None:
             web = self.web
-            found["web"] = PlatformStatus(web.running, detail=web.error or web.url)
+            detail = web.error or web.url
+            if self.overlays is not None and self.overlays.open_overlays():
+                detail += f"; overlays open: {', '.join(self.overlays.open_overlays())}"
+            found["web"] = PlatformStatus(web.running, detail=detail)
         return found
 
     async def reload(self) -> list[str]:

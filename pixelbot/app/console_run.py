@@ -21,7 +21,7 @@ from pixelbot.outcomes import OutcomeBus
 from pixelbot.platforms.console import ConsolePrinter, ConsoleStream
 from pixelbot.web.keys import overlay_lines
 
-__all__ = ["SCRIPT_START", "run_bot", "run_console"]
+__all__ = ["SCRIPT_START", "announce_web", "run_bot", "run_console"]
 
 # Scripted runs start here, so transcripts are the same on every machine and every day.
 SCRIPT_START = utc(2026, 1, 1, 20, 0, 0)
@@ -52,6 +52,7 @@ async def run_console(
         scripted=scripted,
         base_dir=base_dir,
     ) as app:
+        announce_web(app, out)  # (a script serves no pages: nothing to say)
         await _converse(app, console, out, script=script, stdin=stdin)
     if not scripted:  # (a transcript ends with the script's last outcome)
         out(f"{config.bot.name}: Bye!")  # after the queue stopped: its last words come first
@@ -61,10 +62,7 @@ async def run_bot(config: Config, config_path: Path | None, *, stdin: TextIO | N
     """``bot.py run``: every enabled platform; the keyboard drives the console if it is on."""
     bus = console_bus(print)
     async with open_app(config, config_path=config_path, bus=bus) as app:
-        if app.web is not None and app.web.overlay_key is not None:
-            print(f"Overlays for OBS (browser sources, 1920x1080), served at {app.web.url}:")
-            for line in overlay_lines(config.web, app.web.overlay_key, app.web.url):
-                print(line)
+        announce_web(app, print)
         console = app.platforms.get("console")
         if isinstance(console, ConsoleStream):
             await _converse(app, console, print, script=None, stdin=stdin)
@@ -74,6 +72,15 @@ async def run_bot(config: Config, config_path: Path | None, *, stdin: TextIO | N
             print(f"{config.bot.name} is running on: {names}. Ctrl-C stops it.")
             await asyncio.Event().wait()  # until interrupted
     print(f"{config.bot.name}: Bye!")
+
+
+def announce_web(app: App, out: Callable[[str], None]) -> None:
+    """Where the overlays are, with their key, for the streamer to paste into OBS."""
+    if app.web is None or app.web.overlay_key is None:
+        return
+    out(f"Overlays for OBS (browser sources, 1920x1080), served at {app.web.url}:")
+    for line in overlay_lines(app.config.web, app.web.overlay_key, app.web.url):
+        out(line)
 
 
 def console_bus(out: Callable[[str], None]) -> OutcomeBus:

@@ -96,7 +96,9 @@ class AlertsOverlay(Section):
         default_factory=lambda: _template("{user} subscribed! ({months} months)")
     )
     gift: AlertTemplate = Field(default_factory=lambda: _template("{user} gifted {count} subs!"))
-    tip: AlertTemplate = Field(default_factory=lambda: _template("{user} tipped {amount}!"))
+    tip: AlertTemplate = Field(
+        default_factory=lambda: _template("{user} tipped {amount} {currency}!")
+    )
     cheer: AlertTemplate = Field(default_factory=lambda: _template("{user} cheered {bits} bits!"))
     raid: AlertTemplate = Field(
         default_factory=lambda: _template("{user} is raiding with {viewers} viewers!")

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_WAITING_ALERTS = 100  # past this (a follow-bot raid), new alerts are dropped, not queued
 NOW_LIMIT = 5  # waiting items shown per queue on the "now" overlay
+SEND_TIMEOUT = 2.0  # seconds a page may take to take a message before it is disconnected
 
 Message = dict[str, Any]
 
@@ -79,6 +80,7 @@ class OverlayHub:
         self._now_dirty = asyncio.Event()
         self._now_task: asyncio.Task[None] | None = None
         self._next_alert_id = 1
+        self._closing: set[asyncio.Task[bool]] = set()
         bus.subscribe(self._on_outcome)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -108,6 +110,14 @@ class OverlayHub:
 
     def pages(self, overlay: str) -> int:
         return len(self._pages.get(overlay, ()))
+
+    def open_overlays(self) -> list[str]:
+        """The overlays with a page open now (``wheel (2)`` for two pages)."""
+        found = []
+        for name, pages in sorted(self._pages.items()):
+            if pages:
+                found.append(name if len(pages) == 1 else f"{name} ({len(pages)})")
+        return found
 
     async def attach(self, overlay: str, socket: web.WebSocketResponse) -> None:
         """A page connected: give it the current state, then keep it posted."""
@@ -159,9 +169,17 @@ class OverlayHub:
 
     async def _send(self, socket: web.WebSocketResponse, message: Message) -> None:
         try:
-            await socket.send_json(message)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await socket.send_json(message)
         except (ConnectionError, RuntimeError):  # closing: its handler detaches it
             log.debug("an overlay page went away while being sent %s", message.get("type"))
+        except TimeoutError:  # a page that stopped reading must not hold the bot up
+            log.warning("an overlay page stopped reading; it is disconnected (it will reconnect)")
+            for pages in self._pages.values():
+                pages.discard(socket)
+            closing = asyncio.create_task(socket.close(code=WSCloseCode.GOING_AWAY))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     # -- the queue's stage --------------------------------------------------------------------
 

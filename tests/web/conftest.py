@@ -103,7 +103,7 @@ async def screenshot(page: Page, request: pytest.FixtureRequest, name: str) -> P
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     test = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     path = SCREENSHOTS / f"{test}-{name}.png"
-    await page.screenshot(path=str(path))
+    await page.screenshot(path=str(path), omit_background=True)  # (transparent, as in OBS)
     return path
 
 

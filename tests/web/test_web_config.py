@@ -112,3 +112,23 @@ def test_web_urls_uses_the_configured_key(tmp_path: Path) -> None:
     )
     assert refused.exit_code == 2
     assert "web.overlay_key is set in the config" in refused.output
+
+
+def test_run_prints_the_overlay_urls_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f'database: {{url: "sqlite+aiosqlite:///{tmp_path / "pixel.db"}"}}\n'
+        'web: {enabled: true, port: 0, overlay_key: "a-key-for-this-test-only"}\n'
+        "tts: {player: none}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["run", "--config", str(config)], input="/quit\n")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Overlays for OBS")))
+    base = lines[start].rsplit(" ", 1)[1].rstrip(":")
+    assert base.startswith("http://127.0.0.1:") and not base.endswith(":0")
+    assert lines[start + 1 : start + 5] == [
+        f"{name:>6}: {base}/overlay/{name}?key=a-key-for-this-test-only"
+        for name in ("wheel", "alerts", "tts", "now")
+    ]
