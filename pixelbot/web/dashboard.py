@@ -48,6 +48,7 @@ from pixelbot.web.deps import WebDeps
 
 __all__ = [
     "EXTRA",
+    "LINK_NOTICE",
     "LOGIN_COOKIE",
     "PAGES",
     "PREFIX",
@@ -83,6 +84,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 EXTRA = "dashboard"  # WebDeps.extras key of the mounted Dashboard
+# The notice that carries a one-time login link: printed for the operator, never shown on a
+# dashboard page (a page shared on stream would show everyone a way in).
+LINK_NOTICE = "dashboard-login"
 LIVE_OUTCOMES = (ItemQueued, ItemStarted, ItemSettled, WheelSpun, Alert, Notice, StreamChanged)
 SESSION_KEY = web.RequestKey("dashboard_session", Session)  # set by the guard
 
@@ -146,7 +150,7 @@ class Dashboard:
         """A bus subscriber: queue a line for every open dashboard page. It never waits for
         a page (the bus runs chat too): a page whose backlog is full is dropped, and the
         page reconnects and reloads; a page whose session ended is closed."""
-        if not self.pages:
+        if not self.pages or (isinstance(outcome, Notice) and outcome.kind == LINK_NOTICE):
             return
         message = json.dumps({"type": "event", "event": live_event(outcome, self.clock.now())})
         for page in list(self.pages):
@@ -696,7 +700,7 @@ def add_routes(app: web.Application, deps: WebDeps) -> None:
         )
 
     async def announce(text: str) -> None:
-        await deps.bus.publish(Notice("dashboard", text))
+        await deps.bus.publish(Notice(LINK_NOTICE, text))
 
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     dashboard = Dashboard(

@@ -10,7 +10,14 @@ from aiohttp import web
 from pixelbot.clock import FakeClock, utc
 from pixelbot.outcomes import Notice
 from pixelbot.web.auth import DashboardAuth
-from pixelbot.web.dashboard import LIVE_BACKLOG, SESSION_ENDED, TOO_SLOW, Dashboard, LivePage
+from pixelbot.web.dashboard import (
+    LINK_NOTICE,
+    LIVE_BACKLOG,
+    SESSION_ENDED,
+    TOO_SLOW,
+    Dashboard,
+    LivePage,
+)
 
 pytestmark = pytest.mark.no_database
 PASSWORD = "a password for the live feed"
@@ -41,3 +48,15 @@ async def test_a_slow_dashboard_page_never_holds_up_the_bus(auth: DashboardAuth)
     assert dashboard.pages == []
     queued = [frozen.backlog.get_nowait() for _ in range(frozen.backlog.qsize())]
     assert queued[-1] == TOO_SLOW and '"update 0"' in str(queued[0])
+
+
+async def test_a_login_link_is_never_shown_on_a_dashboard_page(auth: DashboardAuth) -> None:
+    session = (await auth.login_with_password("ip", "mod", PASSWORD)).session
+    assert session is not None
+    dashboard = Dashboard(auth=auth, service=None, clock=auth.clock)  # type: ignore[arg-type]
+    page = LivePage(web.WebSocketResponse(), session)
+    dashboard.pages.append(page)
+    await dashboard.outcome(Notice(LINK_NOTICE, "open the dashboard once with ...?token=x"))
+    assert page.backlog.empty()
+    await dashboard.outcome(Notice("dashboard", "mod skipped #4"))
+    assert page.backlog.qsize() == 1

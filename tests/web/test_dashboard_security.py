@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from pixelbot.web.auth import ATTEMPT_WINDOW, ATTEMPTS
-from pixelbot.web.dashboard import LOGIN_COOKIE, SESSION_COOKIE
+from pixelbot.web.dashboard import LINK_NOTICE, LOGIN_COOKIE, SESSION_COOKIE
 from tests.web.conftest import OVERLAY_KEY
 from tests.web.dashboard_rig import (
     ALICE,
@@ -186,7 +186,7 @@ async def test_the_login_form_needs_its_own_token(db_path: Path) -> None:
 
 async def test_without_a_password_a_one_time_link_logs_in_once(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path, password=None)) as rig:
-        [printed] = [n.text for n in rig.notices if n.kind == "dashboard"]
+        [printed] = [n.text for n in rig.notices if n.kind == LINK_NOTICE]
         found = re.search(r"/dashboard/login/link\?token=(\S+)", printed)
         assert found is not None, printed
         link = f"{rig.url}{found.group(0)}"
@@ -211,7 +211,7 @@ async def test_without_a_password_a_one_time_link_logs_in_once(db_path: Path) ->
             assert again.status == 401
             assert "used already" in await again.text()
         # the next person gets a fresh link, printed like the first
-        fresh = [n.text for n in rig.notices if n.kind == "dashboard"]
+        fresh = [n.text for n in rig.notices if n.kind == LINK_NOTICE]
         assert len(fresh) == 2 and found.group(1) not in fresh[1]
         # and a password login is not possible without a password
         async with http_session() as stranger:
