@@ -232,7 +232,8 @@ def _guard(dashboard: Dashboard) -> Any:
         except web.HTTPException as exc:
             exc.headers.update(SECURITY_HEADERS)
             raise
-        response.headers.update(SECURITY_HEADERS)
+        if not response.prepared:  # (a WebSocket has sent its headers already)
+            response.headers.update(SECURITY_HEADERS)
         return response
 
     return guard
