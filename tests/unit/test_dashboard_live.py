@@ -10,12 +10,12 @@ from aiohttp import web
 from pixelbot.clock import FakeClock, utc
 from pixelbot.outcomes import Notice
 from pixelbot.web.auth import DashboardAuth
-from pixelbot.web.dashboard import (
+from pixelbot.web.dashboard_live import (
     LINK_NOTICE,
     LIVE_BACKLOG,
     SESSION_ENDED,
     TOO_SLOW,
-    Dashboard,
+    LiveFeed,
     LivePage,
 )
 
@@ -34,7 +34,7 @@ async def test_a_slow_dashboard_page_never_holds_up_the_bus(auth: DashboardAuth)
     session = (await auth.login_with_password("ip", "mod", PASSWORD)).session
     other = (await auth.login_with_password("ip", "mod2", PASSWORD)).session
     assert session is not None and other is not None
-    dashboard = Dashboard(auth=auth, service=None, clock=auth.clock)  # type: ignore[arg-type]
+    dashboard = LiveFeed(auth, auth.clock)
     frozen = LivePage(web.WebSocketResponse(), session)  # nobody pumps it: it never drains
     leaving = LivePage(web.WebSocketResponse(), other)
     dashboard.pages += [frozen, leaving]
@@ -53,7 +53,7 @@ async def test_a_slow_dashboard_page_never_holds_up_the_bus(auth: DashboardAuth)
 async def test_a_login_link_is_never_shown_on_a_dashboard_page(auth: DashboardAuth) -> None:
     session = (await auth.login_with_password("ip", "mod", PASSWORD)).session
     assert session is not None
-    dashboard = Dashboard(auth=auth, service=None, clock=auth.clock)  # type: ignore[arg-type]
+    dashboard = LiveFeed(auth, auth.clock)
     page = LivePage(web.WebSocketResponse(), session)
     dashboard.pages.append(page)
     await dashboard.outcome(Notice(LINK_NOTICE, "open the dashboard once with ...?token=x"))
