@@ -49,9 +49,10 @@ ALICE = viewer("alice")
 
 def config_for(db_path: Path, **web: Any) -> Config:
     overlays = {
-        "wheel": {"wait": True, "spin_time": "150ms", "page_timeout": "1s"},
+        # (a generous grace: a browser starved by a busy machine is slow, not broken)
+        "wheel": {"wait": True, "spin_time": "150ms", "page_timeout": "1s", "grace": "15s"},
         "alerts": {"duration": "600ms"},
-        "tts": {"page_timeout": "1s"},
+        "tts": {"page_timeout": "1s", "grace": "15s"},
         **web,
     }
     return web_config(

@@ -76,7 +76,7 @@ async def test_a_page_reconnecting_mid_spin_shows_what_it_missed(
     db_path: Path, context: BrowserContext, request: pytest.FixtureRequest
 ) -> None:
     weights = [float(prize["weight"]) for prize in PRIZES]
-    config = config_for(db_path, wheel={"wait": True, "spin_time": "3s", "page_timeout": "1s"})
+    config = config_for(db_path, wheel={"wait": True, "spin_time": "6s", "page_timeout": "1s"})
     async with running_bot(config) as bot:
         first = await context.new_page()
         await open_overlay(first, bot, "wheel")
