@@ -7,9 +7,16 @@ It serves the overlay pages (OBS browser sources) and the dashboard. It listens 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pixelbot.config.loader import FieldProblems
 from pixelbot.config.types import Duration, Section, Text, check_placeholders, integer
@@ -19,6 +26,7 @@ __all__ = [
     "LOCAL_HOSTS",
     "AlertTemplate",
     "AlertsOverlay",
+    "DashboardSettings",
     "OverlaySettings",
     "TtsOverlay",
     "WebSettings",
@@ -116,6 +124,30 @@ class OverlaySettings(Section):
     tts: TtsOverlay = Field(default_factory=TtsOverlay)
 
 
+class DashboardSettings(Section):
+    """``web.dashboard``: the operators' control panel at ``/dashboard``."""
+
+    enabled: bool = True
+    # The operators' password, normally "${PIXELBOT_DASHBOARD_PASSWORD:-}". Empty: no password,
+    # a one-time login link is printed at start instead, which is allowed on a local host only.
+    password: SecretStr | None = None
+    session: Duration = timedelta(hours=12)  # how long a login lasts
+
+    @field_validator("password")
+    @classmethod
+    def _empty_is_none(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is not None and not password.get_secret_value():
+            return None
+        return password
+
+    @field_validator("session")
+    @classmethod
+    def _positive(cls, session: timedelta) -> timedelta:
+        if session <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return session
+
+
 class WebSettings(Section):
     enabled: bool = False
     host: Text = "127.0.0.1"
@@ -124,6 +156,7 @@ class WebSettings(Section):
     # generated on first start and kept encrypted in the database (``bot.py web urls``).
     overlay_key: SecretStr | None = None
     overlays: OverlaySettings = Field(default_factory=OverlaySettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("overlay_key", mode="before")
     @classmethod
@@ -137,6 +170,22 @@ class WebSettings(Section):
         if key is not None and len(key.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (anyone who guesses it sees it)")
         return key
+
+    @model_validator(mode="after")
+    def _public_dashboard_needs_password(self) -> Self:
+        public = self.enabled and self.dashboard.enabled and not self.local_only
+        if public and self.dashboard.password is None:
+            raise FieldProblems(
+                [
+                    (
+                        ("host",),
+                        f"{self.host} can be reached from other machines, so the dashboard "
+                        "needs a password: set PIXELBOT_DASHBOARD_PASSWORD (read by "
+                        "web.dashboard.password), or listen on 127.0.0.1",
+                    )
+                ]
+            )
+        return self
 
     @property
     def local_only(self) -> bool:

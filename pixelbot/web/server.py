@@ -23,7 +23,7 @@ from aiohttp import web
 
 from pixelbot.config.web import WebSettings
 from pixelbot.errors import PixelbotError
-from pixelbot.web import overlay
+from pixelbot.web import dashboard, overlay
 from pixelbot.web.deps import DEPS, STATIC_DIR, WebDeps
 
 __all__ = [
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 AddRoutes = Callable[[web.Application, WebDeps], None]
 
 
-ROUTES: list[AddRoutes] = [overlay.add_routes]
+ROUTES: list[AddRoutes] = [overlay.add_routes, dashboard.add_routes]
 
 
 def build_web_app(deps: WebDeps, routes: list[AddRoutes] | None = None) -> web.Application:
