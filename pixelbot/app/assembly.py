@@ -155,6 +155,7 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
         xp_curve=lambda: engine.writer.policy.curve,
         publish=bus.publish,
         reload=app.reload,
+        links=engine.links,
     )
     return app
 
@@ -191,6 +192,7 @@ async def open_app(
     bus: OutcomeBus | None = None,
     scripted: bool = False,
     base_dir: Path | None = None,
+    link_rng: random.Random | None = None,
 ) -> AsyncIterator[App]:
     """Build, start, yield, and stop the bot.
 
@@ -199,6 +201,7 @@ async def open_app(
     subscribe before anything starts (a crash recovery at start publishes outcomes).
     ``scripted``: deterministic runs (fixed wheel seed, no audio, the queue runs only while
     drained). ``base_dir``: where relative paths such as ``data/tts`` resolve (default: cwd).
+    ``link_rng``: where ``!link`` codes come from (default: a cryptographic source).
     """
     clock = clock or SystemClock()
     if platforms is None:
@@ -213,7 +216,7 @@ async def open_app(
         lock.hold_shared()
     try:
         async with _running(
-            config, clock, config_path, platforms, workers, bus, scripted, base_dir
+            config, clock, config_path, platforms, workers, bus, scripted, base_dir, link_rng
         ) as app:
             yield app
     finally:
@@ -231,8 +234,9 @@ async def _running(
     bus: OutcomeBus | None,
     scripted: bool,
     base_dir: Path | None,
+    link_rng: random.Random | None = None,
 ) -> AsyncIterator[App]:
-    async with Engine.open(config, clock) as engine:
+    async with Engine.open(config, clock, link_rng=link_rng) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
