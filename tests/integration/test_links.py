@@ -537,3 +537,68 @@ def test_any_mix_of_links_unlinks_and_payments_keeps_every_point(
             assert all(merged is None for _user, merged in identities)
 
     asyncio.run(run())
+
+
+# ----------------------------------------------------------------------------- old wallet ids
+
+
+async def test_what_still_names_a_joined_wallet_lands_on_the_shared_one(db_path: Path) -> None:
+    """A refund of a charge paid before linking, or a payment to the old wallet id (a queue
+    item's prize), goes to the wallet it joined; the writer's cache does not remember the old
+    wallet (SQLite) and PostgreSQL re-reads it, so nothing is paid to an emptied wallet."""
+    async with running(config_for(db_path)) as chat:
+        engine = chat.app.engine
+        await engine.ledger.grant(ALICE_DC, 50, reason="opening")
+        charge = await engine.ledger.spend(ALICE_DC, 20, reason="redeem:x", ref="charge-1")
+        dc_user = charge.user_id
+        code = (await engine.links.create_code(ALICE)).code
+        await engine.links.link(ALICE_DC, code)
+        shared = await user_of(chat.app, ALICE)
+
+        refund = await engine.ledger.refund("charge-1")
+        assert refund is not None and refund.user_id == shared and refund.balance == 50
+        prize = await engine.ledger.grant(dc_user, 7, reason="prize")
+        assert prize.user_id == shared and prize.balance == 57
+        assert (await engine.wallets.summary(dc_user)).points == 0
+        assert await balance_of(engine, ALICE_DC) == 57
+        assert await engine.ledger.refund("charge-1") is None  # still exactly once
+        await assert_verified(engine)
+
+
+async def test_verify_reports_broken_link_data(db_path: Path) -> None:
+    """The new checks can fail: an identity left on a joined wallet, a joined wallet that
+    still holds points, and a link whose two rows do not match are each reported."""
+    async with running(config_for(db_path)) as chat:
+        engine = chat.app.engine
+        await engine.ledger.grant(ALICE_DC, 10, reason="opening")
+        code = (await engine.links.create_code(ALICE)).code
+        linked = await engine.links.link(ALICE_DC, code)
+        await assert_verified(engine)
+        async with engine.db.write() as conn:
+            await conn.execute(
+                IDENTITIES.update()
+                .where(IDENTITIES.c.platform == "discord")
+                .values(user_id=linked.joined_user_id)
+            )
+            await conn.execute(
+                TRANSACTIONS.update()
+                .where(TRANSACTIONS.c.reason == "link_in")
+                .values(amount=11, balance_after=11)
+            )
+            await conn.execute(
+                USERS.update().where(USERS.c.id == linked.joined_user_id).values(xp=5)
+            )
+        report = await verify(engine.db)
+    found = [(v.check, v.user_id, v.detail) for v in report.violations]
+    joined, shared = linked.joined_user_id, linked.user_id
+    assert (
+        "merged_wallet",
+        joined,
+        "identity discord:dc-alice points at a wallet joined into another",
+    ) in found
+    assert (
+        "merged_wallet",
+        joined,
+        f"wallet was joined into {shared} but still has 0 points and 5 XP",
+    ) in found
+    assert any(c == "points_link" and u == shared for c, u, _d in found), found
