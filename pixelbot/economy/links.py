@@ -202,7 +202,7 @@ def _merge(
     start = curve.start_level
     # Points: both sides ledgered, the joined wallet down to zero.
     batch.post_link(source, -points, reason="link_out", ref=f"{ref}:out", actor=_identity(by))
-    balance = batch.post_link(target, points, reason="link_in", ref=f"{ref}:in", actor=None)
+    batch.post_link(target, points, reason="link_in", ref=f"{ref}:in", actor=None)
     # XP: the same, and the level follows the sum (never below either wallet's level).
     level = max(target.level, source.level, curve.level_for(target.xp + xp))
     batch.post_link_xp(source, -xp, level=start, reason="link_out", ref=f"{ref}:out")
@@ -260,7 +260,7 @@ def _merge(
         moved,
         points,
         xp,
-        balance,
+        target.points,  # with any level reward the summed XP paid
         level,
         level_up,
     )
