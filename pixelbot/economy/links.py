@@ -23,7 +23,8 @@ from then on can spend the asker's points. So a code:
   of a 32-letter alphabet, 40 bits, far beyond guessing within its lifetime;
 - works only for an identity on a *different platform* than the one it was asked on (an
   onlooker in the same chat cannot use it from the same platform, which is where they see it);
-- works once, and only for ``CODE_LIFETIME`` (10 minutes on the injected clock);
+- works once, and only for ``CODE_LIFETIME`` (10 minutes on the injected clock), and asking
+  for a new one ends the identity's earlier codes (one live code per identity);
 - is stored as its SHA-256 only, so a copy of the database or a backup reveals no live code.
 
 An onlooker who also watches on another platform can still race the owner within those ten

@@ -59,6 +59,17 @@ USE_LINK_CODES = (
     .where(LINK_CODES.c.id == bindparam("b_id"), LINK_CODES.c.used_at.is_(None))
     .values(used_at=bindparam("used_at"), used_by=bindparam("used_by"))
 )
+# A new code ends the identity's earlier ones: one live code per identity at a time.
+EXPIRE_LINK_CODES = (
+    update(LINK_CODES)
+    .where(
+        LINK_CODES.c.platform == bindparam("b_platform"),
+        LINK_CODES.c.platform_user_id == bindparam("b_platform_user_id"),
+        LINK_CODES.c.used_at.is_(None),
+        LINK_CODES.c.expires_at > bindparam("b_now"),
+    )
+    .values(expires_at=bindparam("expires_at"))
+)
 MOVE_IDENTITIES = (
     update(IDENTITIES)
     .where(
@@ -514,6 +525,21 @@ async def _load_redeem_counts(
 
 async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
     await execute_many(db, conn, INSERT_USERS, batch.new_users)  # before rows that name them
+    if batch.new_link_codes:
+        await execute_many(
+            db,
+            conn,
+            EXPIRE_LINK_CODES,
+            [
+                {
+                    "b_platform": row["platform"],
+                    "b_platform_user_id": row["platform_user_id"],
+                    "b_now": batch.now,
+                    "expires_at": batch.now,
+                }
+                for row in batch.new_link_codes
+            ],
+        )
     await execute_many(db, conn, INSERT_LINK_CODES, batch.new_link_codes)
     await execute_many(db, conn, USE_LINK_CODES, batch.used_link_codes)
     await execute_many(db, conn, MOVE_IDENTITIES, batch.identity_moves)

@@ -662,3 +662,15 @@ async def test_joining_two_fresh_wallets_reaches_a_level_neither_had(db_path: Pa
         assert linked.level_up is not None
         assert linked.level_up.announcement() == "Alice hit 2!"
         await assert_verified(engine)
+
+
+async def test_a_new_code_ends_the_earlier_one(db_path: Path) -> None:
+    async with running(config_for(db_path)) as chat:
+        first = await chat.code_for(ALICE)
+        chat.clock.advance(timedelta(seconds=11))
+        second = await chat.code_for(ALICE)
+        replies = await chat.say(ALICE_DC, f"!link {first}")
+        assert replies[-1] == "@AliceDC that link code has expired; ask for a new one"
+        replies = await chat.say(ALICE_DC, f"!link {second}")
+        assert replies[0].startswith("@AliceDC linked: this discord account now shares"), replies
+        assert replies[1:] == ["Alice reached level 2!"]  # 4 lines of 40 XP: the sum levels up
