@@ -24,6 +24,8 @@ from pixelbot.clock import FakeClock
 from pixelbot.config import Config
 from pixelbot.db.verify import verify
 from pixelbot.economy.links import hash_code
+from pixelbot.economy.payouts import Award as WatchAward
+from pixelbot.economy.payouts import Payouts
 from pixelbot.economy.store import EVENTS, IDENTITIES, LINK_CODES, TRANSACTIONS, USERS
 from pixelbot.errors import InsufficientFunds, LinkRefused
 from pixelbot.events import ChatMessage, Viewer
@@ -674,3 +676,21 @@ async def test_a_new_code_ends_the_earlier_one(db_path: Path) -> None:
         replies = await chat.say(ALICE_DC, f"!link {second}")
         assert replies[0].startswith("@AliceDC linked: this discord account now shares"), replies
         assert replies[1:] == ["Alice reached level 2!"]  # 4 lines of 40 XP: the sum levels up
+
+
+async def test_watching_on_two_linked_platforms_pays_once_a_tick(db_path: Path) -> None:
+    async with running(config_for(db_path)) as chat:
+        engine = chat.app.engine
+        code = (await engine.links.create_code(ALICE)).code
+        await engine.links.link(ALICE_DC, code)
+        payouts = Payouts(engine.writer)
+        awards = [
+            WatchAward(ALICE, 5, 1),
+            WatchAward(ALICE_DC, 10, 2),  # (a subscriber there: the better award is kept)
+            WatchAward(MALLORY_TW, 5, 1),
+        ]
+        paid = await payouts.pay_tick(1, 1, awards)
+        assert (paid.viewers, paid.points, paid.xp) == (2, 15, 3)
+        assert await balance_of(engine, ALICE) == 10
+        assert (await payouts.pay_tick(1, 1, awards)).already_paid
+        await assert_verified(engine)
