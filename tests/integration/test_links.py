@@ -22,6 +22,8 @@ from sqlalchemy import func, select
 from pixelbot.app.assembly import App, open_app
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.db.copy import copy_database
+from pixelbot.db.engine import Database
 from pixelbot.db.verify import verify
 from pixelbot.economy.links import hash_code
 from pixelbot.economy.payouts import Award as WatchAward
@@ -694,3 +696,28 @@ async def test_watching_on_two_linked_platforms_pays_once_a_tick(db_path: Path) 
         assert await balance_of(engine, ALICE) == 10
         assert (await payouts.pay_tick(1, 1, awards)).already_paid
         await assert_verified(engine)
+
+
+async def test_db_copy_keeps_linked_wallets(db_path: Path, tmp_path: Path) -> None:
+    """A wallet joined into a LATER one (higher id) names it: ``db copy`` still copies every
+    row with its foreign keys holding, and the copy verifies."""
+    async with running(config_for(db_path)) as chat:
+        engine = chat.app.engine
+        await engine.ledger.grant(ALICE_DC, 10, reason="opening")  # the discord wallet first
+        code = (await engine.links.create_code(ALICE)).code  # then Alice's, a higher id
+        linked = await engine.links.link(ALICE_DC, code)
+        assert linked.joined_user_id < linked.user_id
+        target = Database(f"sqlite+aiosqlite:///{tmp_path / 'copy.db'}")
+        try:
+            report = await copy_database(engine.db, target)
+            assert report.verified.ok, report.verified.violations
+            assert report.source == report.target
+            async with target.read() as conn:
+                merged = (
+                    await conn.execute(
+                        select(USERS.c.merged_into).where(USERS.c.id == linked.joined_user_id)
+                    )
+                ).scalar_one()
+            assert merged == linked.user_id
+        finally:
+            await target.dispose()
