@@ -721,3 +721,22 @@ async def test_db_copy_keeps_linked_wallets(db_path: Path, tmp_path: Path) -> No
             assert merged == linked.user_id
         finally:
             await target.dispose()
+
+
+async def test_a_wallets_waiting_items_include_those_bought_before_linking(
+    db_path: Path,
+) -> None:
+    """(A ban cancels the person's waiting TTS: found by wallet, joined wallets included.)"""
+    config = config_for(
+        db_path, redeems={"tts": {"title": "TTS", "cost": 5, "action": {"type": "tts"}}}
+    )
+    async with running(config) as chat:
+        engine = chat.app.engine
+        await engine.ledger.grant(ALICE_DC, 50, reason="opening")
+        await chat.app.queue.stop()  # keep the item waiting
+        await chat.say(ALICE_DC, "!tts hello from discord")
+        code = (await engine.links.create_code(ALICE)).code
+        linked = await engine.links.link(ALICE_DC, code)
+        waiting = await engine.queue.pending("tts", user_id=linked.user_id)
+        assert [item.user_id for item in waiting] == [linked.joined_user_id]
+        assert await engine.queue.pending("tts", user_id=linked.joined_user_id) == waiting
