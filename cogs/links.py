@@ -57,7 +57,7 @@ class LinksCog(Cog):
     async def unlink(self, ctx: Context, first: Word, second: Word | None = None) -> None:
         links = self.services.links
         if second is None:
-            await links.unlink(ctx.author, first, actor=_actor(ctx))
+            await links.unlink(ctx.author, first, actor=_actor(ctx), ref=ctx.message.ref)
             await ctx.reply(
                 f"unlinked your {first.lower()} account: it has a wallet of its own now, "
                 "starting at 0"
@@ -66,7 +66,7 @@ class LinksCog(Cog):
         if not ctx.allowed("moderator"):
             raise NotPermitted("moderator", "unlink <viewer> <platform>")
         target = await ctx.lookup(parse_target(first))
-        result = await links.unlink(target.user_id, second, actor=_actor(ctx))
+        result = await links.unlink(target.user_id, second, actor=_actor(ctx), ref=ctx.message.ref)
         await ctx.reply(
             f"unlinked {result.identity} from {target.display_name}'s wallet; it starts again at 0"
         )

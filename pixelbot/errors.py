@@ -36,7 +36,7 @@ one place can render any of them to chat or to the operator::
     │   ├── OnCooldown              .key, .remaining (seconds)
     │   └── LinkRefused             !link / !unlink refused; .reason (unknown, used, expired,
     │                               same_platform, already_linked, platform_taken, not_linked,
-    │                               only_identity)
+    │                               only_identity, duplicate)
     ├── CommandError                a chat command was refused before anything happened
     │   ├── BadArgument             .usage (the command's usage line), .detail
     │   └── NotPermitted            .required (the role needed), .what

@@ -299,9 +299,12 @@ class _Unlink:
         needs.wallet(self.wallet)
         needs.identity_lists = True
         needs.new_users += 1
+        needs.tx_refs.add(self.ref)
 
     def apply(self, batch: Batch) -> Unlinked:
         account = batch.wallet(self.wallet)
+        if batch.has_tx_ref(self.ref):  # the same request delivered twice
+            raise LinkRefused("duplicate", "that unlink was done already")
         identities = batch.identities_of[account.user_id]
         leaving = next((i for i in identities if i.platform == self.platform), None)
         if leaving is None:
@@ -371,7 +374,10 @@ class Links:
         are one already or both have an account on the same platform."""
         return await self._writer.submit(_Link(viewer, hash_code(code)))
 
-    async def unlink(self, wallet: Wallet, platform: str, *, actor: str) -> Unlinked:
-        """Split the wallet's ``platform`` identity off into a new, empty wallet."""
-        ref = f"unlink:{uuid.uuid4().hex}"
+    async def unlink(
+        self, wallet: Wallet, platform: str, *, actor: str, ref: str | None = None
+    ) -> Unlinked:
+        """Split the wallet's ``platform`` identity off into a new, empty wallet. ``ref``: the
+        idempotency key of the request (the chat message's); a repeat is refused."""
+        ref = f"unlink:{ref or uuid.uuid4().hex}"
         return await self._writer.submit(_Unlink(wallet, platform.lower(), ref, actor))
