@@ -213,6 +213,12 @@ def _merge(
     batch.raise_rewarded_level(target, source.rewarded_level)
     level_up = None
     if level > old_level:
+        batch.log(
+            "level_up",
+            user_id=target.user_id,
+            cause_ref=ref,
+            payload={"from": old_level, "to": level},
+        )
         rewards = batch.pay_level_rewards(target, level)
         level_up = LevelUp(target.user_id, target.display_name, old_level, level, rewards)
     _carry_limits(batch, source, target)

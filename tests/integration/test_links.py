@@ -665,6 +665,13 @@ async def test_joining_two_fresh_wallets_reaches_a_level_neither_had(db_path: Pa
         assert (linked.level, linked.points) == (2, 9 + 100)
         assert linked.level_up is not None
         assert linked.level_up.announcement() == "Alice hit 2!"
+        logged = await rows(
+            app,
+            select(EVENTS.c.payload).where(
+                EVENTS.c.kind == "level_up", EVENTS.c.cause_ref.like("link:%")
+            ),
+        )
+        assert [payload for (payload,) in logged] == [{"from": 1, "to": 2}]
         await assert_verified(engine)
 
 
