@@ -33,7 +33,10 @@ one place can render any of them to chat or to the operator::
     │   │   ├── LimitReached        .limit, .per_user
     │   │   ├── QueueFull           .limit (pending items of its kind), .kind
     │   │   └── RedeemUnavailable   .reason (e.g. it needs OBS, which is off)
-    │   └── OnCooldown              .key, .remaining (seconds)
+    │   ├── OnCooldown              .key, .remaining (seconds)
+    │   └── LinkRefused             !link / !unlink refused; .reason (unknown, used, expired,
+    │                               same_platform, already_linked, platform_taken, not_linked,
+    │                               only_identity, duplicate)
     ├── CommandError                a chat command was refused before anything happened
     │   ├── BadArgument             .usage (the command's usage line), .detail
     │   └── NotPermitted            .required (the role needed), .what
@@ -73,6 +76,7 @@ __all__ = [
     "ItemFailed",
     "ItemTimedOut",
     "LimitReached",
+    "LinkRefused",
     "NotPermitted",
     "NotRefundable",
     "ObsUnavailable",
@@ -243,6 +247,14 @@ class OnCooldown(EconomyError):
         self.key = key
         self.remaining = remaining
         super().__init__(f"{key} is on cooldown for {remaining:.0f}s")
+
+
+class LinkRefused(EconomyError):
+    """Linking or unlinking identities was refused; the message says why, for chat."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class RedeemRefused(EconomyError):

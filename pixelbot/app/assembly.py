@@ -187,6 +187,7 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
         xp_curve=lambda: engine.writer.policy.curve,
         publish=bus.publish,
         reload=app.reload,
+        links=engine.links,
     )
     return app
 
@@ -225,6 +226,7 @@ async def open_app(
     scripted: bool = False,
     base_dir: Path | None = None,
     supervision: Supervision | None = None,
+    link_rng: random.Random | None = None,
 ) -> AsyncIterator[App]:
     """Build, start, yield, and stop the bot.
 
@@ -235,6 +237,7 @@ async def open_app(
     drained). ``base_dir``: where relative paths such as ``data/tts`` resolve (default: cwd).
     ``supervision``: how platforms that fail to start are retried and reported (not in
     scripted runs).
+    ``link_rng``: where ``!link`` codes come from (default: a cryptographic source).
     """
     clock = clock or SystemClock()
     if platforms is None:
@@ -249,7 +252,16 @@ async def open_app(
         lock.hold_shared()
     try:
         async with _running(
-            config, clock, config_path, platforms, workers, bus, scripted, base_dir, supervision
+            config,
+            clock,
+            config_path,
+            platforms,
+            workers,
+            bus,
+            scripted,
+            base_dir,
+            supervision,
+            link_rng,
         ) as app:
             yield app
     finally:
@@ -268,8 +280,9 @@ async def _running(
     scripted: bool,
     base_dir: Path | None,
     supervision: Supervision | None,
+    link_rng: random.Random | None = None,
 ) -> AsyncIterator[App]:
-    async with Engine.open(config, clock) as engine:
+    async with Engine.open(config, clock, link_rng=link_rng) as engine:
         app = _build(engine, bus or OutcomeBus(), config_path)
         if not scripted:  # a script's platforms are in-process: nothing to retry
             app.supervisor = PlatformSupervisor(

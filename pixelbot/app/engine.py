@@ -7,6 +7,7 @@ before the database closes.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ from pixelbot.economy.batch import LevelReward, Policy
 from pixelbot.economy.cooldowns import Cooldowns
 from pixelbot.economy.earning import EarningRules
 from pixelbot.economy.ledger import Ledger
+from pixelbot.economy.links import Links
 from pixelbot.economy.queries import Wallets
 from pixelbot.economy.queue import QueueStore
 from pixelbot.economy.redeems import RedeemCatalog, Redeems
@@ -46,7 +48,9 @@ def open_database(config: Config) -> Database:
 
 
 class Engine:
-    def __init__(self, config: Config, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, db: Database, clock: Clock, link_rng: random.Random | None = None
+    ) -> None:
         self.config = config
         self.db = db
         self.clock = clock
@@ -59,6 +63,7 @@ class Engine:
         self.redeems = Redeems(self.writer, db)
         self.catalog = RedeemCatalog(db, clock, config.redeems)
         self.queue = QueueStore(self.writer, db, clock)
+        self.links = Links(self.writer, link_rng)  # link_rng None: a cryptographic source
 
     async def apply_config(self, config: Config) -> None:
         """Take a reloaded configuration, all or nothing: what can fail (the new XP policy,
@@ -72,14 +77,16 @@ class Engine:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, config: Config, clock: Clock | None = None) -> AsyncIterator[Engine]:
+    async def open(
+        cls, config: Config, clock: Clock | None = None, *, link_rng: random.Random | None = None
+    ) -> AsyncIterator[Engine]:
         """Open the database, apply migrations, start the writer; close it all on exit."""
         db = open_database(config)
         try:
             await preflight.check_before_writing(db)  # read-only or damaged: refuse at once
             await migrate.upgrade(db)
             await db.start_background_checkpoints()
-            engine = cls(config, db, clock or SystemClock())
+            engine = cls(config, db, clock or SystemClock(), link_rng)
             await engine.catalog.load()
             await engine.writer.start()
             try:

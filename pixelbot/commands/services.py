@@ -16,6 +16,7 @@ from pixelbot.config.redeems import Action
 from pixelbot.domain.xp import XpCurve
 from pixelbot.economy.cooldowns import Cooldowns
 from pixelbot.economy.ledger import Ledger
+from pixelbot.economy.links import Links
 from pixelbot.economy.queries import Wallets
 from pixelbot.economy.queue import ClaimedItem, PendingItem, QueueStore, Settled
 from pixelbot.economy.redeems import RedeemCatalog, Redeems
@@ -93,3 +94,4 @@ class Services:
     xp_curve: Callable[[], XpCurve]
     publish: Callable[[Outcome], Awaitable[None]]
     reload: Callable[[], Awaitable[ReloadResult]]
+    links: Links  # !link / !unlink: one wallet across platforms

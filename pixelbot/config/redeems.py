@@ -40,7 +40,7 @@ PERMISSIONS = LADDER  # the role ladder is defined once, in domain.permissions
 Permission = Role
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-DEFAULT_COGS = ("points", "xp", "redeems", "queue", "moderation", "help")
+DEFAULT_COGS = ("points", "xp", "redeems", "queue", "moderation", "links", "help")
 
 
 class TtsAction(Section):

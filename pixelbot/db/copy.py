@@ -7,7 +7,9 @@ interrupted copy resumes after the highest key the target already has, and never
 twice. Tables keyed by text (a handful of rows: redeems, queue pauses) go in one transaction
 each, and a table already complete is skipped. Values go through the models' column types,
 so timestamps, JSON payloads and encrypted tokens arrive exactly as stored (tokens stay
-ciphertext: nothing is decrypted on the way).
+ciphertext: nothing is decrypted on the way). A wallet joined into another by ``!link`` may
+name a later wallet (``users.merged_into``): that column is copied empty and filled in once
+every wallet is there.
 
 The target is migrated to the source's revision first, and must be empty or a prefix of this
 same source (a resumed copy); anything else is refused. Afterwards ``db verify`` runs on the
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db import migrate
@@ -42,6 +44,11 @@ SUMS = (
     ("users", "points"),
     ("users", "xp"),
 )
+
+
+# Columns pointing at a row of their own table that may come later in key order: copied as
+# NULL, then set once the whole table is there (foreign keys hold after every batch).
+FORWARD_REFERENCES = {"users": ("merged_into",)}
 
 
 @dataclass
@@ -103,6 +110,8 @@ async def copy_database(
         report.copied[table.name] = await _copy_table(
             source, target, table, batch_size, progress or _quiet
         )
+    for table_name, columns in FORWARD_REFERENCES.items():
+        await _copy_forward_references(source, target, Base.metadata.tables[table_name], columns)
     async with target.write() as conn:
         await target.reset_sequences(conn, [t for t in tables() if _integer_key(t)])
     report.source = await fingerprint(source)
@@ -156,11 +165,35 @@ async def _copy_table(
             rows = [dict(row._mapping) for row in await conn.execute(query)]
         if not rows:
             return copied
+        for column in FORWARD_REFERENCES.get(table.name, ()):
+            for row in rows:
+                row[column] = None
         async with target.write() as conn:
             await conn.execute(insert(table), rows)
         copied += len(rows)
         last = rows[-1][key.name]
         progress(table.name, len(rows))
+
+
+async def _copy_forward_references(
+    source: Database, target: Database, table: Table, columns: tuple[str, ...]
+) -> None:
+    """Set the columns ``_copy_table`` left empty (idempotent: a resumed copy sets them again)."""
+    key = next(iter(table.primary_key.columns))
+    for column in columns:
+        async with source.read() as conn:
+            rows = (
+                await conn.execute(select(key, table.c[column]).where(table.c[column].is_not(None)))
+            ).all()
+        if not rows:
+            continue
+        async with target.write() as conn:
+            await conn.execute(
+                update(table)
+                .where(key == bindparam("b_key"))
+                .values({column: bindparam("b_value")}),
+                [{"b_key": row[0], "b_value": row[1]} for row in rows],
+            )
 
 
 async def _copy_whole(source: Database, target: Database, table: Table, progress: Progress) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "Cooldown",
     "EventRow",
     "Identity",
+    "LinkCode",
     "ObsUndo",
     "PlatformToken",
     "QueueControl",
@@ -80,6 +81,13 @@ class User(Base):
     # Highest level whose level reward has been paid: a high-water mark, so losing XP and
     # levelling up again never pays a reward twice.
     rewarded_level: Mapped[int] = mapped_column(Integer)
+    # Set when this wallet was joined into another by ``!link`` (migration 0007): its points
+    # and XP moved there as ``link`` ledger rows, its identities now point there, and anything
+    # that still names this id (a refund of an old charge, a queue item) lands on that wallet.
+    # Always the final wallet, never one that was merged itself (a merge re-points older ones).
+    merged_into: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -103,6 +111,23 @@ class Identity(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class LinkCode(Base):
+    """A one-time ``!link`` code (migration 0007). Only its SHA-256 is stored: a copy of the
+    database does not reveal live codes. ``used_at`` is set once, by the identity it joined."""
+
+    __tablename__ = "link_codes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    platform: Mapped[str] = mapped_column(String(32))  # where it was asked for
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    used_by: Mapped[str | None] = mapped_column(String(100), default=None)  # platform:id
+
+
 class Transaction(Base):
     """The append-only points ledger. ``ref`` is the idempotency key: one row per ref, ever."""
 
@@ -116,7 +141,7 @@ class Transaction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
-    # earn | grant | spend | transfer | adjust | refund; only a spend can be refunded
+    # earn | grant | spend | transfer | adjust | refund | link; only a spend can be refunded
     kind: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64))
     ref: Mapped[str] = mapped_column(String(200), unique=True)

@@ -4,8 +4,12 @@
   XP; each ledger row's balance is the previous one plus its amount;
 - no balance, anywhere in history, is negative;
 - each wallet's level is the level after its last XP award; no ledger row outlives its wallet;
-- every refund points at exactly one spend of the same person, for exactly its amount, and
-  every failed or cancelled queue item that cost points has been refunded.
+- every refund points at exactly one spend of the same person (or of a wallet since joined
+  into the refund's one by ``!link``), for exactly its amount, and every failed or cancelled
+  queue item that cost points has been refunded;
+- linked wallets (``!link``): a joined wallet is empty, names a wallet that exists and was not
+  joined itself, and no identity points at it; every link moved points and XP as an ``:out``
+  and an ``:in`` row that sum to zero, and an unlink's row moved nothing.
 
 Before any of that, SQLite's own page check (``integrity.py``; ``full`` for
 ``integrity_check``): damage is a violation like any other, never a crash, and the ledger checks
@@ -14,6 +18,7 @@ are skipped because a damaged file cannot be trusted to answer them.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,6 +89,9 @@ async def verify(db: Database, *, full: bool = False, checked: bool = False) -> 
             await _check_orphans(conn, report)
             await _check_refunds(conn, report)
             await _check_queue_refunds(conn, report)
+            await _check_merged_wallets(conn, report)
+            await _check_link_rows(conn, report, "points", TRANSACTIONS)
+            await _check_link_rows(conn, report, "xp", XP_TRANSACTIONS)
     except DatabaseDamaged as exc:  # damage the page check did not reach (quick, not --full)
         report.violations.append(Violation("integrity", str(exc.__cause__ or exc)))
     return report
@@ -193,6 +201,7 @@ async def _check_orphans(conn: AsyncConnection, report: VerifyReport) -> None:
 async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
     refund = TRANSACTIONS.alias("refund")
     charge = TRANSACTIONS.alias("charge")
+    payer = USERS.alias("payer")  # the charge's wallet: joined into the refunded one, maybe
     rows = await conn.execute(
         select(
             refund.c.id,
@@ -204,6 +213,7 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
         )
         .select_from(refund)
         .outerjoin(charge, charge.c.ref == refund.c.refund_of)
+        .outerjoin(payer, payer.c.id == charge.c.user_id)
         .where(refund.c.refund_of.is_not(None))
         .where(
             or_(
@@ -211,7 +221,10 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
                 charge.c.amount >= 0,
                 charge.c.kind != "spend",
                 refund.c.amount != -charge.c.amount,
-                refund.c.user_id != charge.c.user_id,
+                and_(
+                    refund.c.user_id != charge.c.user_id,
+                    refund.c.user_id != func.coalesce(payer.c.merged_into, charge.c.user_id),
+                ),
             )
         )
     )
@@ -254,3 +267,113 @@ async def _check_queue_refunds(conn: AsyncConnection, report: VerifyReport) -> N
                 row.user_id,
             )
         )
+
+
+async def _check_merged_wallets(conn: AsyncConnection, report: VerifyReport) -> None:
+    """Wallets joined into another by ``!link``: emptied, pointing at a live wallet, unowned."""
+    into = USERS.alias("into")
+    rows = await conn.execute(
+        select(
+            USERS.c.id,
+            USERS.c.points,
+            USERS.c.xp,
+            USERS.c.merged_into,
+            into.c.id,
+            into.c.merged_into,
+        )
+        .select_from(USERS)
+        .outerjoin(into, into.c.id == USERS.c.merged_into)
+        .where(USERS.c.merged_into.is_not(None))
+    )
+    for user_id, points, xp, merged_into, found, further in rows:
+        if points != 0 or xp != 0:
+            report.violations.append(
+                Violation(
+                    "merged_wallet",
+                    f"wallet was joined into {merged_into} but still has {points} points "
+                    f"and {xp} XP",
+                    user_id,
+                )
+            )
+        if found is None or merged_into == user_id or further is not None:
+            report.violations.append(
+                Violation(
+                    "merged_wallet",
+                    f"wallet was joined into {merged_into}, which "
+                    + (
+                        "does not exist"
+                        if found is None
+                        else "is itself"
+                        if merged_into == user_id
+                        else f"was joined into {further} in turn"
+                    ),
+                    user_id,
+                )
+            )
+    owned = await conn.execute(
+        select(IDENTITIES.c.user_id, IDENTITIES.c.platform, IDENTITIES.c.platform_user_id)
+        .join(USERS, USERS.c.id == IDENTITIES.c.user_id)
+        .where(USERS.c.merged_into.is_not(None))
+    )
+    for user_id, platform, platform_user_id in owned:
+        report.violations.append(
+            Violation(
+                "merged_wallet",
+                f"identity {platform}:{platform_user_id} points at a wallet joined into another",
+                user_id,
+            )
+        )
+
+
+async def _check_link_rows(
+    conn: AsyncConnection, report: VerifyReport, name: str, ledger: Table
+) -> None:
+    """Each link moved what it moved from one wallet to another: an ``:out`` row on a wallet
+    that was joined, an ``:in`` row, summing to zero. Unlink rows (points ledger) are zero."""
+    kind = ledger.c.kind == "link" if "kind" in ledger.c else ledger.c.ref.like("link:%")
+    rows = await conn.execute(
+        select(
+            ledger.c.id,
+            ledger.c.user_id,
+            ledger.c.amount,
+            ledger.c.reason,
+            ledger.c.ref,
+            USERS.c.merged_into,
+        )
+        .join(USERS, USERS.c.id == ledger.c.user_id)
+        .where(kind)
+        .order_by(ledger.c.id)
+    )
+    pairs: dict[str, dict[str, tuple[int, int, int | None]]] = defaultdict(dict)
+    for row_id, user_id, amount, reason, ref, merged_into in rows:
+        if reason == "unlink":
+            if amount != 0:
+                report.violations.append(
+                    Violation(f"{name}_link", f"unlink row {row_id} moved {amount}", user_id)
+                )
+            continue
+        base, _, side = ref.rpartition(":")
+        pairs[base][side] = (user_id, amount, merged_into)
+    for base, sides in pairs.items():
+        out, into = sides.get("out"), sides.get("in")
+        if out is None or into is None:
+            report.violations.append(
+                Violation(f"{name}_link", f"{base} has no matching out and in rows", None)
+            )
+            continue
+        if out[1] + into[1] != 0 or out[1] > 0:
+            report.violations.append(
+                Violation(
+                    f"{name}_link",
+                    f"{base} moved {out[1]} out and {into[1]} in",
+                    into[0],
+                )
+            )
+        if out[2] is None or out[0] == into[0]:
+            report.violations.append(
+                Violation(
+                    f"{name}_link",
+                    f"{base} moved {name} out of wallet {out[0]}, not joined into another",
+                    out[0],
+                )
+            )

@@ -31,8 +31,10 @@ __all__ = [
     "Account",
     "Batch",
     "Charge",
+    "IdentityRow",
     "LevelReward",
     "LevelUp",
+    "LinkCodeRow",
     "Needs",
     "OpenItem",
     "Policy",
@@ -49,6 +51,7 @@ SPEND = "spend"  # paid for something: refundable, exactly once
 TRANSFER = "transfer"  # viewer to viewer, both sides
 ADJUST = "adjust"  # a moderator's correction
 REFUND = "refund"  # a spend returned
+LINK = "link"  # a wallet joined into another by !link (both sides), or split off by !unlink
 
 Wallet = Viewer | int  # a viewer as seen on a platform (created on first sight), or a user id
 
@@ -111,6 +114,35 @@ class OpenItem:
     lease_expires_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityRow:
+    """One identity of a wallet, as loaded for linking (``Needs.identity_lists``)."""
+
+    platform: str
+    platform_user_id: str
+    login: str
+    display_name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.platform, self.platform_user_id)
+
+    def label(self) -> str:
+        return f"{self.platform}:{self.platform_user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCodeRow:
+    """A ``!link`` code as loaded (by its hash) for the operation that uses it."""
+
+    id: int
+    user_id: int
+    platform: str
+    platform_user_id: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
 DEFAULT_LEVEL_MESSAGE = "{user} reached level {level}!"
 
 
@@ -149,6 +181,9 @@ class Needs:
     queue_items: int = 0  # how many queue item ids to reserve
     pending_kinds: set[str] = field(default_factory=set)  # count pending items of these kinds
     settle_items: set[int] = field(default_factory=set)  # queue items to finish or fail
+    link_codes: set[str] = field(default_factory=set)  # hashes of !link codes to load
+    identity_lists: bool = False  # load every identity of each wallet in the batch (linking)
+    new_users: int = 0  # how many wallet ids to reserve (!unlink makes a new wallet)
 
     def viewer(self, viewer: Viewer) -> None:
         # The latest sighting wins, so a rename within a batch lands too.
@@ -187,6 +222,19 @@ class Batch:
         # (redeem key, user id or None for everyone) -> live queue items this stream
         self.redeem_counts: dict[tuple[str, int | None], int] = {}
         self.pending_counts: dict[str, int] = {}  # kind -> pending items (as loaded + staged)
+        # linking (see economy/links.py): loaded when an operation asks for it
+        self.link_codes: dict[str, LinkCodeRow] = {}  # code hash -> code
+        self.identities_of: dict[int, tuple[IdentityRow, ...]] = {}  # user id -> identities
+        self.new_user_ids: list[int] = []  # reserved at load, handed out by new_account()
+        self.new_users: list[dict[str, Any]] = []  # staged wallets
+        self.new_link_codes: list[dict[str, Any]] = []
+        self.used_link_codes: list[dict[str, Any]] = []
+        self.identity_moves: list[dict[str, Any]] = []  # identities given to another wallet
+        self.user_merges: list[dict[str, Any]] = []  # wallets joined into another
+        # What the writer's cache must forget after the commit (a superset is harmless).
+        self.forget_user_ids: set[int] = set()
+        self.joined_accounts: list[Account] = []  # wallets joined into another (still flushed)
+        self.forget_identities: set[tuple[str, str]] = set()
         # Undo log: (function, argument) pairs, applied in reverse by rollback(). Pairs rather
         # than closures because every chat message adds several and closures cost more. No
         # entry may refer to the batch itself: a batch in a reference cycle (tens of thousands
@@ -206,6 +254,21 @@ class Batch:
     def _append(self, rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
         rows.append(row)
         self._undo.append((_pop_last, rows))
+
+    def stage(self, rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+        """Stage a row in one of the batch's lists (undone with the operation)."""
+        self._append(rows, row)
+
+    def stage_joined(self, account: Account) -> None:
+        """``account`` was joined into another: still written at flush (see dirty_accounts)."""
+        self.joined_accounts.append(account)
+        self._undo.append((_pop_last, self.joined_accounts))
+
+    def set_item(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        """``mapping[key] = value``, undone with the operation (for the linking state)."""
+        had = key in mapping
+        self._undo.append((_restore_item, (mapping, key, had, mapping.get(key))))
+        mapping[key] = value
 
     def _touch(self, account: Account) -> None:
         """Before changing ``account``: remember its state for rollback, mark it for flush."""
@@ -325,6 +388,74 @@ class Batch:
             },
         )
         return balance
+
+    def post_link(
+        self, account: Account, amount: int, *, reason: str, ref: str, actor: str | None
+    ) -> int:
+        """A ``link`` ledger row of any sign (zero too: an unlink's new wallet starts with one).
+
+        Not capped by the maximum balance: joining two wallets creates no points, and refusing
+        it would leave a viewer unable to link. It may not take a balance below zero."""
+        if account.points + amount < 0:
+            raise InsufficientFunds(account.points, -amount)
+        return self._post(account, amount, LINK, reason, ref, actor, None)
+
+    def post_link_xp(
+        self, account: Account, amount: int, *, level: int, reason: str, ref: str
+    ) -> None:
+        """A ``link`` XP ledger row: XP leaving a joined wallet or arriving in the one it
+        joined, with the level set from the new total (see links.py)."""
+        if ref in self.xp_refs:
+            raise ValueError(f"duplicate XP ref {ref!r}")
+        xp = account.xp + amount
+        if xp < 0:
+            raise InvalidAmount(amount, "would take XP below zero")
+        self._touch(account)
+        account.xp, account.level = xp, level
+        self._remember(self.xp_refs, ref)
+        self._append(
+            self.xp_transactions,
+            {
+                "user_id": account.user_id,
+                "amount": amount,
+                "xp_after": xp,
+                "level_after": level,
+                "reason": reason,
+                "ref": ref,
+                "created_at": self.now,
+            },
+        )
+
+    def new_account(self, display_name: str) -> Account:
+        """A new, empty wallet (its id reserved with ``Needs.new_users``), flushed first."""
+        start = self.policy.curve.start_level
+        user_id = self.new_user_ids[len(self.new_users)]
+        self._append(
+            self.new_users,
+            {
+                "id": user_id,
+                "display_name": display_name,
+                "points": 0,
+                "xp": 0,
+                "level": start,
+                "rewarded_level": start,
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
+        )
+        account = Account(user_id, display_name, 0, 0, start, start)
+        self.set_item(self.accounts, user_id, account)
+        return account
+
+    def raise_rewarded_level(self, account: Account, level: int) -> None:
+        """Level rewards up to ``level`` count as paid for ``account`` (a joined wallet's)."""
+        if level > account.rewarded_level:
+            self._touch(account)
+            account.rewarded_level = level
+
+    def pay_level_rewards(self, account: Account, new_level: int) -> tuple[Any, ...]:
+        """Level rewards for levels above the wallet's high-water mark, up to ``new_level``."""
+        return self._pay_level_rewards(account, new_level)
 
     def _set_charge(self, charge: Charge) -> None:
         previous = self.charges.get(charge.ref)
@@ -524,7 +655,12 @@ class Batch:
     # -- for store.flush --------------------------------------------------------------------
 
     def dirty_accounts(self) -> Iterable[Account]:
-        return (account for account in self.accounts.values() if account.dirty)
+        if not self.joined_accounts:
+            return (account for account in self.accounts.values() if account.dirty)
+        # A wallet joined into another is no longer reachable by its id (that now finds the
+        # wallet it joined), yet its emptied state must be written; each wallet once.
+        unique = {a.user_id: a for a in (*self.accounts.values(), *self.joined_accounts)}
+        return (account for account in unique.values() if account.dirty)
 
 
 def _require_positive(amount: int) -> None:
@@ -549,6 +685,14 @@ def _unlog(saved: tuple[list[dict[str, Any]], set[str], str | None]) -> None:
     events.pop()
     if ref is not None:
         event_refs.discard(ref)
+
+
+def _restore_item(saved: tuple[dict[Any, Any], Any, bool, Any]) -> None:
+    mapping, key, had, value = saved
+    if had:
+        mapping[key] = value
+    else:
+        mapping.pop(key, None)
 
 
 def _pop_last(rows: list[Any]) -> None:

@@ -94,6 +94,14 @@ class WriterCache:
         for key in needs.global_cooldowns:
             running_until = batch.cooldowns.get((GLOBAL_SCOPE, key))
             self.global_cooldowns[key] = running_until or NO_COOLDOWN
+        # !link and !unlink moved identities between wallets and joined wallets into others:
+        # whatever was remembered about those is read again (a joined wallet's id now resolves
+        # to the wallet it joined, which only the database knows).
+        for identity in batch.forget_identities:
+            identities.pop(identity, None)
+        for user_id in batch.forget_user_ids:
+            accounts.pop(user_id, None)
+            self.scopes.pop(user_scope(user_id), None)
 
     def _maps(self) -> tuple[dict[Any, Any], ...]:
         return (self.identities, self.accounts, self.scopes, self.global_cooldowns)

@@ -146,13 +146,14 @@ class _Refund:
         if balance is None:
             return None
         charge = batch.charges[self.charge_ref]
+        payer = batch.account(charge.user_id).user_id  # the wallet it joined, if it was linked
         batch.log(
             "refund",
-            user_id=charge.user_id,
+            user_id=payer,
             cause_ref=self.charge_ref,
             payload={"amount": -charge.amount, "balance": balance, "reason": self.reason},
         )
-        return LedgerEntry(charge.user_id, -charge.amount, balance, f"refund:{self.charge_ref}")
+        return LedgerEntry(payer, -charge.amount, balance, f"refund:{self.charge_ref}")
 
 
 class Ledger:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pixelbot.economy.batch import EARN, Batch, LevelUp, Needs
+from pixelbot.economy.batch import EARN, Account, Batch, LevelUp, Needs
 from pixelbot.economy.writer import Writer
 from pixelbot.events import Viewer
 
@@ -56,8 +56,7 @@ class _PayTick:
             return PaidTick(self.session_id, self.tick, already_paid=True)
         paid_points = paid_xp = viewers = 0
         level_ups = []
-        for award in self.awards:
-            account = batch.account_for(award.viewer)
+        for account, award in _one_per_wallet(batch, self.awards):
             who = f"{self.ref}:{award.viewer.platform}:{award.viewer.platform_user_id}"
             points = 0
             if award.points > 0:
@@ -86,6 +85,19 @@ class _PayTick:
         return PaidTick(
             self.session_id, self.tick, viewers, paid_points, paid_xp, level_ups=tuple(level_ups)
         )
+
+
+def _one_per_wallet(batch: Batch, awards: tuple[Award, ...]) -> list[tuple[Account, Award]]:
+    """Watching is paid per person: accounts linked into one wallet (``!link``) and present
+    on several platforms at once are paid once a tick, the best of their awards (a subscriber
+    on one platform keeps the multiplier)."""
+    best: dict[int, tuple[Account, Award]] = {}
+    for award in awards:
+        account = batch.account_for(award.viewer)
+        kept = best.get(account.user_id)
+        if kept is None or (award.points, award.xp) > (kept[1].points, kept[1].xp):
+            best[account.user_id] = (account, award)
+    return list(best.values())
 
 
 class Payouts:

@@ -97,13 +97,19 @@ class Wallets:
         async with self._db.read() as conn:
             mine = select(USERS.c.xp).where(USERS.c.id == user_id).scalar_subquery()
             ahead = (await conn.execute(select(func.count()).where(USERS.c.xp > mine))).scalar_one()
-            total = (await conn.execute(select(func.count()).select_from(USERS))).scalar_one()
+            # wallets joined into another by !link are no longer anyone's
+            total = (
+                await conn.execute(
+                    select(func.count()).select_from(USERS).where(USERS.c.merged_into.is_(None))
+                )
+            ).scalar_one()
         return int(ahead) + 1, int(total)
 
     async def top(self, limit: int = 10) -> list[WalletSummary]:
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level)
+                .where(USERS.c.merged_into.is_(None))
                 .order_by(USERS.c.points.desc(), USERS.c.id)
                 .limit(limit)
             )

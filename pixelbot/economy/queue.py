@@ -45,6 +45,7 @@ __all__ = [
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 QUEUE_CONTROLS = Base.metadata.tables["queue_controls"]
+USERS = Base.metadata.tables["users"]
 Outcome = Literal["done", "failed", "cancelled"]
 INTERRUPTED = "the bot stopped while it was running"
 GAVE_UP = "the bot stopped while it was running, {} times; it is not tried again"
@@ -372,8 +373,11 @@ class QueueStore:
         ).where(QUEUE_ITEMS.c.status == "pending")
         if kind is not None:
             query = query.where(QUEUE_ITEMS.c.kind == kind)
-        if user_id is not None:
-            query = query.where(QUEUE_ITEMS.c.user_id == user_id)
+        if user_id is not None:  # the wallet's items, and those of wallets joined into it
+            joined = select(USERS.c.id).where(USERS.c.merged_into == user_id)
+            query = query.where(
+                or_(QUEUE_ITEMS.c.user_id == user_id, QUEUE_ITEMS.c.user_id.in_(joined))
+            )
         async with self._db.read() as conn:
             rows = await conn.execute(
                 query.order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)

@@ -23,6 +23,8 @@ from pixelbot.economy.batch import (
     Account,
     Batch,
     Charge,
+    IdentityRow,
+    LinkCodeRow,
     Needs,
     OpenItem,
     user_scope,
@@ -39,6 +41,7 @@ XP_TRANSACTIONS: Table = Base.metadata.tables["xp_transactions"]
 COOLDOWNS: Table = Base.metadata.tables["cooldowns"]
 EVENTS: Table = Base.metadata.tables["events"]
 QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
+LINK_CODES: Table = Base.metadata.tables["link_codes"]
 
 # Queue items that count against redeem limits: refunded ones (failed, cancelled) do not.
 LIVE_STATUSES = ("pending", "running", "done")
@@ -49,6 +52,38 @@ INSERT_TRANSACTIONS = insert(TRANSACTIONS)
 INSERT_XP_TRANSACTIONS = insert(XP_TRANSACTIONS)
 INSERT_EVENTS = insert(EVENTS)
 INSERT_QUEUE_ITEMS = insert(QUEUE_ITEMS)
+INSERT_LINK_CODES = insert(LINK_CODES)
+# A code is used once: a second use of the same code (another process) changes nothing.
+USE_LINK_CODES = (
+    update(LINK_CODES)
+    .where(LINK_CODES.c.id == bindparam("b_id"), LINK_CODES.c.used_at.is_(None))
+    .values(used_at=bindparam("used_at"), used_by=bindparam("used_by"))
+)
+# A new code ends the identity's earlier ones: one live code per identity at a time.
+EXPIRE_LINK_CODES = (
+    update(LINK_CODES)
+    .where(
+        LINK_CODES.c.platform == bindparam("b_platform"),
+        LINK_CODES.c.platform_user_id == bindparam("b_platform_user_id"),
+        LINK_CODES.c.used_at.is_(None),
+        LINK_CODES.c.expires_at > bindparam("b_now"),
+    )
+    .values(expires_at=bindparam("expires_at"))
+)
+MOVE_IDENTITIES = (
+    update(IDENTITIES)
+    .where(
+        IDENTITIES.c.platform == bindparam("b_platform"),
+        IDENTITIES.c.platform_user_id == bindparam("b_platform_user_id"),
+    )
+    .values(user_id=bindparam("user_id"), updated_at=bindparam("updated_at"))
+)
+# A joined wallet, and any wallet joined into it earlier, now name the final one.
+MERGE_USERS = (
+    update(USERS)
+    .where(or_(USERS.c.id == bindparam("b_id"), USERS.c.merged_into == bindparam("b_id")))
+    .values(merged_into=bindparam("merged_into"))
+)
 # Only an open item can be settled: a second settle of the same item changes nothing.
 SETTLE_QUEUE_ITEMS = (
     update(QUEUE_ITEMS)
@@ -92,9 +127,15 @@ async def load(
         user_ids.update(await _load_open_items(conn, needs, batch, db))
     if needs.charges:
         user_ids.update(await _load_charges(conn, needs.charges, batch, db))
+    if needs.link_codes:
+        user_ids.update(await _load_link_codes(conn, needs.link_codes, batch, db))
     new_user_ids = await _resolve_identities(conn, needs, batch, db, cache)
     user_ids.update(batch.user_ids_by_identity.values())
     await _load_accounts(conn, user_ids, batch, db, cache)
+    user_ids = set(batch.accounts)  # with the wallets merged ones resolved to
+    if needs.identity_lists:
+        await _load_identity_lists(conn, batch, db)
+    batch.new_user_ids = await db.next_ids(conn, USERS, needs.new_users)
     await _load_refs(conn, db, TRANSACTIONS.c.ref, needs.tx_refs, batch.tx_refs)
     await _load_refs(conn, db, XP_TRANSACTIONS.c.ref, needs.tx_refs, batch.xp_refs)
     batch.checked_tx_refs = set(needs.tx_refs)
@@ -308,13 +349,69 @@ async def _load_accounts(
     )
     # FOR UPDATE locks the wallets on PostgreSQL; SQLite already holds the write lock.
     result = await conn.execute(
-        select(*columns)
+        select(*columns, USERS.c.merged_into)
         .where(db.member_of(USERS.c.id, user_ids))
         .order_by(USERS.c.id)  # one locking order: two processes' batches cannot deadlock
         .with_for_update()
     )
+    merged: dict[int, int] = {}
     for row in result:
-        batch.accounts[row[0]] = Account(*row)
+        if row.merged_into is None:
+            batch.accounts[row[0]] = Account(*row[:6])
+        else:
+            merged[row[0]] = row.merged_into
+    if merged:
+        # A wallet joined into another by !link: whatever still names it (a refund of an old
+        # charge, a queue item's prize) lands on the wallet it joined. Its row stays unchanged.
+        roots = set(merged.values()) - batch.accounts.keys()
+        if roots:
+            await _load_accounts(conn, roots, batch, db, cache)
+        for user_id, root in merged.items():
+            batch.accounts[user_id] = batch.accounts[root]
+
+
+async def _load_link_codes(
+    conn: AsyncConnection, hashes: set[str], batch: Batch, db: Database
+) -> set[int]:
+    result = await conn.execute(
+        select(
+            LINK_CODES.c.code_hash,
+            LINK_CODES.c.id,
+            LINK_CODES.c.user_id,
+            LINK_CODES.c.platform,
+            LINK_CODES.c.platform_user_id,
+            LINK_CODES.c.expires_at,
+            LINK_CODES.c.used_at,
+        )
+        .where(db.member_of(LINK_CODES.c.code_hash, hashes))
+        .with_for_update()
+    )
+    users: set[int] = set()
+    for code_hash, *fields in result:
+        code = LinkCodeRow(*fields)
+        batch.link_codes[code_hash] = code
+        users.add(code.user_id)
+    return users
+
+
+async def _load_identity_lists(conn: AsyncConnection, batch: Batch, db: Database) -> None:
+    """Every identity of every wallet in the batch (wallets are few when someone links)."""
+    roots = {account.user_id for account in batch.accounts.values()}
+    found: dict[int, list[IdentityRow]] = {user_id: [] for user_id in roots}
+    result = await conn.execute(
+        select(
+            IDENTITIES.c.user_id,
+            IDENTITIES.c.platform,
+            IDENTITIES.c.platform_user_id,
+            IDENTITIES.c.login,
+            IDENTITIES.c.display_name,
+        )
+        .where(db.member_of(IDENTITIES.c.user_id, roots))
+        .order_by(IDENTITIES.c.id)
+    )
+    for user_id, *fields in result:
+        found[user_id].append(IdentityRow(*fields))
+    batch.identities_of = {user_id: tuple(rows) for user_id, rows in found.items()}
 
 
 async def _load_refs(
@@ -406,14 +503,19 @@ async def _load_redeem_counts(
             if session_id is not None
             else QUEUE_ITEMS.c.stream_session_id.is_(None) & (QUEUE_ITEMS.c.created_at >= since)
         )
+        # Per person, not per identity: items bought by a wallet that was joined into another
+        # by !link count for the wallet it joined.
+        person = func.coalesce(USERS.c.merged_into, QUEUE_ITEMS.c.user_id)
         result = await conn.execute(
-            select(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id, func.count())
+            select(QUEUE_ITEMS.c.redeem_key, person, func.count())
+            .select_from(QUEUE_ITEMS)
+            .outerjoin(USERS, USERS.c.id == QUEUE_ITEMS.c.user_id)
             .where(
                 db.member_of(QUEUE_ITEMS.c.redeem_key, keys),
                 QUEUE_ITEMS.c.status.in_(LIVE_STATUSES),
                 in_window,
             )
-            .group_by(QUEUE_ITEMS.c.redeem_key, QUEUE_ITEMS.c.user_id)
+            .group_by(QUEUE_ITEMS.c.redeem_key, person)
         )
         for key, user_id, count in result:
             batch.redeem_counts[(key, user_id)] = count
@@ -422,6 +524,26 @@ async def _load_redeem_counts(
 
 
 async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
+    await execute_many(db, conn, INSERT_USERS, batch.new_users)  # before rows that name them
+    if batch.new_link_codes:
+        await execute_many(
+            db,
+            conn,
+            EXPIRE_LINK_CODES,
+            [
+                {
+                    "b_platform": row["platform"],
+                    "b_platform_user_id": row["platform_user_id"],
+                    "b_now": batch.now,
+                    "expires_at": batch.now,
+                }
+                for row in batch.new_link_codes
+            ],
+        )
+    await execute_many(db, conn, INSERT_LINK_CODES, batch.new_link_codes)
+    await execute_many(db, conn, USE_LINK_CODES, batch.used_link_codes)
+    await execute_many(db, conn, MOVE_IDENTITIES, batch.identity_moves)
+    await execute_many(db, conn, MERGE_USERS, batch.user_merges)
     await execute_many(db, conn, INSERT_TRANSACTIONS, batch.transactions)
     await execute_many(db, conn, INSERT_XP_TRANSACTIONS, batch.xp_transactions)
     await execute_many(db, conn, INSERT_EVENTS, batch.events)

@@ -35,7 +35,15 @@ def test_shipped_redeems_and_commands() -> None:
     assert isinstance(config.redeems["spin"].action, WheelAction)
     assert config.redeems["clip"].permission == "subscriber"
     assert config.redeems["hydrate"].max_per_stream == 5
-    assert config.commands.cogs == ["points", "xp", "redeems", "queue", "moderation", "help"]
+    assert config.commands.cogs == [
+        "points",
+        "xp",
+        "redeems",
+        "queue",
+        "moderation",
+        "links",
+        "help",
+    ]
     assert config.commands.reply_rate.messages == 20
 
 
