@@ -55,6 +55,7 @@ from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
 from pixelbot.scheduler.jobs import JobContext
 from pixelbot.scheduler.runner import JobScheduler
+from pixelbot.scheduler.timers import TimerBoard
 
 __all__ = ["SCRIPT_SEED", "App", "WorkerFactory", "open_app"]
 
@@ -115,7 +116,9 @@ class App:
         return [f"cog {name} {error}" for name, error in errors.items()]
 
 
-def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
+def _build(
+    engine: Engine, bus: OutcomeBus, config_path: Path | None, base_dir: Path | None = None
+) -> App:
     settings = lambda: engine.config  # noqa: E731  (the running config, swapped by !reload)
     # (a simulated clock moves only when a script says: nothing to wait for in real time)
     delivery = ChatDelivery(
@@ -135,6 +138,9 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
             presence=presence,
             payouts=Payouts(engine.writer),
             publish=bus.publish,
+            base_dir=base_dir,
+            platforms=lambda: list(delivery.platforms),
+            timers=TimerBoard(engine.clock.now()),
         )
     )
     app = App(engine, bus, delivery, commands, queue, intake, scheduler, config_path)
@@ -233,7 +239,7 @@ async def _running(
     base_dir: Path | None,
 ) -> AsyncIterator[App]:
     async with Engine.open(config, clock) as engine:
-        app = _build(engine, bus or OutcomeBus(), config_path)
+        app = _build(engine, bus or OutcomeBus(), config_path, base_dir)
         await app.commands.load_cogs()
         factory = workers or _default_workers(scripted, base_dir)
         await app.queue.start(factory(app), only_while_draining=scripted)
