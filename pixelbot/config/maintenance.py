@@ -68,6 +68,7 @@ class RetentionSettings(Section):
     chat_events: Duration | None = timedelta(days=90)  # chat lines, joins and parts
     finished_queue_items: Duration | None = timedelta(days=30)  # done, failed, cancelled
     tts_files: Duration | None = timedelta(days=7)  # rendered WAV files in tts.dir
+    job_runs: Duration | None = timedelta(days=30)  # `bot.py jobs` records (each job's last stays)
 
 
 class BackupKeep(Section):

@@ -9,6 +9,8 @@ One function, ``clean_up``, serves both the nightly ``cleanup`` job and ``bot.py
    ``retention.finished_queue_items``, except those a redeem's per-stream limit still counts
    and those an OBS undo names;
 4. rendered TTS files (``tts-*.wav`` in ``tts.dir``) older than ``retention.tts_files``;
+   records of job runs older than ``retention.job_runs`` (the timers job alone records one a
+   minute), except each job's latest, which ``bot.py jobs`` and the missed-run check read;
 5. SQLite: ``PRAGMA optimize`` and an incremental vacuum, which gives the freed pages back
    to the disk; PostgreSQL: ``VACUUM (ANALYZE)`` of the tables it deleted from.
 
@@ -61,6 +63,7 @@ COOLDOWNS: Table = Base.metadata.tables["cooldowns"]
 QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
 STREAM_SESSIONS: Table = Base.metadata.tables["stream_sessions"]
 OBS_UNDOS: Table = Base.metadata.tables["obs_undos"]
+JOB_RUNS: Table = Base.metadata.tables["job_runs"]
 
 
 @dataclass
@@ -116,6 +119,11 @@ async def clean_up(
             db, QUEUE_ITEMS, await _old_items(db, now - retention.finished_queue_items), dry_run
         )
     )
+    report.removed["job_runs"] = (
+        0
+        if retention.job_runs is None
+        else await _purge(db, JOB_RUNS, _old_runs(now - retention.job_runs), dry_run)
+    )
     files, freed = 0, 0
     if tts_dir is not None and retention.tts_files is not None:
         cutoff = (now - retention.tts_files).timestamp()
@@ -132,6 +140,7 @@ async def clean_up(
                 (COOLDOWNS, "cooldowns"),
                 (EVENTS, "chat_events"),
                 (QUEUE_ITEMS, "queue_items"),
+                (JOB_RUNS, "job_runs"),
             )
             if report.removed[key]
         ]
@@ -188,6 +197,18 @@ async def _old_items(db: Database, cutoff: datetime) -> ColumnElement[bool]:
         or_(and_(QUEUE_ITEMS.c.stream_session_id.is_not(None), ended), offline_before),
         ~exists().where(OBS_UNDOS.c.item_id == QUEUE_ITEMS.c.id),
     )
+
+
+def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
+    latest = select(func.max(_LATEST_RUNS.c.id)).group_by(_LATEST_RUNS.c.job)
+    return and_(
+        JOB_RUNS.c.started_at < cutoff,
+        JOB_RUNS.c.outcome != "running",
+        JOB_RUNS.c.id.not_in(latest.scalar_subquery()),
+    )
+
+
+_LATEST_RUNS = JOB_RUNS.alias("latest_runs")
 
 
 async def _purge(db: Database, table: Table, doomed: ColumnElement[bool], dry_run: bool) -> int:
