@@ -6,15 +6,14 @@ event row (ref ``payout:<session>:<tick>``) records the tick itself. A job that 
 the same tick (a restart, a retry) finds that row and pays nobody twice. New viewers get their
 wallet (and welcome points) in the same transaction.
 
-Set-based, beside the writer rather than through it: a tick of 100,000 viewers through the
-writer's ``Batch`` spent most of its time in per-row bookkeeping (undo steps, ref sets) that
-a payout does not need, since it is all-or-nothing. Here the rows are worked out as plain dicts
-with the same rules (``_Rows``: the balance cap, level-ups and their rewards, welcome points)
-and written with one executemany per table. The transaction holds the write lock as the
-writer's do (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the wallets' row locks, in id order), and
-the writer's memory of wallets is dropped when another connection commits (``cache.py``), so
-its next batch starts from what the payout wrote. Renames seen in the presence list are left to
-the viewer's next chat line.
+Set-based: a tick of 100,000 viewers through the writer's ``Batch`` spent most of its time in
+per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it is
+all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
+(chat queues behind it as behind any batch, never fighting it for the write lock), in a
+transaction on the writer's connection, and forgets its cached wallets afterwards. The rows are
+worked out as plain dicts with the writer's rules (``_Rows``: the balance cap, level-ups and
+their rewards, welcome points) and written with one executemany per table. Renames seen in the
+presence list are left to the viewer's next chat line.
 """
 
 from __future__ import annotations
@@ -72,50 +71,69 @@ class Payouts:
 
     async def pay_tick(self, session_id: int, tick: int, awards: list[Award]) -> PaidTick:
         """Pay one tick of one stream session (once, however often it is asked)."""
-        writer = self._writer
-        now = writer.clock.now()
-        return await _pay_tick(writer.db, writer.policy, now, session_id, tick, awards)
+        policy = self._writer.policy
+        return await self._writer.submit(_PayTick(policy, session_id, tick, tuple(awards)))
+
+
+@dataclass(frozen=True)
+class _PayTick:
+    """The writer runs it alone, in its turn, in a transaction of its own (on SQLite the
+    writer's BEGIN IMMEDIATE holds the write lock; on PostgreSQL the wallets are locked
+    below, in id order as the writer's batches lock them)."""
+
+    policy: Policy
+    session_id: int
+    tick: int
+    awards: tuple[Award, ...]
+
+    async def write(self, conn: AsyncConnection, db: Database, now: datetime) -> PaidTick:
+        return await _pay_tick(
+            conn, db, self.policy, now, self.session_id, self.tick, list(self.awards)
+        )
 
 
 async def _pay_tick(
-    db: Database, policy: Policy, now: datetime, session_id: int, tick: int, awards: list[Award]
+    conn: AsyncConnection,
+    db: Database,
+    policy: Policy,
+    now: datetime,
+    session_id: int,
+    tick: int,
+    awards: list[Award],
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
     wanted = {award.viewer.key: award for award in awards if award.points > 0 or award.xp > 0}
-    async with db.write() as conn:
-        # (the write lock is held from here: on SQLite by BEGIN IMMEDIATE, on PostgreSQL by
-        # the wallets' row locks below, taken in id order as the writer takes them)
-        paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
-        if paid_before.first() is not None:
-            return PaidTick(session_id, tick, already_paid=True)
-        user_ids, new_ids = await _wallets(conn, db, policy, now, list(wanted.values()))
-        accounts = await _lock_accounts(conn, db, set(user_ids.values()))
-        rows = _Rows(policy, now)
-        for user_id in new_ids:
-            rows.welcome(accounts[user_id])
-        for key, award in wanted.items():
-            rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
-        rows.events.append(
-            _event(
-                "payout",
-                None,
-                tick_ref,
-                None,
-                {
-                    "session": session_id,
-                    "tick": tick,
-                    "viewers": rows.viewers,
-                    "points": rows.points,
-                    "xp": rows.xp,
-                },
-                now,
-            )
+    paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
+    if paid_before.first() is not None:
+        return PaidTick(session_id, tick, already_paid=True)
+    user_ids, new_ids = await _wallets(conn, db, policy, now, list(wanted.values()))
+    accounts = await _lock_accounts(conn, db, set(user_ids.values()))
+    rows = _Rows(policy, now)
+    for user_id in new_ids:
+        rows.welcome(accounts[user_id])
+    for key, award in wanted.items():
+        rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
+    rows.events.append(
+        _event(
+            "payout",
+            None,
+            tick_ref,
+            None,
+            {
+                "session": session_id,
+                "tick": tick,
+                "viewers": rows.viewers,
+                "points": rows.points,
+                "xp": rows.xp,
+            },
+            now,
         )
-        await execute_many(db, conn, INSERT_TRANSACTIONS, rows.welcomes + rows.earned)
-        await execute_many(db, conn, INSERT_TRANSACTIONS, rows.rewards)
-        await execute_many(db, conn, INSERT_XP_TRANSACTIONS, rows.xp_rows)
-        await execute_many(db, conn, INSERT_EVENTS, rows.events)
-        await execute_many(db, conn, UPDATE_ACCOUNTS, rows.accounts(accounts.values()))
+    )
+    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.welcomes + rows.earned)
+    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.rewards)
+    await execute_many(db, conn, INSERT_XP_TRANSACTIONS, rows.xp_rows)
+    await execute_many(db, conn, INSERT_EVENTS, rows.events)
+    await execute_many(db, conn, UPDATE_ACCOUNTS, rows.accounts(accounts.values()))
     return PaidTick(
         session_id,
         tick,

@@ -4,12 +4,13 @@ between its batches, sees the payout's changes afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
 
 from pixelbot.db.models import Base
-from pixelbot.economy.payouts import Award, Payouts
+from pixelbot.economy.payouts import Award, PaidTick, Payouts
 from pixelbot.testing import assert_verified, balance_of, make_config, open_test_engine, viewer
 
 TRANSACTIONS = Base.metadata.tables["transactions"]
@@ -54,4 +55,22 @@ async def test_a_tick_pays_by_the_writers_rules_and_the_writer_sees_it(tmp_path:
         assert await balance_of(engine, alice) == 0
         again = await Payouts(engine.writer).pay_tick(4, 1, [Award(alice, 8, 1)])
         assert again.already_paid and await balance_of(engine, alice) == 0
+        await assert_verified(engine)
+
+
+async def test_chat_submitted_around_a_payout_waits_its_turn_and_is_saved(tmp_path: Path) -> None:
+    """The payout runs inside the writer, alone: grants queued before and after it are
+    committed in batches of their own, none refused for a locked database."""
+    config = make_config(tmp_path / "pixel.db")
+    async with open_test_engine(config) as engine:
+        awards = [Award(viewer(f"v{n}"), 5, 1) for n in range(500)]
+        before = [engine.ledger.grant(viewer(f"v{n}"), 1, reason="chat") for n in range(0, 50)]
+        payout = Payouts(engine.writer).pay_tick(9, 1, awards)
+        after = [engine.ledger.grant(viewer(f"v{n}"), 2, reason="chat") for n in range(50, 100)]
+        results = await asyncio.gather(*before, payout, *after)
+        paid = results[50]
+        assert isinstance(paid, PaidTick) and paid.viewers == 500
+        assert await balance_of(engine, viewer("v0")) == 1 + 5
+        assert await balance_of(engine, viewer("v60")) == 5 + 2
+        assert await balance_of(engine, viewer("v200")) == 5
         await assert_verified(engine)
