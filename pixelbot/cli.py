@@ -703,3 +703,7 @@ def replay(config_path: Path | None, platform: str, frames: TextIO) -> None:
     config = _load(config_path)
     lines = frames.read().splitlines()
     _run(run_replay(config, _config_path(config_path), lines, platform=platform))
+
+
+# The data commands live in their own module and register themselves on ``main``.
+from pixelbot import cli_data  # noqa: E402, F401

@@ -16,6 +16,7 @@ one place can render any of them to chat or to the operator::
     │   ├── DatabaseDamaged         the file is corrupt, truncated or not a database
     │   └── CopyError               ``db copy`` refused: the target is not empty nor a prefix
     ├── VaultError                  stored platform tokens cannot be read (wrong or missing key)
+    ├── ImportFileError             ``bot.py import``: the file is not an export it can read
     ├── PlatformError               a platform cannot be used; one line the streamer can act on
     │   └── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
     ├── EconomyError                a points/XP rule refused an operation (nothing changed)
@@ -71,6 +72,7 @@ __all__ = [
     "DatabaseVanished",
     "EconomyError",
     "EffectFailed",
+    "ImportFileError",
     "InsufficientFunds",
     "InvalidAmount",
     "ItemFailed",
@@ -163,6 +165,11 @@ class DatabaseDamaged(DatabaseError):
 
 class VaultError(PixelbotError):
     """The token vault cannot decrypt what it stored, or has no key to do it with."""
+
+
+class ImportFileError(PixelbotError):
+    """The file given to ``bot.py import`` is not an export it can read: nothing was
+    imported. (A single bad row is reported with its line and skipped, not raised.)"""
 
 
 class PlatformError(PixelbotError):

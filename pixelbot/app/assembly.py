@@ -60,6 +60,7 @@ from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
 from pixelbot.scheduler.jobs import JobContext
 from pixelbot.scheduler.runner import JobScheduler
+from pixelbot.scheduler.timers import TimerBoard
 from pixelbot.web.deps import WebDeps
 from pixelbot.web.hub import OverlayHub
 from pixelbot.web.keys import overlay_key
@@ -147,7 +148,9 @@ class App:
         return ReloadResult(True, problems)
 
 
-def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
+def _build(
+    engine: Engine, bus: OutcomeBus, config_path: Path | None, base_dir: Path | None = None
+) -> App:
     settings = lambda: engine.config  # noqa: E731  (the running config, swapped by !reload)
     # (a simulated clock moves only when a script says: nothing to wait for in real time)
     delivery = ChatDelivery(
@@ -167,6 +170,9 @@ def _build(engine: Engine, bus: OutcomeBus, config_path: Path | None) -> App:
             presence=presence,
             payouts=Payouts(engine.writer),
             publish=bus.publish,
+            base_dir=base_dir,
+            platforms=lambda: list(delivery.platforms),
+            timers=TimerBoard(engine.clock.now()),
         )
     )
     app = App(engine, bus, delivery, commands, queue, intake, scheduler, config_path)
@@ -283,7 +289,7 @@ async def _running(
     link_rng: random.Random | None = None,
 ) -> AsyncIterator[App]:
     async with Engine.open(config, clock, link_rng=link_rng) as engine:
-        app = _build(engine, bus or OutcomeBus(), config_path)
+        app = _build(engine, bus or OutcomeBus(), config_path, base_dir)
         if not scripted:  # a script's platforms are in-process: nothing to retry
             app.supervisor = PlatformSupervisor(
                 app, lambda platform: _start_late(app, platform), supervision or Supervision()

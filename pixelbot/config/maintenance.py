@@ -1,8 +1,9 @@
-"""Config for the jobs that keep the data safe: ``schedule:`` and ``backup:``.
+"""Config for the jobs that keep the data safe: ``schedule:``, ``backup:`` and ``retention:``.
 
 Each job runs on an interval (``every: 1h``) or a cron expression (``cron: "30 3 * * *"``, in
 the machine's local time), and can be switched off. Backups keep the newest copy of each of
-the last N hours, days and weeks.
+the last N hours, days and weeks. Cleanup deletes what is older than its ``retention:``
+(``null`` keeps it forever); ledger rows are never deleted, whatever the setting.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pixelbot.config.types import Count, Duration, Section
 
-__all__ = ["BackupSettings", "JobSchedule", "ScheduleSettings"]
+__all__ = ["BackupSettings", "JobSchedule", "RetentionSettings", "ScheduleSettings"]
 
 
 class JobSchedule(Section):
@@ -51,8 +52,23 @@ def _hourly() -> JobSchedule:
     return JobSchedule(cron="0 * * * *")
 
 
+def _nightly() -> JobSchedule:
+    return JobSchedule(cron="30 3 * * *")
+
+
 class ScheduleSettings(Section):
     backup: JobSchedule = Field(default_factory=_hourly)
+    cleanup: JobSchedule = Field(default_factory=_nightly)
+
+
+class RetentionSettings(Section):
+    """How long cleanup keeps what it may delete; ``null`` keeps it forever. An event a ledger
+    row or a queue item refers to is kept whatever these say."""
+
+    chat_events: Duration | None = timedelta(days=90)  # chat lines, joins and parts
+    finished_queue_items: Duration | None = timedelta(days=30)  # done, failed, cancelled
+    tts_files: Duration | None = timedelta(days=7)  # rendered WAV files in tts.dir
+    job_runs: Duration | None = timedelta(days=30)  # `bot.py jobs` records (each job's last stays)
 
 
 class BackupKeep(Section):

@@ -42,7 +42,7 @@ from pixelbot.config.loader import (
     substitute_env,
     validation_issues,
 )
-from pixelbot.config.maintenance import BackupSettings, ScheduleSettings
+from pixelbot.config.maintenance import BackupSettings, RetentionSettings, ScheduleSettings
 from pixelbot.config.queue import QueueSettings, TtsSettings, WheelSettings
 from pixelbot.config.redeems import (
     Action,
@@ -54,6 +54,7 @@ from pixelbot.config.redeems import (
     RedeemSettings,
     SoundAction,
 )
+from pixelbot.config.timers import TimerSettings
 from pixelbot.config.types import (
     Count,
     Duration,
@@ -471,6 +472,8 @@ class Config(Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    timers: list[TimerSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _overlays_served(self) -> Self:

@@ -287,6 +287,13 @@ def _install_sqlite_settings(
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # A new, empty file (no page yet) gets auto_vacuum=INCREMENTAL before its first table,
+        # so cleanup can give freed pages back to the disk (db/cleanup.py). Only then: on a
+        # file that already has it, setting it again writes the header, and nothing may be
+        # written at connect (into a damaged file least of all).
+        cursor.execute("PRAGMA page_count")
+        if cursor.fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

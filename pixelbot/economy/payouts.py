@@ -1,17 +1,46 @@
-"""Watch-time payouts: one writer operation pays every viewer present for one tick.
+"""Watch-time payouts: one transaction pays every viewer present for one tick.
 
-A tick is the ``n``-th interval of a live stream session. The whole tick is one operation in
-one transaction: every award is a ledger row with the ref ``payout:<session>:<tick>:<who>``,
-and one ``payout`` event row (ref ``payout:<session>:<tick>``) records the tick itself. A
-job that runs again for the same tick (a restart, a retry) finds that row and pays nobody
-twice. New viewers get their wallet in the same operation.
+A tick is the ``n``-th interval of a live stream session. The whole tick is one transaction:
+every award is a ledger row with the ref ``payout:<session>:<tick>:<who>``, and one ``payout``
+event row (ref ``payout:<session>:<tick>``) records the tick itself. A job that runs again for
+the same tick (a restart, a retry) finds that row and pays nobody twice. New viewers get their
+wallet (and welcome points) in the same transaction.
+
+Set-based: a tick of 100,000 viewers through the writer's ``Batch`` spent most of its time in
+per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it is
+all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
+(chat queues behind it as behind any batch, never fighting it for the write lock), in a
+transaction on the writer's connection, and forgets its cached wallets afterwards. The rows are
+worked out as plain dicts with the writer's rules (``_Rows``: the balance cap, level-ups and
+their rewards, welcome points) and written with one executemany per table. Renames seen in the
+presence list are left to the viewer's next chat line.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from pixelbot.economy.batch import EARN, Account, Batch, LevelUp, Needs
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelbot.db.bulk import execute_many
+from pixelbot.db.engine import Database
+from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
+from pixelbot.economy.store import (
+    EVENTS,
+    IDENTITIES,
+    INSERT_EVENTS,
+    INSERT_IDENTITIES,
+    INSERT_TRANSACTIONS,
+    INSERT_USERS,
+    INSERT_XP_TRANSACTIONS,
+    UPDATE_ACCOUNTS,
+    USERS,
+)
 from pixelbot.economy.writer import Writer
 from pixelbot.events import Viewer
 
@@ -36,74 +65,316 @@ class PaidTick:
     level_ups: tuple[LevelUp, ...] = field(default=())
 
 
-@dataclass(frozen=True)
-class _PayTick:
-    session_id: int
-    tick: int
-    awards: tuple[Award, ...]
-
-    @property
-    def ref(self) -> str:
-        return f"payout:{self.session_id}:{self.tick}"
-
-    def needs(self, needs: Needs) -> None:
-        needs.event_refs.add(self.ref)
-        for award in self.awards:
-            needs.viewer(award.viewer)
-
-    def apply(self, batch: Batch) -> PaidTick:
-        if batch.has_event_ref(self.ref):
-            return PaidTick(self.session_id, self.tick, already_paid=True)
-        paid_points = paid_xp = viewers = 0
-        level_ups = []
-        for account, award in _one_per_wallet(batch, self.awards):
-            who = f"{self.ref}:{award.viewer.platform}:{award.viewer.platform_user_id}"
-            points = 0
-            if award.points > 0:
-                points = batch.credit_up_to_limit(
-                    account, award.points, kind=EARN, reason="watch", ref=who
-                )
-            if award.xp > 0:
-                level_up = batch.add_xp(account, award.xp, reason="watch", ref=who)
-                if level_up is not None:
-                    level_ups.append(level_up)
-            if points or award.xp:
-                viewers += 1
-                paid_points += points
-                paid_xp += award.xp
-        batch.log(
-            "payout",
-            ref=self.ref,
-            payload={
-                "session": self.session_id,
-                "tick": self.tick,
-                "viewers": viewers,
-                "points": paid_points,
-                "xp": paid_xp,
-            },
-        )
-        return PaidTick(
-            self.session_id, self.tick, viewers, paid_points, paid_xp, level_ups=tuple(level_ups)
-        )
-
-
-def _one_per_wallet(batch: Batch, awards: tuple[Award, ...]) -> list[tuple[Account, Award]]:
-    """Watching is paid per person: accounts linked into one wallet (``!link``) and present
-    on several platforms at once are paid once a tick, the best of their awards (a subscriber
-    on one platform keeps the multiplier)."""
-    best: dict[int, tuple[Account, Award]] = {}
-    for award in awards:
-        account = batch.account_for(award.viewer)
-        kept = best.get(account.user_id)
-        if kept is None or (award.points, award.xp) > (kept[1].points, kept[1].xp):
-            best[account.user_id] = (account, award)
-    return list(best.values())
-
-
 class Payouts:
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
 
     async def pay_tick(self, session_id: int, tick: int, awards: list[Award]) -> PaidTick:
         """Pay one tick of one stream session (once, however often it is asked)."""
-        return await self._writer.submit(_PayTick(session_id, tick, tuple(awards)))
+        policy = self._writer.policy
+        return await self._writer.submit(_PayTick(policy, session_id, tick, tuple(awards)))
+
+
+@dataclass(frozen=True)
+class _PayTick:
+    """The writer runs it alone, in its turn, in a transaction of its own (on SQLite the
+    writer's BEGIN IMMEDIATE holds the write lock; on PostgreSQL the wallets are locked
+    below, in id order as the writer's batches lock them)."""
+
+    policy: Policy
+    session_id: int
+    tick: int
+    awards: tuple[Award, ...]
+
+    async def write(self, conn: AsyncConnection, db: Database, now: datetime) -> PaidTick:
+        return await _pay_tick(
+            conn, db, self.policy, now, self.session_id, self.tick, list(self.awards)
+        )
+
+
+async def _pay_tick(
+    conn: AsyncConnection,
+    db: Database,
+    policy: Policy,
+    now: datetime,
+    session_id: int,
+    tick: int,
+    awards: list[Award],
+) -> PaidTick:
+    tick_ref = f"payout:{session_id}:{tick}"
+    wanted = {award.viewer.key: award for award in awards if award.points > 0 or award.xp > 0}
+    paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
+    if paid_before.first() is not None:
+        return PaidTick(session_id, tick, already_paid=True)
+    user_ids, new_ids = await _wallets(conn, db, policy, now, list(wanted.values()))
+    accounts = await _lock_accounts(conn, db, set(user_ids.values()))
+    rows = _Rows(policy, now)
+    for user_id in new_ids:
+        rows.welcome(accounts[user_id])
+    for key, award in _one_per_wallet(wanted, user_ids):
+        rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
+    rows.events.append(
+        _event(
+            "payout",
+            None,
+            tick_ref,
+            None,
+            {
+                "session": session_id,
+                "tick": tick,
+                "viewers": rows.viewers,
+                "points": rows.points,
+                "xp": rows.xp,
+            },
+            now,
+        )
+    )
+    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.welcomes + rows.earned)
+    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.rewards)
+    await execute_many(db, conn, INSERT_XP_TRANSACTIONS, rows.xp_rows)
+    await execute_many(db, conn, INSERT_EVENTS, rows.events)
+    await execute_many(db, conn, UPDATE_ACCOUNTS, rows.accounts(accounts.values()))
+    return PaidTick(
+        session_id,
+        tick,
+        rows.viewers,
+        rows.points,
+        rows.xp,
+        level_ups=tuple(rows.level_ups),
+    )
+
+
+def _one_per_wallet(
+    wanted: dict[tuple[str, str], Award], user_ids: dict[tuple[str, str], int]
+) -> list[tuple[tuple[str, str], Award]]:
+    """Watching is paid per person: accounts linked into one wallet (``!link``) and present
+    on several platforms at once are paid once a tick, the best of their awards (a subscriber
+    on one platform keeps the multiplier)."""
+    best: dict[int, tuple[tuple[str, str], Award]] = {}
+    for key, award in wanted.items():
+        user_id = user_ids[key]
+        kept = best.get(user_id)
+        if kept is None or (award.points, award.xp) > (kept[1].points, kept[1].xp):
+            best[user_id] = (key, award)
+    return list(best.values())
+
+
+async def _wallets(
+    conn: AsyncConnection, db: Database, policy: Policy, now: datetime, awards: list[Award]
+) -> tuple[dict[tuple[str, str], int], list[int]]:
+    """Each viewer's wallet id, creating wallets for viewers seen for the first time (as the
+    writer does; renames are left to their next chat line). Returns (ids, new ids)."""
+    by_platform: dict[str, list[str]] = defaultdict(list)
+    for award in awards:
+        by_platform[award.viewer.platform].append(award.viewer.platform_user_id)
+    found: dict[tuple[str, str], int] = {}
+    for platform, ids in by_platform.items():
+        result = await conn.execute(
+            select(IDENTITIES.c.platform_user_id, IDENTITIES.c.user_id).where(
+                IDENTITIES.c.platform == platform,
+                db.member_of(IDENTITIES.c.platform_user_id, ids),
+            )
+        )
+        for platform_user_id, user_id in result:
+            found[(platform, platform_user_id)] = int(user_id)
+    missing = [award.viewer for award in awards if award.viewer.key not in found]
+    new_ids = await db.next_ids(conn, USERS, len(missing))
+    start = policy.curve.start_level
+    users, identities = [], []
+    for viewer, user_id in zip(missing, new_ids, strict=True):
+        found[viewer.key] = user_id
+        users.append(
+            {
+                "id": user_id,
+                "display_name": viewer.display_name,
+                "points": 0,
+                "xp": 0,
+                "level": start,
+                "rewarded_level": start,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        identities.append(
+            {
+                "user_id": user_id,
+                "platform": viewer.platform,
+                "platform_user_id": viewer.platform_user_id,
+                "login": viewer.login,
+                "display_name": viewer.display_name,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    await execute_many(db, conn, INSERT_USERS, users)
+    await execute_many(db, conn, INSERT_IDENTITIES, identities)
+    return found, new_ids
+
+
+async def _lock_accounts(conn: AsyncConnection, db: Database, ids: set[int]) -> dict[int, Account]:
+    if not ids:
+        return {}
+    result = await conn.execute(
+        select(
+            USERS.c.id,
+            USERS.c.display_name,
+            USERS.c.points,
+            USERS.c.xp,
+            USERS.c.level,
+            USERS.c.rewarded_level,
+        )
+        .where(db.member_of(USERS.c.id, ids))
+        .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
+        .with_for_update()
+    )
+    return {int(row[0]): Account(*row) for row in result}
+
+
+class _Rows:
+    """The rows one tick writes, worked out with the same rules the writer's ``Batch``
+    applies (the balance cap, level-ups and their rewards, welcome points), as plain dicts
+    for one executemany per table."""
+
+    def __init__(self, policy: Policy, now: datetime) -> None:
+        self.policy, self.now = policy, now
+        self.welcomes: list[dict[str, Any]] = []
+        self.earned: list[dict[str, Any]] = []
+        self.rewards: list[dict[str, Any]] = []  # level rewards: after the earnings, per wallet
+        self.xp_rows: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.level_ups: list[LevelUp] = []
+        self.viewers = self.points = self.xp = 0
+        self._thresholds: dict[int, int] = {}
+
+    def welcome(self, account: Account) -> None:
+        starting = self.policy.starting_points
+        if starting > 0:
+            account.points = starting
+            self.welcomes.append(
+                self._ledger(account, starting, GRANT, "welcome", f"welcome:{account.user_id}")
+            )
+            account.dirty = True
+
+    def pay(self, account: Account, award: Award, ref: str) -> None:
+        points = self._fitting(account, award.points)
+        if points > 0:
+            account.points += points
+            self.earned.append(self._ledger(account, points, EARN, "watch", ref))
+        if award.xp > 0:
+            self._add_xp(account, award.xp, ref)
+        if points or award.xp:
+            account.dirty = True
+            self.viewers += 1
+            self.points += points
+            self.xp += award.xp
+
+    def _fitting(self, account: Account, amount: int) -> int:
+        limit = self.policy.max_balance
+        if amount <= 0:
+            return 0
+        return amount if limit is None else max(0, min(amount, limit - account.points))
+
+    def _ledger(
+        self, account: Account, amount: int, kind: str, reason: str, ref: str
+    ) -> dict[str, Any]:
+        return {
+            "user_id": account.user_id,
+            "amount": amount,
+            "balance_after": account.points,
+            "kind": kind,
+            "reason": reason,
+            "ref": ref,
+            "actor": None,
+            "refund_of": None,
+            "created_at": self.now,
+        }
+
+    def _add_xp(self, account: Account, amount: int, ref: str) -> None:
+        old_level = account.level
+        account.xp += amount
+        new_level = old_level
+        if account.xp >= self._next_level_at(old_level):  # (most ticks level nobody up)
+            new_level = max(old_level, self.policy.curve.level_for(account.xp))
+        account.level = new_level
+        self.xp_rows.append(
+            {
+                "user_id": account.user_id,
+                "amount": amount,
+                "xp_after": account.xp,
+                "level_after": new_level,
+                "reason": "watch",
+                "ref": ref,
+                "created_at": self.now,
+            }
+        )
+        if new_level == old_level:
+            return
+        self.events.append(
+            _event(
+                "level_up",
+                account.user_id,
+                None,
+                ref,
+                {"from": old_level, "to": new_level},
+                self.now,
+            )
+        )
+        paid: list[tuple[int, int, str | None]] = []
+        if new_level > account.rewarded_level:
+            for level in range(account.rewarded_level + 1, new_level + 1):
+                reward = self.policy.level_rewards.get(level)
+                if reward is None:
+                    continue
+                points = self._fitting(account, reward.points)
+                if points > 0:
+                    account.points += points
+                    reward_ref = f"level:{account.user_id}:{level}"
+                    self.rewards.append(
+                        self._ledger(account, points, EARN, "level_reward", reward_ref)
+                    )
+                paid.append((level, points, reward.message))
+            account.rewarded_level = new_level
+        self.level_ups.append(
+            LevelUp(account.user_id, account.display_name, old_level, new_level, tuple(paid))
+        )
+
+    def _next_level_at(self, level: int) -> int:
+        """The total XP at which a viewer at ``level`` reaches the next one."""
+        found = self._thresholds.get(level)
+        if found is None:
+            found = self._thresholds[level] = self.policy.curve.total_xp_for(level + 1)
+        return found
+
+    def accounts(self, accounts: Iterable[Account]) -> list[dict[str, Any]]:
+        return [
+            {
+                "points": a.points,
+                "xp": a.xp,
+                "level": a.level,
+                "rewarded_level": a.rewarded_level,
+                "updated_at": self.now,
+                "b_id": a.user_id,
+            }
+            for a in accounts
+            if a.dirty
+        ]
+
+
+def _event(
+    kind: str,
+    user_id: int | None,
+    ref: str | None,
+    cause_ref: str | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "platform": None,
+        "user_id": user_id,
+        "stream_session_id": None,
+        "ref": ref,
+        "cause_ref": cause_ref,
+        "payload": payload,
+        "created_at": now,
+    }

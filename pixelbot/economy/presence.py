@@ -1,6 +1,7 @@
 """Who is watching right now, per platform: the viewers the platforms said joined (console
 ``/join``, Joystick ``UserPresence``, a Discord voice channel, Twitch's chatter list) and
-have not left, with when each last chatted. Watch-time payouts read it.
+have not left, with when each last chatted. Watch-time payouts read it; timers read how many
+chat lines each platform has seen (``lines_on``).
 
 It lives in memory: after a restart the platforms announce who is there again (a viewer who
 stays silent and is not re-announced is missed for a tick or two, never paid twice).
@@ -27,6 +28,7 @@ class PresenceTracker:
     def __init__(self) -> None:
         self._present: dict[tuple[str, str], Watcher] = {}
         self._last_chat: dict[tuple[str, str], datetime] = {}
+        self._lines: dict[str, int] = {}  # platform -> chat lines seen since the bot started
 
     def joined(self, viewer: Viewer, at: datetime) -> None:
         watcher = self._present.get(viewer.key)
@@ -46,6 +48,7 @@ class PresenceTracker:
 
     def chatted(self, viewer: Viewer, at: datetime) -> None:
         self._last_chat[viewer.key] = at
+        self._lines[viewer.platform] = self._lines.get(viewer.platform, 0) + 1
         watcher = self._present.get(viewer.key)
         if watcher is not None:
             watcher.last_chat_at = at
@@ -58,6 +61,10 @@ class PresenceTracker:
             since = now - active_within
             found = [w for w in found if w.last_chat_at is not None and w.last_chat_at >= since]
         return found
+
+    def lines_on(self, platform: str) -> int:
+        """How many chat lines ``platform`` has seen since the bot started."""
+        return self._lines.get(platform, 0)
 
     def __len__(self) -> int:
         return len(self._present)

@@ -19,6 +19,11 @@ is told their change was saved (``db/fileguard.py``).
 
 Between batches the writer remembers the identities, wallets and cooldowns it committed
 (``cache.py``), so a batch reads from the database only what it has not seen lately.
+
+A ``SetBasedOperation`` (a watch-time payout of a whole channel) skips the ``Batch``: it runs
+alone, in its turn, in a transaction of its own on the writer's connection, writing with its own
+set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
+in the queue, as behind any batch, instead of competing for the database's write lock.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import DatabaseError, EconomyError, PixelbotError
 
-__all__ = ["Operation", "Writer", "WriterStopped"]
+__all__ = ["Operation", "SetBasedOperation", "Writer", "WriterStopped"]
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,19 @@ class Operation(Protocol, Generic[T_co]):
     def apply(self, batch: Batch) -> T_co: ...
 
 
+class SetBasedOperation(Protocol, Generic[T_co]):
+    """A change written with its own statements, in a transaction of its own."""
+
+    async def write(self, conn: AsyncConnection, db: Database, now: Any) -> T_co: ...
+
+
 class _Pending:
     __slots__ = ("future", "op")
 
-    def __init__(self, op: Operation[Any], future: asyncio.Future[Any]) -> None:
-        self.op = op
+    def __init__(
+        self, op: Operation[Any] | SetBasedOperation[Any], future: asyncio.Future[Any]
+    ) -> None:
+        self.op: Any = op  # an Operation, or a SetBasedOperation (see _set_based)
         self.future = future
 
 
@@ -112,11 +125,11 @@ class Writer:
         self.db.faults.unwatch()
         await self._drop_connection()
 
-    async def submit(self, op: Operation[T]) -> T:
+    async def submit(self, op: Operation[T] | SetBasedOperation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once that batch is committed."""
         return await self.enqueue(op)
 
-    def enqueue(self, op: Operation[T]) -> asyncio.Future[T]:
+    def enqueue(self, op: Operation[T] | SetBasedOperation[T]) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         if self._task is None or self._stopping or self._task.done():
             raise WriterStopped("the economy writer is not running")
@@ -133,8 +146,13 @@ class Writer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            if _set_based(self._queue[0]):
+                await self._write_alone(self._queue.popleft())
+                continue
             take = min(len(self._queue), self.max_batch)
-            pending = [self._queue.popleft() for _ in range(take)]
+            pending: list[_Pending] = []
+            while len(pending) < take and not _set_based(self._queue[0]):
+                pending.append(self._queue.popleft())
             try:
                 await self._process(pending)
             except Exception as exc:  # the writer must outlive any one batch
@@ -158,6 +176,24 @@ class Writer:
                 await conn.close()
             except Exception:
                 log.debug("closing a failed writer connection failed too", exc_info=True)
+
+    async def _write_alone(self, item: _Pending) -> None:
+        op = item.op
+        try:
+            self.db.check_file()
+            conn = await self._connection()
+            async with conn.begin():
+                outcome = await op.write(conn, self.db, self.clock.now())
+            self.db.check_file()
+        except Exception as exc:  # nothing of it was saved; the caller hears why
+            await self._drop_connection()
+            _settle(item.future, exc)
+            return
+        self.cache.clear()  # it changed wallets behind the cache's back
+        self.db.faults.recovered()
+        self.batches += 1
+        self.operations += 1
+        _settle(item.future, outcome)
 
     async def _process(self, pending: list[_Pending]) -> None:
         try:
@@ -223,6 +259,10 @@ class Writer:
         except Exception:
             log.exception("economy writer: remembering a committed batch failed; cache dropped")
             self.cache.clear()
+
+
+def _set_based(item: _Pending) -> bool:
+    return hasattr(item.op, "write")
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

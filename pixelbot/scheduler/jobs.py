@@ -4,13 +4,16 @@ function), returning the figures recorded with its run."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
 from pixelbot.clock import Clock
 from pixelbot.config import Config
 from pixelbot.config.maintenance import JobSchedule
 from pixelbot.db.backup import take_backup
+from pixelbot.db.cleanup import clean_up
 from pixelbot.db.engine import Database
 from pixelbot.domain.earning import watch_award
 from pixelbot.economy.payouts import Award, Payouts
@@ -18,8 +21,9 @@ from pixelbot.economy.presence import PresenceTracker
 from pixelbot.economy.streams import StreamSessions
 from pixelbot.errors import DatabaseError
 from pixelbot.outcomes import Notice, Outcome, Say
+from pixelbot.scheduler.timers import TimerBoard
 
-__all__ = ["JOBS", "Job", "JobContext", "backup", "payout"]
+__all__ = ["JOBS", "Job", "JobContext", "backup", "cleanup", "payout", "timers", "tts_folder"]
 
 Figures = dict[str, object]
 
@@ -39,6 +43,9 @@ class JobContext:
     presence: PresenceTracker = field(default_factory=PresenceTracker)
     payouts: Payouts | None = None
     publish: Callable[[Outcome], Awaitable[None]] = _nobody_listens
+    base_dir: Path | None = None  # where relative paths (tts.dir) resolve; None: the cwd
+    platforms: Callable[[], Sequence[str]] = tuple  # the platforms running now, by name
+    timers: TimerBoard = field(default_factory=TimerBoard)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,25 @@ async def backup(context: JobContext) -> Figures:
             f"{run.rejected}: {'; '.join(run.check.problems)}"
         )
     return run.figures()
+
+
+def tts_folder(config: Config, base_dir: Path | None) -> Path:
+    folder = Path(config.tts.dir)
+    return folder if folder.is_absolute() else (base_dir or Path.cwd()) / folder
+
+
+async def cleanup(context: JobContext) -> Figures:
+    config = context.settings()
+    report = await clean_up(
+        context.db,
+        config.retention,
+        context.clock.now(),
+        tts_dir=tts_folder(config, context.base_dir),
+    )
+    if not report.ok:
+        problems = "; ".join(report.figures()["violations"])
+        raise DatabaseError(f"db verify failed after the cleanup: {problems}")
+    return report.figures()
 
 
 async def payout(context: JobContext) -> Figures:
@@ -101,6 +127,28 @@ async def payout(context: JobContext) -> Figures:
     }
 
 
+async def timers(context: JobContext) -> Figures:
+    """Say the ``timers:`` lines that are due, on each running platform's default channel."""
+    config = context.settings()
+    live = await StreamSessions(context.db, context.clock).current() is not None
+    due = context.timers.due(
+        config.timers,
+        context.clock.now(),
+        live=live,
+        platforms=context.platforms(),
+        lines_on=context.presence.lines_on,
+    )
+    for line in due:
+        await context.publish(Say(line.platform, "", line.text))
+    return {"live": live, "said": len(due)}
+
+
+def _timers_schedule(config: Config) -> JobSchedule:
+    return JobSchedule(
+        enabled=any(timer.enabled for timer in config.timers), every=timedelta(minutes=1)
+    )
+
+
 def _watch_schedule(config: Config) -> JobSchedule:
     watch = config.economy.earn.watch
     return JobSchedule(enabled=bool(watch.points or watch.xp), every=watch.every)
@@ -113,11 +161,24 @@ JOBS: dict[str, Job] = {
         "copy the database, verify the copy, rotate old copies",
         lambda config: config.schedule.backup,
     ),
+    "cleanup": Job(
+        "cleanup",
+        cleanup,
+        "delete old chat events, finished queue items, TTS files; reclaim the space",
+        lambda config: config.schedule.cleanup,
+    ),
     "payout": Job(
         "payout",
         payout,
         "pay the viewers watching the live stream (economy.earn.watch)",
         _watch_schedule,
+        in_scripts=True,
+    ),
+    "timers": Job(
+        "timers",
+        timers,
+        "say the timers: lines that are due (timers: in config.yaml)",
+        _timers_schedule,
         in_scripts=True,
     ),
 }

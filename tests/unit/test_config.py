@@ -601,7 +601,7 @@ def test_recursive_anchor_is_an_error(tmp_path: Path) -> None:
             "schedule.backup.cron: 'every tuesday' is not a cron expression",
         ),
         ("schedule:\n  backup: {every: 10s}\n", "schedule.backup.every: must be at least 1m"),
-        ("schedule:\n  cleanup: {every: 1h}\n", "schedule.cleanup: unknown key"),
+        ("schedule:\n  defrag: {every: 1h}\n", "schedule.defrag: unknown key"),
     ],
 )
 def test_a_bad_schedule_is_refused_with_its_path(tmp_path: Path, yaml: str, expected: str) -> None:
@@ -641,3 +641,29 @@ def test_bad_watch_and_backup_settings_name_their_path_and_line(
 ) -> None:
     (found,) = problems(write(tmp_path, yaml))
     assert found.startswith(expected), found
+
+
+@pytest.mark.parametrize(
+    ("yaml", "expected"),
+    [
+        ("retention:\n  chat_events: soon\n", "retention.chat_events: "),
+        ("retention:\n  keep_everything: true\n", "retention.keep_everything: unknown key"),
+        ("timers:\n  - {message: hi, every: 30s}\n", "timers.0.every: must be at least 1m"),
+        ("timers:\n  - {every: 5m}\n", "timers.0.message: "),
+        ("timers:\n  - {message: hi, every: 5m, min_chat_lines: -1}\n", "timers.0.min_chat_lines"),
+    ],
+)
+def test_bad_retention_and_timers_are_refused_with_their_path(
+    tmp_path: Path, yaml: str, expected: str
+) -> None:
+    (found,) = problems(write(tmp_path, yaml))
+    assert found.startswith(expected), found
+    assert "line 2" in found or "line 1" in found, found
+
+
+def test_retention_and_timers_have_defaults_and_null_keeps_forever(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "retention:\n  tts_files: null\n"), env={})
+    assert config.retention.chat_events == timedelta(days=90)
+    assert config.retention.tts_files is None
+    assert config.timers == []
+    assert config.schedule.cleanup.cron == "30 3 * * *"
