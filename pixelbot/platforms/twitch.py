@@ -174,6 +174,7 @@ class TwitchAdapter:
         self._scopes: dict[str, tuple[str, ...]] = {}
         self._connected = False
         self._last_event_at: datetime | None = None
+        self._down_since: datetime | None = None  # a socket was seen closed (twitchio retries)
         self._detail = ""
         self.bot_id = settings.bot_id or ""
         self.broadcaster_id = ""
@@ -561,9 +562,24 @@ class TwitchAdapter:
 
     # ------------------------------------------------------------------ status
     def status(self) -> PlatformStatus:
+        """Connected while every EventSub socket is open. twitchio reconnects a dropped socket
+        by itself and tells nothing until the new one is welcomed, so the sockets are looked
+        at here: a drop shows as retrying from the first time it is seen."""
+        up = self._connected and all(socket.connected for socket in self._sockets())
+        if up:
+            self._down_since = None
+        elif self._client is not None and self._down_since is None:
+            self._down_since = self._clock.now()
+        detail = self._detail or ("" if up else "reconnecting to Twitch EventSub")
         return PlatformStatus(
-            self._connected, last_event_at=self._last_event_at, detail=self._detail
+            up, retrying_since=self._down_since, last_event_at=self._last_event_at, detail=detail
         )
+
+    def _sockets(self) -> list[Any]:
+        if self._client is None:
+            return []
+        websockets: dict[str, dict[str, Any]] = getattr(self._client, "_websockets", {})
+        return [socket for sessions in websockets.values() for socket in sessions.values()]
 
     @property
     def client(self) -> twitchio.Client | None:

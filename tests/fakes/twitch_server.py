@@ -92,6 +92,7 @@ class FakeTwitch:
         self.redemption_updates: list[tuple[str, str, str]] = []  # (reward, redemption, status)
         self.refreshes = 0
         self.live = False  # what Get Streams says of every channel
+        self.refuse_websockets = False  # answer EventSub WebSocket handshakes with a 503
         self.chatters: list[dict[str, str]] = []  # Get Chatters: user_id, user_login, user_name
         self.chatters_unavailable = False  # answer Get Chatters with a 503
         self.welcomed = asyncio.Event()
@@ -456,7 +457,9 @@ class FakeTwitch:
         return web.json_response({"data": []})
 
     # ----------------------------------------------------------------- EventSub WebSocket
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_websockets:  # an outage: the handshake fails, the client retries
+            return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         session_id = f"session-{next(self._ids)}"

@@ -321,11 +321,17 @@ async def test_session_reconnect_moves_to_the_new_url_and_keeps_the_subscription
     await until(lambda: not (set(live.twitch.sessions) & old), "the old sessions to close")
     await live.twitch.notify(*p.follow("1", "fay"))
     await until_said(live, "Thanks for the follow, Fay! +50 pixels")
+    assert live.adapter.status().connected and live.adapter.status().retrying_since is None
 
 
 async def test_a_dropped_socket_reconnects_and_resubscribes(live: Live) -> None:
     old = set(live.twitch.sessions)
+    live.twitch.refuse_websockets = True  # Twitch is unreachable for a while
     await live.twitch.drop()
+    await until(lambda: not live.adapter.status().connected, "the drop to show in the status")
+    down = live.adapter.status()
+    assert down.retrying_since is not None and "reconnecting" in down.detail
+    live.twitch.refuse_websockets = False
     await until(
         lambda: "channel.follow" in live.twitch.types() and not (set(live.twitch.sessions) & old),
         "a new session with the subscriptions",
