@@ -66,7 +66,7 @@ class Database:
         path = sqlite_file(self.url)
         where = str(path) if path is not None else self.url.render_as_string(hide_password=True)
         # Driver errors become typed DatabaseErrors here, for every connection (db/faults.py).
-        self.faults = Faults(where, path, busy_timeout)
+        self.faults = Faults(where, path, busy_timeout, is_sqlite=self.is_sqlite)
         self.guard = FileGuard(path) if path is not None else None
         if self.is_sqlite:
             _ensure_sqlite_directory(self.url)
@@ -97,21 +97,41 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that will write: committed on success, rolled back on any error."""
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
 
     async def writer_connection(self) -> AsyncConnection:
         """A connection of its own for a long-lived writer (its page cache stays warm)."""
-        conn = await self.engine.connect()
+        conn = await self._open()
         await conn.execution_options(**{_WRITE_OPTION: True})
         return conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection, closed at the end; a server that refuses it is a typed error."""
+        conn = await self._open()
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def _open(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect()
+        except DatabaseError:
+            raise
+        except Exception as error:
+            # A refused or reset socket at connect is a plain OSError that SQLAlchemy's
+            # handle_error hook never sees (db/faults.py).
+            self.faults.raise_for(error)
+            raise
 
     def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Insert:
         """``INSERT .. ON CONFLICT (keys) DO UPDATE SET update = excluded.update``."""

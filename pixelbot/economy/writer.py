@@ -35,7 +35,7 @@ from pixelbot.db.engine import Database
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
-from pixelbot.errors import DatabaseError, EconomyError, PixelbotError
+from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, PixelbotError
 
 __all__ = ["Operation", "Writer", "WriterStopped"]
 
@@ -72,6 +72,7 @@ class Writer:
     # they are"). Only a backlog fills a batch, so a quiet chat still commits each message on
     # its own.
     MAX_BATCH = 4000
+    CONFLICT_RETRIES = 5  # runs of a batch PostgreSQL rolled back for a concurrent one
 
     def __init__(
         self,
@@ -161,7 +162,7 @@ class Writer:
 
     async def _process(self, pending: list[_Pending]) -> None:
         try:
-            outcomes = await self._commit(pending)
+            outcomes = await self._commit_retrying_conflicts(pending)
         except DatabaseError as fault:  # the database itself: retrying each op fails the same
             await self._drop_connection()
             for item in pending:
@@ -182,6 +183,22 @@ class Writer:
         self.operations += len(pending)
         for item, outcome in zip(pending, outcomes, strict=True):
             _settle(item.future, outcome)
+
+    async def _commit_retrying_conflicts(self, pending: list[_Pending]) -> list[Any]:
+        """PostgreSQL may roll a batch back to let another process's transaction go on (a
+        serialization failure or deadlock, ``DatabaseConflict``). Nothing of it was saved and
+        the batch is rebuilt from the database each time, so it simply runs again."""
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                return await self._commit(pending)
+            except DatabaseConflict as conflict:
+                log.debug("batch conflicted (%s); running it again", conflict)
+                await asyncio.sleep(0.005 * (attempt + 1))
+        try:
+            return await self._commit(pending)
+        except DatabaseConflict as conflict:
+            log.warning("%s; gave up after %d tries", conflict, self.CONFLICT_RETRIES + 1)
+            raise
 
     async def _commit(self, pending: list[_Pending]) -> list[Any]:
         needs = Needs()
