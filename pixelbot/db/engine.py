@@ -4,10 +4,19 @@ SQLite gets WAL (readers never block the writer), ``synchronous=NORMAL`` (durabl
 checkpoint, fast commits), foreign keys and a busy timeout. Write transactions on SQLite start
 with ``BEGIN IMMEDIATE`` so they take the write lock up front: a read-then-write transaction can
 then never lose an update to another process. PostgreSQL needs none of this.
+
+Within one bot, SQLite write transactions also take turns on an asyncio lock (``write_turn``)
+before asking SQLite for its lock. Without it, a small write (a queue claim) that began while
+the event loop was swamped could hold the file's lock for seconds between two awaits, and the
+economy writer, waiting in SQLite's busy handler, gave up after ``busy_timeout`` and failed a
+whole batch of chat lines (seen at 5,000 lines a second, ``scripts/bench.py --latency``). Taking
+turns in the loop instead, nobody in the bot times out on the bot itself; ``busy_timeout`` is
+left for other programs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -75,6 +84,7 @@ class Database:
         )
         event.listen(self.engine.sync_engine, "handle_error", self.faults.translate)
         self._checkpointer: WalCheckpointer | None = None
+        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
             _register_null_adapter()
             _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages, self.guard)
@@ -97,10 +107,23 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that will write: committed on success, rolled back on any error."""
-        async with self.connect() as conn:
+        async with self.write_turn(), self.connect() as conn:
             await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """This bot's turn to write (SQLite; see the module docstring). Hold it around a whole
+        write transaction, and never ask for it again inside one."""
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._turn is None or self._turn[0] is not loop:
+            self._turn = (loop, asyncio.Lock())  # a lock belongs to the loop it first ran on
+        async with self._turn[1]:
+            yield
 
     async def writer_connection(self) -> AsyncConnection:
         """A connection of its own for a long-lived writer (its page cache stays warm)."""

@@ -210,7 +210,7 @@ class Writer:
             item.op.needs(needs)
         self.db.check_file()  # never write into a file that is no longer at its path
         conn = await self._connection()
-        async with conn.begin():
+        async with self.db.write_turn(), conn.begin():
             # Asked inside the transaction, which holds the write lock: nothing can change
             # between this check and the commit except through this batch.
             batch = Batch(self.clock.now(), self.policy)
