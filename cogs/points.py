@@ -14,13 +14,11 @@ class PointsCog(Cog):
     @command("points", usage="points [viewer]", help="Your points, or another viewer's.")
     async def points(self, ctx: Context, viewer: Target | None = None) -> None:
         if viewer is None:
-            wallets = self.services.wallets
             try:
-                user_id = await wallets.find_identity(ctx.author)
+                summary = await self.services.wallets.summary_of(ctx.author)
             except UnknownViewer:
                 await ctx.reply(f"you have {ctx.points(0)}")
                 return
-            summary = await wallets.summary(user_id)
             await ctx.reply(f"you have {ctx.points(summary.points)}")
             return
         summary = await ctx.lookup(viewer)

@@ -8,10 +8,13 @@ one place can render any of them to chat or to the operator::
     ├── ConfigError                 config.yaml is invalid; .issues lists every problem
     ├── DatabaseError               the database cannot be opened, written or trusted; .where
     │   ├── DatabaseLocked          another program held the write lock past busy_timeout
+    │   │   └── DatabaseConflict    PostgreSQL gave up on a transaction to let another go
+    │   │                           (serialization failure, deadlock): safe to run it again
     │   ├── DatabaseFull            the disk (or the quota) is full
     │   ├── DatabaseReadOnly        the file, its folder or the disk is read-only
     │   ├── DatabaseUnreachable     the file cannot be opened (its folder is missing or is a
-    │   │                           file) or the server cannot be reached
+    │   │                           file) or the server cannot be reached (down, restarting,
+    │   │                           the connection lost, too many connections, refused login)
     │   ├── DatabaseVanished        the file at the path is no longer the one the bot opened
     │   ├── DatabaseDamaged         the file is corrupt, truncated or not a database
     │   └── CopyError               ``db copy`` refused: the target is not empty nor a prefix
@@ -63,6 +66,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "CopyError",
+    "DatabaseConflict",
     "DatabaseDamaged",
     "DatabaseError",
     "DatabaseFull",
@@ -141,6 +145,12 @@ class DatabaseError(PixelbotError):
 
 class DatabaseLocked(DatabaseError):
     """Another program held the database's write lock for longer than ``busy_timeout``."""
+
+
+class DatabaseConflict(DatabaseLocked):
+    """PostgreSQL rolled the transaction back so that a concurrent one could go on (a
+    serialization failure, a deadlock, a lock it could not get). Nothing of it was saved, so
+    running it again is safe; the writer does so a few times before giving up."""
 
 
 class DatabaseFull(DatabaseError):

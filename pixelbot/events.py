@@ -51,6 +51,15 @@ class Viewer:
     roles: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
+        # Built once per chat line: the usual short ASCII names skip the three clip calls.
+        uid, login, name = self.platform_user_id, self.login, self.display_name
+        if (
+            len(uid) <= NAME_MAX_CHARS
+            and len(login) <= NAME_MAX_CHARS
+            and len(name) <= NAME_MAX_CHARS
+            and (uid + login + name).isascii()
+        ):
+            return
         _clip_fields(self, NAME_MAX_CHARS, "platform_user_id", "login", "display_name")
 
     @property
@@ -92,7 +101,9 @@ class ChatMessage(Event):
     channel: str = ""
 
     def __post_init__(self) -> None:
-        _clip_fields(self, MESSAGE_MAX_CHARS, "text")
+        text = self.text
+        if len(text) > MESSAGE_MAX_CHARS or not text.isascii():
+            _clip_fields(self, MESSAGE_MAX_CHARS, "text")
 
     @property
     def actor(self) -> Viewer:

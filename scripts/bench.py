@@ -12,6 +12,8 @@ on a sample of the same messages (it is too slow for all of them) into its own f
 
     .venv/bin/python scripts/bench.py            # 200k messages from 20k viewers
     .venv/bin/python scripts/bench.py --quick    # about 10 s
+    .venv/bin/python scripts/bench.py --latency  # also reply latency at 5,000 msgs/s for 60 s
+        # (scripts/bench_latency.py; with --quick for 15 s)
     .venv/bin/python scripts/bench.py --database postgresql://user:pass@host/db
         # the same on a PostgreSQL server: both runs get scratch databases created there
         # (the user needs CREATEDB), dropped afterwards; ``--database postgresql`` starts a
@@ -39,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_floor import run_floor  # scripts/bench_floor.py
+from bench_latency import run_latency  # scripts/bench_latency.py
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -139,6 +142,7 @@ async def run_pipeline(url: str, picks: list[int]) -> dict[str, Any]:
         tune_after_start()  # what the bot does once started
         in_flight: list[asyncio.Future[Any]] = []
         started = time.perf_counter()
+        cpu_started, process_started = time.thread_time(), time.process_time()
         for number, message in enumerate(chat_messages(picks, clock)):
             timed = number % LATENCY_SAMPLE == 0
             sent = time.perf_counter() if timed else 0.0
@@ -152,6 +156,8 @@ async def run_pipeline(url: str, picks: list[int]) -> dict[str, Any]:
                 await _settled(in_flight, WINDOW)
         await _settled(in_flight, len(in_flight))
         elapsed = time.perf_counter() - started
+        python_cpu = time.thread_time() - cpu_started
+        process_cpu = time.process_time() - process_started
         gc.unfreeze()
         gc.set_threshold(*DEFAULT_GC_THRESHOLDS)  # the baseline runs as the original bot did
         batches, operations = engine.writer.batches, engine.writer.operations
@@ -163,6 +169,10 @@ async def run_pipeline(url: str, picks: list[int]) -> dict[str, Any]:
         "msgs_per_s": round(len(picks) / elapsed),
         "latency_ms": percentiles(latencies),
         "latency_samples": len(latencies),
+        # CPU of the event-loop thread alone (the bot's Python work; SQLite runs in its own
+        # thread): far steadier than msgs/s on a shared machine, where wall time swings.
+        "loop_thread_cpu_us_per_msg": round(python_cpu / len(picks) * 1e6, 1),
+        "process_cpu_us_per_msg": round(process_cpu / len(picks) * 1e6, 1),  # + SQLite's
         "batches": batches,
         "mean_batch": round(operations / max(batches, 1), 1),
         "rows_written": rows,
@@ -334,6 +344,15 @@ async def main() -> None:
         "--payout", action="store_true", help="the watch-time payout leg instead (100k viewers)"
     )
     parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="also the steady-load leg: reply latency of !points and redeems at 5,000 msgs/s",
+    )
+    parser.add_argument("--latency-seconds", type=float, help="length of the latency leg")
+    parser.add_argument(
+        "--only-latency", action="store_true", help="the latency leg alone (no chat ingest legs)"
+    )
+    parser.add_argument(
         "--database",
         help="a PostgreSQL server URL to run on (or 'postgresql': a throwaway local server)",
     )
@@ -352,6 +371,9 @@ async def main() -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.only_latency:
+        await run_latency_alone(args)
+        return
     messages = args.messages or (40_000 if args.quick else 200_000)
     viewers = args.viewers or messages // 10
     baseline_messages = args.baseline_messages or (1_000 if args.quick else 5_000)
@@ -371,6 +393,12 @@ async def run(args: argparse.Namespace) -> None:
                 )
             calibration_after = cpu_calibration_ms()
             baseline = await run_baseline(await scratch.url("baseline"), picks[:baseline_messages])
+            latency = None
+            if args.latency:
+                seconds = args.latency_seconds or (15.0 if args.quick else 60.0)
+                latency = await run_latency(
+                    await scratch.url("latency"), Path(tmp), seconds=seconds
+                )
         finally:
             await scratch.drop_all()
     ratio = pipeline["msgs_per_s"] / baseline["msgs_per_s"]
@@ -394,7 +422,33 @@ async def run(args: argparse.Namespace) -> None:
             else pipeline["msgs_per_s"] / floor["msgs_per_s"] >= 0.5,
             "every_message_logged": pipeline["every_message_logged"],
             "invariants_hold": pipeline["verify_ok"],
+            "points_p99_at_most_50ms": None
+            if latency is None
+            else latency["points_latency_ms"].get("p99", float("inf")) <= 50,
+            "latency_every_message_committed": None
+            if latency is None
+            else latency["every_message_committed"] and latency["verify_ok"],
         },
+    }
+    if latency is not None:
+        result["latency"] = latency
+    print(json.dumps(result, indent=2))
+
+
+async def run_latency_alone(args: argparse.Namespace) -> None:
+    calibration_before = cpu_calibration_ms()
+    with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
+        scratch = Scratch(Path(tmp), args.database)
+        try:
+            seconds = args.latency_seconds or (15.0 if args.quick else 60.0)
+            latency = await run_latency(await scratch.url("latency"), Path(tmp), seconds=seconds)
+        finally:
+            await scratch.drop_all()
+    result = {
+        "benchmark": "reply latency under steady load",
+        "database": "sqlite" if args.database is None else "postgresql",
+        "cpu_calibration_ms": {"before": calibration_before, "after": cpu_calibration_ms()},
+        "latency": latency,
     }
     print(json.dumps(result, indent=2))
 

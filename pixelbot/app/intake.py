@@ -77,7 +77,8 @@ class EventIntake:
         """Everything that happens for one incoming event."""
         self._track_presence(event)
         try:
-            earned = await self._earning.handle(event)
+            # (the writer's future itself: two coroutine frames fewer per chat line)
+            earned = await self._earning.enqueue(event)
         except DatabaseError:
             if not isinstance(event, ChatMessage):
                 raise

@@ -4,10 +4,19 @@ SQLite gets WAL (readers never block the writer), ``synchronous=NORMAL`` (durabl
 checkpoint, fast commits), foreign keys and a busy timeout. Write transactions on SQLite start
 with ``BEGIN IMMEDIATE`` so they take the write lock up front: a read-then-write transaction can
 then never lose an update to another process. PostgreSQL needs none of this.
+
+Within one bot, SQLite write transactions also take turns on an asyncio lock (``write_turn``)
+before asking SQLite for its lock. Without it, a small write (a queue claim) that began while
+the event loop was swamped could hold the file's lock for seconds between two awaits, and the
+economy writer, waiting in SQLite's busy handler, gave up after ``busy_timeout`` and failed a
+whole batch of chat lines (seen at 5,000 lines a second, ``scripts/bench.py --latency``). Taking
+turns in the loop instead, nobody in the bot times out on the bot itself; ``busy_timeout`` is
+left for other programs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -51,6 +60,9 @@ _WRITE_OPTION = "pixelbot_write"
 WAL_LIMIT_PAGES = 16_000
 
 
+SQLITE_POOL_SIZE = 20  # connections kept open for reads (see Database.__init__)
+
+
 class Database:
     """Owns the async engine. ``write()`` opens a write transaction, ``read()`` a read one."""
 
@@ -66,15 +78,21 @@ class Database:
         path = sqlite_file(self.url)
         where = str(path) if path is not None else self.url.render_as_string(hide_password=True)
         # Driver errors become typed DatabaseErrors here, for every connection (db/faults.py).
-        self.faults = Faults(where, path, busy_timeout)
+        self.faults = Faults(where, path, busy_timeout, is_sqlite=self.is_sqlite)
         self.guard = FileGuard(path) if path is not None else None
         if self.is_sqlite:
             _ensure_sqlite_directory(self.url)
+        # A SQLite connection is a thread of aiosqlite's: one opened past the pool's size is a
+        # new thread, a file open and the settings below, and is closed again when returned.
+        # Under a busy chat (50 !points a second beside 5,000 lines) the default 5 kept the bot
+        # opening and closing ~20 connections a second; idle ones cost only a sleeping thread.
+        pool = {"pool_size": SQLITE_POOL_SIZE} if path is not None else {}
         self.engine: AsyncEngine = create_async_engine(
-            self.url, json_serializer=_dump_json, json_deserializer=orjson.loads
+            self.url, json_serializer=_dump_json, json_deserializer=orjson.loads, **pool
         )
         event.listen(self.engine.sync_engine, "handle_error", self.faults.translate)
         self._checkpointer: WalCheckpointer | None = None
+        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
             _register_null_adapter()
             _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages, self.guard)
@@ -97,21 +115,54 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that will write: committed on success, rolled back on any error."""
-        async with self.engine.connect() as conn:
+        async with self.write_turn(), self.connect() as conn:
             await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """This bot's turn to write (SQLite; see the module docstring). Hold it around a whole
+        write transaction, and never ask for it again inside one."""
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._turn is None or self._turn[0] is not loop:
+            self._turn = (loop, asyncio.Lock())  # a lock belongs to the loop it first ran on
+        async with self._turn[1]:
+            yield
+
     async def writer_connection(self) -> AsyncConnection:
         """A connection of its own for a long-lived writer (its page cache stays warm)."""
-        conn = await self.engine.connect()
+        conn = await self._open()
         await conn.execution_options(**{_WRITE_OPTION: True})
         return conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection, closed at the end; a server that refuses it is a typed error."""
+        conn = await self._open()
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def _open(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect()
+        except DatabaseError:
+            raise
+        except Exception as error:
+            # A refused or reset socket at connect is a plain OSError that SQLAlchemy's
+            # handle_error hook never sees (db/faults.py).
+            self.faults.raise_for(error)
+            raise
 
     def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Insert:
         """``INSERT .. ON CONFLICT (keys) DO UPDATE SET update = excluded.update``."""

@@ -7,6 +7,24 @@ writer's, a read's, a migration's. An error that says something about the databa
 message names the file and says what to do; anything else (a constraint, a bug in a query)
 passes through unchanged.
 
+The same for PostgreSQL (asyncpg), by SQLSTATE class rather than by message text:
+
+=========================================  ===========================================
+server down, restarting, connection lost   ``DatabaseUnreachable`` (08xxx, 57P0x, a
+(refused, reset, 57P01 admin shutdown)     refused socket, asyncpg's closed connection)
+too many connections (53300), bad login    ``DatabaseUnreachable``, saying which
+disk full (53100)                          ``DatabaseFull``
+read-only transaction (25006: a standby)   ``DatabaseReadOnly``
+serialization failure 40001, deadlock      ``DatabaseConflict``: nothing was saved; the
+40P01, lock not available 55P03            writer runs the batch again
+unique violation 23505                     unchanged: where it is an idempotency hit (two
+                                           bots storing one event), the writer's one-by-one
+                                           retry finds the row and answers "duplicate"
+=========================================  ===========================================
+
+A refused connect raises a plain ``OSError`` that SQLAlchemy does not route through
+``handle_error``; ``Database`` passes those to ``Faults.raise_for`` itself.
+
 While the bot runs (``watch()``, from the writer's start), each fault is also told to the
 operator, once per outage rather than once per chat line: the first failure logs its cause,
 later ones of the same kind stay quiet, and the next successful commit (``recovered()``) says
@@ -23,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbot.errors import (
+    DatabaseConflict,
     DatabaseDamaged,
     DatabaseError,
     DatabaseFull,
@@ -36,13 +55,17 @@ __all__ = ["Faults", "file_in_the_way", "path_problem"]
 log = logging.getLogger("pixelbot.db")
 
 _CONFIG_HINT = "database.url in config.yaml picks the file"
+_URL_HINT = "database.url in config.yaml (or DATABASE_URL) names the server"
 
 
 class Faults:
     """Translates driver errors for one database and reports outages to the operator."""
 
-    def __init__(self, where: str, path: Path | None, busy_timeout: timedelta) -> None:
-        self.where = where  # the file, or the server's URL without its password
+    def __init__(
+        self, where: str, path: Path | None, busy_timeout: timedelta, *, is_sqlite: bool = True
+    ) -> None:
+        self.where = where
+        self.is_sqlite = is_sqlite  # the file, or the server's URL without its password
         self.path = path
         self.busy_timeout = busy_timeout
         self.watching = False
@@ -52,19 +75,31 @@ class Faults:
 
     def translate(self, context: Any) -> BaseException | None:
         """SQLAlchemy's ``handle_error`` hook: return the error to raise instead, or None."""
-        # (PostgreSQL's faults, asyncpg's own error classes, are not translated yet.)
         error = self.error_for(context.original_exception)
         if error is None:
             return None
+        if isinstance(error, DatabaseUnreachable) and not self.is_sqlite:
+            # Let SQLAlchemy drop the pool's other connections too: after a server restart
+            # they are all dead, and each would otherwise fail one more caller.
+            context.is_disconnect = True
         error.__cause__ = context.original_exception
         self.report(error)
         return error
 
+    def raise_for(self, original: BaseException) -> None:
+        """Raise the typed error for a driver error that bypassed ``translate`` (a refused
+        connect is a plain ``OSError``); return if it says nothing about the database."""
+        error = self.error_for(original)
+        if error is not None:
+            self.report(error)
+            raise error from original
+
     def error_for(self, original: BaseException) -> DatabaseError | None:
-        """The ``DatabaseError`` a SQLite error means, or None if it is not about the file."""
+        """The ``DatabaseError`` a driver error means, or None if it is not about the database
+        itself (a constraint, a bug in a query)."""
         name = getattr(original, "sqlite_errorname", None)
         if not isinstance(name, str):
-            return None
+            return self._postgres_error_for(original)
         kind = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
         where = self.where
         if kind in ("SQLITE_BUSY", "SQLITE_LOCKED"):
@@ -98,6 +133,57 @@ class Faults:
             )
         return None
 
+    def _postgres_error_for(self, original: BaseException) -> DatabaseError | None:
+        where = self.where
+        cause = original.__cause__ or original
+        code = getattr(original, "sqlstate", None) or getattr(cause, "sqlstate", None)
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if not isinstance(code, str):
+            if _connection_lost(cause):
+                return DatabaseUnreachable(
+                    f"cannot reach the PostgreSQL server at {where} ({detail}): is it running? "
+                    f"({_URL_HINT}); the bot reconnects by itself once it is back",
+                    where,
+                )
+            return None
+        if code in ("40001", "40P01", "55P03"):
+            return DatabaseConflict(
+                f"PostgreSQL at {where} gave up on a transaction for a concurrent one ({detail}); "
+                "another bot process or program is writing the same rows",
+                where,
+            )
+        if code == "53300":
+            return DatabaseUnreachable(
+                f"the PostgreSQL server at {where} refuses new connections: too many clients "
+                "(close other programs using it, or raise its max_connections)",
+                where,
+            )
+        if code == "53100":
+            return DatabaseFull(
+                f"cannot save to the PostgreSQL server at {where}: its disk is full; free space "
+                "on the server",
+                where,
+            )
+        if code == "25006":
+            return DatabaseReadOnly(
+                f"cannot write to the PostgreSQL server at {where}: it only allows reading "
+                f"(a standby, or default_transaction_read_only is on); {_URL_HINT} must name "
+                "the primary",
+                where,
+            )
+        if code.startswith(("08", "57P")):
+            return DatabaseUnreachable(
+                f"lost the PostgreSQL server at {where} ({detail}); the bot reconnects by "
+                "itself once it is back",
+                where,
+            )
+        if code.startswith("28") or code == "3D000":
+            return DatabaseUnreachable(
+                f"the PostgreSQL server at {where} refused the login ({detail}); {_URL_HINT}",
+                where,
+            )
+        return None
+
     # -- telling the operator ---------------------------------------------------------------
 
     def watch(self) -> None:
@@ -111,6 +197,8 @@ class Faults:
         """Log the cause of an outage the first time it shows; stay quiet while it lasts."""
         if not self.watching or type(error) is self._outage:
             return
+        if isinstance(error, DatabaseConflict):
+            return  # retried by the writer; it reports one only when it gives up
         self._outage = type(error)
         details = error if log.isEnabledFor(logging.DEBUG) else None  # the traceback with -v
         log.error("%s (nothing is saved until this is fixed)", error, exc_info=details)
@@ -120,6 +208,19 @@ class Faults:
         if self._outage is not None:
             self._outage = None
             log.warning("the database at %s can save again", self.where)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """A socket that could not connect or broke, or asyncpg's word for a closed connection."""
+    if isinstance(error, (OSError, TimeoutError)):  # refused, reset, unreachable, timed out
+        return True
+    name = type(error).__name__
+    if name in ("ConnectionDoesNotExistError", "ConnectionFailureError"):
+        return True
+    text = str(error)
+    return name.endswith("InterfaceError") and (
+        "connection is closed" in text or "connection was closed" in text
+    )
 
 
 def damaged_message(where: str, detail: str) -> str:

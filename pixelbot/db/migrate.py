@@ -36,7 +36,7 @@ async def _run(db: Database, fn: Any, *args: Any) -> Any:
     start at once on one fresh database, and two migrators would both create the tables (one
     then fails on ``alembic_version``): a session advisory lock lets one migrate while the
     others wait, then find the schema at head. (On SQLite the file's write lock serializes.)"""
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         if db.is_sqlite:
             return await conn.run_sync(lambda sync_conn: fn(_config(sync_conn), *args))
         await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -64,7 +64,7 @@ async def revision(db: Database, message: str) -> None:
 async def current_revision(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         rev: str | None = await conn.run_sync(
             lambda c: MigrationContext.configure(c).get_current_revision()
         )

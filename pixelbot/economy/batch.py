@@ -559,6 +559,11 @@ class Batch:
             return 0.0
         return (expires - self.now).total_seconds()
 
+    def on_cooldown(self, scope: str, key: str) -> bool:
+        """``cooldown_remaining(scope, key) > 0``, without the arithmetic (once per chat line)."""
+        expires = self.cooldowns.get((scope, key))
+        return expires is not None and expires > self.now
+
     def start_cooldown(self, scope: str, key: str, duration: timedelta) -> None:
         slot = (scope, key)
         previous_loaded = self.cooldowns.get(slot)

@@ -155,7 +155,7 @@ class _Earn:
         if award is None or (award.points <= 0 and award.xp <= 0):
             return Earned(ref, account.user_id, skipped="zero")
         scope = user_scope(account.user_id)
-        if award.cooldown_key and batch.cooldown_remaining(scope, award.cooldown_key) > 0:
+        if award.cooldown_key and batch.on_cooldown(scope, award.cooldown_key):
             return Earned(ref, account.user_id, skipped="cooldown")
         if award.ref != ref and batch.has_tx_ref(award.ref):
             return Earned(ref, account.user_id, skipped="already_paid")

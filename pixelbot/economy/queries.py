@@ -79,6 +79,26 @@ class Wallets:
             raise UnknownViewer(viewer.display_name, viewer.platform)
         return int(found)
 
+    async def summary_of(self, viewer: Viewer) -> WalletSummary:
+        """``summary(find_identity(viewer))`` in one read (``!points``, asked 50 times a
+        second in a busy chat: each read is a round trip to a database thread)."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level
+                    )
+                    .join(IDENTITIES, IDENTITIES.c.user_id == USERS.c.id)
+                    .where(
+                        IDENTITIES.c.platform == viewer.platform,
+                        IDENTITIES.c.platform_user_id == viewer.platform_user_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise UnknownViewer(viewer.display_name, viewer.platform)
+        return WalletSummary(row.id, row.display_name, row.points, row.xp, row.level)
+
     async def summary(self, user_id: int) -> WalletSummary:
         async with self._db.read() as conn:
             row = (

@@ -40,7 +40,7 @@ from pixelbot.db.engine import Database
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
-from pixelbot.errors import DatabaseError, EconomyError, PixelbotError
+from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, PixelbotError
 
 __all__ = ["Operation", "SetBasedOperation", "Writer", "WriterStopped"]
 
@@ -85,6 +85,9 @@ class Writer:
     # they are"). Only a backlog fills a batch, so a quiet chat still commits each message on
     # its own.
     MAX_BATCH = 4000
+    CONFLICT_RETRIES = 5  # runs of a batch PostgreSQL rolled back for a concurrent one
+    # Operations applied between two yields to the event loop (about 5-10 ms of rules here).
+    APPLY_SLICE = 250
 
     def __init__(
         self,
@@ -131,11 +134,13 @@ class Writer:
 
     def enqueue(self, op: Operation[T] | SetBasedOperation[T]) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
-        if self._task is None or self._stopping or self._task.done():
+        task = self._task
+        if task is None or self._stopping or task.done():
             raise WriterStopped("the economy writer is not running")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = task.get_loop().create_future()
         self._queue.append(_Pending(op, future))
-        self._wakeup.set()
+        if not self._wakeup.is_set():
+            self._wakeup.set()
         return future
 
     async def _run(self) -> None:
@@ -197,7 +202,7 @@ class Writer:
 
     async def _process(self, pending: list[_Pending]) -> None:
         try:
-            outcomes = await self._commit(pending)
+            outcomes = await self._commit_retrying_conflicts(pending)
         except DatabaseError as fault:  # the database itself: retrying each op fails the same
             await self._drop_connection()
             for item in pending:
@@ -219,20 +224,40 @@ class Writer:
         for item, outcome in zip(pending, outcomes, strict=True):
             _settle(item.future, outcome)
 
+    async def _commit_retrying_conflicts(self, pending: list[_Pending]) -> list[Any]:
+        """PostgreSQL may roll a batch back to let another process's transaction go on (a
+        serialization failure or deadlock, ``DatabaseConflict``). Nothing of it was saved and
+        the batch is rebuilt from the database each time, so it simply runs again."""
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                return await self._commit(pending)
+            except DatabaseConflict as conflict:
+                log.debug("batch conflicted (%s); running it again", conflict)
+                await asyncio.sleep(0.005 * (attempt + 1))
+        try:
+            return await self._commit(pending)
+        except DatabaseConflict as conflict:
+            log.warning("%s; gave up after %d tries", conflict, self.CONFLICT_RETRIES + 1)
+            raise
+
     async def _commit(self, pending: list[_Pending]) -> list[Any]:
         needs = Needs()
         for item in pending:
             item.op.needs(needs)
         self.db.check_file()  # never write into a file that is no longer at its path
         conn = await self._connection()
-        async with conn.begin():
+        async with self.db.write_turn(), conn.begin():
             # Asked inside the transaction, which holds the write lock: nothing can change
             # between this check and the commit except through this batch.
             batch = Batch(self.clock.now(), self.policy)
             cache_ok = self.cache.validate(await self.db.data_version(conn), batch.now)
             await store.load(conn, needs, batch, self.db, self.cache if cache_ok else None)
             outcomes: list[Any] = []
-            for item in pending:
+            for number, item in enumerate(pending, 1):
+                if number % self.APPLY_SLICE == 0:
+                    # A big batch's rules are pure Python on the event loop: let replies,
+                    # reads and platform I/O run between slices rather than wait for all of it.
+                    await asyncio.sleep(0)
                 checkpoint = batch.checkpoint()
                 try:
                     outcomes.append(item.op.apply(batch))

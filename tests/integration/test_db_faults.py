@@ -23,7 +23,7 @@ import pytest
 from tests.integration.test_cli import REPO, bot, clean_env, write_config
 
 pytestmark = pytest.mark.sqlite_only(
-    "read-only, full, damaged and locked files are SQLite faults (asyncpg's are not translated yet)"
+    "read-only, full, damaged and locked files are SQLite faults (PostgreSQL's: test_pg_faults.py)"
 )
 
 CANT_SAVE = "the bot can't save right now, nothing was charged; try again in a moment"
