@@ -187,7 +187,7 @@ class Writer:
         try:
             self.db.check_file()
             conn = await self._connection()
-            async with conn.begin():
+            async with self.db.write_turn(), conn.begin():  # (takes turns like every batch)
                 outcome = await op.write(conn, self.db, self.clock.now())
             self.db.check_file()
         except Exception as exc:  # nothing of it was saved; the caller hears why
