@@ -18,15 +18,14 @@ A line that cannot be parsed is reported with its number and skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pixelbot.clock import FakeClock
 from pixelbot.domain.command_specs import CommandCatalog
-from pixelbot.events import ChatMessage
-from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
+from pixelbot.platforms.base import Capabilities, EventSink
 from pixelbot.platforms.discord_events import (
     HANDLED,
     PLATFORM,
@@ -37,23 +36,11 @@ from pixelbot.platforms.discord_events import (
     parse_dispatch,
     snowflake_time,
 )
+from pixelbot.platforms.recording import FrameLog, ReplayPlatform
 
-__all__ = ["RECORDED", "Recorder", "ReplayStream", "redact"]
+__all__ = ["RECORDED", "Recorder", "ReplayStream"]
 
 RECORDED = HANDLED | {"GUILD_CREATE"}
-_SECRET_WORDS = ("token", "secret", "password", "authorization")
-
-
-def redact(value: Any) -> Any:
-    """``value`` with everything under a key that names a credential replaced."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if any(w in k.lower() for w in _SECRET_WORDS) else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 class Recorder:
@@ -61,23 +48,17 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: TextIO | None = None
+        self._log = FrameLog(path)
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._log.open()
 
     def write(self, kind: str, sequence: int | None, data: Any) -> None:
-        if self._file is None or kind not in RECORDED:
-            return
-        frame = {"op": 0, "t": kind, "s": sequence, "d": redact(data)}
-        self._file.write(json.dumps(frame, separators=(",", ":")) + "\n")
-        self._file.flush()
+        if kind in RECORDED:
+            self._log.write({"op": 0, "t": kind, "s": sequence, "d": data})
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._log.close()
 
 
 def _frame_time(kind: str, data: Any) -> datetime | None:
@@ -90,7 +71,7 @@ def _frame_time(kind: str, data: Any) -> datetime | None:
     return None
 
 
-class ReplayStream:
+class ReplayStream(ReplayPlatform):
     """A stand-in for the Discord adapter that plays a recorded file into the bot."""
 
     name = PLATFORM
@@ -103,47 +84,33 @@ class ReplayStream:
         bot_name: str,
         view: GuildView,
     ) -> None:
-        self._clock = clock
-        self.out = out
-        self.bot_name = bot_name
-        self.view = view
-        self.default_channel = next(iter(sorted(view.channels)), "")
-        self.capabilities = Capabilities(
-            max_message_length=2000,
-            mention_style="user_id_tag",
-            messages_per_window=10_000,
+        super().__init__(
+            clock,
+            out,
+            bot_name=bot_name,
+            default_channel=next(iter(sorted(view.channels)), ""),
+            capabilities=Capabilities(
+                max_message_length=2000,
+                mention_style="user_id_tag",
+                messages_per_window=10_000,
+            ),
         )
-        self._sink: EventSink | None = None
+        self.view = view
         self._catalog: CommandCatalog | None = None
-        self.drain: Callable[[], Awaitable[None]] | None = None
-        self.skipped = 0
 
     def use_commands(self, catalog: CommandCatalog) -> None:
         self._catalog = catalog
 
     async def start(self, sink: EventSink) -> None:
-        self._sink = sink
+        await super().start(sink)
         await self.commands_changed()
 
     async def commands_changed(self) -> None:
         if self._catalog is not None:
             self.view.commands = {spec.name: spec for spec in self._catalog.specs()}
 
-    async def stop(self) -> None:
-        return None
-
-    async def send(self, channel: str, text: str) -> None:
-        self.out(f"{self.bot_name}: {text}")
-
-    async def reply(self, to: ChatMessage, text: str) -> None:
-        await self.send(to.channel, text)
-
-    def status(self) -> PlatformStatus:
-        return PlatformStatus(self._sink is not None)
-
     async def play(self, lines: Iterable[str]) -> None:
         """Feed every dispatch, in order; the queues finish after each one."""
-        assert self._sink is not None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -155,20 +122,17 @@ class ReplayStream:
                     continue  # Hello, heartbeat ACKs and the like: nothing to act on
                 kind = str(frame.get("t") or "")
                 data = frame.get("d")
-                self._follow_clock(_frame_time(kind, data))
+                self.follow_clock(_frame_time(kind, data))
                 parsed = parse_dispatch(kind, data, self.view, self._clock.now())
             except (ValueError, FrameError) as exc:
-                self.skipped += 1
-                self.out(f"[replay] line {number} skipped: {exc}")
+                self.skip(number, exc)
                 continue
             if parsed is None:
                 continue
             if isinstance(parsed, CompletionRequest):
                 self.out(f"[discord] /{parsed.command} {parsed.option}: {self._choices(parsed)}")
                 continue
-            await self._sink(parsed.message if isinstance(parsed, SlashCall) else parsed)
-            if self.drain is not None:
-                await self.drain()
+            await self.feed(parsed.message if isinstance(parsed, SlashCall) else parsed)
 
     def _choices(self, request: CompletionRequest) -> list[str]:
         spec = self.view.commands.get(request.command)
@@ -176,7 +140,3 @@ class ReplayStream:
         if param is None or self._catalog is None:
             return []
         return self._catalog.choices(param.kind, request.typed)
-
-    def _follow_clock(self, at: datetime | None) -> None:
-        if at is not None and at > self._clock.now():
-            self._clock.advance(at - self._clock.now())

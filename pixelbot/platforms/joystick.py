@@ -31,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import aiohttp
 
@@ -50,7 +50,7 @@ from pixelbot.platforms.joystick_events import (
     event_from_frame,
     parse_frame,
 )
-from pixelbot.platforms.twitch_replay import redact
+from pixelbot.platforms.recording import FrameLog
 
 __all__ = ["SUBPROTOCOL", "JoystickAdapter"]
 
@@ -65,12 +65,6 @@ REJECTED = (
 )
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def _open_recording(path: Path) -> TextIO:
-    """The file raw frames are appended to (small, local: opened once at start)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", encoding="utf-8")
 
 
 class _Dropped(Exception):
@@ -112,7 +106,7 @@ class JoystickAdapter:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sink: EventSink | None = None
-        self._record: TextIO | None = None
+        self._record: FrameLog | None = None
         self._stopping = False
         self._connected = False
         self._retrying_since: datetime | None = None
@@ -126,7 +120,8 @@ class JoystickAdapter:
         self._sink = sink
         self._stopping = False
         if self._settings.record:
-            self._record = _open_recording(Path(self._settings.record))
+            self._record = FrameLog(Path(self._settings.record))
+            self._record.open()
         self._session = aiohttp.ClientSession()
         try:
             await self._connect()
@@ -334,13 +329,11 @@ class JoystickAdapter:
         try:
             frame = json.loads(raw)
         except ValueError:
-            self._record.write(json.dumps({"unparsed": raw}) + "\n")
-            self._record.flush()
+            self._record.write({"unparsed": raw})
             return
         if isinstance(frame, dict) and frame.get("type") == "ping":
             return
-        self._record.write(json.dumps(redact(frame), separators=(",", ":")) + "\n")
-        self._record.flush()
+        self._record.write(frame)
 
     # ------------------------------------------------------------------ outgoing
     async def _send_frame(self, frame: dict[str, Any]) -> None:

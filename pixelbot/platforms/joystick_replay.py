@@ -11,12 +11,10 @@ parsed is reported with its number and skipped.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
 
 from pixelbot.clock import FakeClock
 from pixelbot.events import ChatMessage
-from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.joystick_events import (
     PLATFORM,
     FrameError,
@@ -24,11 +22,12 @@ from pixelbot.platforms.joystick_events import (
     frame_time,
     parse_frame,
 )
+from pixelbot.platforms.recording import ReplayPlatform
 
 __all__ = ["JoystickReplay"]
 
 
-class JoystickReplay:
+class JoystickReplay(ReplayPlatform):
     """A stand-in for the Joystick adapter that plays a recorded file into the bot."""
 
     name = PLATFORM
@@ -42,48 +41,24 @@ class JoystickReplay:
         bot_username: str = "",
         channel_id: str = "",
     ) -> None:
-        self._clock = clock
-        self.out = out
-        self.bot_name = bot_name
+        super().__init__(clock, out, bot_name=bot_name, default_channel=channel_id)
         self._own_name = bot_username.lower()
         self._only_channel = channel_id
-        self.default_channel = channel_id
-        self.capabilities = Capabilities(messages_per_window=10_000)
-        self._sink: EventSink | None = None
-        self.drain: Callable[[], Awaitable[None]] | None = None
-        self.skipped = 0
-
-    async def start(self, sink: EventSink) -> None:
-        self._sink = sink
-
-    async def stop(self) -> None:
-        return None
-
-    async def send(self, channel: str, text: str) -> None:
-        self.out(f"{self.bot_name}: {text}")
-
-    async def reply(self, to: ChatMessage, text: str) -> None:
-        await self.send(to.channel, text)
 
     async def whisper(self, username: str, text: str, channel: str = "") -> None:
         self.out(f"{self.bot_name} (whisper to {username}): {text}")
 
-    def status(self) -> PlatformStatus:
-        return PlatformStatus(self._sink is not None)
-
     async def play(self, lines: Iterable[str]) -> None:
         """Feed every frame, in order; the queues finish after each one."""
-        assert self._sink is not None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 frame = parse_frame(line)
-                self._follow_clock(frame_time(frame))
+                self.follow_clock(frame_time(frame))
                 event = event_from_frame(frame, self._clock.now())
             except FrameError as exc:
-                self.skipped += 1
-                self.out(f"[replay] line {number} skipped: {exc}")
+                self.skip(number, exc)
                 continue
             if event is None:
                 continue
@@ -94,10 +69,4 @@ class JoystickReplay:
                 self.default_channel = channel
             if isinstance(event, ChatMessage) and event.viewer.platform_user_id == self._own_name:
                 continue
-            await self._sink(event)
-            if self.drain is not None:
-                await self.drain()
-
-    def _follow_clock(self, at: datetime | None) -> None:
-        if at is not None and at > self._clock.now():
-            self._clock.advance(at - self._clock.now())
+            await self.feed(event)

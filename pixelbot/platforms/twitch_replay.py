@@ -19,34 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from twitchio.eventsub import websockets as eventsub_websockets
 
 from pixelbot.clock import FakeClock
 from pixelbot.config.redeems import RedeemSettings
 from pixelbot.events import ChatMessage, RewardRedemption
-from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
+from pixelbot.platforms.base import Capabilities
+from pixelbot.platforms.recording import FrameLog, ReplayPlatform
 from pixelbot.platforms.twitch_events import PLATFORM, FrameError, event_from_frame, frame_time
 
-__all__ = ["Recorder", "ReplayStream", "redact"]
-
-_SECRET_WORDS = ("token", "secret", "password", "authorization")
-
-
-def redact(value: Any) -> Any:
-    """``value`` with everything under a key that names a credential replaced."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if any(w in k.lower() for w in _SECRET_WORDS) else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+__all__ = ["Recorder", "ReplayStream"]
 
 
 class Recorder:
@@ -54,20 +40,18 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: TextIO | None = None
+        self._log = FrameLog(path)
         self._original: Callable[[Any], Any] | None = None
 
     def install(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._log.open()
         original: Callable[[Any], Any] = getattr(eventsub_websockets, "_from_json")  # noqa: B009
         self._original = original
 
         def recording(data: Any) -> Any:
             decoded = original(data)
-            if self._file is not None and isinstance(decoded, dict):
-                self._file.write(json.dumps(redact(decoded), separators=(",", ":")) + "\n")
-                self._file.flush()
+            if isinstance(decoded, dict):
+                self._log.write(decoded)
             return decoded
 
         setattr(eventsub_websockets, "_from_json", recording)  # noqa: B010
@@ -76,12 +60,10 @@ class Recorder:
         if self._original is not None:
             setattr(eventsub_websockets, "_from_json", self._original)  # noqa: B010
             self._original = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._log.close()
 
 
-class ReplayStream:
+class ReplayStream(ReplayPlatform):
     """A stand-in for the Twitch adapter that plays a recorded file into the bot."""
 
     name = PLATFORM
@@ -96,6 +78,13 @@ class ReplayStream:
         bot_id: str = "",
         redeems: Mapping[str, RedeemSettings] | None = None,
     ) -> None:
+        super().__init__(
+            clock,
+            out,
+            bot_name=bot_name,
+            default_channel=channel,
+            capabilities=Capabilities(native_rewards=True, messages_per_window=10_000),
+        )
         self.bot_id = bot_id  # the bot's own chat lines come back over EventSub: not fed
         # Reward ids differ between channels and runs: a replay finds the redeem by title.
         self._reward_titles = {
@@ -103,29 +92,6 @@ class ReplayStream:
             for key, redeem in (redeems or {}).items()
             if redeem.twitch_reward is not None
         }
-        self._clock = clock
-        self.out = out
-        self.bot_name = bot_name
-        self.default_channel = channel
-        self.capabilities = Capabilities(native_rewards=True, messages_per_window=10_000)
-        self._sink: EventSink | None = None
-        self.drain: Callable[[], Awaitable[None]] | None = None
-        self.skipped = 0
-
-    async def start(self, sink: EventSink) -> None:
-        self._sink = sink
-
-    async def stop(self) -> None:
-        return None
-
-    async def send(self, channel: str, text: str) -> None:
-        self.out(f"{self.bot_name}: {text}")
-
-    async def reply(self, to: ChatMessage, text: str) -> None:
-        await self.send(to.channel, text)
-
-    def status(self) -> PlatformStatus:
-        return PlatformStatus(self._sink is not None)
 
     async def settle_reward(self, redeem: str, redemption_id: str, fulfilled: bool) -> None:
         status = "FULFILLED" if fulfilled else "CANCELED"
@@ -133,7 +99,6 @@ class ReplayStream:
 
     async def play(self, lines: Iterable[str]) -> None:
         """Feed every notification, in order; the queues finish after each one."""
-        assert self._sink is not None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -141,11 +106,10 @@ class ReplayStream:
                 frame = json.loads(line)
                 if not isinstance(frame, dict):
                     raise FrameError("not a JSON object")
-                self._follow_clock(frame_time(frame))
+                self.follow_clock(frame_time(frame))
                 event = event_from_frame(frame, self._clock.now())
             except (ValueError, FrameError) as exc:
-                self.skipped += 1
-                self.out(f"[replay] line {number} skipped: {exc}")
+                self.skip(number, exc)
                 continue
             if event is None:
                 continue
@@ -158,10 +122,4 @@ class ReplayStream:
                     self.out(f"[replay] line {number}: no redeem has the reward {title!r}")
                     continue
                 event = dataclasses.replace(event, reward=key)
-            await self._sink(event)
-            if self.drain is not None:
-                await self.drain()
-
-    def _follow_clock(self, at: datetime | None) -> None:
-        if at is not None and at > self._clock.now():
-            self._clock.advance(at - self._clock.now())
+            await self.feed(event)

@@ -21,8 +21,8 @@ from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config, load_config
 from pixelbot.config.redeems import TwitchReward
 from pixelbot.db.engine import Database
+from pixelbot.platforms.recording import redact
 from pixelbot.platforms.twitch import TwitchAdapter
-from pixelbot.platforms.twitch_replay import redact
 from pixelbot.vault import TokenVault
 from tests.fakes import twitch_payloads as p
 from tests.fakes.twitch_server import FakeTwitch
