@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from pixelbot.testing import make_config, open_test_engine, viewer
 from pixelbot.testing_db import query
 
 NOW = utc(2026, 3, 1, 12, 0, 0)
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgresql_only("pg_dump backs up PostgreSQL; SQLite: test_backups.py")
 
 
@@ -182,17 +185,19 @@ async def test_rotation_keeps_the_configured_copies_and_copies_them(
             "copy_to": str(tmp_path / "second-disk"),
         }
     )
-    for hour in range(4):
+    for hour in range(3):
         run = await take_backup(engine.db, settings, NOW + timedelta(hours=hour))
         assert run.file is not None and run.check.ok
     assert sorted(os.listdir(config.backup.dir)) == [
+        "pixel-20260301-130000.pgdump",
+        "pixel-20260301-130000.pgdump.sha256",
         "pixel-20260301-140000.pgdump",
         "pixel-20260301-140000.pgdump.sha256",
-        "pixel-20260301-150000.pgdump",
-        "pixel-20260301-150000.pgdump.sha256",
     ]
-    assert [b.taken_at.hour for b in list_backups(Path(config.backup.dir))] == [14, 15]
-    assert (await verify_backup(tmp_path / "second-disk" / "pixel-20260301-150000.pgdump")).ok
+    assert [b.taken_at.hour for b in list_backups(Path(config.backup.dir))] == [13, 14]
+    copied = tmp_path / "second-disk" / "pixel-20260301-140000.pgdump"
+    check = await verify_backup(copied)  # no database named: the archive check, said so
+    assert check.ok and check.depth == "archive only" and check.note is not None
 
 
 async def test_a_role_that_may_not_create_databases_gets_an_archive_check_said_plainly(
@@ -225,3 +230,45 @@ async def test_a_role_that_may_not_create_databases_gets_an_archive_check_said_p
         assert query(url, "SELECT count(*) FROM users WHERE display_name = 'changed'") == [(0,)]
     finally:
         postgres.drop_database(name)
+
+
+def bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "bot.py", *map(str, args)],
+        cwd=REPO,
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,  # a hang guard, not a timing assertion
+    )
+
+
+async def test_backup_verify_and_restore_through_the_cli(
+    config: Config, tmp_path: Path, aside: list[str]
+) -> None:
+    url, folder = config.database.url, tmp_path / "backups"
+    async with open_test_engine(config, FakeClock(NOW)) as engine:
+        await engine.ledger.grant(viewer("alice"), 10, reason="test")
+        run = await take_backup(engine.db, config.backup, NOW)  # what `backup now` runs
+    assert run.file is not None
+    yaml = tmp_path / "config.yaml"
+    yaml.write_text(f'database:\n  url: "{url}"\nbackup:\n  dir: "{folder}"\n')
+
+    verified = bot("backup", "verify", run.file.path, "--config", yaml)
+    assert (verified.returncode, verified.stdout) == (
+        0,
+        f"{run.file.path.name}: ok (1 users, 1 transactions, 0 xp_transactions, 0 queue_items)\n",
+    )
+
+    query(url, "UPDATE users SET display_name = 'after the backup'")
+    restored = bot("backup", "restore", run.file.path, "--config", yaml)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.endswith(f"restored {run.file.path.name}; db verify: ok\n")
+    kept = restored.stdout.split("kept as ", 1)[1].split("\n", 1)[0]
+    aside.append(kept)
+    assert query(url, "SELECT display_name FROM users") != [("after the backup",)]
+    assert query(url.rsplit("/", 1)[0] + "/" + kept, "SELECT display_name FROM users") == [
+        ("after the backup",)
+    ]
