@@ -388,6 +388,11 @@ class Restored:
 async def restore_backup(backup: Path, database: Path, now: datetime) -> Restored:
     """Put ``backup`` in place of ``database`` (see the module docstring). DatabaseError if
     a bot runs on it or the backup is not good; then nothing has changed."""
+    if backup.name.endswith(PG_SUFFIX):
+        raise DatabaseError(
+            f"{backup.name} is a PostgreSQL backup (pg_dump); it restores into a PostgreSQL "
+            "database, not the SQLite file"
+        )
     lock = DatabaseLock(database)
     lock.hold_exclusive("restore a backup")
     try:

@@ -76,8 +76,8 @@ def libpq_env(url: URL, database: str | None = None) -> dict[str, str]:
         if value:
             env[variable] = str(value)
     ssl = url.query.get("sslmode") or url.query.get("ssl")
-    if isinstance(ssl, str) and ssl:
-        env["PGSSLMODE"] = ssl
+    if isinstance(ssl, str) and ssl:  # asyncpg also takes ssl=true/false
+        env["PGSSLMODE"] = {"true": "require", "false": "disable"}.get(ssl.lower(), ssl)
     env["PGAPPNAME"] = f"{APPLICATION_NAME}-backup"
     return env
 
@@ -137,20 +137,35 @@ async def archive_problems(archive: Path) -> list[str]:
     return []
 
 
+_MAINTENANCE = ("postgres", "template1")  # a database to stand in while renaming the bot's
+
+
 @asynccontextmanager
 async def _admin(url: URL, database: str | None = None) -> AsyncIterator[AsyncConnection]:
-    """An autocommit connection (CREATE/DROP/ALTER DATABASE refuse to run in a transaction)."""
-    engine = create_async_engine(
-        url.set(database=database or url.database),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"server_settings": {"application_name": f"{APPLICATION_NAME}-backup"}},
-    )
-    try:
-        async with engine.connect() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
+    """An autocommit connection (CREATE/DROP/ALTER DATABASE refuse to run in a transaction)
+    to ``database``, or with ``maintenance``-style names, the first of them that lets us in."""
+    names = (database,) if database not in _MAINTENANCE else _MAINTENANCE
+    for index, name in enumerate(names):
+        engine = create_async_engine(
+            url.set(database=name or url.database),
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+            connect_args={"server_settings": {"application_name": f"{APPLICATION_NAME}-backup"}},
+        )
+        try:
+            try:
+                conn = await engine.connect()
+            except Exception:
+                if index + 1 < len(names):
+                    continue  # e.g. no "postgres" database on this server: try template1
+                raise
+            try:
+                yield conn
+            finally:
+                await conn.close()
+            return
+        finally:
+            await engine.dispose()
 
 
 def _quote(name: str) -> str:
@@ -272,9 +287,10 @@ async def restore_in_place(url: URL, archive: Path, stamp: str, safety_dir: Path
     aside = f"{name[:40]}_replaced_{stamp}"
     try:
         async with _admin(url, "postgres") as conn:
+            like = await _create_like(conn, name)
             await conn.exec_driver_sql(f"ALTER DATABASE {_quote(name)} RENAME TO {_quote(aside)}")
             try:
-                await conn.exec_driver_sql(f"CREATE DATABASE {_quote(name)}")
+                await conn.exec_driver_sql(f"CREATE DATABASE {_quote(name)} {like}")
             except Exception:
                 await conn.exec_driver_sql(
                     f"ALTER DATABASE {_quote(aside)} RENAME TO {_quote(name)}"
@@ -291,6 +307,28 @@ async def restore_in_place(url: URL, archive: Path, stamp: str, safety_dir: Path
             await conn.exec_driver_sql(f"ALTER DATABASE {_quote(aside)} RENAME TO {_quote(name)}")
         raise DatabaseError(f"the restore did not finish, nothing changed: {failed}")
     return Replaced(database=aside)
+
+
+async def _create_like(conn: AsyncConnection, name: str) -> str:
+    """``CREATE DATABASE`` options that give the new database the old one's owner, encoding and
+    locale (from the empty ``template0``, so nothing of a customised template1 gets in)."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS enc, "
+                "datcollate, datctype FROM pg_database WHERE datname = :name"
+            ),
+            {"name": name},
+        )
+    ).one()
+
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    return (
+        f"WITH TEMPLATE template0 OWNER {_quote(row.owner)} ENCODING {literal(row.enc)} "
+        f"LC_COLLATE {literal(row.datcollate)} LC_CTYPE {literal(row.datctype)}"
+    )
 
 
 async def _restore_over(url: URL, archive: Path, stamp: str, safety_dir: Path) -> Replaced:
