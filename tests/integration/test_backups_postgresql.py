@@ -153,6 +153,9 @@ async def test_without_pg_dump_the_job_fails_clearly_and_the_bot_keeps_running(
     empty.mkdir()
     async with open_test_engine(config, FakeClock(NOW)) as engine:
         scheduler = JobScheduler(JobContext(engine.db, lambda: engine.config, engine.clock), jobs)
+        assert await scheduler.run("backup") is True  # with the tools: a run of the job
+        good = (await last_runs(engine.db))["backup"].figures
+        assert good is not None and good["ok"] is True and good["verified"] == "full"
         monkeypatch.setenv("PATH", str(empty))  # a machine without PostgreSQL's client tools
         assert await scheduler.run("backup") is False
         assert await scheduler.run("after") is True  # the bot and its other jobs go on
@@ -172,7 +175,7 @@ async def test_without_pg_dump_the_job_fails_clearly_and_the_bot_keeps_running(
     assert "pg_dump is not installed (not on PATH)" in runs["backup"].error
     assert "postgresql-client" in runs["backup"].error
     assert calls == ["after"] and runs["after"].outcome == "ok"
-    assert list_backups(Path(config.backup.dir)) == []
+    assert len(list_backups(Path(config.backup.dir))) == 1  # only the run that had pg_dump
 
 
 async def test_rotation_keeps_the_configured_copies_and_copies_them(
