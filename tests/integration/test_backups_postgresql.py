@@ -16,12 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.config.maintenance import JobSchedule
 from pixelbot.db.backup import list_backups, restore_postgresql, take_backup, verify_backup
+from pixelbot.db.pgdump import libpq_env
 from pixelbot.db.throwaway import PostgresServer
 from pixelbot.errors import DatabaseError
 from pixelbot.scheduler.jobs import JOBS, Job, JobContext
@@ -275,3 +277,29 @@ async def test_backup_verify_and_restore_through_the_cli(
     assert query(url.rsplit("/", 1)[0] + "/" + kept, "SELECT display_name FROM users") == [
         ("after the backup",)
     ]
+
+
+async def test_a_copy_that_does_not_verify_is_kept_aside_never_rotated_in(
+    config: Config, engine: Engine
+) -> None:
+    await engine.ledger.grant(viewer("alice"), 50, reason="test")
+    query(config.database.url, "UPDATE users SET points = points + 1")  # a tool outside the bot
+    run = await take_backup(engine.db, config.backup, NOW)
+    assert run.file is None and run.rejected is not None and run.rejected.exists()
+    assert run.rejected.parent.name == "rejected" and run.rejected.suffix == ".pgdump"
+    assert any("points" in problem for problem in run.check.problems)
+    assert list_backups(Path(config.backup.dir)) == []
+
+
+@pytest.mark.no_database
+def test_the_password_reaches_the_tools_in_their_environment_only() -> None:
+    url = make_url("postgresql+asyncpg://pixel:s3cret@db.example:6543/pixel?ssl=true")
+    env = libpq_env(url)
+    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGDATABASE"]) == (
+        "db.example",
+        "6543",
+        "pixel",
+        "pixel",
+    )
+    assert env["PGPASSWORD"] == "s3cret" and env["PGSSLMODE"] == "require"
+    assert libpq_env(url, "scratch")["PGDATABASE"] == "scratch"
