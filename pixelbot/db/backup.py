@@ -13,6 +13,12 @@ A backup (``bot.py backup now`` and the scheduled ``backup`` job are this one fu
 
 ``restore`` refuses while a bot runs on the database, verifies the backup first, moves the
 current file aside (it is never deleted), puts the copy in place and verifies the result.
+
+On PostgreSQL the same steps use the server's own tools (``db/pgdump.py``): the copy is
+``pg_dump --format=custom`` (``pixel-<time>.pgdump``, already compressed); it is verified with
+``pg_restore --list`` and a restore into a scratch database that ``db verify`` checks (only the
+archive check where the role may not create databases, and the run says so); checksum, rename,
+rotation, ``copy_to`` and ``rejected/`` are the same as for SQLite.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from pixelbot.config.maintenance import BackupSettings
+from pixelbot.db import pgdump
 from pixelbot.db.engine import Database
 from pixelbot.db.lock import DatabaseLock
 from pixelbot.db.verify import verify
@@ -43,11 +52,14 @@ __all__ = [
     "BackupRun",
     "list_backups",
     "restore_backup",
+    "restore_postgresql",
     "take_backup",
     "verify_backup",
 ]
 
-_NAME = re.compile(r"^pixel-(\d{8}-\d{6})\.db\.gz$")
+_NAME = re.compile(r"^pixel-(\d{8}-\d{6})\.(?:db\.gz|pgdump)$")
+PG_SUFFIX = ".pgdump"
+_ALONE_CHECKS, _ALONE_WAIT = 5, 0.2  # seconds: how long a restore waits for a closing session
 _STAMP = "%Y%m%d-%H%M%S"
 REJECTED = "rejected"
 
@@ -65,6 +77,10 @@ class BackupCheck:
 
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # How far the check went: "full" (the data inside passed db verify), or "archive only"
+    # (a PostgreSQL archive that could be read but not restored to be verified; see ``note``).
+    depth: str = "full"
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +101,8 @@ class BackupRun:
             "bytes": None if self.file is None else self.file.size,
             "ok": self.check.ok,
             "problems": self.check.problems,
+            "verified": self.check.depth,
+            **({"note": self.check.note} if self.check.note else {}),
             "rotated_out": [path.name for path in self.removed],
         }
 
@@ -94,6 +112,8 @@ class BackupRun:
 
 async def take_backup(db: Database, settings: BackupSettings, now: datetime) -> BackupRun:
     """Copy, verify, compress, checksum and rotate (see the module docstring)."""
+    if db.url.get_backend_name() == "postgresql":
+        return await _take_pg_backup(db, settings, now)
     source = _sqlite_file(db)
     folder = Path(settings.dir)
     name = f"pixel-{now.astimezone(UTC):{_STAMP}}.db.gz"
@@ -105,6 +125,56 @@ async def take_backup(db: Database, settings: BackupSettings, now: datetime) -> 
         return await asyncio.to_thread(_store, copy, folder / name, check, settings, now)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _take_pg_backup(db: Database, settings: BackupSettings, now: datetime) -> BackupRun:
+    pgdump.tool("pg_dump")  # a missing tool is one clear error, before anything is written
+    pgdump.tool("pg_restore")
+    folder = Path(settings.dir)
+    name = f"pixel-{now.astimezone(UTC):{_STAMP}}{PG_SUFFIX}"
+    work = await asyncio.to_thread(_work_dir, folder)
+    try:
+        archive = work / name  # the temporary name: inside a hidden folder of backup.dir
+        await pgdump.dump(db, archive)
+        check = await _check_archive(archive, db.url)
+        return await asyncio.to_thread(_store_archive, archive, folder / name, check, settings, now)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _check_archive(archive: Path, url: str | URL | None) -> BackupCheck:
+    """``pg_restore --list``, then the scratch-database restore and ``db verify`` when a
+    PostgreSQL server is at hand (``url``); the check says how far it went."""
+    problems = await pgdump.archive_problems(archive)
+    if problems:
+        return BackupCheck(problems)
+    server = None if url is None else pgdump.postgres_url(url)
+    if server is None:
+        note = "archive check only (pg_restore --list): no PostgreSQL database is configured"
+        return BackupCheck(depth="archive only", note=note)
+    scratch = await pgdump.check_in_scratch_database(server, archive)
+    if not scratch.restored:
+        return BackupCheck(depth="archive only", note=scratch.note)
+    return BackupCheck(scratch.problems, scratch.counts)
+
+
+def _store_archive(
+    archive: Path, target: Path, check: BackupCheck, settings: BackupSettings, now: datetime
+) -> BackupRun:
+    if not check.ok:
+        rejected = target.parent / REJECTED / target.name
+        rejected.parent.mkdir(exist_ok=True)
+        os.replace(archive, rejected)
+        return BackupRun(None, check, rejected=rejected)
+    with archive.open("rb") as file:
+        os.fsync(file.fileno())
+    _write_checksum(target, _sha256(archive))  # first: a copy without its checksum never counts
+    os.replace(archive, target)  # atomic: the name appears only once it is whole
+    run = BackupRun(BackupFile(target, now, target.stat().st_size), check)
+    if settings.copy_to:
+        run.copied_to = _copy_to(target, Path(settings.copy_to))
+    run.removed = _rotate(target.parent, settings)
+    return run
 
 
 def _work_dir(folder: Path) -> Path:
@@ -209,7 +279,7 @@ def _rotate(folder: Path, settings: BackupSettings) -> list[Path]:
 def list_backups(folder: Path) -> list[BackupFile]:
     """The backups in ``folder``, oldest first (rejected copies are not listed)."""
     found = []
-    for path in folder.glob("pixel-*.db.gz") if folder.is_dir() else ():
+    for path in folder.glob("pixel-*") if folder.is_dir() else ():
         match = _NAME.match(path.name)
         if match:
             taken = datetime.strptime(match.group(1), _STAMP).replace(tzinfo=UTC)
@@ -220,11 +290,17 @@ def list_backups(folder: Path) -> list[BackupFile]:
 # ----------------------------------------------------------------------------- checking
 
 
-async def verify_backup(backup: Path) -> BackupCheck:
-    """Checksum, then decompress and check the database inside (integrity + ``db verify``)."""
+async def verify_backup(backup: Path, database_url: str | None = None) -> BackupCheck:
+    """Checksum, then decompress and check the database inside (integrity + ``db verify``).
+
+    A PostgreSQL archive (``.pgdump``): checksum, ``pg_restore --list``, and, when
+    ``database_url`` names a PostgreSQL database, a restore into a scratch database beside it
+    that ``db verify`` checks."""
     problem = await asyncio.to_thread(_checksum_problem, backup)
     if problem is not None:
         return BackupCheck([problem])
+    if backup.name.endswith(PG_SUFFIX):
+        return await _check_archive(backup, database_url)
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="pixel-backup-"))
     try:
         copy = work / "pixel.db"
@@ -312,6 +388,11 @@ class Restored:
 async def restore_backup(backup: Path, database: Path, now: datetime) -> Restored:
     """Put ``backup`` in place of ``database`` (see the module docstring). DatabaseError if
     a bot runs on it or the backup is not good; then nothing has changed."""
+    if backup.name.endswith(PG_SUFFIX):
+        raise DatabaseError(
+            f"{backup.name} is a PostgreSQL backup (pg_dump); it restores into a PostgreSQL "
+            "database, not the SQLite file"
+        )
     lock = DatabaseLock(database)
     lock.hold_exclusive("restore a backup")
     try:
@@ -343,3 +424,51 @@ def _put_in_place(backup: Path, database: Path, now: datetime) -> Path | None:
         raise DatabaseError(f"the restore did not finish, nothing changed: {problem}")
     os.replace(partial, database)
     return replaced
+
+
+@dataclass(frozen=True)
+class PgRestored:
+    """Where the data that was in the database went (a renamed database or a safety dump)."""
+
+    replaced_database: str | None
+    safety_copy: Path | None
+    check: BackupCheck
+
+
+async def restore_postgresql(
+    backup: Path, database_url: str, now: datetime, safety_dir: Path
+) -> PgRestored:
+    """Put the ``.pgdump`` ``backup`` in place of the PostgreSQL database (module docstring).
+    DatabaseError if another session (a bot) is connected or the backup is not good; then
+    nothing has changed. ``safety_dir`` takes a dump of the current data when the role may not
+    move the database aside."""
+    url = pgdump.postgres_url(database_url)
+    if url is None:
+        raise DatabaseError(f"{database_url} is not a PostgreSQL database URL")
+    if not backup.name.endswith(PG_SUFFIX):
+        raise DatabaseError(f"{backup.name} is not a PostgreSQL backup (pixel-<time>.pgdump)")
+    await _refuse_while_connected(url)
+    check = await verify_backup(backup, database_url)
+    if not check.ok:
+        raise DatabaseError(f"{backup.name} is not a good backup: {'; '.join(check.problems)}")
+    await _refuse_while_connected(url)  # one may have come meanwhile
+    replaced = await pgdump.restore_in_place(
+        url, backup, f"{now:{_STAMP}}".replace("-", "_"), safety_dir
+    )
+    problems, counts = await pgdump.verify_database(url)
+    return PgRestored(replaced.database, replaced.dump, BackupCheck(problems, counts))
+
+
+async def _refuse_while_connected(url: URL) -> None:
+    """DatabaseError if another session is connected. A session a stopping bot has just closed
+    may linger in ``pg_stat_activity`` for a moment, so it is asked a few times first."""
+    for _attempt in range(_ALONE_CHECKS):
+        sessions = await pgdump.other_sessions(url)
+        if not sessions:
+            return
+        await asyncio.sleep(_ALONE_WAIT)
+    if sessions:
+        raise DatabaseError(
+            "a bot is running on the database (or another program is connected to it: "
+            f"{', '.join(sessions[:5])}); stop it before restoring"
+        )

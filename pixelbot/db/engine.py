@@ -48,7 +48,11 @@ from pixelbot.db.faults import Faults, file_in_the_way
 from pixelbot.db.fileguard import FileGuard
 from pixelbot.errors import DatabaseError, DatabaseUnreachable
 
-__all__ = ["Database", "sqlite_file"]
+__all__ = ["APPLICATION_NAME", "Database", "sqlite_file"]
+
+# What the bot's PostgreSQL connections call themselves (``pg_stat_activity``): a restore looks
+# there for a bot still connected, and an operator sees who holds the connections.
+APPLICATION_NAME = "pixelbot"
 
 _WRITE_OPTION = "pixelbot_write"
 
@@ -87,8 +91,15 @@ class Database:
         # Under a busy chat (50 !points a second beside 5,000 lines) the default 5 kept the bot
         # opening and closing ~20 connections a second; idle ones cost only a sleeping thread.
         pool = {"pool_size": SQLITE_POOL_SIZE} if path is not None else {}
+        connect_args: dict[str, Any] = {}
+        if self.url.get_backend_name() == "postgresql" and "application_name" not in self.url.query:
+            connect_args["server_settings"] = {"application_name": APPLICATION_NAME}
         self.engine: AsyncEngine = create_async_engine(
-            self.url, json_serializer=_dump_json, json_deserializer=orjson.loads, **pool
+            self.url,
+            json_serializer=_dump_json,
+            json_deserializer=orjson.loads,
+            connect_args=connect_args,
+            **pool,
         )
         event.listen(self.engine.sync_engine, "handle_error", self.faults.translate)
         self._checkpointer: WalCheckpointer | None = None

@@ -25,7 +25,7 @@ from pixelbot.testing import FakePlatform, make_config, open_test_engine, viewer
 
 NOW = utc(2026, 3, 1, 12, 0, 0)
 pytestmark = pytest.mark.sqlite_only(
-    "backups copy the SQLite file; on PostgreSQL the server's pg_dump does that"
+    "backups copy the SQLite file; PostgreSQL's pg_dump backups: test_backups_postgresql.py"
 )
 
 

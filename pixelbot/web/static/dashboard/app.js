@@ -337,11 +337,6 @@ async function loadSystem() {
   showVerify(data.verify);
   showBackups(data.backups);
   showJobs(data.jobs);
-  $("backup").disabled = !data.sqlite;
-  if (!data.sqlite) {
-    fill($("backups"), el("li", { class: "muted",
-      text: "Backups here copy a SQLite file. This bot runs on PostgreSQL: back it up with pg_dump." }));
-  }
 }
 
 function setupSystem() {
