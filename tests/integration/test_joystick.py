@@ -613,3 +613,43 @@ async def test_2000_lines_from_200_viewers_all_commit_with_exact_balances(
         assert writer.operations - operations >= 2000  # each line's earn (and each !points)
         assert (writer.batches - batches) * 2 <= writer.operations - operations  # grouped
         await assert_verified(app.engine)
+
+
+async def test_going_live_is_neither_overtaken_nor_overtakes_the_chat_around_it(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Ten viewers redeem TTS just before the stream starts and ten just after, with nothing
+    awaited in between: the first ten count outside any stream, the last ten in it (per-stream
+    limits count from the start)."""
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    config = config.model_copy(update={"tts": config.tts.model_copy(update={"max_queue": 50})})
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter], workers=holding) as app:
+        await app.queue.pause("tts")
+        for n in range(5):  # 4 lines and the !tts line itself: the 5 it costs
+            for v in range(20):
+                await fake.push(js.chat(f"v{v:02d}", f"hello {n}", f"warm-{v}-{n}"))
+        for v in range(10):
+            await fake.push(js.chat(f"v{v:02d}", "!tts before", f"before-{v}"))
+        await fake.push(js.stream_event("StreamStarted", "se-live", {}))
+        for v in range(10, 20):
+            await fake.push(js.chat(f"v{v:02d}", "!tts after", f"after-{v}"))
+
+        async def sessions() -> dict[str, int | None]:
+            items = Base.metadata.tables["queue_items"]
+            async with app.engine.db.read() as conn:
+                rows = (
+                    await conn.execute(select(items.c.payload, items.c.stream_session_id))
+                ).all()
+            return {str(payload["message"]): session for payload, session in rows}
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(found := await sessions()) < 20:
+            assert loop.time() < deadline, f"only {len(found)} of 20 TTS queued: {fake.said()}"
+            await asyncio.sleep(0.02)
+        live = await app.engine.streams.current()
+        assert live is not None
+        assert {found[f"before-{v}"] for v in range(10)} == {None}
+        assert {found[f"after-{v}"] for v in range(10, 20)} == {live.id}
+        await assert_verified(app.engine)
