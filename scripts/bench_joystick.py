@@ -7,8 +7,8 @@
 - ``gateway_chat_per_s``: chat frames sent by the fake gateway (tests/fakes) over a localhost
   WebSocket, read by the real adapter and handled by the real bot (earning, event log, SQLite
   file), timed until the last one is in the event log;
-  Frames are handled one at a time, in the order they came (as for Twitch: a chat line before
-  its deletion), so this is about one commit's latency per frame, not the writer's throughput;
+  one viewer's frames are handled in the order they came (a chat line before its deletion),
+  different viewers' at once (``platforms/feed.py``), so the writer commits them in groups;
 - ``reconnect_ms``: from the gateway closing every socket to the adapter's new subscription
   being confirmed, with the production backoff (first wait 0.5-1 s), median of 5.
 

@@ -148,9 +148,12 @@ class ChatDelivery:
         parts = split_message(text, caps)
         sending, rest = parts[:room], parts[room:]
         self._held[key] = [(part, None) for part in rest]
-        for part in sending:
+        # The room is taken before the first send is awaited: a flush running meanwhile (one
+        # platform answers several viewers at once) sees it gone and cannot overshoot the rate.
+        for _ in sending:
             self.limiter.allow(f"{platform.name}:{channel}")
             self._platform_limits[platform.name].allow(channel)
+        for part in sending:
             try:
                 if answering is not None:
                     await platform.reply(answering, part)

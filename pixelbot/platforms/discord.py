@@ -7,6 +7,11 @@ meaning of an event. Each dispatch the bot acts on is taken as the raw payload d
 just decoded (its parser table is wrapped, so discord.py's own handling still runs first) and
 parsed by ``discord_events``, the same code ``bot.py replay discord`` uses.
 
+Ordering: dispatches are parsed in the order the gateway sent them, by one task, and handed to
+an ``OrderedFeed`` (``platforms/feed.py``): one member's messages, slash commands and voice
+changes are handled in that order, different members' at once (the writer commits a busy
+server in groups).
+
 Slash commands are generated from the command registry (``discord_commands``) and registered
 on the server at start, only when they changed (the hash of the last sync is kept in the
 vault). An interaction is answered at once with "thinking" (Discord allows 3 s), the command
@@ -55,6 +60,7 @@ from pixelbot.platforms.discord_events import (
     parse_dispatch,
 )
 from pixelbot.platforms.discord_replay import RECORDED, Recorder
+from pixelbot.platforms.feed import OrderedFeed, event_key
 from pixelbot.vault import Token, TokenVault
 
 __all__ = ["MESSAGE_CONTENT_OFF", "RATE", "RATE_WINDOW", "DiscordAdapter", "view_from_settings"]
@@ -184,6 +190,7 @@ class DiscordAdapter:
         self._client: _Client | None = None
         self._runner: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._feed: OrderedFeed | None = None
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._sink: EventSink | None = None
         self._recorder: Recorder | None = None
@@ -222,6 +229,7 @@ class DiscordAdapter:
         if settings.record:
             self._recorder = Recorder(Path(settings.record))
             self._recorder.open()
+        self._feed = OrderedFeed(PLATFORM)
         self._pump = asyncio.create_task(self._pump_events(), name="discord-events")
         try:
             try:
@@ -326,12 +334,15 @@ class DiscordAdapter:
 
     async def stop(self) -> None:
         self._connected = False
-        await self._close_client()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        if self._feed is not None:  # the events already taken are handled (their answers
+            await self._feed.close()  # still have the client) or cancelled
+            self._feed = None
+        await self._close_client()
         if self._vault is not None:
             await self._vault.close()
             self._vault = None
@@ -389,13 +400,25 @@ class DiscordAdapter:
         if parsed is None:
             return
         self._last_event_at = self._clock.now()
+        assert self._feed is not None
         match parsed:
-            case CompletionRequest():
-                await self._complete(parsed)
-            case SlashCall():
-                await self._slash(parsed)
+            case CompletionRequest():  # (no database: nothing to keep in order with)
+                request = parsed
+                await self._feed.submit(
+                    ("completion", request.interaction_id),
+                    lambda: self._complete(request),
+                    f"autocomplete of /{request.command}",
+                )
+            case SlashCall():  # in order with the viewer's chat lines
+                call = parsed
+                await self._feed.submit(
+                    call.message.viewer.key, lambda: self._slash(call), f"slash {call.message.id}"
+                )
             case _:
-                await self.feed(parsed)
+                event = parsed
+                await self._feed.submit(
+                    event_key(event), lambda: self.feed(event), f"{event.kind} {event.id}"
+                )
 
     async def feed(self, event: Event) -> None:
         assert self._sink is not None

@@ -5,9 +5,12 @@ Connecting: ``GET <gateway_url>?token=<basic key>`` with the subprotocol
 Joystick confirms the subscription; a rejection (wrong client id or secret, the bot
 uninstalled) is a ``PlatformAuthError`` that says what to check.
 
-Reading: one task reads the socket and feeds each event to the bot in the order Joystick sent
-it. Joystick pings about every 3 s; a socket silent for ``silence_timeout`` is taken as dead.
-A frame that does not parse is logged and skipped, never the end of the connection.
+Reading: one task reads the socket and hands each event to an ``OrderedFeed``
+(``platforms/feed.py``): one viewer's events are handled in the order Joystick sent them (a
+chat line before its deletion), different viewers' at once, so the writer commits a busy chat
+in groups; a stream going live or offline waits for everything before it. Joystick pings
+about every 3 s; a socket silent for ``silence_timeout`` is taken as dead. A frame that does
+not parse is logged and skipped, never the end of the connection.
 
 Dropping: a closed, failed or silent socket is reconnected with backoff
 (``platforms/backoff.py``); while that goes on ``status()`` says since when. Joystick may
@@ -41,6 +44,7 @@ from pixelbot.errors import PlatformAuthError, PlatformError
 from pixelbot.events import ChatMessage, Event
 from pixelbot.platforms.backoff import Backoff
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
+from pixelbot.platforms.feed import OrderedFeed, event_key
 from pixelbot.platforms.joystick_auth import basic_key
 from pixelbot.platforms.joystick_events import (
     GATEWAY_IDENTIFIER,
@@ -106,6 +110,7 @@ class JoystickAdapter:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sink: EventSink | None = None
+        self._feed: OrderedFeed | None = None
         self._record: FrameLog | None = None
         self._stopping = False
         self._connected = False
@@ -118,6 +123,7 @@ class JoystickAdapter:
     # ------------------------------------------------------------------ life cycle
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+        self._feed = OrderedFeed(PLATFORM)
         self._stopping = False
         if self._settings.record:
             self._record = FrameLog(Path(self._settings.record))
@@ -138,6 +144,9 @@ class JoystickAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
+        if self._feed is not None:  # the events already read are handled (or cancelled)
+            await self._feed.close()
+            self._feed = None
         await self._close_socket()
         if self._session is not None:
             with contextlib.suppress(Exception):
@@ -308,7 +317,10 @@ class JoystickAdapter:
         ):
             return  # the bot's own lines come back: they earn nothing and run no commands
         self._last_event_at = self._clock.now()
-        await self.feed(event)
+        assert self._feed is not None
+        await self._feed.submit(
+            event_key(event), lambda: self.feed(event), f"{event.kind} {event.id}"
+        )
 
     async def feed(self, event: Event) -> None:
         """Push one event into the bot; a failure there is logged, the socket reads on."""

@@ -9,8 +9,11 @@ twitch``); twitchio's own token file is never read or written (``load_tokens`` a
 Without the broadcaster's token the bot still runs chat, and says once which events it lacks.
 
 Ordering: twitchio dispatches each notification as its own task. Here every payload goes into
-one queue, in the order the socket delivered it, and one task feeds the bot, so a chat line and
-its deletion are never handled the wrong way round.
+one queue, in the order the socket delivered it, and one task reads it into an ``OrderedFeed``
+(``platforms/feed.py``): one viewer's events are handled in that order, so a chat line and its
+deletion are never handled the wrong way round, while different viewers' run at once (the
+writer commits a busy chat in groups); a stream going online or offline waits for everything
+before it, and nothing after it starts until it is done.
 
 Connection trouble is twitchio's to handle (keepalive timeouts and dropped sockets reconnect
 and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
@@ -59,6 +62,7 @@ from pixelbot.events import (
     Viewer,
 )
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
+from pixelbot.platforms.feed import OrderedFeed, event_key
 from pixelbot.platforms.twitch_auth import PLATFORM
 from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
 from pixelbot.platforms.twitch_replay import Recorder
@@ -169,6 +173,7 @@ class TwitchAdapter:
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._client: _Client | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._feed: OrderedFeed | None = None
         self._sink: EventSink | None = None
         self._secrets: list[str] = []
         self._scopes: dict[str, tuple[str, ...]] = {}
@@ -225,6 +230,7 @@ class TwitchAdapter:
             bot_id=self.bot_id,
             fetch_client_user=False,
         )
+        self._feed = OrderedFeed(PLATFORM)
         self._pump = asyncio.create_task(self._pump_events(), name="twitch-events")
         try:
             await self._client.login(load_tokens=True, save_tokens=False)
@@ -353,15 +359,18 @@ class TwitchAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._chatters_task
             self._chatters_task = None
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-            self._client = None
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        if self._feed is not None:  # the events already taken are handled (their answers
+            await self._feed.close()  # still have the client) or cancelled
+            self._feed = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None
         if self._vault is not None:
             await self._vault.close()
             self._vault = None
@@ -405,6 +414,13 @@ class TwitchAdapter:
                 return  # a reward of the streamer's own, not one of the bot's redeems
             event = dataclasses.replace(event, reward=key)
         self._last_event_at = self._clock.now()
+        assert self._feed is not None
+        await self._feed.submit(
+            event_key(event), lambda: self._deliver(event), f"{event.kind} {event.id}"
+        )
+
+    async def _deliver(self, event: Event) -> None:
+        """Feed one event; a change of stream state also starts or ends the chatter list."""
         await self.feed(event)
         if isinstance(event, StreamOnline):
             self._live = True

@@ -6,19 +6,22 @@ balances and in what the bot said back over the socket."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from pixelbot.app.assembly import App, open_app
 from pixelbot.app.supervisor import Supervision
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
+from pixelbot.db.models import Base
 from pixelbot.errors import PlatformAuthError, UnknownViewer
 from pixelbot.events import Event, RewardRedemption, Viewer
-from pixelbot.outcomes import Notice, Outcome, OutcomeBus
+from pixelbot.outcomes import Notice, Outcome, OutcomeBus, Say
 from pixelbot.platforms.backoff import Backoff
 from pixelbot.platforms.joystick import JoystickAdapter
 from pixelbot.queue.worker import Done, Job
@@ -512,3 +515,141 @@ async def test_a_platform_that_comes_late_still_gets_the_settlements_that_waited
         assert "twitch" in app.platform_errors  # recovery owes Twitch a settlement: it waits
         await until(lambda: late.settled != [], "the settlement once Twitch is up")
         assert late.settled == [("hydrate", "red-1", False)]
+
+
+# ---------------------------------------------------------------------------- ordered feeding
+
+
+def deleted(message_id: str, event_id: str) -> dict[str, Any]:
+    """A moderator deleted a chat line (Joystick names the line, not its author)."""
+    return {
+        "id": event_id,
+        "event": "ChatMessage",
+        "type": "message_deleted",
+        "messageId": message_id,
+        "createdAt": "2026-01-01T20:00:01Z",
+        "channelId": js.CHANNEL,
+    }
+
+
+async def test_a_tts_deleted_at_once_is_still_cancelled_and_refunded(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Other viewers' lines are handled at once, but a deletion (here without its author: a
+    barrier) still finds the TTS its line queued a moment before."""
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter], workers=holding) as app:
+        await app.queue.pause("tts")  # nothing speaks while we moderate
+        for n in range(6):
+            await fake.push(js.chat("alice", f"hello {n}", f"warm-{n}"))
+            await fake.push(js.chat("bob", f"hi {n}", f"bob-{n}"))
+        await fake.push(js.chat("alice", "!tts first words", "tts-1"))
+        await fake.push(js.chat("bob", "!tts other words", "tts-2"))
+        await fake.push(deleted("tts-1", "del-1"))  # at once: nothing awaited in between
+        for n in range(6, 12):
+            await fake.push(js.chat("bob", f"hi {n}", f"bob-{n}"))
+        await until(
+            lambda: any("was cancelled" in line for line in fake.said()),
+            lambda: f"alice's TTS to be cancelled; the bot said {fake.said()}",
+        )
+        await until(lambda: len(fake.said()) >= 3, "the two confirmations")
+        said = "\n".join(fake.said())
+        for who in ("alice", "bob"):  # (which is #1 depends on which commit came first)
+            assert re.search(
+                rf"@{who} Text-to-Speech redeemed for 5 pixels \(queued as #\d\)", said
+            )
+        assert await balance_of(app.engine, jviewer("alice")) == 7  # 7 lines; the 5 came back
+        for _ in range(500):
+            if await balance_of(app.engine, jviewer("bob")) == 13 - 5:
+                break
+            await asyncio.sleep(0.01)
+        assert await balance_of(app.engine, jviewer("bob")) == 13 - 5  # bob's TTS stays
+        assert said.count("was cancelled") == 1
+        await assert_verified(app.engine)
+
+
+async def events_logged(app: App) -> int:
+    async with app.engine.db.read() as conn:
+        return int(
+            (
+                await conn.execute(select(func.count()).select_from(Base.metadata.tables["events"]))
+            ).scalar_one()
+        )
+
+
+async def test_2000_lines_from_200_viewers_all_commit_with_exact_balances(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A busy chat: every viewer's tenth line asks ``!points`` and must see all ten earns (one
+    viewer's lines in order), while the writer commits the viewers together (in groups)."""
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    bus, heard = recording_bus(Say)  # (Joystick's 10 lines per 10 s would merge the answers)
+    async with open_app(config, clock=clock, platforms=[adapter], bus=bus) as app:
+        writer = app.engine.writer
+        batches, operations = writer.batches, writer.operations
+        for n in range(2000):
+            who = f"v{n % 200:03d}"
+            text = "!points" if n >= 1800 else f"line {n}"
+            await fake.push(js.chat(who, text, f"m-{n}"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while await events_logged(app) < 2000:
+            assert loop.time() < deadline, f"only {await events_logged(app)} of 2000 logged"
+            await asyncio.sleep(0.02)
+
+        def answers() -> dict[str, str]:
+            return {
+                o.mention.login: o.text
+                for o in heard
+                if isinstance(o, Say) and o.mention is not None and "you have" in o.text
+            }
+
+        await until(lambda: len(answers()) == 200, lambda: f"200 answers; got {len(answers())}", 60)
+        assert set(answers().values()) == {"you have 10 pixels"}
+        for v in range(200):
+            assert await balance_of(app.engine, jviewer(f"v{v:03d}")) == 10
+        assert writer.operations - operations >= 2000  # each line's earn (and each !points)
+        assert (writer.batches - batches) * 2 <= writer.operations - operations  # grouped
+        await assert_verified(app.engine)
+
+
+async def test_going_live_is_neither_overtaken_nor_overtakes_the_chat_around_it(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Ten viewers redeem TTS just before the stream starts and ten just after, with nothing
+    awaited in between: the first ten count outside any stream, the last ten in it (per-stream
+    limits count from the start)."""
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    config = config.model_copy(update={"tts": config.tts.model_copy(update={"max_queue": 50})})
+    adapter = adapter_for(config, clock)
+    async with open_app(config, clock=clock, platforms=[adapter], workers=holding) as app:
+        await app.queue.pause("tts")
+        for n in range(5):  # 4 lines and the !tts line itself: the 5 it costs
+            for v in range(20):
+                await fake.push(js.chat(f"v{v:02d}", f"hello {n}", f"warm-{v}-{n}"))
+        for v in range(10):
+            await fake.push(js.chat(f"v{v:02d}", "!tts before", f"before-{v}"))
+        await fake.push(js.stream_event("StreamStarted", "se-live", {}))
+        for v in range(10, 20):
+            await fake.push(js.chat(f"v{v:02d}", "!tts after", f"after-{v}"))
+
+        async def sessions() -> dict[str, int | None]:
+            items = Base.metadata.tables["queue_items"]
+            async with app.engine.db.read() as conn:
+                rows = (
+                    await conn.execute(select(items.c.payload, items.c.stream_session_id))
+                ).all()
+            return {str(payload["message"]): session for payload, session in rows}
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(found := await sessions()) < 20:
+            assert loop.time() < deadline, f"only {len(found)} of 20 TTS queued: {fake.said()}"
+            await asyncio.sleep(0.02)
+        live = await app.engine.streams.current()
+        assert live is not None
+        assert {found[f"before-{v}"] for v in range(10)} == {None}
+        assert {found[f"after-{v}"] for v in range(10, 20)} == {live.id}
+        await assert_verified(app.engine)

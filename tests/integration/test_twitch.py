@@ -310,6 +310,33 @@ async def test_a_deleted_message_and_a_ban_cancel_and_refund_waiting_tts(live: L
     await assert_verified(live.app.engine)
 
 
+async def test_a_tts_deleted_or_banned_at_once_is_still_cancelled_and_refunded(
+    live: Live,
+) -> None:
+    """Nothing awaited between a ``!tts`` and its deletion or ban while another viewer chats:
+    the deletion orders behind its author's line, the ban behind the banned viewer's, so each
+    finds the TTS queued a moment before, though different viewers are handled at once."""
+    t = live.twitch
+    await live.app.queue.pause("tts")  # nothing speaks while we moderate
+    for n in range(6):
+        await t.notify(*p.chat("77", "alice", f"hello {n}", f"warm-{n}"))
+        await t.notify(*p.chat("88", "bob", f"hi {n}", f"bob-{n}"))
+    await t.notify(*p.chat("77", "alice", "!tts first words", "tts-1"))
+    await t.notify(*p.delete("77", "alice", "tts-1"))
+    await t.notify(*p.chat("88", "bob", "!tts bob words", "tts-2"))
+    await t.notify(*p.ban("88", "bob", ends_at="2026-01-01T20:15:00Z"))
+    for n in range(6, 12):
+        await t.notify(*p.chat("99", "carol", f"hey {n}", f"carol-{n}"))
+    await until(
+        lambda: "\n".join(live.said()).count("was cancelled") >= 2,
+        lambda: f"two refunds; the bot said {live.said()}",
+    )
+    assert await live.points("77", "alice") == 7  # 7 lines; the TTS's 5 came back
+    assert await live.points("88", "bob") == 7
+    assert await live.points("99", "carol") == 6
+    await assert_verified(live.app.engine)
+
+
 # ---------------------------------------------------------------------------- connection
 
 
