@@ -381,27 +381,6 @@ def test_db_help_lists_its_subcommands() -> None:
     ]
 
 
-def test_an_enabled_platform_this_version_cannot_run_is_refused(
-    tmp_path: Path, db_file: Path
-) -> None:
-    config = write_config(
-        tmp_path / "joystick.yaml",
-        db_file,
-        """
-        platforms:
-          joystick: {enabled: true, client_id: abc, client_secret: def}
-        """,
-    )
-    for command in ("check-config", "run"):
-        result = bot(command, "--config", config)
-        assert (result.returncode, result.stdout) == (2, ""), command
-        assert "platforms.joystick.enabled: the joystick adapter is not part of this version" in (
-            result.stderr
-        )
-        assert "Traceback" not in result.stderr
-    assert not db_file.exists()  # nothing was started
-
-
 def test_an_enabled_twitch_passes_check_config(tmp_path: Path, db_file: Path) -> None:
     config = write_config(
         tmp_path / "twitch.yaml",
