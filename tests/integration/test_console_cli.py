@@ -124,7 +124,7 @@ def test_script_file(tmp_path: Path) -> None:
         (2, "tts", "done", 25, "again"),
     ]
     verified = bot("db", "verify", "--config", config)
-    assert (verified.returncode, verified.stdout.splitlines()[-1]) == (0, "ok")
+    assert (verified.returncode, verified.stdout.splitlines()[-1:]) == (0, ["ok"]), verified.stderr
 
 
 def test_script_on_stdin(tmp_path: Path) -> None:
