@@ -44,6 +44,9 @@ class _Plan:
 
 
 def _convert(values: list[Any], process: Processor) -> list[Any]:
+    first = values[0]
+    if len(set(map(id, values))) == 1:  # the same object throughout (a batch's timestamp)
+        return [None if first is None else process(first)] * len(values)
     out: list[Any] = []
     last_in: Any = object()
     last_out: Any = None

@@ -229,8 +229,8 @@ async def _wallets(
                 db.member_of(IDENTITIES.c.platform_user_id, ids),
             )
         )
-        for platform_user_id, user_id in result:
-            found[(platform, platform_user_id)] = int(user_id)
+        for platform_user_id, user_id in result.fetchall():
+            found[(platform, platform_user_id)] = user_id
     missing = [award.viewer for key, award in wanted.items() if key not in found]
     return found, missing
 
@@ -258,7 +258,7 @@ async def _lock_accounts(conn: AsyncConnection, db: Database, ids: set[int]) -> 
         .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
         .with_for_update()
     )
-    return {int(row[0]): Account(*row) for row in result}
+    return {row[0]: Account(*row) for row in result.fetchall()}
 
 
 class _Rows:
@@ -287,7 +287,9 @@ class _Rows:
             account.dirty = True
 
     def pay(self, account: Account, award: Award, ref: str) -> None:
-        points = self._fitting(account, award.points)
+        points, limit = award.points, self.policy.max_balance
+        if limit is not None and points > 0:
+            points = max(0, min(points, limit - account.points))
         if points > 0:
             account.points += points
             self.earned.append(
