@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db.bulk import execute_many, execute_tuples
@@ -109,8 +109,7 @@ async def _pay_tick(
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
-    user_ids, new_viewers = await _wallets(conn, db, wanted)
-    accounts = await _lock_accounts(conn, db, set(user_ids.values()))
+    user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
     new_ids = await db.next_ids(conn, USERS, len(new_viewers))
     start = policy.curve.start_level
     rows = _Rows(policy, now)
@@ -214,25 +213,51 @@ def _one_per_wallet(
 
 async def _wallets(
     conn: AsyncConnection, db: Database, wanted: dict[tuple[str, str], Award]
-) -> tuple[dict[tuple[str, str], int], list[Viewer]]:
-    """The wallet id of each viewer who has one, and the viewers seen for the first time
-    (their wallets are created with the tick's rows; renames are left to their next chat
-    line)."""
+) -> tuple[dict[tuple[str, str], int], dict[int, Account], list[Viewer]]:
+    """The wallet id of each viewer who has one, those wallets (locked on PostgreSQL, in id
+    order as the writer's batches lock them), and the viewers seen for the first time (their
+    wallets are created with the tick's rows; renames are left to their next chat line).
+
+    One query finds the identities and reads their wallets (a join, not a second lookup of
+    the same ids)."""
     by_platform: dict[str, list[str]] = defaultdict(list)
     for platform, platform_user_id in wanted:
         by_platform[platform].append(platform_user_id)
-    found: dict[tuple[str, str], int] = {}
-    for platform, ids in by_platform.items():
+    user_ids: dict[tuple[str, str], int] = {}
+    accounts: dict[int, Account] = {}
+    if by_platform:
         result = await conn.execute(
-            select(IDENTITIES.c.platform_user_id, IDENTITIES.c.user_id).where(
-                IDENTITIES.c.platform == platform,
-                db.member_of(IDENTITIES.c.platform_user_id, ids),
+            select(
+                IDENTITIES.c.platform,
+                IDENTITIES.c.platform_user_id,
+                USERS.c.id,
+                USERS.c.display_name,
+                USERS.c.points,
+                USERS.c.xp,
+                USERS.c.level,
+                USERS.c.rewarded_level,
             )
+            .select_from(IDENTITIES.join(USERS, USERS.c.id == IDENTITIES.c.user_id))
+            .where(
+                or_(
+                    *(
+                        and_(
+                            IDENTITIES.c.platform == platform,
+                            db.member_of(IDENTITIES.c.platform_user_id, ids),
+                        )
+                        for platform, ids in by_platform.items()
+                    )
+                )
+            )
+            .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
+            .with_for_update(of=USERS)
         )
-        for platform_user_id, user_id in result.fetchall():
-            found[(platform, platform_user_id)] = user_id
-    missing = [award.viewer for key, award in wanted.items() if key not in found]
-    return found, missing
+        for platform, platform_user_id, user_id, *wallet in result.fetchall():
+            user_ids[(platform, platform_user_id)] = user_id
+            if user_id not in accounts:  # (linked identities share one wallet)
+                accounts[user_id] = Account(user_id, *wallet)
+    missing = [award.viewer for key, award in wanted.items() if key not in user_ids]
+    return user_ids, accounts, missing
 
 
 def _identities(viewers: list[Viewer], user_ids: list[int], now: datetime) -> list[Row]:
@@ -240,25 +265,6 @@ def _identities(viewers: list[Viewer], user_ids: list[int], now: datetime) -> li
         (user_id, v.platform, v.platform_user_id, v.login, v.display_name, now, now)
         for v, user_id in zip(viewers, user_ids, strict=True)
     ]
-
-
-async def _lock_accounts(conn: AsyncConnection, db: Database, ids: set[int]) -> dict[int, Account]:
-    if not ids:
-        return {}
-    result = await conn.execute(
-        select(
-            USERS.c.id,
-            USERS.c.display_name,
-            USERS.c.points,
-            USERS.c.xp,
-            USERS.c.level,
-            USERS.c.rewarded_level,
-        )
-        .where(db.member_of(USERS.c.id, ids))
-        .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
-        .with_for_update()
-    )
-    return {row[0]: Account(*row) for row in result.fetchall()}
 
 
 class _Rows:
