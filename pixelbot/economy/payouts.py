@@ -110,6 +110,7 @@ async def _pay_tick(
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
     user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
+    shared = len(accounts) < len(user_ids)  # linked identities present on two platforms
     new_ids = await db.next_ids(conn, USERS, len(new_viewers))
     start = policy.curve.start_level
     rows = _Rows(policy, now)
@@ -117,7 +118,7 @@ async def _pay_tick(
         user_ids[viewer.key] = user_id
         account = accounts[user_id] = Account(user_id, viewer.display_name, 0, 0, start, start)
         rows.welcome(account)
-    for key, award in _one_per_wallet(wanted, user_ids):
+    for key, award in _one_per_wallet(wanted, user_ids) if shared else wanted.items():
         rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
     rows.events.append(
         _event(
@@ -200,8 +201,6 @@ def _one_per_wallet(
     """Watching is paid per person: accounts linked into one wallet (``!link``) and present
     on several platforms at once are paid once a tick, the best of their awards (a subscriber
     on one platform keeps the multiplier)."""
-    if len(set(user_ids.values())) == len(wanted):  # nobody present twice (the usual tick)
-        return list(wanted.items())
     best: dict[int, tuple[tuple[str, str], Award]] = {}
     for key, award in wanted.items():
         user_id = user_ids[key]
@@ -302,7 +301,14 @@ class _Rows:
                 (account.user_id, points, account.points, EARN, "watch", ref, None, None, self.now)
             )
         if award.xp > 0:
-            self._add_xp(account, award.xp, ref)
+            xp = account.xp + award.xp
+            if xp < self._next_level_at(account.level):  # the usual tick: no level-up
+                account.xp = xp
+                self.xp_rows.append(
+                    (account.user_id, award.xp, xp, account.level, "watch", ref, self.now)
+                )
+            else:
+                self._add_xp(account, award.xp, ref)
         if points or award.xp:
             account.dirty = True
             self.viewers += 1
