@@ -358,8 +358,13 @@ async def main() -> None:
     )
     args = parser.parse_args()
     if args.payout:
+        calibration_before = cpu_calibration_ms()
         with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
             figures = await run_payout_bench(Path(tmp), args.viewers or 100_000)
+        figures["cpu_calibration_ms"] = {
+            "before": calibration_before,
+            "after": cpu_calibration_ms(),
+        }
         print(json.dumps(figures, indent=2))
         return
     if args.database == "postgresql":

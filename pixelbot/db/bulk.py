@@ -20,7 +20,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from pixelbot.db.engine import Database
 
-__all__ = ["execute_many"]
+__all__ = ["execute_many", "execute_tuples"]
 
 Processor = Callable[[Any], Any]
 Processors = Sequence[tuple[str, Processor | None]]
@@ -44,6 +44,9 @@ class _Plan:
 
 
 def _convert(values: list[Any], process: Processor) -> list[Any]:
+    first = values[0]
+    if len(set(map(id, values))) == 1:  # the same object throughout (a batch's timestamp)
+        return [None if first is None else process(first)] * len(values)
     out: list[Any] = []
     last_in: Any = object()
     last_out: Any = None
@@ -84,3 +87,35 @@ async def execute_many(
         return
     plan = _plan(stmt, tuple(rows[0]), conn.dialect)
     await conn.exec_driver_sql(plan.sql, plan.rows(rows))
+
+
+async def execute_tuples(
+    db: Database,
+    conn: AsyncConnection,
+    stmt: UpdateBase,
+    keys: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """``execute_many`` for rows built as tuples in the order of ``keys`` (a hot path that
+    builds 100,000 rows saves a dict per row and the dict-to-tuple pass).
+
+    On SQLite the tuples go to the driver as they are when the statement takes the columns
+    in that order and no column needs converting; otherwise the rows are transposed once,
+    the columns that need it are converted (a shared timestamp once), and zipped back.
+    """
+    if not rows:
+        return
+    if not db.is_sqlite:
+        await conn.execute(stmt, [dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    plan = _plan(stmt, keys, conn.dialect)
+    order = [keys.index(name) for name, _ in plan.processors]
+    if order == list(range(len(keys))) and all(p is None for _, p in plan.processors):
+        await conn.exec_driver_sql(plan.sql, list(rows))
+        return
+    columns = list(zip(*rows, strict=True))
+    converted = [
+        columns[i] if process is None else _convert(list(columns[i]), process)
+        for i, (_, process) in zip(order, plan.processors, strict=True)
+    ]
+    await conn.exec_driver_sql(plan.sql, list(zip(*converted, strict=True)))

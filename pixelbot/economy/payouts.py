@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixelbot.db.bulk import execute_many
+from pixelbot.db.bulk import execute_many, execute_tuples
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
 from pixelbot.economy.store import (
@@ -102,16 +102,23 @@ async def _pay_tick(
     awards: list[Award],
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
-    wanted = {award.viewer.key: award for award in awards if award.points > 0 or award.xp > 0}
+    wanted: dict[tuple[str, str], Award] = {}
+    for award in awards:
+        if award.points > 0 or award.xp > 0:
+            wanted[award.viewer.key] = award
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
-    user_ids, new_ids = await _wallets(conn, db, policy, now, list(wanted.values()))
-    accounts = await _lock_accounts(conn, db, set(user_ids.values()))
+    user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
+    shared = len(accounts) < len(user_ids)  # linked identities present on two platforms
+    new_ids = await db.next_ids(conn, USERS, len(new_viewers))
+    start = policy.curve.start_level
     rows = _Rows(policy, now)
-    for user_id in new_ids:
-        rows.welcome(accounts[user_id])
-    for key, award in _one_per_wallet(wanted, user_ids):
+    for viewer, user_id in zip(new_viewers, new_ids, strict=True):
+        user_ids[viewer.key] = user_id
+        account = accounts[user_id] = Account(user_id, viewer.display_name, 0, 0, start, start)
+        rows.welcome(account)
+    for key, award in _one_per_wallet(wanted, user_ids) if shared else wanted.items():
         rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
     rows.events.append(
         _event(
@@ -129,11 +136,19 @@ async def _pay_tick(
             now,
         )
     )
-    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.welcomes + rows.earned)
-    await execute_many(db, conn, INSERT_TRANSACTIONS, rows.rewards)
-    await execute_many(db, conn, INSERT_XP_TRANSACTIONS, rows.xp_rows)
+    # New wallets are written once, as the tick leaves them (no insert-then-update), before
+    # the rows that name them.
+    new_accounts = [accounts[user_id] for user_id in new_ids]
+    await execute_tuples(db, conn, INSERT_USERS, _USER_KEYS, rows.new_users(new_accounts))
+    await execute_tuples(
+        db, conn, INSERT_IDENTITIES, _IDENTITY_KEYS, _identities(new_viewers, new_ids, now)
+    )
+    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.welcomes + rows.earned)
+    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
+    await execute_tuples(db, conn, INSERT_XP_TRANSACTIONS, _XP_KEYS, rows.xp_rows)
     await execute_many(db, conn, INSERT_EVENTS, rows.events)
-    await execute_many(db, conn, UPDATE_ACCOUNTS, rows.accounts(accounts.values()))
+    known = [accounts[user_id] for user_id in sorted(set(accounts) - set(new_ids))]
+    await execute_tuples(db, conn, UPDATE_ACCOUNTS, _ACCOUNT_KEYS, rows.accounts(known))
     return PaidTick(
         session_id,
         tick,
@@ -142,6 +157,42 @@ async def _pay_tick(
         rows.xp,
         level_ups=tuple(rows.level_ups),
     )
+
+
+_USER_KEYS = (
+    "id",
+    "display_name",
+    "points",
+    "xp",
+    "level",
+    "rewarded_level",
+    "created_at",
+    "updated_at",
+)
+_IDENTITY_KEYS = (
+    "user_id",
+    "platform",
+    "platform_user_id",
+    "login",
+    "display_name",
+    "created_at",
+    "updated_at",
+)
+_LEDGER_KEYS = (
+    "user_id",
+    "amount",
+    "balance_after",
+    "kind",
+    "reason",
+    "ref",
+    "actor",
+    "refund_of",
+    "created_at",
+)
+_XP_KEYS = ("user_id", "amount", "xp_after", "level_after", "reason", "ref", "created_at")
+_ACCOUNT_KEYS = ("points", "xp", "level", "rewarded_level", "updated_at", "b_id")
+
+Row = tuple[Any, ...]
 
 
 def _one_per_wallet(
@@ -160,87 +211,72 @@ def _one_per_wallet(
 
 
 async def _wallets(
-    conn: AsyncConnection, db: Database, policy: Policy, now: datetime, awards: list[Award]
-) -> tuple[dict[tuple[str, str], int], list[int]]:
-    """Each viewer's wallet id, creating wallets for viewers seen for the first time (as the
-    writer does; renames are left to their next chat line). Returns (ids, new ids)."""
+    conn: AsyncConnection, db: Database, wanted: dict[tuple[str, str], Award]
+) -> tuple[dict[tuple[str, str], int], dict[int, Account], list[Viewer]]:
+    """The wallet id of each viewer who has one, those wallets (locked on PostgreSQL, in id
+    order as the writer's batches lock them), and the viewers seen for the first time (their
+    wallets are created with the tick's rows; renames are left to their next chat line).
+
+    One query finds the identities and reads their wallets (a join, not a second lookup of
+    the same ids)."""
     by_platform: dict[str, list[str]] = defaultdict(list)
-    for award in awards:
-        by_platform[award.viewer.platform].append(award.viewer.platform_user_id)
-    found: dict[tuple[str, str], int] = {}
-    for platform, ids in by_platform.items():
+    for platform, platform_user_id in wanted:
+        by_platform[platform].append(platform_user_id)
+    user_ids: dict[tuple[str, str], int] = {}
+    accounts: dict[int, Account] = {}
+    if by_platform:
         result = await conn.execute(
-            select(IDENTITIES.c.platform_user_id, IDENTITIES.c.user_id).where(
-                IDENTITIES.c.platform == platform,
-                db.member_of(IDENTITIES.c.platform_user_id, ids),
+            select(
+                IDENTITIES.c.platform,
+                IDENTITIES.c.platform_user_id,
+                USERS.c.id,
+                USERS.c.display_name,
+                USERS.c.points,
+                USERS.c.xp,
+                USERS.c.level,
+                USERS.c.rewarded_level,
             )
+            .select_from(IDENTITIES.join(USERS, USERS.c.id == IDENTITIES.c.user_id))
+            .where(
+                or_(
+                    *(
+                        and_(
+                            IDENTITIES.c.platform == platform,
+                            db.member_of(IDENTITIES.c.platform_user_id, ids),
+                        )
+                        for platform, ids in by_platform.items()
+                    )
+                )
+            )
+            .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
+            .with_for_update(of=USERS)
         )
-        for platform_user_id, user_id in result:
-            found[(platform, platform_user_id)] = int(user_id)
-    missing = [award.viewer for award in awards if award.viewer.key not in found]
-    new_ids = await db.next_ids(conn, USERS, len(missing))
-    start = policy.curve.start_level
-    users, identities = [], []
-    for viewer, user_id in zip(missing, new_ids, strict=True):
-        found[viewer.key] = user_id
-        users.append(
-            {
-                "id": user_id,
-                "display_name": viewer.display_name,
-                "points": 0,
-                "xp": 0,
-                "level": start,
-                "rewarded_level": start,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        identities.append(
-            {
-                "user_id": user_id,
-                "platform": viewer.platform,
-                "platform_user_id": viewer.platform_user_id,
-                "login": viewer.login,
-                "display_name": viewer.display_name,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    await execute_many(db, conn, INSERT_USERS, users)
-    await execute_many(db, conn, INSERT_IDENTITIES, identities)
-    return found, new_ids
+        for platform, platform_user_id, user_id, *wallet in result.fetchall():
+            user_ids[(platform, platform_user_id)] = user_id
+            if user_id not in accounts:  # (linked identities share one wallet)
+                accounts[user_id] = Account(user_id, *wallet)
+    missing = [award.viewer for key, award in wanted.items() if key not in user_ids]
+    return user_ids, accounts, missing
 
 
-async def _lock_accounts(conn: AsyncConnection, db: Database, ids: set[int]) -> dict[int, Account]:
-    if not ids:
-        return {}
-    result = await conn.execute(
-        select(
-            USERS.c.id,
-            USERS.c.display_name,
-            USERS.c.points,
-            USERS.c.xp,
-            USERS.c.level,
-            USERS.c.rewarded_level,
-        )
-        .where(db.member_of(USERS.c.id, ids))
-        .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
-        .with_for_update()
-    )
-    return {int(row[0]): Account(*row) for row in result}
+def _identities(viewers: list[Viewer], user_ids: list[int], now: datetime) -> list[Row]:
+    return [
+        (user_id, v.platform, v.platform_user_id, v.login, v.display_name, now, now)
+        for v, user_id in zip(viewers, user_ids, strict=True)
+    ]
 
 
 class _Rows:
     """The rows one tick writes, worked out with the same rules the writer's ``Batch``
-    applies (the balance cap, level-ups and their rewards, welcome points), as plain dicts
-    for one executemany per table."""
+    applies (the balance cap, level-ups and their rewards, welcome points), as tuples in the
+    order of the ``_*_KEYS`` above, for one executemany per table."""
 
     def __init__(self, policy: Policy, now: datetime) -> None:
         self.policy, self.now = policy, now
-        self.welcomes: list[dict[str, Any]] = []
-        self.earned: list[dict[str, Any]] = []
-        self.rewards: list[dict[str, Any]] = []  # level rewards: after the earnings, per wallet
-        self.xp_rows: list[dict[str, Any]] = []
+        self.welcomes: list[Row] = []
+        self.earned: list[Row] = []
+        self.rewards: list[Row] = []  # level rewards: after the earnings, per wallet
+        self.xp_rows: list[Row] = []
         self.events: list[dict[str, Any]] = []
         self.level_ups: list[LevelUp] = []
         self.viewers = self.points = self.xp = 0
@@ -256,12 +292,23 @@ class _Rows:
             account.dirty = True
 
     def pay(self, account: Account, award: Award, ref: str) -> None:
-        points = self._fitting(account, award.points)
+        points, limit = award.points, self.policy.max_balance
+        if limit is not None and points > 0:
+            points = max(0, min(points, limit - account.points))
         if points > 0:
             account.points += points
-            self.earned.append(self._ledger(account, points, EARN, "watch", ref))
+            self.earned.append(
+                (account.user_id, points, account.points, EARN, "watch", ref, None, None, self.now)
+            )
         if award.xp > 0:
-            self._add_xp(account, award.xp, ref)
+            xp = account.xp + award.xp
+            if xp < self._next_level_at(account.level):  # the usual tick: no level-up
+                account.xp = xp
+                self.xp_rows.append(
+                    (account.user_id, award.xp, xp, account.level, "watch", ref, self.now)
+                )
+            else:
+                self._add_xp(account, award.xp, ref)
         if points or award.xp:
             account.dirty = True
             self.viewers += 1
@@ -274,20 +321,8 @@ class _Rows:
             return 0
         return amount if limit is None else max(0, min(amount, limit - account.points))
 
-    def _ledger(
-        self, account: Account, amount: int, kind: str, reason: str, ref: str
-    ) -> dict[str, Any]:
-        return {
-            "user_id": account.user_id,
-            "amount": amount,
-            "balance_after": account.points,
-            "kind": kind,
-            "reason": reason,
-            "ref": ref,
-            "actor": None,
-            "refund_of": None,
-            "created_at": self.now,
-        }
+    def _ledger(self, account: Account, amount: int, kind: str, reason: str, ref: str) -> Row:
+        return (account.user_id, amount, account.points, kind, reason, ref, None, None, self.now)
 
     def _add_xp(self, account: Account, amount: int, ref: str) -> None:
         old_level = account.level
@@ -297,15 +332,7 @@ class _Rows:
             new_level = max(old_level, self.policy.curve.level_for(account.xp))
         account.level = new_level
         self.xp_rows.append(
-            {
-                "user_id": account.user_id,
-                "amount": amount,
-                "xp_after": account.xp,
-                "level_after": new_level,
-                "reason": "watch",
-                "ref": ref,
-                "created_at": self.now,
-            }
+            (account.user_id, amount, account.xp, new_level, "watch", ref, self.now)
         )
         if new_level == old_level:
             return
@@ -345,18 +372,17 @@ class _Rows:
             found = self._thresholds[level] = self.policy.curve.total_xp_for(level + 1)
         return found
 
-    def accounts(self, accounts: Iterable[Account]) -> list[dict[str, Any]]:
+    def new_users(self, accounts: list[Account]) -> list[Row]:
+        now = self.now
         return [
-            {
-                "points": a.points,
-                "xp": a.xp,
-                "level": a.level,
-                "rewarded_level": a.rewarded_level,
-                "updated_at": self.now,
-                "b_id": a.user_id,
-            }
+            (a.user_id, a.display_name, a.points, a.xp, a.level, a.rewarded_level, now, now)
             for a in accounts
-            if a.dirty
+        ]
+
+    def accounts(self, accounts: Iterable[Account]) -> list[Row]:
+        now = self.now
+        return [
+            (a.points, a.xp, a.level, a.rewarded_level, now, a.user_id) for a in accounts if a.dirty
         ]
 
 
