@@ -144,10 +144,14 @@ class OverlayHub:
         if future is None or future.done():
             return  # (another page of the same overlay told first, or nobody waits)
         if message.get("type") == "error":
+            # Not a refund: anyone holding the overlay key can send this, and a report that
+            # failed a shown item would let a viewer who learned the URL refund (reroll) their
+            # own spin or cut and refund anyone's TTS. The item counts as shown; the page's
+            # complaint is kept on it and logged for the streamer. (Refunds come only from
+            # what the bot itself knows: no page open, or no end reported in time.)
             why = str(message.get("message", "unknown error"))[:200]
-            future.set_exception(
-                OverlayUnavailable(f"the {overlay} overlay could not show it: {why}", overlay)
-            )
+            log.warning("the %s overlay reported a problem showing #%s: %s", overlay, item_id, why)
+            future.set_result({**_plain(message), "page_error": why})
         else:
             future.set_result(_plain(message))
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.web.conftest import OVERLAY_KEY, Bot, running_bot
-from tests.web.overlay_bot import ALICE, SPIN_COST, TTS_COST, config_for, say
+from tests.web.overlay_bot import ALICE, SPIN_COST, config_for, say
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,18 +35,33 @@ async def next_of(socket: aiohttp.ClientWebSocketResponse, kind: str) -> dict[st
 
 
 @pytest.mark.both_backends
-async def test_a_page_that_cannot_play_the_audio_fails_the_item_and_refunds(
+async def test_a_page_reporting_an_error_cannot_refund_what_it_was_shown(
     db_path: Path,
 ) -> None:
+    """Anyone who learns an overlay URL holds its key: a page's own "error" must not turn an
+    item it was sent into a refund (a free reroll of a spin, or anyone's TTS cut and refunded).
+    The item counts as shown and keeps the page's complaint for the streamer."""
     async with running_bot(config_for(db_path)) as bot, page_socket(bot, "tts") as page:
         await say(bot, ALICE, "!tts hello")
         shown = await next_of(page, "tts")
         await page.send_json({"type": "ended", "item_id": shown["item_id"] + 1})  # not this one
         await page.send_json({"type": "error", "item_id": shown["item_id"], "message": "no sound"})
         [settled] = await bot.settled.wait(1, "tts")
-        assert settled.status == "failed"
-        assert settled.refunded == TTS_COST
-        assert settled.error == "the tts overlay could not show it: no sound"
+        assert (settled.status, settled.refunded) == ("done", 0)
+        assert settled.result["shown"]["page_error"] == "no sound"
+
+
+async def test_a_page_reporting_an_error_cannot_reroll_a_spin(db_path: Path) -> None:
+    wheel = {"wait": True, "spin_time": "100ms", "grace": "5s"}
+    async with (
+        running_bot(config_for(db_path, wheel=wheel)) as bot,
+        page_socket(bot, "wheel") as page,
+    ):
+        await say(bot, ALICE, "!spin")
+        spin = await next_of(page, "spin")
+        await page.send_json({"type": "error", "item_id": spin["item_id"], "message": "meh"})
+        [settled] = await bot.settled.wait(1, "wheel")
+        assert (settled.status, settled.refunded) == ("done", 0)
 
 
 async def test_without_wait_a_page_that_never_answers_does_not_hold_the_prize(
