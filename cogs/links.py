@@ -14,7 +14,8 @@ from pixelbot.commands.context import Context
 from pixelbot.commands.converters import Word, parse_target
 from pixelbot.commands.core import Cog, command
 from pixelbot.domain.durations import format_duration
-from pixelbot.errors import NotPermitted
+from pixelbot.economy.links import CODE_REFUSALS
+from pixelbot.errors import LinkRefused, NotPermitted
 
 
 def _actor(ctx: Context) -> str:
@@ -41,7 +42,15 @@ class LinksCog(Cog):
                 "there. It works once: use it right away, whoever types it first gets in."
             )
             return
-        linked = await links.link(ctx.author, code)
+        try:
+            linked = await links.link(ctx.author, code)
+        except LinkRefused as refused:
+            if refused.reason not in CODE_REFUSALS:
+                raise
+            # Answered here rather than raised: a refused code keeps !link's cooldown, so
+            # guessing codes costs the guesser 10 seconds a try.
+            await ctx.reply(str(refused))
+            return
         await ctx.reply(
             f"linked: this {ctx.author.platform} account now shares the wallet of "
             f"{linked.display_name} ({ctx.points(linked.points)}, level {linked.level})"
@@ -57,6 +66,15 @@ class LinksCog(Cog):
     async def unlink(self, ctx: Context, first: Word, second: Word | None = None) -> None:
         links = self.services.links
         if second is None:
+            if first.lower() != ctx.author.platform and not ctx.allowed("moderator"):
+                # Whoever is in a shared wallet could otherwise push its owner out (the one
+                # split off starts at 0): here each account can only leave by itself.
+                raise LinkRefused(
+                    "not_yours",
+                    f"here you can split off only this {ctx.author.platform} account "
+                    f"({ctx.prefix}unlink {ctx.author.platform}); a moderator can split off "
+                    "another",
+                )
             await links.unlink(ctx.author, first, actor=_actor(ctx), ref=ctx.message.ref)
             await ctx.reply(
                 f"unlinked your {first.lower()} account: it has a wallet of its own now, "

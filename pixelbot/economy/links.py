@@ -28,9 +28,14 @@ from then on can spend the asker's points. So a code:
 - is stored as its SHA-256 only, so a copy of the database or a backup reveals no live code.
 
 An onlooker who also watches on another platform can still race the owner within those ten
-minutes; the README tells viewers to type the code at once, and a wallet's owner (or a
-moderator) undoes a link they did not make with ``!unlink <platform>``, which splits the
-stranger's identity off with an empty wallet (what the stranger brought stays, ledgered).
+minutes; the README tells viewers to type the code at once. A moderator undoes a link the owner
+did not make (``!unlink <viewer> <platform>``), which splits the stranger's identity off with an
+empty wallet (what the stranger brought stays, ledgered). Two rules keep a stranger from doing
+worse meanwhile: a viewer's own ``!unlink`` splits off only the account typing it (the cog), so
+a stranger cannot push the owner out at 0; and a code works only while the account that asked
+for it is still in that wallet, so a stranger split off cannot come back with a code they took
+while inside. Every refusal of a code reads the same, and keeps ``!link``'s cooldown, so
+guessing learns nothing and costs 10 seconds a try.
 """
 
 from __future__ import annotations
@@ -79,6 +84,14 @@ def normalize_code(code: str) -> str:
 
 def hash_code(code: str) -> str:
     return hashlib.sha256(normalize_code(code).encode()).hexdigest()
+
+
+NOT_VALID = (
+    "that link code is not valid here: a code works once, for 10 minutes, typed on another "
+    "platform than the one that gave it"
+)
+# The refusals of a code itself (as opposed to a wallet clash), answered alike.
+CODE_REFUSALS = frozenset({"unknown", "used", "expired", "same_platform", "issuer_left"})
 
 
 @dataclass(frozen=True)
@@ -158,19 +171,26 @@ class _Link:
         needs.identity_lists = True
 
     def apply(self, batch: Batch) -> Linked:
+        # Unknown, used, expired, from the wrong platform or from an account that has left
+        # the wallet since: one answer for all, so a guesser learns nothing about which
+        # codes exist (the cog also keeps !link's cooldown on these refusals).
         code = batch.link_codes.get(self.code_hash)
         if code is None:
-            raise LinkRefused("unknown", "that link code is not valid")
+            raise LinkRefused("unknown", NOT_VALID)
         if code.used_at is not None:
-            raise LinkRefused("used", "that link code was already used")
+            raise LinkRefused("used", NOT_VALID)
         if batch.now >= code.expires_at:
-            raise LinkRefused("expired", "that link code has expired; ask for a new one")
+            raise LinkRefused("expired", NOT_VALID)
         if code.platform == self.viewer.platform:
-            raise LinkRefused(
-                "same_platform",
-                f"type the code on another platform than {code.platform}, where it was given",
-            )
+            raise LinkRefused("same_platform", NOT_VALID)
         target = batch.account(code.user_id)  # the wallet it joined since, if it did
+        if (code.platform, code.platform_user_id) not in {
+            identity.key for identity in batch.identities_of[target.user_id]
+        }:
+            # The account that asked for the code was split off that wallet since (an
+            # intruder who raced a code and was unlinked must not get back in with a code
+            # they took while inside).
+            raise LinkRefused("issuer_left", NOT_VALID)
         joining = batch.account_for(self.viewer)
         if joining.user_id == target.user_id:
             raise LinkRefused("already_linked", "these accounts already share one wallet")

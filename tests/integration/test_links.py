@@ -25,7 +25,7 @@ from pixelbot.config import Config
 from pixelbot.db.copy import copy_database
 from pixelbot.db.engine import Database
 from pixelbot.db.verify import verify
-from pixelbot.economy.links import hash_code
+from pixelbot.economy.links import NOT_VALID, hash_code
 from pixelbot.economy.payouts import Award as WatchAward
 from pixelbot.economy.payouts import Payouts
 from pixelbot.economy.store import EVENTS, IDENTITIES, LINK_CODES, TRANSACTIONS, USERS
@@ -207,7 +207,7 @@ async def test_expired_code_is_refused_and_one_just_inside_works(db_path: Path) 
         code = await chat.code_for(ALICE)
         chat.clock.advance(timedelta(minutes=10))  # exactly its lifetime: over
         replies = await chat.say(ALICE_DC, f"!link {code}")
-        assert replies[-1] == "@AliceDC that link code has expired; ask for a new one"
+        assert replies[-1] == f"@AliceDC {NOT_VALID}"
         assert await user_of(chat.app, ALICE_DC) != await user_of(chat.app, ALICE)
         await assert_verified(chat.app.engine)
 
@@ -222,12 +222,12 @@ async def test_reused_code_is_refused(db_path: Path) -> None:
         code = await chat.code_for(ALICE)
         assert "linked" in (await chat.say(ALICE_DC, f"!link {code}"))[-1]
         replies = await chat.say(ALICE_JS, f"!link {code}")
-        assert replies[-1] == "@AliceJS that link code was already used"
+        assert replies[-1] == f"@AliceJS {NOT_VALID}"
         assert await user_of(chat.app, ALICE_JS) != await user_of(chat.app, ALICE)
         # and the one who used it cannot replay it either
         chat.clock.advance(timedelta(seconds=11))
         replies = await chat.say(ALICE_DC, f"!link {code}")
-        assert replies[-1] == "@AliceDC that link code was already used"
+        assert replies[-1] == f"@AliceDC {NOT_VALID}"
 
 
 async def test_code_from_the_same_platform_is_refused(db_path: Path) -> None:
@@ -235,9 +235,7 @@ async def test_code_from_the_same_platform_is_refused(db_path: Path) -> None:
     async with running(config_for(db_path)) as chat:
         code = await chat.code_for(ALICE)
         replies = await chat.say(MALLORY_TW, f"!link {code}")
-        assert replies[-1] == (
-            "@Mallory type the code on another platform than twitch, where it was given"
-        )
+        assert replies[-1] == f"@Mallory {NOT_VALID}"  # (which of the rules: not said)
         assert await user_of(chat.app, MALLORY_TW) != await user_of(chat.app, ALICE)
         # refused, not spent: the owner can still use it from the other platform
         assert "linked" in (await chat.say(ALICE_DC, f"!link {code}"))[-1]
@@ -246,9 +244,8 @@ async def test_code_from_the_same_platform_is_refused(db_path: Path) -> None:
 async def test_unknown_code_and_platform_clashes_are_refused(db_path: Path) -> None:
     other_dc = Viewer("discord", "dc-other", "other", "Other")
     async with running(config_for(db_path)) as chat:
-        assert (await chat.say(ALICE_DC, "!link ZZZZZZZZ"))[-1] == (
-            "@AliceDC that link code is not valid"
-        )
+        assert (await chat.say(ALICE_DC, "!link ZZZZZZZZ"))[-1] == f"@AliceDC {NOT_VALID}"
+        chat.clock.advance(timedelta(seconds=11))  # a refused code keeps !link's cooldown
         code = await chat.code_for(ALICE)
         await chat.say(ALICE_DC, f"!link {code}")
         chat.clock.advance(timedelta(seconds=11))
@@ -275,9 +272,14 @@ async def test_unlink_splits_an_identity_off_with_an_empty_wallet(db_path: Path)
         shared = await user_of(app, ALICE)
         kept = await balance_of(app.engine, ALICE)
 
-        replies = await chat.say(ALICE, "!unlink discord")
+        assert (await chat.say(ALICE, "!unlink discord"))[-1] == (  # not from another account
+            "@Alice here you can split off only this twitch account (!unlink twitch); "
+            "a moderator can split off another"
+        )
+        kept += 3  # (that line earned its 3)
+        replies = await chat.say(ALICE_DC, "!unlink discord")
         assert replies[-1] == (
-            "@Alice unlinked your discord account: it has a wallet of its own now, starting at 0"
+            "@AliceDC unlinked your discord account: it has a wallet of its own now, starting at 0"
         )
         split = await user_of(app, ALICE_DC)
         assert split != shared
@@ -289,7 +291,7 @@ async def test_unlink_splits_an_identity_off_with_an_empty_wallet(db_path: Path)
                 TRANSACTIONS.c.user_id == split, TRANSACTIONS.c.reason == "unlink"
             ),
         )
-        assert row == [(0, "link", "twitch:tw-alice")]
+        assert row == [(0, "link", "discord:dc-alice")]
         (event,) = await rows(app, select(EVENTS.c.payload).where(EVENTS.c.kind == "unlink"))
         assert event[0]["identity"] == "discord:dc-alice" and event[0]["new_user"] == split
         await assert_verified(app.engine)
@@ -298,8 +300,8 @@ async def test_unlink_splits_an_identity_off_with_an_empty_wallet(db_path: Path)
         assert (await chat.say(ALICE, "!unlink twitch"))[-1] == (
             "@Alice the twitch account is that wallet's only one"
         )
-        assert (await chat.say(ALICE, "!unlink joystick"))[-1] == (
-            "@Alice no joystick account is linked to that wallet"
+        assert (await chat.say(ALICE_JS, "!unlink joystick"))[-1] == (
+            "@AliceJS the joystick account is that wallet's only one"
         )
         # and linking again works (a new code)
         chat.clock.advance(timedelta(seconds=11))
@@ -324,6 +326,38 @@ async def test_moderators_unlink_a_viewer_and_others_may_not(db_path: Path) -> N
         )
         assert await user_of(chat.app, ALICE_DC) != await user_of(chat.app, ALICE)
         await assert_verified(chat.app.engine)
+
+
+async def test_an_intruder_who_raced_a_code_cannot_push_the_owner_out_or_come_back(
+    db_path: Path,
+) -> None:
+    """Mallory types Alice's public code first (from Discord). She cannot split Alice's own
+    account off the wallet (it would leave Alice at 0), and once a moderator has split her
+    off, a code she asked for while inside no longer opens Alice's wallet."""
+    mallory_dc = Viewer("discord", "dc-mallory", "mallory_dc", "MalloryDC")
+    mallory_js = Viewer("joystick", "js-mallory", "mallory_js", "MalloryJS")
+    async with running(config_for(db_path)) as chat:
+        app = chat.app
+        await chat.say(ALICE, "hi")
+        code = await chat.code_for(ALICE)
+        await chat.say(mallory_dc, f"!link {code}")  # raced: Mallory is in Alice's wallet
+        wallet = await user_of(app, ALICE)
+        assert await user_of(app, mallory_dc) == wallet
+        chat.clock.advance(timedelta(seconds=11))
+        taken_inside = await chat.code_for(mallory_dc)
+        assert (await chat.say(mallory_dc, "!unlink twitch"))[-1] == (
+            "@MalloryDC here you can split off only this discord account (!unlink discord); "
+            "a moderator can split off another"
+        )
+        assert await user_of(app, ALICE) == wallet
+        replies = await chat.say(MOD, "!unlink alice discord")  # (the wallet, by its name)
+        assert replies[-1].startswith("@Mod unlinked discord:dc-mallory"), replies
+        assert await user_of(app, mallory_dc) != wallet
+        assert (await chat.say(mallory_js, f"!link {taken_inside}"))[-1] == (
+            f"@MalloryJS {NOT_VALID}"
+        )
+        assert await user_of(app, mallory_js) != wallet
+        await assert_verified(app.engine)
 
 
 # ----------------------------------------------------------------------------- per person
@@ -679,7 +713,8 @@ async def test_a_new_code_ends_the_earlier_one(db_path: Path) -> None:
         chat.clock.advance(timedelta(seconds=11))
         second = await chat.code_for(ALICE)
         replies = await chat.say(ALICE_DC, f"!link {first}")
-        assert replies[-1] == "@AliceDC that link code has expired; ask for a new one"
+        assert replies[-1] == f"@AliceDC {NOT_VALID}"
+        chat.clock.advance(timedelta(seconds=11))  # a refused code keeps !link's cooldown
         replies = await chat.say(ALICE_DC, f"!link {second}")
         assert replies[0].startswith("@AliceDC linked: this discord account now shares"), replies
         assert replies[1:] == ["Alice reached level 2!"]  # 4 lines of 40 XP: the sum levels up
