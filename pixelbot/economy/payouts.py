@@ -42,6 +42,7 @@ from pixelbot.economy.store import (
     USERS,
 )
 from pixelbot.economy.writer import Writer
+from pixelbot.errors import DatabaseConflict
 from pixelbot.events import Viewer
 
 __all__ = ["Award", "PaidTick", "Payouts"]
@@ -210,6 +211,9 @@ def _one_per_wallet(
     return list(best.values())
 
 
+_STALE_RETRIES = 3  # readings of the present wallets while links change them (PostgreSQL)
+
+
 async def _wallets(
     conn: AsyncConnection, db: Database, wanted: dict[tuple[str, str], Award]
 ) -> tuple[dict[tuple[str, str], int], dict[int, Account], list[Viewer]]:
@@ -224,11 +228,15 @@ async def _wallets(
         by_platform[platform].append(platform_user_id)
     user_ids: dict[tuple[str, str], int] = {}
     accounts: dict[int, Account] = {}
-    if by_platform:
+    rows: list[Any] = []
+    for _attempt in range(_STALE_RETRIES):
+        if not by_platform:
+            break
         result = await conn.execute(
             select(
                 IDENTITIES.c.platform,
                 IDENTITIES.c.platform_user_id,
+                USERS.c.merged_into,
                 USERS.c.id,
                 USERS.c.display_name,
                 USERS.c.points,
@@ -251,10 +259,19 @@ async def _wallets(
             .order_by(USERS.c.id)  # the writer's locking order: no deadlock with its batches
             .with_for_update(of=USERS)
         )
-        for platform, platform_user_id, user_id, *wallet in result.fetchall():
-            user_ids[(platform, platform_user_id)] = user_id
-            if user_id not in accounts:  # (linked identities share one wallet)
-                accounts[user_id] = Account(user_id, *wallet)
+        rows = list(result.fetchall())
+        # On PostgreSQL a wallet whose lock this waited for is read as it is now, but the
+        # identity row as it was when the statement began: a wallet joined into another by a
+        # !link that committed meanwhile shows up merged. Asked again (the locks are held), the
+        # identities point at the wallet they joined. (SQLite holds the write lock: never.)
+        if not any(row.merged_into is not None for row in rows):
+            break
+    for platform, platform_user_id, merged_into, user_id, *wallet in rows:
+        if merged_into is not None:
+            raise DatabaseConflict("a wallet was joined into another while it was being paid")
+        user_ids[(platform, platform_user_id)] = user_id
+        if user_id not in accounts:  # (linked identities share one wallet)
+            accounts[user_id] = Account(user_id, *wallet)
     missing = [award.viewer for key, award in wanted.items() if key not in user_ids]
     return user_ids, accounts, missing
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from pixelbot.db.models import Base
 from pixelbot.economy.payouts import Award, PaidTick, Payouts
@@ -74,3 +75,43 @@ async def test_chat_submitted_around_a_payout_waits_its_turn_and_is_saved(tmp_pa
         assert await balance_of(engine, viewer("v60")) == 5 + 2
         assert await balance_of(engine, viewer("v200")) == 5
         await assert_verified(engine)
+
+
+@pytest.mark.postgresql_only(
+    "SQLite's write lock keeps a link from committing while a tick reads the wallets"
+)
+async def test_a_wallet_joined_while_the_tick_waits_for_it_is_paid_where_it_went(
+    tmp_path: Path,
+) -> None:
+    """Another process links B into A while the tick waits for B's lock: PostgreSQL then reads
+    B as it is now (merged) but the identity as it was. The tick asks again and pays A; paying
+    B would strand the points on a wallet nothing reaches any more."""
+    config = make_config(tmp_path / "pixel.db")
+    alice, alice_dc = viewer("alice"), viewer("alice_dc", platform="discord")
+    async with open_test_engine(config) as engine:
+        await engine.ledger.grant(alice, 1, reason="hello")
+        await engine.ledger.grant(alice_dc, 1, reason="hello")
+        a = await engine.wallets.find_identity(alice)
+        b = await engine.wallets.find_identity(alice_dc)
+        async with engine.db.engine.connect() as other:  # the other bot process
+            await other.begin()
+            await other.execute(text("SELECT id FROM users WHERE id = :b FOR UPDATE"), {"b": b})
+            tick = asyncio.create_task(
+                Payouts(engine.writer).pay_tick(1, 1, [Award(alice_dc, 5, 0)])
+            )
+            await asyncio.sleep(0.5)  # the tick is waiting for B's lock
+            assert not tick.done()
+            await other.execute(
+                text("UPDATE identities SET user_id = :a WHERE user_id = :b"), {"a": a, "b": b}
+            )
+            await other.execute(
+                text("UPDATE users SET merged_into = :a WHERE id = :b"), {"a": a, "b": b}
+            )
+            await other.commit()
+        paid = await tick
+        assert (paid.viewers, paid.points) == (1, 5)
+        async with engine.db.read() as conn:
+            rows = await conn.execute(
+                select(TRANSACTIONS.c.user_id).where(TRANSACTIONS.c.reason == "watch")
+            )
+            assert list(rows.scalars()) == [a]
