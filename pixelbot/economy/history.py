@@ -113,8 +113,8 @@ class History:
                     select(
                         USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level
                     )
-                    .where(USERS.c.id.in_(matching))
-                    .order_by(USERS.c.points.desc(), USERS.c.id)
+                    .where(USERS.c.id.in_(matching), USERS.c.merged_into.is_(None))
+                    .order_by(USERS.c.points.desc(), USERS.c.id)  # (joined wallets: left out)
                     .limit(limit)
                 )
             )

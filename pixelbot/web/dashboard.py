@@ -178,7 +178,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # (not JSON, not UTF-8, or a number too long for Python to read)
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "send JSON"}), content_type="application/json"
         ) from None
@@ -190,7 +190,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool | float):  # (1.9 must not quietly become 1)
         raise _refused(f"{what} must be a whole number")
     try:
         number = int(value)

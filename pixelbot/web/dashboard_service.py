@@ -198,8 +198,13 @@ class DashboardService:
         found = await self.history.viewer(user_id)
         if found is None:
             raise BadArgument(f"there is no viewer #{user_id}")
+        if not found.identities:  # a wallet joined into another by !link: adjust that one
+            raise BadArgument(f"viewer #{user_id} was linked into another wallet; adjust that")
+        # The form's key makes a double click pay once; with the wallet and the amount in the
+        # ref, a key left over from another viewer's form cannot swallow this adjustment.
+        ref = f"adjust:dashboard:{user_id}:{amount}:{key}"
         entry = await self._services.ledger.adjust(
-            user_id, amount, actor=_actor(operator), reason=reason, ref=f"adjust:dashboard:{key}"
+            user_id, amount, actor=_actor(operator), reason=reason, ref=ref
         )
         verb = "gave" if amount > 0 else "took"
         where = "to" if amount > 0 else "from"
@@ -207,6 +212,8 @@ class DashboardService:
             f"{verb} {self._points(abs(amount))} {where} {found.display_name} "
             f"(now {entry.balance:,}): {reason}"
         )
+        if entry.duplicate:
+            message = f"already done (a repeated click): {message}"
         if not entry.duplicate:
             await self._publish(Notice("dashboard", f"{operator} {message}"))
         return {"balance": entry.balance, "duplicate": entry.duplicate, "message": message}

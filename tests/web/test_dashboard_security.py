@@ -307,7 +307,8 @@ async def test_an_adjustment_is_ledgered_with_the_operator_and_the_reason(db_pat
             assert first.status == 200
             assert (await first.json())["balance"] == 60
         async with http.post(adjust, json=body, headers=headers) as resent:  # a double click
-            assert (await resent.json())["duplicate"] is True
+            answer = await resent.json()
+            assert answer["duplicate"] is True and answer["message"].startswith("already done")
         entry = (await rig.ledger(ALICE))[-1]
         assert (entry.kind, entry.amount, entry.balance_after) == ("adjust", -40, 60)
         assert entry.reason == "lost a bet"
@@ -321,11 +322,16 @@ async def test_an_adjustment_is_ledgered_with_the_operator_and_the_reason(db_pat
             ({**body, "key": "b5" * 8, "amount": "lots"}, "whole number"),
             ({**body, "key": "b6" * 8, "amount": 0}, "non-zero"),
             ({**body, "key": "b7" * 8, "amount": 10**13}, "at most"),
+            ({**body, "key": "b8" * 8, "amount": 1.9}, "whole number"),
         ]:
             async with http.post(adjust, json=bad, headers=headers) as refused:
                 assert refused.status == 400, bad
                 assert why in (await refused.json())["error"], bad
         assert await rig.balance(ALICE) == 60
+        async with http.post(  # a number too long for Python to read is bad JSON, not a crash
+            adjust, data=b'{"amount": ' + b"9" * 5000 + b"}", headers=headers
+        ) as huge:
+            assert huge.status == 400
         for path in ("/api/viewers/99999999999999999999999", "/api/viewers/-1", "/api/viewers/x"):
             async with http.get(f"{rig.url}/dashboard{path}") as odd:
                 assert odd.status == 400, path

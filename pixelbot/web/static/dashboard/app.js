@@ -187,6 +187,7 @@ function ledgerRow(entry) {
 }
 
 async function openViewer(userId, before) {
+  if (state.viewer !== userId) state.adjustKey = newKey();  // another viewer: another adjustment
   const data = await api(`/viewers/${userId}${before ? `?before=${before}` : ""}`);
   const viewer = data.viewer;
   state.viewer = viewer.id;
