@@ -202,6 +202,9 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
     refund = TRANSACTIONS.alias("refund")
     charge = TRANSACTIONS.alias("charge")
     payer = USERS.alias("payer")  # the charge's wallet: joined into the refunded one, maybe
+    # The wallet the refund landed on may itself have been joined into another since (two
+    # links in a row): both sides are compared by the wallet they are part of now.
+    payee = USERS.alias("payee")
     rows = await conn.execute(
         select(
             refund.c.id,
@@ -214,6 +217,7 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
         .select_from(refund)
         .outerjoin(charge, charge.c.ref == refund.c.refund_of)
         .outerjoin(payer, payer.c.id == charge.c.user_id)
+        .outerjoin(payee, payee.c.id == refund.c.user_id)
         .where(refund.c.refund_of.is_not(None))
         .where(
             or_(
@@ -223,7 +227,8 @@ async def _check_refunds(conn: AsyncConnection, report: VerifyReport) -> None:
                 refund.c.amount != -charge.c.amount,
                 and_(
                     refund.c.user_id != charge.c.user_id,
-                    refund.c.user_id != func.coalesce(payer.c.merged_into, charge.c.user_id),
+                    func.coalesce(payee.c.merged_into, refund.c.user_id)
+                    != func.coalesce(payer.c.merged_into, charge.c.user_id),
                 ),
             )
         )

@@ -601,6 +601,11 @@ async def test_what_still_names_a_joined_wallet_lands_on_the_shared_one(db_path:
         assert await balance_of(engine, ALICE_DC) == 57
         assert await engine.ledger.refund("charge-1") is None  # still exactly once
         await assert_verified(engine)
+        # and once the shared wallet is joined into a third, the refund still checks out
+        code = (await engine.links.create_code(ALICE_JS)).code
+        await engine.links.link(ALICE, code)
+        assert await balance_of(engine, ALICE_JS) == 57
+        await assert_verified(engine)
 
 
 async def test_verify_reports_broken_link_data(db_path: Path) -> None:
