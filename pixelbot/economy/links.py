@@ -340,6 +340,9 @@ class _Unlink:
                 "only_identity", f"the {self.platform} account is that wallet's only one"
             )
         new = batch.new_account(leaving.display_name)
+        # The person was paid the wallet's level rewards: splitting an account off and earning
+        # its levels again must not pay them a second time (nor after linking back).
+        batch.raise_rewarded_level(new, account.rewarded_level)
         batch.stage(
             batch.identity_moves,
             {

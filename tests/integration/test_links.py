@@ -711,6 +711,18 @@ async def test_joining_two_fresh_wallets_reaches_a_level_neither_had(db_path: Pa
         assert [payload for (payload,) in logged] == [{"from": 1, "to": 2}]
         await assert_verified(engine)
 
+        # split off and earning level 2 again: the person was paid its reward already
+        await engine.links.unlink(ALICE_DC, "discord", actor="discord:dc-alice", ref="split-1")
+        for _ in range(3):
+            await app.handle(factories["discord"].chat(ALICE_DC, "hi"))
+        split = await engine.wallets.summary(await user_of(app, ALICE_DC))
+        assert split.level == 2
+        rewards = await rows(
+            app, select(func.count()).where(TRANSACTIONS.c.reason == "level_reward")
+        )
+        assert rewards == [(1,)]
+        await assert_verified(engine)
+
 
 async def test_a_new_code_ends_the_earlier_one(db_path: Path) -> None:
     async with running(config_for(db_path)) as chat:
