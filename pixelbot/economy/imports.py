@@ -79,7 +79,10 @@ async def import_balances(
             if len(found) != 1:
                 report.unmatched.append(row)
                 continue
-            wallet, how, ref = found[0], "by_login", f"import:{source}:{platform}:login:{row.login}"
+            # Keyed by the identity found, like a row that has the id: the same viewer listed
+            # with and without an id (in one file, or in two exports) is granted once.
+            user_id, platform_user_id = found[0]
+            wallet, how, ref = user_id, "by_login", f"import:{source}:{platform}:{platform_user_id}"
         planned.append((row, wallet, how, ref))
     for start in range(0, len(planned), CHUNK):
         part = planned[start : start + CHUNK]
@@ -118,19 +121,24 @@ async def _known_ids(db: Database, platform: str, ids: list[str | None]) -> dict
         return {str(found): int(user_id) for found, user_id in rows}
 
 
-async def _users_by_login(db: Database, platform: str, logins: list[str]) -> dict[str, list[int]]:
+async def _users_by_login(
+    db: Database, platform: str, logins: list[str]
+) -> dict[str, list[tuple[int, str]]]:
+    """The (wallet, platform user id) of each identity with one of ``logins``."""
     if not logins:
         return {}
-    found: dict[str, list[int]] = {}
+    found: dict[str, list[tuple[int, str]]] = {}
     async with db.read() as conn:
         rows = await conn.execute(
-            select(func.lower(IDENTITIES.c.login), IDENTITIES.c.user_id)
+            select(
+                func.lower(IDENTITIES.c.login), IDENTITIES.c.user_id, IDENTITIES.c.platform_user_id
+            )
             .where(
                 IDENTITIES.c.platform == platform,
                 db.member_of(func.lower(IDENTITIES.c.login), logins),
             )
             .distinct()
         )
-        for login, user_id in rows:
-            found.setdefault(str(login), []).append(int(user_id))
+        for login, user_id, platform_user_id in rows:
+            found.setdefault(str(login), []).append((int(user_id), str(platform_user_id)))
     return found

@@ -77,6 +77,37 @@ async def test_a_streamelements_import_matches_by_id_then_login_and_runs_once(
         await assert_verified(engine)
 
 
+async def test_a_viewer_listed_without_an_id_in_a_later_export_is_not_paid_twice(
+    config: Config, tmp_path: Path
+) -> None:
+    """The grant is keyed by the identity it lands on: alice came in by her id; an export that
+    lists her by login only finds the same identity and changes nothing."""
+    later = tmp_path / "later.csv"
+    later.write_text(
+        "Username,Twitch User ID,Current Points,All Time Points\nalice,,1200,5000\n",
+        encoding="utf-8",
+    )
+    async with open_test_engine(config, FakeClock(utc(2026, 3, 1, 20))) as engine:
+        await import_balances(
+            engine.db,
+            engine.ledger,
+            read_streamelements(SE_FILE),
+            source="streamelements",
+            platform="twitch",
+        )
+        before = await ledger(engine)
+        again = await import_balances(
+            engine.db,
+            engine.ledger,
+            read_streamelements(later),
+            source="streamelements",
+            platform="twitch",
+        )
+        assert (again.imported, again.already) == (0, 1)
+        assert await ledger(engine) == before
+        assert (await balances(engine))["alice"] == 1200
+
+
 async def test_a_firebot_database_keeps_the_last_version_of_each_viewer(config: Config) -> None:
     parsed = read_firebot(FIREBOT_FILE)
     assert [(row.line, row.login, row.points) for row in parsed.rows] == [
