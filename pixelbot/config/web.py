@@ -185,6 +185,17 @@ class WebSettings(Section):
                     )
                 ]
             )
+        password = self.dashboard.password
+        if public and password is not None and len(password.get_secret_value()) < 12:
+            raise FieldProblems(
+                [
+                    (
+                        ("dashboard", "password"),
+                        f"must be at least 12 characters while {self.host} can be reached "
+                        "from other machines",
+                    )
+                ]
+            )
         return self
 
     @property

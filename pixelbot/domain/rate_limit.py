@@ -35,6 +35,9 @@ class ReplyLimiter:
         sent = self._sent[channel]
         while sent and now - sent[0] >= self.per:
             sent.popleft()
+        if not sent:
+            del self._sent[channel]  # (a key per client would otherwise stay forever)
+            return self.messages
         return max(0, self.messages - len(sent))
 
     def retry_after(self, channel: str) -> float:

@@ -15,7 +15,10 @@ login attempts. Framework-free: ``dashboard.py`` puts it behind aiohttp.
   another site cannot log a browser in.
 - **Login attempts**: at most ``ATTEMPTS`` per client address in any ``ATTEMPT_WINDOW``, right
   or wrong (the sliding-window limiter of ``domain/rate_limit.py``); past that the address is
-  refused without the password being looked at, until the window has moved on.
+  refused without the password being looked at, until the window has moved on. An IPv6
+  client counts by its /64 (one machine has a whole /64 to pick addresses from). Over all
+  addresses together, ``FAILURES`` wrong passwords in a window make every password login wait
+  (many addresses guessing); sessions already open are not touched.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ __all__ = [
 
 ATTEMPTS = 5
 ATTEMPT_WINDOW = timedelta(minutes=15)
+FAILURES = 30  # wrong passwords from all addresses together in a window
+ALL = "*"  # the key every failure is counted under
 OPERATOR_NAME_MAX = 32
 
 
@@ -121,9 +126,11 @@ class DashboardAuth:
     _sessions: dict[str, Session] = field(default_factory=dict, repr=False)
     _link: str | None = field(default=None, repr=False)
     _attempts: ReplyLimiter = field(init=False, repr=False)
+    _failures: ReplyLimiter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._attempts = ReplyLimiter(self.clock, ATTEMPTS, ATTEMPT_WINDOW)
+        self._failures = ReplyLimiter(self.clock, FAILURES, ATTEMPT_WINDOW)  # from anywhere
         self._session_signer = Signer(
             self._key, salt="pixelbot.dashboard.session", digest_method=hashlib.sha256
         )
@@ -158,10 +165,13 @@ class DashboardAuth:
     async def login_with_password(self, client: str, operator: str, candidate: str) -> LoginResult:
         """Check a password. scrypt is slow on purpose, so it runs off the event loop; the
         attempt is counted before it starts."""
+        if self._failures.room(ALL) <= 0:  # many addresses guessing: everyone waits
+            return LoginResult(throttled=True, retry_after=self._failures.retry_after(ALL))
         if not self._attempts.allow(client):
             return LoginResult(throttled=True, retry_after=self._attempts.retry_after(client))
         hashed = self.password
         if hashed is None or not await asyncio.to_thread(hashed.matches, candidate):
+            self._failures.allow(ALL)
             return LoginResult()
         return LoginResult(session=self._open(operator))
 

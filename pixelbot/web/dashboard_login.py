@@ -7,6 +7,7 @@ it is how one gets a session.
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -86,7 +87,16 @@ def see_other(location: str) -> web.Response:
 
 
 def _client(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Who the login limit counts: the address, or for IPv6 its /64 (one machine gets a whole
+    /64 to pick addresses from)."""
+    remote = request.remote or "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return remote
 
 
 async def _login_form(request: web.Request, auth: DashboardAuth) -> tuple[str, Any] | None:

@@ -11,6 +11,7 @@ from pixelbot.clock import FakeClock, utc
 from pixelbot.web.auth import (
     ATTEMPT_WINDOW,
     ATTEMPTS,
+    FAILURES,
     DashboardAuth,
     PasswordHash,
     clean_operator_name,
@@ -60,6 +61,19 @@ async def test_after_five_tries_an_address_is_refused_until_the_window_moves(
     assert (await auth.login_with_password("10.0.0.5", "mod", PASSWORD)).throttled
     clock.advance(timedelta(seconds=1))
     assert (await auth.login_with_password("10.0.0.5", "mod", PASSWORD)).ok
+
+
+async def test_many_addresses_guessing_make_every_password_login_wait(
+    auth: DashboardAuth, clock: FakeClock
+) -> None:
+    """Five tries an address is no limit to someone with many addresses: past ``FAILURES``
+    wrong passwords from anywhere in a window, password logins wait (sessions stay)."""
+    for n in range(FAILURES):
+        assert not (await auth.login_with_password(f"10.1.{n}.1", "x", "guess")).ok
+    waiting = await auth.login_with_password("10.9.9.9", "mod", PASSWORD)
+    assert waiting.throttled and not waiting.ok
+    clock.advance(ATTEMPT_WINDOW)
+    assert (await auth.login_with_password("10.9.9.9", "mod", PASSWORD)).ok
 
 
 async def test_a_session_cookie_is_signed_and_ends(auth: DashboardAuth, clock: FakeClock) -> None:
@@ -142,3 +156,13 @@ async def test_with_a_password_there_is_no_link_login(auth: DashboardAuth) -> No
 )
 def test_operator_names(given: str, kept: str | None) -> None:
     assert clean_operator_name(given) == kept
+
+
+def test_a_dashboard_other_machines_can_reach_needs_a_long_password() -> None:
+    from pixelbot.config import Config
+
+    web = {"enabled": True, "host": "0.0.0.0", "dashboard": {"password": "hunter2"}}
+    with pytest.raises(ValueError, match="at least 12 characters"):
+        Config.model_validate({"web": web})
+    Config.model_validate({"web": {**web, "dashboard": {"password": PASSWORD}}})
+    Config.model_validate({"web": {**web, "host": "127.0.0.1"}})  # this machine only
