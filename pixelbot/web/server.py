@@ -61,9 +61,16 @@ async def _health(request: web.Request) -> web.Response:
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
+
+
 async def _status(request: web.Request) -> web.Response:
-    """The platforms' and the web server's status, for ``bot.py status`` on this machine."""
-    if request.remote not in LOOPBACK:
+    """The platforms' and the web server's status, for ``bot.py status`` on this machine.
+
+    Both the peer and the name it asked for must be this machine: a web page whose own name
+    was made to resolve to 127.0.0.1 (DNS rebinding) reaches us from loopback, but asks for
+    its own name."""
+    if request.remote not in LOOPBACK or request.url.host not in LOOPBACK_NAMES:
         raise web.HTTPForbidden(text="the status is only shown to this machine")
     found = {}
     for name, status in request.app[DEPS].status().items():

@@ -96,6 +96,13 @@ async def test_bot_py_status_asks_the_running_bot(db_path: Path, tmp_path: Path)
     config = web_config(db_path, web={"enabled": True, "port": port, "overlay_key": OVERLAY_KEY})
     async with running_bot(config):
         shown = await asyncio.to_thread(status)
+        async with (  # a page whose own name resolves here (DNS rebinding) is refused
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"http://127.0.0.1:{port}/status", headers={"Host": f"evil.example:{port}"}
+            ) as rebound,
+        ):
+            assert rebound.status == 403
     assert shown.exit_code == 0, shown.output
     assert shown.output == f"twitch: up\nweb: up (http://127.0.0.1:{port})\n"
     stopped = await asyncio.to_thread(status)
