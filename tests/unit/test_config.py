@@ -667,3 +667,33 @@ def test_retention_and_timers_have_defaults_and_null_keeps_forever(tmp_path: Pat
     assert config.retention.tts_files is None
     assert config.timers == []
     assert config.schedule.cleanup.cron == "30 3 * * *"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "expected"),
+    [
+        (
+            "platforms:\n  twitch:\n    chatters_every: soon\n",
+            "platforms.twitch.chatters_every: 'soon' is not a duration; use e.g. 30s, 5m, 1h "
+            "(config.yaml line 3)",
+        ),
+        (
+            "platforms:\n  discord:\n    roles: {wizard: [1]}\n",
+            "platforms.discord.roles.wizard: unknown key (config.yaml line 3)",
+        ),
+        (
+            "platforms:\n  discord:\n    guild_id: abc\n",
+            "platforms.discord.guild_id: must be an integer (config.yaml line 3)",
+        ),
+        (
+            "platforms:\n  joystick:\n    silence_timeout: forever\n",
+            "platforms.joystick.silence_timeout: 'forever' is not a duration; use e.g. 30s, 5m, "
+            "1h (config.yaml line 3)",
+        ),
+    ],
+)
+def test_bad_platform_settings_name_their_path_and_line(
+    tmp_path: Path, yaml: str, expected: str
+) -> None:
+    (found,) = problems(write(tmp_path, yaml))
+    assert found == expected, found
