@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,30 @@ BOTH = [
     Token("twitch", p.BOT["id"], BOT_TOKEN, BOT_REFRESH, tuple(BOT_SCOPES)),
     Token("twitch", p.BROADCASTER["id"], CASTER_TOKEN, CASTER_REFRESH, tuple(BROADCASTER_SCOPES)),
 ]
+
+
+@asynccontextmanager
+async def started(
+    tmp_path: Path,
+    twitch: FakeTwitch,
+    key: bytes,
+    tokens: list[Token] = BOTH,
+    **settings: str,
+) -> AsyncIterator[Live]:
+    """The bot on the fake Twitch with ``tokens`` stored (``settings`` override the adapter's
+    ``platforms.twitch``), for a test that starts it its own way."""
+    db_path = tmp_path / "pixel.db"
+    await store_tokens(db_path, key, tokens)
+    config = twitch_config(db_path, twitch)
+    db = Database(config.database.url)
+    vault = TokenVault(db, key, FakeClock())
+    adapter_settings = config.platforms.twitch.model_copy(update=settings)
+    adapter = TwitchAdapter(adapter_settings, lambda: vault, FakeClock())
+    try:
+        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
+            yield Live(app, twitch, adapter, vault)
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture
@@ -420,52 +445,26 @@ async def test_a_revoked_subscription_is_one_clear_line(
 async def test_no_bot_token_is_one_line_naming_the_fix(
     tmp_path: Path, twitch: FakeTwitch, key: bytes
 ) -> None:
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH[1:])
-    config = twitch_config(db_path, twitch)
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            assert app.platform_errors["twitch"] == (
-                "twitch: no token for the bot account (user id 904); "
-                "run `python bot.py auth twitch`"
-            )
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key, BOTH[1:]) as live:
+        app = live.app
+        assert app.platform_errors["twitch"] == (
+            "twitch: no token for the bot account (user id 904); run `python bot.py auth twitch`"
+        )
 
 
 async def test_a_missing_scope_is_named(tmp_path: Path, twitch: FakeTwitch, key: bytes) -> None:
     twitch.tokens[BOT_TOKEN].scopes = ["user:read:chat"]
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            assert "lacks the scope user:write:chat" in app.platform_errors["twitch"]
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key) as live:
+        app = live.app
+        assert "lacks the scope user:write:chat" in app.platform_errors["twitch"]
 
 
 async def test_a_wrong_channel_is_named(tmp_path: Path, twitch: FakeTwitch, key: bytes) -> None:
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
-    settings = config.platforms.twitch.model_copy(update={"channel": "nosuchchannel"})
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(settings, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            assert app.platform_errors["twitch"] == (
-                "twitch: there is no channel named 'nosuchchannel' (platforms.twitch.channel)"
-            )
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key, channel="nosuchchannel") as live:
+        app = live.app
+        assert app.platform_errors["twitch"] == (
+            "twitch: there is no channel named 'nosuchchannel' (platforms.twitch.channel)"
+        )
 
 
 async def test_no_token_reaches_the_log_at_any_level(
@@ -543,20 +542,12 @@ async def test_a_revoked_token_is_one_line_naming_the_fix(
 ) -> None:
     twitch.expire(BOT_TOKEN)
     twitch.tokens[BOT_TOKEN].refresh = "revoked-too"  # the refresh token no longer works either
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            assert app.platform_errors["twitch"] == (
-                "twitch: a stored token was revoked or expired and cannot be refreshed; "
-                "run `python bot.py auth twitch` again"
-            )
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key) as live:
+        app = live.app
+        assert app.platform_errors["twitch"] == (
+            "twitch: a stored token was revoked or expired and cannot be refreshed; "
+            "run `python bot.py auth twitch` again"
+        )
 
 
 # ---------------------------------------------------------------------------- who is watching
@@ -604,18 +595,8 @@ async def test_a_bot_started_mid_stream_counts_watchers_at_once(
 ) -> None:
     twitch.live = True
     twitch.chatters = [chatter("77", "alice")]
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            live = Live(app, twitch, adapter, vault)
-            await until(lambda: watching(live) == {"alice"}, "alice to be watching")
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key) as live:
+        await until(lambda: watching(live) == {"alice"}, "alice to be watching")
 
 
 async def test_without_the_chatters_scope_presence_is_named_as_missing(
@@ -625,20 +606,12 @@ async def test_without_the_chatters_scope_presence_is_named_as_missing(
     twitch.tokens[CASTER_TOKEN].scopes = scopes  # (a new list: the constant is shared)
     twitch.live = True
     twitch.chatters = [chatter("77", "alice")]
-    db_path = tmp_path / "pixel.db"
-    await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
-    db = Database(config.database.url)
-    vault = TokenVault(db, key, FakeClock())
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, FakeClock())
-    try:
-        async with open_app(config, clock=FakeClock(), platforms=[adapter]) as app:
-            assert "watch-time presence (needs moderator:read:chatters)" in adapter.status().detail
-            await adapter.read_chatters()
-            assert app.intake.presence.watching(app.engine.clock.now()) == []
-            assert ("GET", "/helix/chat/chatters") not in twitch.requests
-    finally:
-        await db.dispose()
+    async with started(tmp_path, twitch, key) as live:
+        app, adapter = live.app, live.adapter
+        assert "watch-time presence (needs moderator:read:chatters)" in adapter.status().detail
+        await adapter.read_chatters()
+        assert app.intake.presence.watching(app.engine.clock.now()) == []
+        assert ("GET", "/helix/chat/chatters") not in twitch.requests
 
 
 async def test_a_failing_chatter_list_is_retried_and_changes_nobody(live: Live) -> None:
