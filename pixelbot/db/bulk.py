@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
 from pixelbot.db.engine import Database
 
-__all__ = ["execute_many", "execute_tuples"]
+__all__ = ["execute_many", "execute_tuples", "write_rows", "write_tuples"]
 
 Processor = Callable[[Any], Any]
 Processors = Sequence[tuple[str, Processor | None]]
@@ -73,8 +73,8 @@ def _plan(stmt: UpdateBase, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
     return plan
 
 
-async def execute_many(
-    db: Database, conn: AsyncConnection, stmt: UpdateBase, rows: Sequence[dict[str, Any]]
+def write_rows(
+    db: Database, conn: Connection, stmt: UpdateBase, rows: Sequence[dict[str, Any]]
 ) -> None:
     """``conn.execute(stmt, rows)``, faster on SQLite. Every row has the same keys.
 
@@ -83,20 +83,20 @@ async def execute_many(
     if not rows:
         return
     if not db.is_sqlite:
-        await conn.execute(stmt, list(rows))
+        conn.execute(stmt, list(rows))
         return
     plan = _plan(stmt, tuple(rows[0]), conn.dialect)
-    await conn.exec_driver_sql(plan.sql, plan.rows(rows))
+    conn.exec_driver_sql(plan.sql, plan.rows(rows))
 
 
-async def execute_tuples(
+def write_tuples(
     db: Database,
-    conn: AsyncConnection,
+    conn: Connection,
     stmt: UpdateBase,
     keys: tuple[str, ...],
     rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """``execute_many`` for rows built as tuples in the order of ``keys`` (a hot path that
+    """``write_rows`` for rows built as tuples in the order of ``keys`` (a hot path that
     builds 100,000 rows saves a dict per row and the dict-to-tuple pass).
 
     On SQLite the tuples go to the driver as they are when the statement takes the columns
@@ -106,16 +106,36 @@ async def execute_tuples(
     if not rows:
         return
     if not db.is_sqlite:
-        await conn.execute(stmt, [dict(zip(keys, row, strict=True)) for row in rows])
+        conn.execute(stmt, [dict(zip(keys, row, strict=True)) for row in rows])
         return
     plan = _plan(stmt, keys, conn.dialect)
     order = [keys.index(name) for name, _ in plan.processors]
     if order == list(range(len(keys))) and all(p is None for _, p in plan.processors):
-        await conn.exec_driver_sql(plan.sql, list(rows))
+        conn.exec_driver_sql(plan.sql, list(rows))
         return
     columns = list(zip(*rows, strict=True))
     converted = [
         columns[i] if process is None else _convert(list(columns[i]), process)
         for i, (_, process) in zip(order, plan.processors, strict=True)
     ]
-    await conn.exec_driver_sql(plan.sql, list(zip(*converted, strict=True)))
+    conn.exec_driver_sql(plan.sql, list(zip(*converted, strict=True)))
+
+
+async def execute_many(
+    db: Database, conn: AsyncConnection, stmt: UpdateBase, rows: Sequence[dict[str, Any]]
+) -> None:
+    """``write_rows`` on an async connection."""
+    if rows:
+        await conn.run_sync(lambda sync: write_rows(db, sync, stmt, rows))
+
+
+async def execute_tuples(
+    db: Database,
+    conn: AsyncConnection,
+    stmt: UpdateBase,
+    keys: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """``write_tuples`` on an async connection."""
+    if rows:
+        await conn.run_sync(lambda sync: write_tuples(db, sync, stmt, keys, rows))

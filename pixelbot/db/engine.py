@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    create_engine,
     event,
     func,
     literal_column,
@@ -39,13 +40,19 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
 from pixelbot.db.checkpoint import WalCheckpointer
 from pixelbot.db.faults import Faults, file_in_the_way
 from pixelbot.db.fileguard import FileGuard
+from pixelbot.db.writer_connection import (
+    AsyncWriterConnection,
+    ThreadedWriterConnection,
+    WriterConnection,
+)
 from pixelbot.errors import DatabaseError, DatabaseUnreachable
 
 __all__ = ["APPLICATION_NAME", "Database", "sqlite_file"]
@@ -103,10 +110,14 @@ class Database:
         )
         event.listen(self.engine.sync_engine, "handle_error", self.faults.translate)
         self._checkpointer: WalCheckpointer | None = None
+        self._busy_timeout, self._wal_limit_pages = busy_timeout, wal_limit_pages
+        self._sync_writer_engine: Engine | None = None
         self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
             _register_null_adapter()
-            _install_sqlite_settings(self.engine, busy_timeout, wal_limit_pages, self.guard)
+            _install_sqlite_settings(
+                self.engine.sync_engine, busy_timeout, wal_limit_pages, self.guard
+            )
             if path is not None:
                 self._checkpointer = WalCheckpointer(
                     path, busy_timeout_ms=int(busy_timeout.total_seconds() * 1000)
@@ -144,11 +155,47 @@ class Database:
         async with self._turn[1]:
             yield
 
-    async def writer_connection(self) -> AsyncConnection:
-        """A connection of its own for a long-lived writer (its page cache stays warm)."""
-        conn = await self._open()
-        await conn.execution_options(**{_WRITE_OPTION: True})
-        return conn
+    async def writer_connection(self) -> WriterConnection:
+        """A connection of its own for the long-lived economy writer (its page cache stays
+        warm). On a SQLite file, a synchronous one in a thread of its own (see
+        ``writer_connection.py``)."""
+        if self.sqlite_path is None:
+            conn = await self._open()
+            await conn.execution_options(**{_WRITE_OPTION: True})
+            return AsyncWriterConnection(conn)
+        try:
+            return await ThreadedWriterConnection.open(
+                self._writer_engine(), **{_WRITE_OPTION: True}
+            )
+        except DatabaseError:
+            raise
+        except Exception as error:
+            self.faults.raise_for(error)
+            raise
+
+    def statement_engines(self) -> list[Engine]:
+        """Every engine this database's statements run through (to hook SQLAlchemy events,
+        e.g. a test recording the SQL): the async engine's, and the writer's own."""
+        engines = [self.engine.sync_engine]
+        if self.sqlite_path is not None:
+            engines.append(self._writer_engine())
+        return engines
+
+    def _writer_engine(self) -> Engine:
+        """The engine of the writer's synchronous SQLite connection: the same file, settings,
+        hooks and fault translation as the async engine; no pool (a failed connection is
+        closed for good, and the next is opened fresh)."""
+        if self._sync_writer_engine is None:
+            engine = create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                json_serializer=_dump_json,
+                json_deserializer=orjson.loads,
+                poolclass=NullPool,
+            )
+            event.listen(engine, "handle_error", self.faults.translate)
+            _install_sqlite_settings(engine, self._busy_timeout, self._wal_limit_pages, self.guard)
+            self._sync_writer_engine = engine
+        return self._sync_writer_engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -201,14 +248,14 @@ class Database:
         array = func.json_each(bindparam(None, json.dumps(items), type_=String()))
         return column.in_(select(literal_column("value")).select_from(array))
 
-    async def data_version(self, conn: AsyncConnection) -> int | None:
+    def data_version(self, conn: Connection) -> int | None:
         """A number that changes whenever ANOTHER connection commits to the database (SQLite's
         ``PRAGMA data_version``; this connection's own commits leave it alone). None where
         there is no such signal: PostgreSQL, and in-memory SQLite, where every caller shares
         one connection, so nobody else's writes could show."""
         if self.sqlite_path is None:
             return None
-        return int((await conn.exec_driver_sql("PRAGMA data_version")).scalar_one())
+        return int(conn.exec_driver_sql("PRAGMA data_version").scalar_one())
 
     @property
     def shared(self) -> bool:
@@ -217,7 +264,7 @@ class Database:
         so whatever it finds running at start was left by that bot's last run."""
         return not self.is_sqlite
 
-    async def lock_names(self, conn: AsyncConnection, names: Iterable[str]) -> None:
+    def lock_names(self, conn: Connection, names: Iterable[str]) -> None:
         """Hold a lock on each name until the transaction ends, for rows that may not exist
         yet (a global cooldown, a redeem's per-stream count), where row locks cannot help.
 
@@ -227,7 +274,7 @@ class Database:
         ordered = sorted(set(names))
         if self.is_sqlite or not ordered:
             return
-        await conn.execute(
+        conn.execute(
             text(
                 "SELECT count(pg_advisory_xact_lock(hashtextextended(n, 0))) FROM "
                 "(SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS ordered"
@@ -237,6 +284,14 @@ class Database:
 
     async def next_ids(
         self, conn: AsyncConnection, table: Table, count: int, *, dense: bool = False
+    ) -> list[int]:
+        """``reserve_ids`` on an async connection."""
+        if count <= 0:
+            return []
+        return await conn.run_sync(self.reserve_ids, table, count, dense=dense)
+
+    def reserve_ids(
+        self, conn: Connection, table: Table, count: int, *, dense: bool = False
     ) -> list[int]:
         """Reserve ``count`` primary keys of ``table`` inside a write transaction.
 
@@ -250,11 +305,11 @@ class Database:
         if count <= 0:
             return []
         if self.is_sqlite or dense:
-            await self.lock_names(conn, [f"ids:{table.name}"])
-            top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
+            self.lock_names(conn, [f"ids:{table.name}"])
+            top = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
             return list(range(int(top) + 1, int(top) + 1 + count))
         sequence = func.pg_get_serial_sequence(table.name, "id")
-        result = await conn.execute(
+        result = conn.execute(
             select(func.nextval(sequence)).select_from(func.generate_series(1, count))
         )
         return [int(value) for value in result.scalars()]
@@ -283,6 +338,8 @@ class Database:
         if self._checkpointer is not None:
             await self._checkpointer.stop()
         await self.engine.dispose()
+        if self._sync_writer_engine is not None:
+            self._sync_writer_engine.dispose()
 
 
 def _with_async_driver(url: URL) -> URL:
@@ -340,11 +397,11 @@ def _register_null_adapter() -> None:
 
 
 def _install_sqlite_settings(
-    engine: AsyncEngine, busy_timeout: timedelta, wal_limit_pages: int, guard: FileGuard | None
+    engine: Engine, busy_timeout: timedelta, wal_limit_pages: int, guard: FileGuard | None
 ) -> None:
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
@@ -371,7 +428,7 @@ def _install_sqlite_settings(
         if guard is not None:
             guard.pin()  # the file exists now: remember which one it is
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from pixelbot.db.bulk import execute_many
+from pixelbot.db.bulk import write_rows
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 from pixelbot.economy.batch import (
@@ -109,14 +109,14 @@ UPDATE_ACCOUNTS = (
 )
 
 
-async def load(
-    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
+def load(
+    conn: Connection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
 ) -> None:
     """Fill ``batch`` with what ``needs`` names. ``cache``: what the writer remembers from its
     earlier commits (None: load everything); only what it lacks is read."""
     # Rows that may not exist yet cannot be locked: another process sharing the database
     # (PostgreSQL) must wait here for a global cooldown or a redeem's counts we are deciding on.
-    await db.lock_names(
+    db.lock_names(
         conn,
         [f"cooldown:{key}" for key in needs.global_cooldowns]
         + [f"redeem:{key}" for key in needs.redeem_counts]
@@ -124,29 +124,29 @@ async def load(
     )
     user_ids = set(needs.user_ids)
     if needs.settle_items:
-        user_ids.update(await _load_open_items(conn, needs, batch, db))
+        user_ids.update(_load_open_items(conn, needs, batch, db))
     if needs.charges:
-        user_ids.update(await _load_charges(conn, needs.charges, batch, db))
+        user_ids.update(_load_charges(conn, needs.charges, batch, db))
     if needs.link_codes:
-        user_ids.update(await _load_link_codes(conn, needs.link_codes, batch, db))
-    new_user_ids = await _resolve_identities(conn, needs, batch, db, cache)
+        user_ids.update(_load_link_codes(conn, needs.link_codes, batch, db))
+    new_user_ids = _resolve_identities(conn, needs, batch, db, cache)
     user_ids.update(batch.user_ids_by_identity.values())
-    await _load_accounts(conn, user_ids, batch, db, cache)
+    _load_accounts(conn, user_ids, batch, db, cache)
     user_ids = set(batch.accounts)  # with the wallets merged ones resolved to
     if needs.identity_lists:
-        await _load_identity_lists(conn, batch, db)
-    batch.new_user_ids = await db.next_ids(conn, USERS, needs.new_users)
-    await _load_refs(conn, db, TRANSACTIONS.c.ref, needs.tx_refs, batch.tx_refs)
-    await _load_refs(conn, db, XP_TRANSACTIONS.c.ref, needs.tx_refs, batch.xp_refs)
+        _load_identity_lists(conn, batch, db)
+    batch.new_user_ids = db.reserve_ids(conn, USERS, needs.new_users)
+    _load_refs(conn, db, TRANSACTIONS.c.ref, needs.tx_refs, batch.tx_refs)
+    _load_refs(conn, db, XP_TRANSACTIONS.c.ref, needs.tx_refs, batch.xp_refs)
     batch.checked_tx_refs = set(needs.tx_refs)
-    await _load_refs(conn, db, EVENTS.c.ref, needs.event_refs, batch.event_refs)
+    _load_refs(conn, db, EVENTS.c.ref, needs.event_refs, batch.event_refs)
     batch.checked_event_refs = set(needs.event_refs)
-    await _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db, cache)
+    _load_cooldowns(conn, user_ids, needs.global_cooldowns, batch, db, cache)
     if needs.redeem_counts:
-        await _load_redeem_counts(conn, needs.redeem_counts, batch, db)
+        _load_redeem_counts(conn, needs.redeem_counts, batch, db)
     if needs.pending_kinds:
-        await _load_pending_counts(conn, needs.pending_kinds, batch)
-    batch.queue_ids = await db.next_ids(conn, QUEUE_ITEMS, needs.queue_items, dense=True)
+        _load_pending_counts(conn, needs.pending_kinds, batch)
+    batch.queue_ids = db.reserve_ids(conn, QUEUE_ITEMS, needs.queue_items, dense=True)
     starting = batch.policy.starting_points
     if starting > 0:
         for user_id in new_user_ids:
@@ -159,11 +159,9 @@ async def load(
             )
 
 
-async def _load_open_items(
-    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database
-) -> set[int]:
+def _load_open_items(conn: Connection, needs: Needs, batch: Batch, db: Database) -> set[int]:
     """Queue items to settle that are still open, and (declared as charges) what they cost."""
-    result = await conn.execute(
+    result = conn.execute(
         select(
             QUEUE_ITEMS.c.id,
             QUEUE_ITEMS.c.kind,
@@ -193,11 +191,9 @@ async def _load_open_items(
     return users
 
 
-async def _load_charges(
-    conn: AsyncConnection, refs: set[str], batch: Batch, db: Database
-) -> set[int]:
+def _load_charges(conn: Connection, refs: set[str], batch: Batch, db: Database) -> set[int]:
     rows = (
-        await conn.execute(
+        conn.execute(
             select(
                 TRANSACTIONS.c.ref,
                 TRANSACTIONS.c.user_id,
@@ -208,7 +204,7 @@ async def _load_charges(
     ).all()
     refunded = set(
         (
-            await conn.execute(
+            conn.execute(
                 select(TRANSACTIONS.c.refund_of).where(db.member_of(TRANSACTIONS.c.refund_of, refs))
             )
         ).scalars()
@@ -218,8 +214,8 @@ async def _load_charges(
     return {row.user_id for row in rows}
 
 
-async def _resolve_identities(
-    conn: AsyncConnection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
+def _resolve_identities(
+    conn: Connection, needs: Needs, batch: Batch, db: Database, cache: WriterCache | None
 ) -> list[int]:
     """Map each viewer to its wallet, creating wallets for first-timers. Renames are applied."""
     by_platform: dict[str, list[str]] = defaultdict(list)
@@ -234,7 +230,7 @@ async def _resolve_identities(
         if (seen.login, seen.display_name) != (login, display_name):
             renamed.append(_rename(seen, user_id, batch.now))
     for platform, ids in by_platform.items():
-        result = await conn.execute(
+        result = conn.execute(
             select(
                 IDENTITIES.c.platform_user_id,
                 IDENTITIES.c.user_id,
@@ -251,7 +247,7 @@ async def _resolve_identities(
             if (seen.login, seen.display_name) != (login, display_name):
                 renamed.append(_rename(seen, user_id, batch.now))
     if renamed:
-        await _apply_renames(conn, renamed)
+        _apply_renames(conn, renamed)
         if cache is not None:  # the wallet's display name changes with the identity's
             for row in renamed:
                 cache.forget_account(row["b_user_id"])
@@ -259,7 +255,7 @@ async def _resolve_identities(
     if not missing:
         return []
     start_level = batch.policy.curve.start_level
-    new_ids = await db.next_ids(conn, USERS, len(missing))
+    new_ids = db.reserve_ids(conn, USERS, len(missing))
     user_rows = []
     identity_rows = []
     for viewer, user_id in zip(missing, new_ids, strict=True):
@@ -287,8 +283,8 @@ async def _resolve_identities(
                 "updated_at": batch.now,
             }
         )
-    await execute_many(db, conn, INSERT_USERS, user_rows)
-    await execute_many(db, conn, INSERT_IDENTITIES, identity_rows)
+    write_rows(db, conn, INSERT_USERS, user_rows)
+    write_rows(db, conn, INSERT_IDENTITIES, identity_rows)
     return new_ids
 
 
@@ -303,8 +299,8 @@ def _rename(seen: Viewer, user_id: int, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _apply_renames(conn: AsyncConnection, renamed: list[dict[str, Any]]) -> None:
-    await conn.execute(
+def _apply_renames(conn: Connection, renamed: list[dict[str, Any]]) -> None:
+    conn.execute(
         update(IDENTITIES)
         .where(
             IDENTITIES.c.platform == bindparam("b_platform"),
@@ -317,7 +313,7 @@ async def _apply_renames(conn: AsyncConnection, renamed: list[dict[str, Any]]) -
         ),
         renamed,
     )
-    await conn.execute(
+    conn.execute(
         update(USERS)
         .where(USERS.c.id == bindparam("b_user_id"))
         .values(display_name=bindparam("display_name")),
@@ -325,8 +321,8 @@ async def _apply_renames(conn: AsyncConnection, renamed: list[dict[str, Any]]) -
     )
 
 
-async def _load_accounts(
-    conn: AsyncConnection, user_ids: set[int], batch: Batch, db: Database, cache: WriterCache | None
+def _load_accounts(
+    conn: Connection, user_ids: set[int], batch: Batch, db: Database, cache: WriterCache | None
 ) -> None:
     if cache is not None:
         missing = set()
@@ -348,7 +344,7 @@ async def _load_accounts(
         USERS.c.rewarded_level,
     )
     # FOR UPDATE locks the wallets on PostgreSQL; SQLite already holds the write lock.
-    result = await conn.execute(
+    result = conn.execute(
         select(*columns, USERS.c.merged_into)
         .where(db.member_of(USERS.c.id, user_ids))
         .order_by(USERS.c.id)  # one locking order: two processes' batches cannot deadlock
@@ -365,15 +361,13 @@ async def _load_accounts(
         # charge, a queue item's prize) lands on the wallet it joined. Its row stays unchanged.
         roots = set(merged.values()) - batch.accounts.keys()
         if roots:
-            await _load_accounts(conn, roots, batch, db, cache)
+            _load_accounts(conn, roots, batch, db, cache)
         for user_id, root in merged.items():
             batch.accounts[user_id] = batch.accounts[root]
 
 
-async def _load_link_codes(
-    conn: AsyncConnection, hashes: set[str], batch: Batch, db: Database
-) -> set[int]:
-    result = await conn.execute(
+def _load_link_codes(conn: Connection, hashes: set[str], batch: Batch, db: Database) -> set[int]:
+    result = conn.execute(
         select(
             LINK_CODES.c.code_hash,
             LINK_CODES.c.id,
@@ -394,11 +388,11 @@ async def _load_link_codes(
     return users
 
 
-async def _load_identity_lists(conn: AsyncConnection, batch: Batch, db: Database) -> None:
+def _load_identity_lists(conn: Connection, batch: Batch, db: Database) -> None:
     """Every identity of every wallet in the batch (wallets are few when someone links)."""
     roots = {account.user_id for account in batch.accounts.values()}
     found: dict[int, list[IdentityRow]] = {user_id: [] for user_id in roots}
-    result = await conn.execute(
+    result = conn.execute(
         select(
             IDENTITIES.c.user_id,
             IDENTITIES.c.platform,
@@ -414,16 +408,16 @@ async def _load_identity_lists(conn: AsyncConnection, batch: Batch, db: Database
     batch.identities_of = {user_id: tuple(rows) for user_id, rows in found.items()}
 
 
-async def _load_refs(
-    conn: AsyncConnection, db: Database, column: Any, refs: set[str], found: set[str]
+def _load_refs(
+    conn: Connection, db: Database, column: Any, refs: set[str], found: set[str]
 ) -> None:
     if refs:
         query = select(column).where(db.member_of(column, refs))
-        found.update((await conn.execute(query)).scalars())
+        found.update((conn.execute(query)).scalars())
 
 
-async def _load_cooldowns(
-    conn: AsyncConnection,
+def _load_cooldowns(
+    conn: Connection,
     user_ids: set[int],
     global_keys: set[str],
     batch: Batch,
@@ -442,7 +436,7 @@ async def _load_cooldowns(
         )
     if not conditions:
         return
-    result = await conn.execute(
+    result = conn.execute(
         select(COOLDOWNS.c.scope, COOLDOWNS.c.key, COOLDOWNS.c.expires_at).where(
             or_(*conditions), COOLDOWNS.c.expires_at > batch.now
         )
@@ -475,9 +469,9 @@ def _cached_cooldowns(
     return missing_scopes, missing_keys
 
 
-async def _load_pending_counts(conn: AsyncConnection, kinds: set[str], batch: Batch) -> None:
+def _load_pending_counts(conn: Connection, kinds: set[str], batch: Batch) -> None:
     """How many items of each kind wait in the queue (a full queue refuses new redeems)."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(QUEUE_ITEMS.c.kind, func.count())
         .where(QUEUE_ITEMS.c.kind.in_(sorted(kinds)), QUEUE_ITEMS.c.status == "pending")
         .group_by(QUEUE_ITEMS.c.kind)
@@ -486,8 +480,8 @@ async def _load_pending_counts(conn: AsyncConnection, kinds: set[str], batch: Ba
     batch.pending_counts.update({kind: count for kind, count in rows})
 
 
-async def _load_redeem_counts(
-    conn: AsyncConnection,
+def _load_redeem_counts(
+    conn: Connection,
     windows: dict[str, tuple[int | None, datetime]],
     batch: Batch,
     db: Database,
@@ -506,7 +500,7 @@ async def _load_redeem_counts(
         # Per person, not per identity: items bought by a wallet that was joined into another
         # by !link count for the wallet it joined.
         person = func.coalesce(USERS.c.merged_into, QUEUE_ITEMS.c.user_id)
-        result = await conn.execute(
+        result = conn.execute(
             select(QUEUE_ITEMS.c.redeem_key, person, func.count())
             .select_from(QUEUE_ITEMS)
             .outerjoin(USERS, USERS.c.id == QUEUE_ITEMS.c.user_id)
@@ -523,10 +517,10 @@ async def _load_redeem_counts(
             batch.redeem_counts[(key, None)] = total + count
 
 
-async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
-    await execute_many(db, conn, INSERT_USERS, batch.new_users)  # before rows that name them
+def flush(conn: Connection, batch: Batch, db: Database) -> None:
+    write_rows(db, conn, INSERT_USERS, batch.new_users)  # before rows that name them
     if batch.new_link_codes:
-        await execute_many(
+        write_rows(
             db,
             conn,
             EXPIRE_LINK_CODES,
@@ -540,17 +534,17 @@ async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
                 for row in batch.new_link_codes
             ],
         )
-    await execute_many(db, conn, INSERT_LINK_CODES, batch.new_link_codes)
-    await execute_many(db, conn, USE_LINK_CODES, batch.used_link_codes)
-    await execute_many(db, conn, MOVE_IDENTITIES, batch.identity_moves)
-    await execute_many(db, conn, MERGE_USERS, batch.user_merges)
-    await execute_many(db, conn, INSERT_TRANSACTIONS, batch.transactions)
-    await execute_many(db, conn, INSERT_XP_TRANSACTIONS, batch.xp_transactions)
-    await execute_many(db, conn, INSERT_EVENTS, batch.events)
-    await execute_many(db, conn, INSERT_QUEUE_ITEMS, batch.queue_items)
-    await execute_many(db, conn, SETTLE_QUEUE_ITEMS, batch.settled_items)
+    write_rows(db, conn, INSERT_LINK_CODES, batch.new_link_codes)
+    write_rows(db, conn, USE_LINK_CODES, batch.used_link_codes)
+    write_rows(db, conn, MOVE_IDENTITIES, batch.identity_moves)
+    write_rows(db, conn, MERGE_USERS, batch.user_merges)
+    write_rows(db, conn, INSERT_TRANSACTIONS, batch.transactions)
+    write_rows(db, conn, INSERT_XP_TRANSACTIONS, batch.xp_transactions)
+    write_rows(db, conn, INSERT_EVENTS, batch.events)
+    write_rows(db, conn, INSERT_QUEUE_ITEMS, batch.queue_items)
+    write_rows(db, conn, SETTLE_QUEUE_ITEMS, batch.settled_items)
     if batch.cooldown_rows:
-        await execute_many(
+        write_rows(
             db,
             conn,
             _upsert_cooldowns(db),
@@ -570,7 +564,7 @@ async def flush(conn: AsyncConnection, batch: Batch, db: Database) -> None:
         }
         for a in batch.dirty_accounts()
     ]
-    await execute_many(db, conn, UPDATE_ACCOUNTS, accounts)
+    write_rows(db, conn, UPDATE_ACCOUNTS, accounts)
 
 
 _upserts: dict[str, Any] = {}

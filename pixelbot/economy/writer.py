@@ -33,10 +33,12 @@ import logging
 from collections import deque
 from typing import Any, Generic, Protocol, TypeVar
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
+from pixelbot.db.writer_connection import WriterConnection
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
@@ -105,7 +107,7 @@ class Writer:
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection | None = None
+        self._conn: WriterConnection | None = None
         self._stopping = False
         self.cache = WriterCache(cache_limit)
         self.batches = 0  # statistics, for benchmarks and the dashboard
@@ -166,7 +168,7 @@ class Writer:
                 for item in pending:
                     _settle(item.future, exc)
 
-    async def _connection(self) -> AsyncConnection:
+    async def _connection(self) -> WriterConnection:
         # One connection for the writer's life: SQLite's page cache is per connection, and a
         # pool handing out a different one per batch would start each batch with a cold cache.
         if self._conn is None:
@@ -186,12 +188,10 @@ class Writer:
         op = item.op
         try:
             self.db.check_file()
-            conn = await self._connection()
-            async with self.db.write_turn(), conn.begin():  # (takes turns like every batch)
+            async with self.db.write() as conn:  # (takes turns like every batch)
                 outcome = await op.write(conn, self.db, self.clock.now())
             self.db.check_file()
         except Exception as exc:  # nothing of it was saved; the caller hears why
-            await self._drop_connection()
             _settle(item.future, exc)
             return
         self.cache.clear()  # it changed wallets behind the cache's back
@@ -246,12 +246,9 @@ class Writer:
             item.op.needs(needs)
         self.db.check_file()  # never write into a file that is no longer at its path
         conn = await self._connection()
-        async with self.db.write_turn(), conn.begin():
-            # Asked inside the transaction, which holds the write lock: nothing can change
-            # between this check and the commit except through this batch.
+        async with self.db.write_turn(), conn.transaction() as transaction:
             batch = Batch(self.clock.now(), self.policy)
-            cache_ok = self.cache.validate(await self.db.data_version(conn), batch.now)
-            await store.load(conn, needs, batch, self.db, self.cache if cache_ok else None)
+            cache_ok = await transaction.run(self._load, needs, batch)
             outcomes: list[Any] = []
             for number, item in enumerate(pending, 1):
                 if number % self.APPLY_SLICE == 0:
@@ -268,13 +265,22 @@ class Writer:
                     log.exception("economy operation %r crashed; rolled back alone", item.op)
                     batch.rollback(checkpoint)
                     outcomes.append(bug)
-            await store.flush(conn, batch, self.db)
+            await transaction.commit_after(store.flush, batch, self.db)
         # Committed, but into the file at our path? If it went meanwhile, acknowledging would
         # promise changes that are lost: the batch fails instead (DatabaseVanished).
         self.db.check_file()
         if cache_ok:
             self._remember(needs, batch)
         return outcomes
+
+    def _load(self, conn: Connection, needs: Needs, batch: Batch) -> bool:
+        """The batch's first step, in its transaction: whether the cache may be used, and what
+        the operations need from the database. (Asked inside the transaction, which holds the
+        write lock: nothing can change between this check and the commit except through this
+        batch.)"""
+        cache_ok = self.cache.validate(self.db.data_version(conn), batch.now)
+        store.load(conn, needs, batch, self.db, self.cache if cache_ok else None)
+        return cache_ok
 
     def _remember(self, needs: Needs, batch: Batch) -> None:
         # The batch is committed: a failure here must not look like a failed batch (it would be

@@ -53,8 +53,9 @@ class Statements:
 
     def __init__(self, engine: Engine) -> None:
         self.seen: list[str] = []
-        self._target = engine.db.engine.sync_engine
-        event.listen(self._target, "before_cursor_execute", self._record)
+        self._targets = engine.db.statement_engines()
+        for target in self._targets:
+            event.listen(target, "before_cursor_execute", self._record)
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.seen.append(" ".join(statement.split()))
@@ -63,7 +64,8 @@ class Statements:
         return [s for s in self.seen if s.startswith("SELECT") and f"FROM {table} " in f"{s} "]
 
     def close(self) -> None:
-        event.remove(self._target, "before_cursor_execute", self._record)
+        for target in self._targets:
+            event.remove(target, "before_cursor_execute", self._record)
 
 
 @pytest.fixture
