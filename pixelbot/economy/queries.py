@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from pixelbot.db.engine import Database
 from pixelbot.economy.store import IDENTITIES, USERS
@@ -81,36 +82,17 @@ class Wallets:
 
     async def summary_of(self, viewer: Viewer) -> WalletSummary:
         """``summary(find_identity(viewer))`` in one read (``!points``, asked 50 times a
-        second in a busy chat: each read is a round trip to a database thread)."""
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level
-                    )
-                    .join(IDENTITIES, IDENTITIES.c.user_id == USERS.c.id)
-                    .where(
-                        IDENTITIES.c.platform == viewer.platform,
-                        IDENTITIES.c.platform_user_id == viewer.platform_user_id,
-                    )
-                )
-            ).first()
-        if row is None:
+        second in a busy chat)."""
+        found = await self._db.run_read(_summary_of, viewer)
+        if found is None:
             raise UnknownViewer(viewer.display_name, viewer.platform)
-        return WalletSummary(row.id, row.display_name, row.points, row.xp, row.level)
+        return found
 
     async def summary(self, user_id: int) -> WalletSummary:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level
-                    ).where(USERS.c.id == user_id)
-                )
-            ).first()
-        if row is None:
+        found = await self._db.run_read(_summary, user_id)
+        if found is None:
             raise UnknownViewer(f"#{user_id}")
-        return WalletSummary(row.id, row.display_name, row.points, row.xp, row.level)
+        return found
 
     async def xp_rank(self, user_id: int) -> tuple[int, int]:
         """(rank by XP, number of wallets); rank 1 has the most XP."""
@@ -134,3 +116,23 @@ class Wallets:
                 .limit(limit)
             )
             return [WalletSummary(*row) for row in rows]
+
+
+_SUMMARY = (USERS.c.id, USERS.c.display_name, USERS.c.points, USERS.c.xp, USERS.c.level)
+
+
+def _summary_of(conn: Connection, viewer: Viewer) -> WalletSummary | None:
+    row = conn.execute(
+        select(*_SUMMARY)
+        .join(IDENTITIES, IDENTITIES.c.user_id == USERS.c.id)
+        .where(
+            IDENTITIES.c.platform == viewer.platform,
+            IDENTITIES.c.platform_user_id == viewer.platform_user_id,
+        )
+    ).first()
+    return None if row is None else WalletSummary(*row)
+
+
+def _summary(conn: Connection, user_id: int) -> WalletSummary | None:
+    row = conn.execute(select(*_SUMMARY).where(USERS.c.id == user_id)).first()
+    return None if row is None else WalletSummary(*row)
