@@ -165,6 +165,10 @@ class WebSettings(Section):
     overlay_key: SecretStr | None = None
     overlays: OverlaySettings = Field(default_factory=OverlaySettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    # Mark the dashboard's cookies Secure (sent over HTTPS only). Turn it on behind a TLS
+    # reverse proxy: the bot itself speaks plain HTTP and cannot tell. Left off, a browser on
+    # plain HTTP could not log in at all.
+    secure_cookies: bool = False
 
     @field_validator("overlay_key", mode="before")
     @classmethod

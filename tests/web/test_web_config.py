@@ -30,6 +30,7 @@ def test_a_config_without_web_gets_the_defaults() -> None:
     assert web.local_only
     assert web.overlays.wheel.wait is False
     assert web.overlays.max_connections == 32
+    assert web.secure_cookies is False
     assert Config().tts.output == "local"
 
 
