@@ -24,6 +24,7 @@ from pixelbot.config.types import Duration, Section, Text, check_placeholders, i
 __all__ = [
     "ALERT_KINDS",
     "LOCAL_HOSTS",
+    "MAX_OVERLAY_CONNECTIONS",
     "AlertTemplate",
     "AlertsOverlay",
     "DashboardSettings",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_OVERLAY_CONNECTIONS = 32
 
 
 class WheelOverlay(Section):
@@ -122,6 +124,12 @@ class OverlaySettings(Section):
     wheel: WheelOverlay = Field(default_factory=WheelOverlay)
     alerts: AlertsOverlay = Field(default_factory=AlertsOverlay)
     tts: TtsOverlay = Field(default_factory=TtsOverlay)
+    # Live connections open at once with the overlay key (every overlay page shares it): past
+    # this a new one is refused, so a leaked key cannot pile up connections the bot feeds.
+    # Room for each page in OBS, a preview or two, and reconnects not yet noticed as gone.
+    max_connections: Annotated[int, BeforeValidator(integer), Field(ge=1, le=10_000)] = (
+        MAX_OVERLAY_CONNECTIONS
+    )
 
 
 class DashboardSettings(Section):
@@ -157,6 +165,10 @@ class WebSettings(Section):
     overlay_key: SecretStr | None = None
     overlays: OverlaySettings = Field(default_factory=OverlaySettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    # Mark the dashboard's cookies Secure (sent over HTTPS only). Turn it on behind a TLS
+    # reverse proxy: the bot itself speaks plain HTTP and cannot tell. Left off, a browser on
+    # plain HTTP could not log in at all.
+    secure_cookies: bool = False
 
     @field_validator("overlay_key", mode="before")
     @classmethod

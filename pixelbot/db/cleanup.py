@@ -2,7 +2,9 @@
 
 One function, ``clean_up``, serves both the nightly ``cleanup`` job and ``bot.py cleanup``:
 
-1. expired cooldowns (they refuse nothing any more);
+1. expired cooldowns (they refuse nothing any more), and ``!link`` codes that ran out unused
+   (a code lives 10 minutes; a used one stays: its link's ledger rows are named after its id,
+   ``link:<id>:out`` and ``:in``, and any code such a row names stays whatever it says);
 2. chat-event rows (chat lines, joins, parts, deleted-message notes) older than
    ``retention.chat_events``, except any event something refers to (``_referenced``);
 3. finished queue items (done, failed, cancelled) older than
@@ -38,7 +40,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.config.maintenance import RetentionSettings
@@ -60,6 +74,7 @@ EVENTS: Table = Base.metadata.tables["events"]
 TRANSACTIONS: Table = Base.metadata.tables["transactions"]
 XP_TRANSACTIONS: Table = Base.metadata.tables["xp_transactions"]
 COOLDOWNS: Table = Base.metadata.tables["cooldowns"]
+LINK_CODES: Table = Base.metadata.tables["link_codes"]
 QUEUE_ITEMS: Table = Base.metadata.tables["queue_items"]
 STREAM_SESSIONS: Table = Base.metadata.tables["stream_sessions"]
 OBS_UNDOS: Table = Base.metadata.tables["obs_undos"]
@@ -107,6 +122,7 @@ async def clean_up(
     report.removed["cooldowns"] = await _purge(
         db, COOLDOWNS, COOLDOWNS.c.expires_at <= now, dry_run
     )
+    report.removed["link_codes"] = await _purge(db, LINK_CODES, _dead_codes(now), dry_run)
     report.removed["chat_events"] = (
         0
         if retention.chat_events is None
@@ -138,6 +154,7 @@ async def clean_up(
             table.name
             for table, key in (
                 (COOLDOWNS, "cooldowns"),
+                (LINK_CODES, "link_codes"),
                 (EVENTS, "chat_events"),
                 (QUEUE_ITEMS, "queue_items"),
                 (JOB_RUNS, "job_runs"),
@@ -166,6 +183,22 @@ def _referenced(ref: ColumnElement[Any]) -> ColumnElement[bool]:
 
 
 _REDEEMS = EVENTS.alias("redeem_events")
+
+
+def _dead_codes(now: datetime) -> ColumnElement[bool]:
+    """``!link`` codes that ran out unused and that nothing names: no ledger row carries
+    ``link:<id>:out``/``:in`` and no event ``link:<id>`` (a used code always has them; the
+    check does not trust ``used_at`` alone). Every lookup is by a unique ref: an index probe."""
+    link = literal("link:") + cast(LINK_CODES.c.id, String)
+    named = [
+        exists().where(ledger.c.ref.in_([link + ":out", link + ":in"]))
+        for ledger in (TRANSACTIONS, XP_TRANSACTIONS)
+    ]
+    return and_(
+        LINK_CODES.c.expires_at <= now,
+        LINK_CODES.c.used_at.is_(None),
+        ~or_(*named, exists().where(EVENTS.c.ref == link)),
+    )
 
 
 def _old_chat(cutoff: datetime) -> ColumnElement[bool]:

@@ -9,7 +9,8 @@
   queue item that cost points has been refunded;
 - linked wallets (``!link``): a joined wallet is empty, names a wallet that exists and was not
   joined itself, and no identity points at it; every link moved points and XP as an ``:out``
-  and an ``:in`` row that sum to zero, and an unlink's row moved nothing.
+  and an ``:in`` row that sum to zero, the ``:in`` row on the wallet the ``:out`` one was
+  joined into, and an unlink's row moved nothing.
 
 Before any of that, SQLite's own page check (``integrity.py``; ``full`` for
 ``integrity_check``): damage is a violation like any other, never a crash, and the ledger checks
@@ -334,7 +335,12 @@ async def _check_link_rows(
     conn: AsyncConnection, report: VerifyReport, name: str, ledger: Table
 ) -> None:
     """Each link moved what it moved from one wallet to another: an ``:out`` row on a wallet
-    that was joined, an ``:in`` row, summing to zero. Unlink rows (points ledger) are zero."""
+    that was joined, an ``:in`` row on the wallet it was joined into, summing to zero. Unlink
+    rows (points ledger) are zero.
+
+    ``merged_into`` names the FINAL wallet (a later link of the receiving wallet re-points it),
+    so the ``:in`` row's wallet is compared by the wallet it is part of now: itself, or the one
+    it was joined into in turn."""
     kind = ledger.c.kind == "link" if "kind" in ledger.c else ledger.c.ref.like("link:%")
     rows = await conn.execute(
         select(
@@ -380,5 +386,17 @@ async def _check_link_rows(
                     f"{name}_link",
                     f"{base} moved {name} out of wallet {out[0]}, not joined into another",
                     out[0],
+                )
+            )
+            continue
+        landed = into[2] if into[2] is not None else into[0]
+        if landed != out[2]:
+            report.violations.append(
+                Violation(
+                    f"{name}_link",
+                    f"{base} moved {name} out of wallet {out[0]}, which was joined into "
+                    f"{out[2]}, but in to wallet {into[0]}"
+                    + (f" (part of wallet {landed})" if landed != into[0] else ""),
+                    into[0],
                 )
             )

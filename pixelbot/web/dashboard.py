@@ -36,9 +36,11 @@ from pixelbot.web.dashboard_live import LINK_NOTICE, LIVE_OUTCOMES, LiveFeed, Li
 from pixelbot.web.dashboard_login import (
     LOGIN_COOKIE,
     PREFIX,
+    SECURE_COOKIES,
     SESSION_COOKIE,
     asset,
     login_routes,
+    secure_cookies,
     see_other,
 )
 from pixelbot.web.dashboard_service import DashboardService
@@ -91,6 +93,7 @@ class Dashboard:
     clock: Clock
     base_url: str = ""  # for the one-time link printed at start, e.g. http://127.0.0.1:8080
     announce: Callable[[str], Awaitable[None]] | None = None
+    secure_cookies: bool = False  # web.secure_cookies: behind a TLS reverse proxy
     live: LiveFeed = field(init=False)
 
     def __post_init__(self) -> None:
@@ -248,7 +251,7 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
     async def logout(request: web.Request) -> web.Response:
         dashboard.auth.close(_session(request))
         response = see_other(f"{PREFIX}/login")
-        response.del_cookie(SESSION_COOKIE, path=PREFIX)
+        response.del_cookie(SESSION_COOKIE, path=PREFIX, secure=secure_cookies(request) or None)
         return response
 
     async def queue(request: web.Request) -> Any:
@@ -363,6 +366,7 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
 def build_dashboard(dashboard: Dashboard) -> web.Application:
     """The dashboard as a sub-application (every route behind the guard)."""
     sub = web.Application(middlewares=[_guard(dashboard)])
+    sub[SECURE_COOKIES] = dashboard.secure_cookies
     sub.add_routes(login_routes(dashboard.auth, dashboard.print_link))
     sub.add_routes(_app_routes(dashboard))
 
@@ -430,6 +434,7 @@ def add_routes(app: web.Application, deps: WebDeps) -> None:
         clock=deps.clock,
         base_url=f"http://{host}:{settings.port}",
         announce=announce,
+        secure_cookies=settings.secure_cookies,
     )
     deps.extras[EXTRA] = dashboard
     mount_dashboard(app, dashboard, deps.bus)

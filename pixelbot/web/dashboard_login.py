@@ -17,13 +17,31 @@ from aiohttp import web
 
 from pixelbot.web.auth import DashboardAuth, Session, clean_operator_name
 
-__all__ = ["LOGIN_COOKIE", "PREFIX", "SESSION_COOKIE", "asset", "login_routes", "see_other"]
+__all__ = [
+    "LOGIN_COOKIE",
+    "PREFIX",
+    "SECURE_COOKIES",
+    "SESSION_COOKIE",
+    "asset",
+    "login_routes",
+    "secure_cookies",
+    "see_other",
+]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/dashboard"
 SESSION_COOKIE = "pixelbot_session"
 LOGIN_COOKIE = "pixelbot_login"
+# ``web.secure_cookies``, kept on the dashboard's application by ``build_dashboard``.
+SECURE_COOKIES = web.AppKey("secure_cookies", bool)
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Mark the cookies Secure: ``web.secure_cookies`` is on, or the request came over HTTPS.
+    Behind a TLS reverse proxy the bot sees plain HTTP (nothing here trusts a forwarded
+    header), so there only the setting can say so."""
+    return request.config_dict.get(SECURE_COOKIES, False) or request.secure
 
 
 def asset(name: str) -> bytes:
@@ -75,7 +93,7 @@ def _login_page(
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,  # (https behind a proxy that says so)
+        secure=secure_cookies(request),
         max_age=int(auth.login_form_lifetime.total_seconds()),
     )
     return response
@@ -115,10 +133,10 @@ def _logged_in(auth: DashboardAuth, request: web.Request, session: Session) -> w
         path=PREFIX,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,  # (https behind a proxy that says so)
+        secure=secure_cookies(request),
         max_age=int(auth.lifetime.total_seconds()),
     )
-    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+    response.del_cookie(LOGIN_COOKIE, path=PREFIX, secure=secure_cookies(request) or None)
     return response
 
 

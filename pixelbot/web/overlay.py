@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from pixelbot.config.web import ALERT_KINDS
 from pixelbot.web.deps import DEPS, STATIC_DIR, WebDeps
@@ -89,9 +89,28 @@ async def _socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"overlay must be one of {', '.join(OVERLAYS)}")
     hub = _hub(request)
     socket = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_PAGE_MESSAGE)
-    await socket.prepare(request)
-    await hub.attach(overlay, socket)
+    limit = request.app[DEPS].settings().web.overlays.max_connections
+    if not hub.admit(limit):
+        # Refused after the handshake, so that the page (and whoever reads its console) gets
+        # the reason; 1013 "try again later": the page retries and gets in once one closes.
+        await socket.prepare(request)
+        reason = (
+            f"too many overlay pages open: {limit} with this key (web.overlays.max_connections)"
+        )
+        await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=reason.encode())
+        return socket
     try:
+        await socket.prepare(request)
+        await _serve(hub, overlay, socket)
+    finally:
+        hub.release()
+    return socket
+
+
+async def _serve(hub: OverlayHub, overlay: str, socket: web.WebSocketResponse) -> None:
+    """Keep the page posted and hear what it says, until it goes."""
+    try:
+        await hub.attach(overlay, socket)
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -103,7 +122,6 @@ async def _socket(request: web.Request) -> web.StreamResponse:
                 hub.report(overlay, data)
     finally:
         hub.detach(overlay, socket)
-    return socket
 
 
 async def _tts_audio(request: web.Request) -> web.StreamResponse:

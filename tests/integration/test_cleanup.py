@@ -1,6 +1,7 @@
 """Cleanup on real databases (SQLite files and PostgreSQL): old chat traffic, finished queue
-items and TTS files go; the ledgers, and every event a ledger row or a redeem refers to, stay
-whatever the retention; ``db verify`` passes after every run; a dry run deletes nothing."""
+items, TTS files and expired ``!link`` codes go; the ledgers, and every event a ledger row or a
+redeem refers to, stay whatever the retention; ``db verify`` passes after every run; a dry run
+deletes nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from pixelbot.config.maintenance import RetentionSettings
 from pixelbot.db.cleanup import CHAT_EVENT_KINDS, clean_up
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
+from pixelbot.db.verify import verify
+from pixelbot.errors import LinkRefused
+from pixelbot.events import Viewer
 from pixelbot.scheduler.runner import JOB_RUNS, last_runs
 from pixelbot.testing import ConsoleSession, console_session, make_config
 
@@ -28,6 +32,7 @@ TRANSACTIONS = Base.metadata.tables["transactions"]
 XP_TRANSACTIONS = Base.metadata.tables["xp_transactions"]
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 COOLDOWNS = Base.metadata.tables["cooldowns"]
+LINK_CODES = Base.metadata.tables["link_codes"]
 
 DAY = 86_400
 
@@ -160,6 +165,58 @@ async def test_a_dry_run_counts_the_same_rows_and_deletes_nothing(tmp_path: Path
 
         real = await clean_up(db, config.retention, now, tts_dir=tts)
         assert real.removed == dry.removed
+
+
+async def link_code_ids(db: Database) -> list[int]:
+    async with db.read() as conn:
+        rows = await conn.execute(select(LINK_CODES.c.id).order_by(LINK_CODES.c.id))
+        return list(rows.scalars())
+
+
+async def test_expired_link_codes_go_but_any_a_link_ledgered_stays(tmp_path: Path) -> None:
+    """A ``!link`` code is good for 10 minutes: one that ran out unused is dead weight and goes.
+    A used one stays (its link's ledger rows are ``link:<code id>:out``/``:in``), and so does
+    any code a ledger row names even if nothing marked it used; a live one stays."""
+    config = cleanup_config(tmp_path)
+    alice_tw, alice_dc = (
+        Viewer("twitch", "tw-a", "alice", "Alice"),
+        Viewer("discord", "dc-a", "a", "A"),
+    )
+    bob, carol = Viewer("twitch", "tw-b", "bob", "Bob"), Viewer("twitch", "tw-c", "carol", "Carol")
+    dave_tw, dave_dc = Viewer("twitch", "tw-d", "dave", "Dave"), Viewer("discord", "dc-d", "d", "D")
+    async with console_session(config) as bot:
+        db, links = bot.app.engine.db, bot.app.engine.links
+        await bot.app.engine.ledger.grant(alice_dc, 50, reason="opening")
+        await links.link(alice_dc, (await links.create_code(alice_tw)).code)
+        bob_code = (await links.create_code(bob)).code  # never used
+        await links.link(dave_dc, (await links.create_code(dave_tw)).code)
+        used, unused, dave = await link_code_ids(db)
+        async with db.write() as conn:  # a code whose link is ledgered but not marked used
+            await conn.execute(
+                LINK_CODES.update().where(LINK_CODES.c.id == dave).values(used_at=None)
+            )
+        bot.clock.advance(timedelta(minutes=10))  # all three ran out
+        carol_code = (await links.create_code(carol)).code  # live
+        live = (await link_code_ids(db))[-1]
+        ledger = await ledger_rows(db)
+
+        dry = await clean_up(db, config.retention, bot.clock.now(), dry_run=True)
+        assert dry.removed["link_codes"] == 1
+        assert await link_code_ids(db) == [used, unused, dave, live]
+
+        report = await clean_up(db, config.retention, bot.clock.now())
+
+        assert report.removed["link_codes"] == 1 and report.figures()["removed"]["link_codes"] == 1
+        assert await link_code_ids(db) == [used, dave, live]
+        assert await ledger_rows(db) == ledger
+        assert report.verified is not None and report.verified.ok, report.figures()
+        assert (await verify(db)).ok
+        # the deleted code is refused like any unknown one; the live one still links
+        with pytest.raises(LinkRefused):
+            await links.link(Viewer("discord", "dc-b", "b", "B"), bob_code)
+        await links.link(Viewer("discord", "dc-c", "c", "C"), carol_code)
+        again = await clean_up(db, config.retention, bot.clock.now())
+        assert again.removed["link_codes"] == 0
 
 
 async def test_nothing_is_deleted_while_it_is_young_or_kept_forever(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database with a little chat in it, made once (each bot.py start costs seconds)."""
     folder = tmp_path_factory.mktemp("data-cli")
     config = write_config(folder / "config.yaml", folder / "pixel.db", CONFIG)
-    chat = "alice: hello\nbob: hi\nalice: !give bob 20\nalice: again\n"
+    chat = "alice: hello\nbob: hi\nalice: !give bob 20\nalice: again\nbob: !link\n"
     done = bot("console", "--config", config, "--script", "-", stdin=chat)
     assert done.returncode == 0, done.stderr
     return folder / "pixel.db"
@@ -127,12 +127,15 @@ def test_cleanup_dry_run_then_for_real_reports_what_went(config_path: Path) -> N
     assert dry.returncode == 0, dry.stderr
     planned = json.loads(dry.stdout)
     # the script ran on the simulated clock (2026-01-01): long before today, so old
-    assert planned["dry_run"] and planned["removed"]["chat_events"] == 2  # alice's !give and again
+    # (alice's !give and again, bob's !link: chat lines that paid nothing; bob's link code)
+    assert planned["dry_run"] and planned["removed"]["chat_events"] == 3
+    assert planned["removed"]["link_codes"] == 1
     assert planned["verified"] is True
     real = bot("cleanup", "--config", config_path)
     assert real.returncode == 0, real.stderr
     assert real.stdout.startswith("removed ")
-    assert "2 chat events" in real.stdout and "db verify: ok" in real.stdout
+    assert "3 chat events" in real.stdout and "1 link codes" in real.stdout
+    assert "db verify: ok" in real.stdout
 
 
 def test_an_old_file_is_told_how_to_give_space_back_and_vacuum_converts_it(

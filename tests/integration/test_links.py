@@ -647,6 +647,42 @@ async def test_verify_reports_broken_link_data(db_path: Path) -> None:
     assert any(c == "points_link" and u == shared for c, u, _d in found), found
 
 
+async def test_verify_checks_each_links_in_row_sits_on_the_wallet_it_joined(
+    db_path: Path,
+) -> None:
+    """A link's ``:in`` rows must be on the wallet its ``:out`` wallet was joined into (or on
+    one joined into that since: two links in a row verify clean). An ``:in`` row moved to
+    another wallet is reported, in each ledger, even when the amounts still match."""
+    async with running(config_for(db_path)) as chat:
+        engine = chat.app.engine
+        await chat.say(ALICE_DC, "hi")  # 3 points, 40 XP to move
+        await chat.say(MALLORY_TW, "hi")
+        first = await engine.links.link(ALICE_DC, (await engine.links.create_code(ALICE)).code)
+        await engine.links.link(ALICE, (await engine.links.create_code(ALICE_JS)).code)
+        await assert_verified(engine)  # untouched, through two links: clean
+        (code_id,) = await rows(
+            chat.app, select(LINK_CODES.c.id).where(LINK_CODES.c.used_by == "discord:dc-alice")
+        )
+        mallory = await user_of(chat.app, MALLORY_TW)
+        moved = f"link:{code_id[0]}:in"
+        async with engine.db.write() as conn:
+            for ledger in (TRANSACTIONS, XP_TRANSACTIONS):
+                await conn.execute(
+                    ledger.update().where(ledger.c.ref == moved).values(user_id=mallory)
+                )
+        report = await verify(engine.db)
+    found = [(v.check, v.user_id, v.detail) for v in report.violations]
+    for name in ("points", "xp"):
+        assert any(
+            check == f"{name}_link"
+            and user_id == mallory
+            and f"link:{code_id[0]}" in detail
+            and f"wallet {first.joined_user_id}" in detail
+            and f"wallet {mallory}" in detail
+            for check, user_id, detail in found
+        ), found
+
+
 # ----------------------------------------------------------------------------- levels
 
 

@@ -391,6 +391,43 @@ async def test_responses_forbid_framing_scripts_from_elsewhere_and_caching(db_pa
         assert session["path"] == "/dashboard"
 
 
+async def test_cookies_are_secure_only_when_web_secure_cookies_is_on(db_path: Path) -> None:
+    """Behind a TLS reverse proxy the bot itself speaks plain HTTP, so it cannot tell the
+    browser is on HTTPS: ``web.secure_cookies`` says so, and the session cookie (and the login
+    form's) is marked Secure, never sent over plain HTTP. Off (the default), it is not."""
+    async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
+        async with http.get(f"{rig.url}/dashboard/login") as login:
+            assert not login.cookies[LOGIN_COOKIE]["secure"]
+        response = await post_login(http, rig.url, PASSWORD)
+        assert response.status == 303
+        assert not response.cookies[SESSION_COOKIE]["secure"]
+
+    web = {
+        "enabled": True,
+        "port": 0,
+        "overlay_key": OVERLAY_KEY,
+        "secure_cookies": True,
+        "dashboard": {"password": PASSWORD},
+    }
+    async with running_dashboard(dashboard_config(db_path, web=web)) as rig:
+        # a browser at https://... (the proxy's address): it keeps Secure cookies and sends them
+        behind_tls = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=rig.url)
+        async with aiohttp.ClientSession(cookie_jar=behind_tls) as http:
+            async with http.get(f"{rig.url}/dashboard/login") as login:
+                assert login.cookies[LOGIN_COOKIE]["secure"] is True
+            response = await post_login(http, rig.url, PASSWORD)
+            assert response.status == 303
+            session = response.cookies[SESSION_COOKIE]
+            assert session["secure"] is True and session["httponly"]
+            assert session["samesite"] == "Strict" and session["path"] == "/dashboard"
+            async with http.get(f"{rig.url}/dashboard/api/session") as answer:
+                assert answer.status == 200 and (await answer.json())["operator"] == OPERATOR
+        # plain HTTP: a Secure cookie never goes back, so no session is opened that way
+        async with http_session() as plain:
+            response = await post_login(plain, rig.url, PASSWORD)
+            assert response.status == 403  # (the login form's own cookie did not come back)
+
+
 async def _started(rig: Rig) -> bool:
     return rig.gate.started.is_set()
 

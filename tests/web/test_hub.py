@@ -11,7 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import WSCloseCode
 
+from pixelbot.clock import SystemClock
+from pixelbot.testing import EventFactory, viewer
 from tests.web.conftest import OVERLAY_KEY, Bot, running_bot
 from tests.web.overlay_bot import ALICE, SPIN_COST, config_for, say
 
@@ -113,3 +116,47 @@ async def test_a_page_opened_late_gets_the_spin_with_the_time_it_missed(db_path:
             await late.send_json({"type": "ended", "item_id": spin["item_id"], "angle": 1.5})
             [settled] = await bot.settled.wait(1, "wheel")
             assert settled.result["shown"] == {"item_id": spin["item_id"], "angle": 1.5}
+
+
+async def test_connections_past_the_cap_are_refused_and_logged_once_others_keep_working(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who learns the overlay key can open pages: past ``max_connections`` with it, a
+    new connection is closed at once with 1013 (try again later) and a sentence saying why,
+    logged once however often it retries; the open pages keep getting every message, and a
+    page that closes makes room."""
+    config = config_for(db_path, max_connections=2)
+    async with running_bot(config) as bot:
+        assert bot.app.web is not None
+        url = f"{bot.app.web.url.replace('http', 'ws')}/overlay/ws?key={OVERLAY_KEY}&overlay="
+        async with aiohttp.ClientSession() as http:
+            first = await http.ws_connect(url + "alerts")
+            second = await http.ws_connect(url + "wheel")
+            for page in (first, second):
+                assert (await page.receive_json(timeout=5))["type"] == "state"
+            caplog.clear()
+            for _ in range(3):  # a refused page retries (overlay.js reconnects by itself)
+                async with http.ws_connect(url + "alerts") as refused:
+                    closed = await refused.receive(timeout=5)
+                    assert closed.type == aiohttp.WSMsgType.CLOSE
+                    assert closed.data == WSCloseCode.TRY_AGAIN_LATER
+                    assert closed.extra == (
+                        "too many overlay pages open: 2 with this key "
+                        "(web.overlays.max_connections)"
+                    )
+            warnings = [r for r in caplog.records if "overlay pages open" in r.getMessage()]
+            assert len(warnings) == 1, caplog.text
+            assert OVERLAY_KEY not in caplog.text
+            assert bot.app.overlays is not None and bot.app.overlays.pages("alerts") == 1
+
+            events = EventFactory(SystemClock(), "twitch")  # type: ignore[arg-type]
+            await bot.platform.emit(events.follow(viewer("dana")))
+            assert (await next_of(first, "alert"))["user"] == "dana"  # still posted
+
+            await second.close()
+            async with asyncio.timeout(5):  # the bot sees it go
+                while bot.app.overlays.pages("wheel"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            async with http.ws_connect(url + "wheel") as again:
+                assert (await again.receive_json(timeout=5))["type"] == "state"
+            await first.close()

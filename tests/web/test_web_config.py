@@ -29,6 +29,8 @@ def test_a_config_without_web_gets_the_defaults() -> None:
     assert (web.enabled, web.host, web.port, web.overlay_key) == (False, "127.0.0.1", 8480, None)
     assert web.local_only
     assert web.overlays.wheel.wait is False
+    assert web.overlays.max_connections == 32
+    assert web.secure_cookies is False
     assert Config().tts.output == "local"
 
 
@@ -59,6 +61,18 @@ def test_bad_web_values_are_named_with_their_line(tmp_path: Path) -> None:
         "web.overlays.alerts.raid.sound: must be a file name in sounds_dir, not a path "
         "(config.yaml line 7)",
     ]
+
+
+def test_a_bad_connection_cap_is_named_with_its_line(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        web:
+          overlays:
+            max_connections: 0
+        """,
+    )
+    assert found == ["web.overlays.max_connections: must be >= 1 (config.yaml line 3)"]
 
 
 def test_tts_on_the_overlay_needs_the_web_server(tmp_path: Path) -> None:
