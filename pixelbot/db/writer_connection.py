@@ -62,8 +62,12 @@ class AsyncWriterConnection:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriterStep]:
-        async with self._conn.begin() as transaction:
+        transaction = await self._conn.begin()
+        try:
             yield _AsyncStep(self._conn, transaction)
+        finally:
+            if transaction.is_active:  # (``begin()``'s own block would commit here)
+                await transaction.rollback()
 
     async def close(self) -> None:
         await self._conn.close()

@@ -17,11 +17,15 @@ gone) fails the whole batch at once, without retries: nothing in it was saved, a
 hears so. The file is checked before the batch writes and again after the commit, before anyone
 is told their change was saved (``db/fileguard.py``).
 
+On a SQLite file the writer's statements run in a thread of its own, on a synchronous
+connection, one trip per step of a batch (``db/writer_connection.py``): the store's functions
+are synchronous for that reason. The rules (``op.apply``) run on the event loop.
+
 Between batches the writer remembers the identities, wallets and cooldowns it committed
 (``cache.py``), so a batch reads from the database only what it has not seen lately.
 
 A ``SetBasedOperation`` (a watch-time payout of a whole channel) skips the ``Batch``: it runs
-alone, in its turn, in a transaction of its own on the writer's connection, writing with its own
+alone, in its turn, in a write transaction of its own (``Database.write``), writing with its own
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
 in the queue, as behind any batch, instead of competing for the database's write lock.
 """

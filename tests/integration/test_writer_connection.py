@@ -1,0 +1,112 @@
+"""The economy writer's own connection (``db/writer_connection.py``) and one-trip reads
+(``Database.run_read``), on a real SQLite file (a synchronous connection in a thread of its
+own) and on PostgreSQL (the same steps through ``run_sync``).
+
+A transaction is all or nothing whichever way its block ends, and the threads the database
+starts end with it: a bot that reconnects after a fault must not leak a thread each time.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from pixelbot.app import Engine
+from pixelbot.clock import FakeClock, utc
+from pixelbot.config import Config
+from pixelbot.economy.store import COOLDOWNS
+from pixelbot.testing import balance_of, open_test_engine, viewer
+
+EXPIRES = utc(2030, 1, 1)
+
+
+def _add_cooldown(conn: Connection, key: str) -> None:
+    conn.execute(insert(COOLDOWNS).values(scope="test", key=key, expires_at=EXPIRES))
+
+
+def _cooldown_keys(conn: Connection) -> list[str]:
+    rows = conn.execute(select(COOLDOWNS.c.key).where(COOLDOWNS.c.scope == "test"))
+    return sorted(rows.scalars())
+
+
+async def _stored_keys(engine: Engine) -> list[str]:
+    return await engine.db.run_read(_cooldown_keys)
+
+
+async def test_commit_after_keeps_every_step(engine: Engine) -> None:
+    conn = await engine.db.writer_connection()
+    try:
+        async with conn.transaction() as transaction:
+            await transaction.run(_add_cooldown, "first")
+            await transaction.commit_after(_add_cooldown, "second")
+    finally:
+        await conn.close()
+    assert await _stored_keys(engine) == ["first", "second"]
+
+
+async def test_a_block_that_ends_without_commit_keeps_nothing(engine: Engine) -> None:
+    conn = await engine.db.writer_connection()
+    try:
+        async with conn.transaction() as transaction:
+            await transaction.run(_add_cooldown, "left open")
+        async with conn.transaction() as transaction:  # the connection goes on
+            await transaction.commit_after(_add_cooldown, "after")
+    finally:
+        await conn.close()
+    assert await _stored_keys(engine) == ["after"]
+
+
+async def test_a_block_that_raises_keeps_nothing(engine: Engine) -> None:
+    conn = await engine.db.writer_connection()
+    try:
+        with pytest.raises(RuntimeError, match="the rules crashed"):
+            async with conn.transaction() as transaction:
+                await transaction.run(_add_cooldown, "before the crash")
+                raise RuntimeError("the rules crashed")
+        with pytest.raises(Exception, match=r"UNIQUE|unique|duplicate"):
+            async with conn.transaction() as transaction:
+                await transaction.run(_add_cooldown, "twice")
+                await transaction.commit_after(_add_cooldown, "twice")  # the step itself fails
+        async with conn.transaction() as transaction:
+            await transaction.commit_after(_add_cooldown, "later")
+    finally:
+        await conn.close()
+    assert await _stored_keys(engine) == ["later"]
+
+
+async def test_a_read_sees_every_commit_the_writer_acknowledged(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Reads run on connections of their own (reader threads on SQLite): each read is a
+    transaction of its own, so it never keeps an old snapshot of the wallets."""
+    alice = viewer("alice")
+    for amount in (5, 7, 11):
+        await engine.ledger.grant(alice, amount, reason="gift", ref=f"gift:{amount}")
+        clock.advance(timedelta(seconds=1))
+        assert await balance_of(engine, alice) == engine.config.economy.starting_points + sum(
+            a for a in (5, 7, 11) if a <= amount
+        )
+
+
+def _database_threads() -> list[str]:
+    return [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.name.startswith(("pixelbot-writer", "pixelbot-read"))
+    ]
+
+
+@pytest.mark.sqlite_only("the writer and reader threads exist only for a SQLite file")
+async def test_the_database_threads_end_with_the_engine(config: Config, clock: FakeClock) -> None:
+    before = _database_threads()
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(viewer("alice"), 5, reason="gift", ref="gift:1")
+        assert await balance_of(engine, viewer("alice")) >= 5
+        count = await engine.db.run_read(lambda c: c.execute(select(func.count())).scalar())
+        assert count == 1
+        assert len(_database_threads()) > len(before)
+    assert _database_threads() == before
