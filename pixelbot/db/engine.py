@@ -119,6 +119,8 @@ class Database:
         self._sync_writer_engine: Engine | None = None
         self._sync_reader_engine: Engine | None = None
         self._readers: ThreadPoolExecutor | None = None
+        self._disposed = False
+        self._where = where
         self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
             _register_null_adapter()
@@ -234,6 +236,9 @@ class Database:
         if self.sqlite_path is None:
             async with self.read() as conn:
                 return await conn.run_sync(query, *args)
+        if self._disposed:
+            raise DatabaseUnreachable("the database was closed (the bot is stopping)", self._where)
+        self._reader_engine()  # (built here, on the loop, never by two reader threads at once)
         if self._readers is None:
             self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="pixelbot-read")
         loop = asyncio.get_running_loop()
@@ -383,9 +388,11 @@ class Database:
         await self.engine.dispose()
         if self._sync_writer_engine is not None:
             self._sync_writer_engine.dispose()
+        self._disposed = True
         if self._readers is not None:
             readers, self._readers = self._readers, None
-            await asyncio.to_thread(readers.shutdown)  # (lets a read still running finish)
+            # (a read still running finishes; queued ones are cancelled)
+            await asyncio.to_thread(readers.shutdown, cancel_futures=True)
         if self._sync_reader_engine is not None:
             self._sync_reader_engine.dispose()
 

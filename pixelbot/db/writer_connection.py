@@ -63,11 +63,15 @@ class AsyncWriterConnection:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriterStep]:
         transaction = await self._conn.begin()
+        step = _AsyncStep(self._conn, transaction)
         try:
-            yield _AsyncStep(self._conn, transaction)
+            yield step
         finally:
-            if transaction.is_active:  # (``begin()``'s own block would commit here)
-                await transaction.rollback()
+            if not step.committed:  # (``begin()``'s own block would commit here)
+                try:  # (also detaches a transaction whose COMMIT failed)
+                    await transaction.rollback()
+                except Exception:  # the writer drops a failed connection anyway
+                    log.debug("rolling back a failed batch failed too", exc_info=True)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -76,6 +80,7 @@ class AsyncWriterConnection:
 class _AsyncStep:
     def __init__(self, conn: AsyncConnection, transaction: AsyncTransaction) -> None:
         self._conn, self._transaction = conn, transaction
+        self.committed = False
 
     async def run(self, step: Callable[..., T], *args: Any) -> T:
         return await self._conn.run_sync(step, *args)
@@ -83,6 +88,7 @@ class _AsyncStep:
     async def commit_after(self, step: Callable[..., T], *args: Any) -> T:
         result = await self._conn.run_sync(step, *args)
         await self._transaction.commit()
+        self.committed = True
         return result
 
 
@@ -107,6 +113,8 @@ class ThreadedWriterConnection:
         try:
             await opened.call(opened._open)
         except BaseException:
+            # (cancelled, the open may still finish in the thread: close it there after)
+            opened._thread.submit(opened._close)
             opened._thread.shutdown(wait=False)
             raise
         return opened
@@ -138,8 +146,10 @@ class ThreadedWriterConnection:
     async def close(self) -> None:
         try:
             await self.call(self._close)
-        finally:
+        except BaseException:
             self._thread.shutdown(wait=False)
+            raise
+        self._thread.shutdown(wait=True)  # (idle now: its thread ends at once)
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
@@ -177,9 +187,18 @@ class _ThreadStep:
         return result
 
     def rollback(self) -> None:
+        """Undo the transaction, also one whose COMMIT failed (SQLAlchemy keeps that one
+        attached, inactive, and the driver may still hold SQLite's write lock for it)."""
         transaction, self._transaction = self._transaction, None
-        if transaction is not None and transaction.is_active:
-            try:
-                transaction.rollback()
-            except Exception:  # the connection is dropped after a failed batch anyway
-                log.debug("rolling back a failed batch failed too", exc_info=True)
+        if transaction is None:
+            return
+        try:
+            transaction.rollback()
+        except Exception:  # the connection is dropped after a failed batch anyway
+            log.debug("rolling back a failed batch failed too", exc_info=True)
+        conn = self._owner.connection
+        try:
+            if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+        except Exception:
+            log.debug("rolling back the driver's transaction failed too", exc_info=True)

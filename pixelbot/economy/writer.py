@@ -129,10 +129,13 @@ class Writer:
             return
         self._stopping = True
         self._wakeup.set()
-        await self._task
-        self._task = None
-        self.db.faults.unwatch()
-        await self._drop_connection()
+        try:
+            await self._task  # (cancelling this waits for the batch in hand: see _run)
+        finally:
+            if self._task is not None and self._task.done():
+                self._task = None
+                self.db.faults.unwatch()
+                await self._drop_connection()
 
     async def submit(self, op: Operation[T] | SetBasedOperation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once that batch is committed."""
@@ -164,8 +167,16 @@ class Writer:
             pending: list[_Pending] = []
             while len(pending) < take and not _set_based(self._queue[0]):
                 pending.append(self._queue.popleft())
+            batch = asyncio.ensure_future(self._process(pending))
             try:
-                await self._process(pending)
+                try:
+                    await asyncio.shield(batch)
+                except asyncio.CancelledError:
+                    # Cancelled (a shutdown) while the batch is in hand: a commit may be under
+                    # way in the database's thread. Finish it, so that each caller hears what
+                    # really happened, and the connection closes only after it; then stop.
+                    await batch
+                    raise
             except Exception as exc:  # the writer must outlive any one batch
                 log.exception("economy writer: a batch failed unexpectedly")
                 self.cache.clear()
@@ -237,6 +248,7 @@ class Writer:
                 return await self._commit(pending)
             except DatabaseConflict as conflict:
                 log.debug("batch conflicted (%s); running it again", conflict)
+                await self._drop_connection()  # (a failed COMMIT can leave it unusable)
                 await asyncio.sleep(0.005 * (attempt + 1))
         try:
             return await self._commit(pending)

@@ -8,8 +8,11 @@ starts end with it: a bot that reconnects after a fault must not leak a thread e
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -18,7 +21,7 @@ from sqlalchemy.engine import Connection
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
-from pixelbot.economy.store import COOLDOWNS
+from pixelbot.economy.store import COOLDOWNS, IDENTITIES
 from pixelbot.testing import balance_of, open_test_engine, viewer
 
 EXPIRES = utc(2030, 1, 1)
@@ -109,4 +112,75 @@ async def test_the_database_threads_end_with_the_engine(config: Config, clock: F
         count = await engine.db.run_read(lambda c: c.execute(select(func.count())).scalar())
         assert count == 1
         assert len(_database_threads()) > len(before)
+    assert _database_threads() == before
+
+
+def _orphan_identity(conn: Connection) -> None:
+    """A row whose foreign key is checked only at COMMIT: the commit itself fails."""
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+    conn.execute(
+        insert(IDENTITIES).values(
+            user_id=999_999,
+            platform="test",
+            platform_user_id="nobody",
+            login="nobody",
+            display_name="nobody",
+            created_at=EXPIRES,
+            updated_at=EXPIRES,
+        )
+    )
+
+
+@pytest.mark.sqlite_only(
+    "a COMMIT that fails needs a deferred constraint: PostgreSQL's here are not DEFERRABLE"
+)
+async def test_after_a_commit_that_failed_the_connection_begins_again(engine: Engine) -> None:
+    """SQLAlchemy keeps a transaction whose COMMIT failed attached to its connection (and
+    the driver may still hold the write lock): it must be rolled back, not left behind."""
+    conn = await engine.db.writer_connection()
+    try:
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            async with conn.transaction() as transaction:
+                await transaction.commit_after(_orphan_identity)
+        async with conn.transaction() as transaction:
+            await transaction.commit_after(_add_cooldown, "after the failed commit")
+    finally:
+        await conn.close()
+    assert await _stored_keys(engine) == ["after the failed commit"]
+    async with engine.db.read() as read:
+        orphans = select(func.count()).where(IDENTITIES.c.platform == "test")
+        assert (await read.execute(orphans)).scalar_one() == 0
+
+
+@pytest.mark.sqlite_only("holds the SQLite file's write lock from another connection")
+async def test_a_shutdown_during_a_batch_finishes_it_and_answers_its_caller(
+    config: Config, clock: FakeClock, db_path: Path
+) -> None:
+    """Cancelled while a batch waits in the database's thread (here for another program's
+    write lock), the writer still finishes that batch: its caller hears the real outcome,
+    and the writer's thread ends only after it."""
+    before = _database_threads()
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(viewer("alice"), 5, reason="gift", ref="gift:1")
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+        try:
+            grant = asyncio.ensure_future(
+                engine.ledger.grant(viewer("alice"), 7, reason="gift", ref="gift:2")
+            )
+            await asyncio.sleep(0.3)  # the batch waits for the lock, in the writer's thread
+            stopping = asyncio.ensure_future(engine.writer.stop())
+            await asyncio.sleep(0.05)
+            stopping.cancel()
+            await asyncio.sleep(0.1)
+            assert not grant.done()  # the batch is still in hand, not abandoned
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        entry = await asyncio.wait_for(grant, 10)
+        assert entry.balance == engine.config.economy.starting_points + 12
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        assert not any(name.startswith("pixelbot-writer") for name in _database_threads())
+        assert await balance_of(engine, viewer("alice")) == entry.balance
     assert _database_threads() == before
