@@ -201,6 +201,15 @@ class _Link:
                 "platform_taken",
                 f"that wallet already has a {taken[0]} account; unlink it first",
             )
+        limit = batch.policy.max_balance
+        if limit is not None and target.points + joining.points > limit:
+            # The maximum is per person: an account unlinked to fill a second wallet up to it
+            # does not get back in over it. Nothing moves; the code stays usable.
+            raise LinkRefused(
+                "over_limit",
+                f"together these wallets would hold {target.points + joining.points:,}, over "
+                f"the maximum of {limit:,}; spend some first",
+            )
         batch.set_item(batch.link_codes, self.code_hash, replace(code, used_at=batch.now))
         batch.stage(
             batch.used_link_codes,

@@ -833,3 +833,39 @@ async def test_a_wallets_waiting_items_include_those_bought_before_linking(
         waiting = await engine.queue.pending("tts", user_id=linked.user_id)
         assert [item.user_id for item in waiting] == [linked.joined_user_id]
         assert await engine.queue.pending("tts", user_id=linked.joined_user_id) == waiting
+
+
+async def test_a_link_that_would_pass_the_maximum_balance_is_refused_and_moves_nothing(
+    db_path: Path,
+) -> None:
+    """The maximum balance is per person: an account split off to fill a second wallet up
+    to it does not link back in over it. The code stays usable once there is room."""
+    config = make_config(
+        db_path,
+        commands=ROOMY,
+        economy={"max_balance": 10, "earn": {"chat": {"points": 3, "xp": 0, "cooldown": "0s"}}},
+    )
+    async with running(config) as chat:
+        app = chat.app
+        for _ in range(3):
+            await chat.say(ALICE, "hello")  # 9 points
+        for _ in range(2):
+            await chat.say(ALICE_DC, "hi")  # 6 points
+        code = await chat.code_for(ALICE)  # (that line earned 1 more: 10, the cap)
+        replies = await chat.say(ALICE_DC, f"!link {code}")  # (that line earned its 3: 9)
+        assert replies[-1] == (
+            "@AliceDC together these wallets would hold 19, over the maximum of 10; "
+            "spend some first"
+        )
+        assert await user_of(app, ALICE) != await user_of(app, ALICE_DC)
+        assert await balance_of(app.engine, ALICE) == 10
+        assert await balance_of(app.engine, ALICE_DC) == 9
+        assert await rows(app, select(TRANSACTIONS.c.id).where(TRANSACTIONS.c.kind == "link")) == []
+        await assert_verified(app.engine)
+
+        await app.engine.ledger.spend(ALICE_DC, 9, reason="test", ref="spend:dc")
+        await app.engine.ledger.spend(ALICE, 9, reason="test", ref="spend:tw")
+        assert (await chat.say(ALICE_DC, f"!link {code}"))[-1].startswith("@AliceDC linked")
+        assert await user_of(app, ALICE) == await user_of(app, ALICE_DC)
+        assert await balance_of(app.engine, ALICE) == 1 + 3  # both leftovers, and that line
+        await assert_verified(app.engine)
