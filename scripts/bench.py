@@ -47,7 +47,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pixelbot.app import Engine, open_database, policy_from_config
-from pixelbot.app.gc_tuning import tune_after_start
+from pixelbot.app.runtime_tuning import tune_after_start
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate

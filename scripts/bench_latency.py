@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from pixelbot.app.assembly import open_app
+from pixelbot.app.runtime_tuning import tune_after_start
 from pixelbot.clock import SystemClock
 from pixelbot.config import Config
 from pixelbot.db.models import EventRow
@@ -160,6 +161,7 @@ async def run_latency(
     bus.subscribe(replies.said, Say)
     config = _config(url, tmp)
     async with open_app(config, platforms=[platform], base_dir=tmp, bus=bus) as app:
+        tune_after_start()  # what the bot does once started
         load = _Load(platform, viewers, seed)
         rates = {"chat": chat_rate, "points": points_rate, "tts": tts_rate}
         rates = {kind: rate for kind, rate in rates.items() if rate > 0}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pixelbot.app.assembly import App, open_app
-from pixelbot.app.gc_tuning import tune_after_start
+from pixelbot.app.runtime_tuning import tune_after_start
 from pixelbot.clock import FakeClock, SystemClock, utc
 from pixelbot.config import Config
 from pixelbot.outcomes import OutcomeBus
