@@ -11,9 +11,12 @@ per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it
 all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
 (chat queues behind it as behind any batch, never fighting it for the write lock), in a
 transaction on the writer's connection, and forgets its cached wallets afterwards. The rows are
-worked out as plain dicts with the writer's rules (``_Rows``: the balance cap, level-ups and
-their rewards, welcome points) and written with one executemany per table. Renames seen in the
-presence list are left to the viewer's next chat line.
+worked out with the writer's rules (``_Rows``: the balance cap, level-ups and their rewards,
+welcome points). On PostgreSQL they are built in Python and written with one executemany per
+table; on SQLite, where binding each value through ``sqlite3`` costs more than storing it, the
+same rows are made inside SQLite from a TEMP table of the presence list
+(``payouts_sqlite.py``), and only the viewers who level up go through ``_Rows``. Renames seen
+in the presence list are left to the viewer's next chat line.
 """
 
 from __future__ import annotations
@@ -68,13 +71,18 @@ class PaidTick:
 
 
 class Payouts:
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, *, rows_in_python: bool = False) -> None:
+        """``rows_in_python``: work the rows out in Python on SQLite too, as on PostgreSQL
+        (the tests compare the two ways on the same ticks)."""
         self._writer = writer
+        self._rows_in_python = rows_in_python
 
     async def pay_tick(self, session_id: int, tick: int, awards: list[Award]) -> PaidTick:
         """Pay one tick of one stream session (once, however often it is asked)."""
         policy = self._writer.policy
-        return await self._writer.submit(_PayTick(policy, session_id, tick, tuple(awards)))
+        return await self._writer.submit(
+            _PayTick(policy, session_id, tick, tuple(awards), self._rows_in_python)
+        )
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,18 @@ class _PayTick:
     session_id: int
     tick: int
     awards: tuple[Award, ...]
+    rows_in_python: bool = False
 
     async def write(self, conn: AsyncConnection, db: Database, now: datetime) -> PaidTick:
         return await _pay_tick(
-            conn, db, self.policy, now, self.session_id, self.tick, list(self.awards)
+            conn,
+            db,
+            self.policy,
+            now,
+            self.session_id,
+            self.tick,
+            list(self.awards),
+            rows_in_python=self.rows_in_python,
         )
 
 
