@@ -178,15 +178,7 @@ async def pay_in_sqlite(
     policy = rows.policy
     for statement in _SETUP:
         await conn.exec_driver_sql(statement)
-    await conn.exec_driver_sql(
-        "INSERT INTO payout_in (platform, puid, login, display_name, points, xp)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (v.platform, v.platform_user_id, v.login, v.display_name, a.points, a.xp)
-            for a in wanted.values()
-            for v in (a.viewer,)
-        ],
-    )
+    await _stage(conn, wanted)
     start = policy.curve.start_level
     await conn.execute(
         _BUILD,
@@ -222,6 +214,30 @@ async def pay_in_sqlite(
     rows.viewers, rows.points, rows.xp = int(viewers), int(points), int(xp)
     for statement in _CLEAR:  # (the staged rows would otherwise stay in memory until the next)
         await conn.exec_driver_sql(statement)
+
+
+_STAGE = "INSERT INTO payout_in (platform, puid, login, display_name, points, xp) VALUES "
+# Viewers per INSERT: one statement a viewer spent ~40% more binding and stepping (960 values,
+# under the 999 an older SQLite allows in one statement).
+_STAGE_ROWS = 160
+
+
+async def _stage(conn: AsyncConnection, wanted: dict[tuple[str, str], Award]) -> None:
+    rows = [
+        (v.platform, v.platform_user_id, v.login, v.display_name, a.points, a.xp)
+        for a in wanted.values()
+        for v in (a.viewer,)
+    ]
+    whole = len(rows) - len(rows) % _STAGE_ROWS
+    if whole:
+        flat = [value for row in rows[:whole] for value in row]
+        size = _STAGE_ROWS * 6
+        await conn.exec_driver_sql(
+            _STAGE + ", ".join(["(?, ?, ?, ?, ?, ?)"] * _STAGE_ROWS),
+            [tuple(flat[i : i + size]) for i in range(0, whole * 6, size)],
+        )
+    if whole < len(rows):
+        await conn.exec_driver_sql(_STAGE + "(?, ?, ?, ?, ?, ?)", rows[whole:])
 
 
 async def _one_per_wallet(conn: AsyncConnection) -> None:
