@@ -194,7 +194,6 @@ async def _pay_rows(
     await execute_tuples(db, conn, INSERT_XP_TRANSACTIONS, _XP_KEYS, rows.xp_rows)
     known = [accounts[user_id] for user_id in sorted(set(accounts) - set(new_ids))]
     await execute_tuples(db, conn, UPDATE_ACCOUNTS, _ACCOUNT_KEYS, rows.accounts(known))
-    rows.rewards.clear()  # (written: the caller writes only the events)
 
 
 _USER_KEYS = (
