@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["pay_in_sqlite"]
 
-# Pages of the TEMP database kept in memory (KiB, negative = size): a tick of 100,000 viewers
-# stages ~15 MB; the default 2 MB cache spilled it to a temp file.
+# Pages of the TEMP database kept in memory (KiB): a tick of 100,000 viewers stages ~13 MB, and
+# with the default 2 MB cache it spilled to a temp file (figures: README, "Why the settings").
 _TEMP_CACHE_KIB = 65536
 
 _CLEAR = tuple(
