@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.bulk import execute_many, execute_tuples
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
+from pixelbot.economy.payouts_sqlite import SUPPORTED as SQL_TICKS_SUPPORTED
 from pixelbot.economy.payouts_sqlite import pay_in_sqlite
 from pixelbot.economy.store import (
     EVENTS,
@@ -130,7 +131,7 @@ async def _pay_tick(
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
     rows = _Rows(policy, now)
-    if db.is_sqlite and not rows_in_python:
+    if db.is_sqlite and SQL_TICKS_SUPPORTED and not rows_in_python:
         await pay_in_sqlite(conn, db, rows, tick_ref, wanted)
         await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
     else:

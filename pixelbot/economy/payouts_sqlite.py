@@ -11,15 +11,16 @@ whose XP crosses a level threshold (``SELECT``-ed by comparing with the next lev
 through ``_Rows.pay``, the same code the PostgreSQL path runs, and their results are written
 back into the TEMP table; linked identities present twice are settled by ``_one_per_wallet``'s
 rule on just those rows. The rows written, and their order, are the ones the row-by-row path
-writes (``tests/integration/test_payouts_sqlite.py`` compares the two on the same ticks).
+writes (``tests/integration/test_payouts_rules.py`` compares the two on the same ticks).
 
 SQLite only: TEMP tables live on the writer's connection, which holds the write lock (BEGIN
 IMMEDIATE) for the whole tick, and rolling back removes what was staged. Needs SQLite 3.33+
-(``UPDATE .. FROM``).
+(``UPDATE .. FROM``, 2020); an older library keeps the row-by-row path (``SUPPORTED``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
@@ -34,7 +35,9 @@ from pixelbot.errors import DatabaseConflict
 if TYPE_CHECKING:
     from pixelbot.economy.payouts import Award, _Rows
 
-__all__ = ["pay_in_sqlite"]
+__all__ = ["SUPPORTED", "pay_in_sqlite"]
+
+SUPPORTED = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 # Pages of the TEMP database kept in memory (KiB): a tick of 100,000 viewers stages ~13 MB, and
 # with the default 2 MB cache it spilled to a temp file (figures: README, "Why the settings").
