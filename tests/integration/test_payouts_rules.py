@@ -164,6 +164,17 @@ async def test_a_tick_pays_by_every_rule(db_path: Path) -> None:
         assert again.level_ups == () and await balance_of(engine, climber) == 35
 
 
+async def test_a_tick_of_more_viewers_than_a_statement_may_have_parameters(db_path: Path) -> None:
+    """asyncpg refuses a statement with more than 32,767 parameters: the tick's lookup of its
+    viewers' wallets sends them as one array (it failed outright at 32,767 viewers)."""
+    crowd = [Award(viewer(f"c{n}"), 1, 1) for n in range(33_000)]
+    async with open_test_engine(make_config(db_path), FakeClock(START)) as engine:
+        paid = await Payouts(engine.writer).pay_tick(2, 1, crowd)
+        assert (paid.viewers, paid.points) == (33_000, 33_000)
+        assert await balance_of(engine, viewer("c32999")) == 1
+        await assert_verified(engine)
+
+
 # ------------------------------------------------------------ SQLite: the two ways agree
 
 
