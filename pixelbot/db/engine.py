@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     String,
     Table,
@@ -42,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import NullType
 
 from pixelbot.db.checkpoint import WalCheckpointer
 from pixelbot.db.faults import Faults, file_in_the_way
@@ -199,7 +201,10 @@ class Database:
         """
         items = list(values)
         if not self.is_sqlite:
-            return column == any_(bindparam(None, items, type_=postgresql.ARRAY(column.type)))
+            element: Any = column.type
+            if isinstance(element, NullType):  # an expression SQLAlchemy has no type for
+                element = BigInteger() if items and isinstance(items[0], int) else String()
+            return column == any_(bindparam(None, items, type_=postgresql.ARRAY(element)))
         array = func.json_each(bindparam(None, json.dumps(items), type_=String()))
         return column.in_(select(literal_column("value")).select_from(array))
 
