@@ -357,15 +357,13 @@ async def main() -> None:
         help="a PostgreSQL server URL to run on (or 'postgresql': a throwaway local server)",
     )
     args = parser.parse_args()
+    if args.payout and args.database == "postgresql":
+        with postgres_server() as server:
+            args.database = server.url("postgres")
+            await run_payout(args)
+        return
     if args.payout:
-        calibration_before = cpu_calibration_ms()
-        with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
-            figures = await run_payout_bench(Path(tmp), args.viewers or 100_000)
-        figures["cpu_calibration_ms"] = {
-            "before": calibration_before,
-            "after": cpu_calibration_ms(),
-        }
-        print(json.dumps(figures, indent=2))
+        await run_payout(args)
         return
     if args.database == "postgresql":
         with postgres_server() as server:
@@ -373,6 +371,21 @@ async def main() -> None:
             await run(args)
     else:
         await run(args)
+
+
+async def run_payout(args: argparse.Namespace) -> None:
+    calibration_before = cpu_calibration_ms()
+    with tempfile.TemporaryDirectory(prefix="pixelbot-bench-") as tmp:
+        scratch = Scratch(Path(tmp), args.database)
+        try:
+            databases = None
+            if args.database is not None:
+                databases = (await scratch.url("payout_set"), await scratch.url("payout_each"))
+            figures = await run_payout_bench(Path(tmp), args.viewers or 100_000, databases)
+        finally:
+            await scratch.drop_all()
+    figures["cpu_calibration_ms"] = {"before": calibration_before, "after": cpu_calibration_ms()}
+    print(json.dumps(figures, indent=2))
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -135,6 +136,16 @@ class Transaction(Base):
     __table_args__ = (
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
         Index(None, "user_id", "id"),
+        # A refund names the charge it returns; unique makes "refunded exactly once" a DB rule.
+        # Partial (migration 0008): a plain UNIQUE indexed a NULL for every other ledger row,
+        # ~20% of the cost of inserting a watch-time tick's rows in SQLite.
+        Index(
+            "uq_transactions_refund_of",
+            "refund_of",
+            unique=True,
+            sqlite_where=text("refund_of IS NOT NULL"),
+            postgresql_where=text("refund_of IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -146,10 +157,7 @@ class Transaction(Base):
     reason: Mapped[str] = mapped_column(String(64))
     ref: Mapped[str] = mapped_column(String(200), unique=True)
     actor: Mapped[str | None] = mapped_column(String(100))
-    # A refund names the charge it returns; UNIQUE makes "refunded exactly once" a DB rule.
-    refund_of: Mapped[str | None] = mapped_column(
-        ForeignKey("transactions.ref"), unique=True, default=None
-    )
+    refund_of: Mapped[str | None] = mapped_column(ForeignKey("transactions.ref"), default=None)
     # Not indexed: no query reads it, and every ledger row would pay (migration 0003).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -11,9 +11,12 @@ per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it
 all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
 (chat queues behind it as behind any batch, never fighting it for the write lock), in a
 transaction on the writer's connection, and forgets its cached wallets afterwards. The rows are
-worked out as plain dicts with the writer's rules (``_Rows``: the balance cap, level-ups and
-their rewards, welcome points) and written with one executemany per table. Renames seen in the
-presence list are left to the viewer's next chat line.
+worked out with the writer's rules (``_Rows``: the balance cap, level-ups and their rewards,
+welcome points). On PostgreSQL they are built in Python and written with one executemany per
+table; on SQLite, where binding each value through ``sqlite3`` costs more than storing it, the
+same rows are made inside SQLite from a TEMP table of the presence list
+(``payouts_sqlite.py``), and only the viewers who level up go through ``_Rows``. Renames seen
+in the presence list are left to the viewer's next chat line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.bulk import execute_many, execute_tuples
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
+from pixelbot.economy.payouts_sqlite import SUPPORTED as SQL_TICKS_SUPPORTED
+from pixelbot.economy.payouts_sqlite import pay_in_sqlite
 from pixelbot.economy.store import (
     EVENTS,
     IDENTITIES,
@@ -67,13 +72,18 @@ class PaidTick:
 
 
 class Payouts:
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, *, rows_in_python: bool = False) -> None:
+        """``rows_in_python``: work the rows out in Python on SQLite too, as on PostgreSQL
+        (the tests compare the two ways on the same ticks)."""
         self._writer = writer
+        self._rows_in_python = rows_in_python
 
     async def pay_tick(self, session_id: int, tick: int, awards: list[Award]) -> PaidTick:
         """Pay one tick of one stream session (once, however often it is asked)."""
         policy = self._writer.policy
-        return await self._writer.submit(_PayTick(policy, session_id, tick, tuple(awards)))
+        return await self._writer.submit(
+            _PayTick(policy, session_id, tick, tuple(awards), self._rows_in_python)
+        )
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,18 @@ class _PayTick:
     session_id: int
     tick: int
     awards: tuple[Award, ...]
+    rows_in_python: bool = False
 
     async def write(self, conn: AsyncConnection, db: Database, now: datetime) -> PaidTick:
         return await _pay_tick(
-            conn, db, self.policy, now, self.session_id, self.tick, list(self.awards)
+            conn,
+            db,
+            self.policy,
+            now,
+            self.session_id,
+            self.tick,
+            list(self.awards),
+            rows_in_python=self.rows_in_python,
         )
 
 
@@ -101,6 +119,8 @@ async def _pay_tick(
     session_id: int,
     tick: int,
     awards: list[Award],
+    *,
+    rows_in_python: bool = False,
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
     wanted: dict[tuple[str, str], Award] = {}
@@ -110,17 +130,12 @@ async def _pay_tick(
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
-    user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
-    shared = len(accounts) < len(user_ids)  # linked identities present on two platforms
-    new_ids = await db.next_ids(conn, USERS, len(new_viewers))
-    start = policy.curve.start_level
     rows = _Rows(policy, now)
-    for viewer, user_id in zip(new_viewers, new_ids, strict=True):
-        user_ids[viewer.key] = user_id
-        account = accounts[user_id] = Account(user_id, viewer.display_name, 0, 0, start, start)
-        rows.welcome(account)
-    for key, award in _one_per_wallet(wanted, user_ids) if shared else wanted.items():
-        rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
+    if db.is_sqlite and SQL_TICKS_SUPPORTED and not rows_in_python:
+        await pay_in_sqlite(conn, db, rows, tick_ref, wanted)
+        await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
+    else:
+        await _pay_rows(conn, db, rows, tick_ref, wanted)
     rows.events.append(
         _event(
             "payout",
@@ -137,19 +152,7 @@ async def _pay_tick(
             now,
         )
     )
-    # New wallets are written once, as the tick leaves them (no insert-then-update), before
-    # the rows that name them.
-    new_accounts = [accounts[user_id] for user_id in new_ids]
-    await execute_tuples(db, conn, INSERT_USERS, _USER_KEYS, rows.new_users(new_accounts))
-    await execute_tuples(
-        db, conn, INSERT_IDENTITIES, _IDENTITY_KEYS, _identities(new_viewers, new_ids, now)
-    )
-    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.welcomes + rows.earned)
-    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
-    await execute_tuples(db, conn, INSERT_XP_TRANSACTIONS, _XP_KEYS, rows.xp_rows)
     await execute_many(db, conn, INSERT_EVENTS, rows.events)
-    known = [accounts[user_id] for user_id in sorted(set(accounts) - set(new_ids))]
-    await execute_tuples(db, conn, UPDATE_ACCOUNTS, _ACCOUNT_KEYS, rows.accounts(known))
     return PaidTick(
         session_id,
         tick,
@@ -158,6 +161,40 @@ async def _pay_tick(
         rows.xp,
         level_ups=tuple(rows.level_ups),
     )
+
+
+async def _pay_rows(
+    conn: AsyncConnection,
+    db: Database,
+    rows: _Rows,
+    tick_ref: str,
+    wanted: dict[tuple[str, str], Award],
+) -> None:
+    """The tick worked out row by row in Python and written with one executemany per table
+    (PostgreSQL, where asyncpg binds rows cheaply; ``payouts_sqlite.py`` does it in SQL)."""
+    user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
+    shared = len(accounts) < len(user_ids)  # linked identities present on two platforms
+    new_ids = await db.next_ids(conn, USERS, len(new_viewers))
+    start = rows.policy.curve.start_level
+    for viewer, user_id in zip(new_viewers, new_ids, strict=True):
+        user_ids[viewer.key] = user_id
+        account = accounts[user_id] = Account(user_id, viewer.display_name, 0, 0, start, start)
+        rows.welcome(account)
+    for key, award in _one_per_wallet(wanted, user_ids) if shared else wanted.items():
+        rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
+    # New wallets are written once, as the tick leaves them (no insert-then-update), before
+    # the rows that name them.
+    new_accounts = [accounts[user_id] for user_id in new_ids]
+    now = rows.now
+    await execute_tuples(db, conn, INSERT_USERS, _USER_KEYS, rows.new_users(new_accounts))
+    await execute_tuples(
+        db, conn, INSERT_IDENTITIES, _IDENTITY_KEYS, _identities(new_viewers, new_ids, now)
+    )
+    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.welcomes + rows.earned)
+    await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
+    await execute_tuples(db, conn, INSERT_XP_TRANSACTIONS, _XP_KEYS, rows.xp_rows)
+    known = [accounts[user_id] for user_id in sorted(set(accounts) - set(new_ids))]
+    await execute_tuples(db, conn, UPDATE_ACCOUNTS, _ACCOUNT_KEYS, rows.accounts(known))
 
 
 _USER_KEYS = (
@@ -319,7 +356,7 @@ class _Rows:
             )
         if award.xp > 0:
             xp = account.xp + award.xp
-            if xp < self._next_level_at(account.level):  # the usual tick: no level-up
+            if xp < self.next_level_at(account.level):  # the usual tick: no level-up
                 account.xp = xp
                 self.xp_rows.append(
                     (account.user_id, award.xp, xp, account.level, "watch", ref, self.now)
@@ -345,7 +382,7 @@ class _Rows:
         old_level = account.level
         account.xp += amount
         new_level = old_level
-        if account.xp >= self._next_level_at(old_level):  # (most ticks level nobody up)
+        if account.xp >= self.next_level_at(old_level):  # (most ticks level nobody up)
             new_level = max(old_level, self.policy.curve.level_for(account.xp))
         account.level = new_level
         self.xp_rows.append(
@@ -382,7 +419,7 @@ class _Rows:
             LevelUp(account.user_id, account.display_name, old_level, new_level, tuple(paid))
         )
 
-    def _next_level_at(self, level: int) -> int:
+    def next_level_at(self, level: int) -> int:
         """The total XP at which a viewer at ``level`` reaches the next one."""
         found = self._thresholds.get(level)
         if found is None:

@@ -1,0 +1,293 @@
+"""A watch-time tick on SQLite, worked out inside SQLite (``payouts.py`` calls it).
+
+Why: through Python's ``sqlite3`` an executemany costs ~6 us a row to bind its values, more
+than SQLite spends storing the row, so a tick of 100,000 viewers written as Python-built rows
+(a ledger row, an XP row, a wallet update each, and a wallet and identity per new viewer) spent
+most of its time binding. Here the presence list is bound once, into a TEMP table (six values a
+viewer), and every other row is made by ``INSERT .. SELECT`` / ``UPDATE .. FROM`` from it: the
+wallets are read by a join, the balance cap and the new balances are computed in SQL, and the
+ledger refs are built there. Python still applies the rules where they branch: the few viewers
+whose XP crosses a level threshold (``SELECT``-ed by comparing with the next level's XP) go
+through ``_Rows.pay``, the same code the PostgreSQL path runs, and their results are written
+back into the TEMP table; linked identities present twice are settled by ``_one_per_wallet``'s
+rule on just those rows. The rows written, and their order, are the ones the row-by-row path
+writes (``tests/integration/test_payouts_rules.py`` compares the two on the same ticks).
+
+SQLite only: TEMP tables live on the writer's connection, which holds the write lock (BEGIN
+IMMEDIATE) for the whole tick, and rolling back removes what was staged. Needs SQLite 3.33+
+(``UPDATE .. FROM``, 2020); an older library keeps the row-by-row path (``SUPPORTED``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelbot.db.engine import Database
+from pixelbot.db.types import UTCDateTime
+from pixelbot.economy.batch import EARN, GRANT, Account
+from pixelbot.economy.store import USERS
+from pixelbot.errors import DatabaseConflict
+
+if TYPE_CHECKING:
+    from pixelbot.economy.payouts import Award, _Rows
+
+__all__ = ["SUPPORTED", "pay_in_sqlite"]
+
+SUPPORTED = sqlite3.sqlite_version_info >= (3, 33, 0)
+
+# Pages of the TEMP database kept in memory (KiB): a tick of 100,000 viewers stages ~13 MB, and
+# with the default 2 MB cache it spilled to a temp file (figures: README, "Why the settings").
+_TEMP_CACHE_KIB = 65536
+
+_CLEAR = tuple(
+    f"DELETE FROM {table}" for table in ("payout_in", "payout_rows", "payout_new", "payout_levels")
+)
+_SETUP = (
+    f"PRAGMA temp.cache_size = -{_TEMP_CACHE_KIB}",
+    # What Python binds: one row a present viewer, in the order of the awards.
+    "CREATE TEMP TABLE IF NOT EXISTS payout_in ("
+    " platform TEXT, puid TEXT, login TEXT, display_name TEXT, points INTEGER, xp INTEGER)",
+    # The tick's working set: a row a viewer paid, ``k`` their place in the pay order.
+    "CREATE TEMP TABLE IF NOT EXISTS payout_rows ("
+    " k INTEGER PRIMARY KEY, platform TEXT, puid TEXT, login TEXT, display_name TEXT,"
+    " award_points INTEGER, award_xp INTEGER,"
+    " user_id INTEGER, new INTEGER, merged INTEGER, wallet_name TEXT,"
+    " cur_points INTEGER, cur_xp INTEGER, cur_level INTEGER, cur_rewarded INTEGER,"
+    " paid INTEGER, earn_after INTEGER, xp_after INTEGER,"
+    # set only for a viewer who levelled up (the rest keep cur_level / cur_rewarded / earn_after)
+    " final_points INTEGER, level_after INTEGER, rewarded_after INTEGER)",
+    # The new viewers in pay order: ``rank`` numbers them for the wallet ids reserved.
+    "CREATE TEMP TABLE IF NOT EXISTS payout_new (rank INTEGER PRIMARY KEY, k INTEGER)",
+    "CREATE TEMP TABLE IF NOT EXISTS payout_levels (level INTEGER PRIMARY KEY, next_at INTEGER)",
+    *_CLEAR,
+)
+
+# The wallets are read with a join; the cap and the balances as ``_Rows.pay`` computes them for
+# a viewer who does not level up. New viewers (no identity yet) start as ``_Rows.welcome``
+# leaves them (``new``); their wallet ids are given below, in pay order.
+_BUILD = text(
+    """
+INSERT INTO payout_rows (k, platform, puid, login, display_name, award_points, award_xp,
+    user_id, new, merged, wallet_name, cur_points, cur_xp, cur_level, cur_rewarded,
+    paid, earn_after, xp_after)
+SELECT k, platform, puid, login, display_name, award_points, award_xp,
+    user_id, new, merged, wallet_name, cur_points, cur_xp, cur_level, cur_rewarded,
+    paid, cur_points + max(paid, 0), cur_xp + max(award_xp, 0)
+FROM (
+    SELECT *,
+        CASE WHEN :cap IS NOT NULL AND award_points > 0
+            THEN max(0, min(award_points, :cap - cur_points)) ELSE award_points END AS paid
+    FROM (
+        SELECT s.rowid AS k, s.platform, s.puid, s.login, s.display_name,
+            s.points AS award_points, s.xp AS award_xp,
+            i.user_id, i.user_id IS NULL AS new,
+            u.merged_into AS merged,
+            coalesce(u.display_name, s.display_name) AS wallet_name,
+            coalesce(u.points, :welcome) AS cur_points,
+            coalesce(u.xp, 0) AS cur_xp,
+            coalesce(u.level, :start) AS cur_level,
+            coalesce(u.rewarded_level, :start) AS cur_rewarded
+        FROM payout_in AS s
+        LEFT JOIN identities AS i ON i.platform = s.platform AND i.platform_user_id = s.puid
+        LEFT JOIN users AS u ON u.id = i.user_id
+    )
+)
+"""
+)
+
+_MERGED = "SELECT 1 FROM payout_rows WHERE merged IS NOT NULL LIMIT 1"
+_SHARED = (
+    "SELECT k, user_id, award_points, award_xp FROM payout_rows WHERE user_id IN ("
+    " SELECT user_id FROM payout_rows WHERE user_id IS NOT NULL"
+    " GROUP BY user_id HAVING count(*) > 1) ORDER BY k"
+)
+_NEW = "INSERT INTO payout_new (k) SELECT k FROM payout_rows WHERE new ORDER BY k"
+_NEW_IDS = (
+    "UPDATE payout_rows SET user_id = ? + n.rank FROM payout_new AS n WHERE payout_rows.k = n.k"
+)
+_LEVELS = "SELECT DISTINCT cur_level FROM payout_rows WHERE award_xp > 0"
+_LEVELLING = (
+    "SELECT p.k, p.platform, p.puid, p.user_id, p.wallet_name, p.cur_points, p.cur_xp,"
+    " p.cur_level, p.cur_rewarded"
+    " FROM payout_rows AS p JOIN payout_levels AS l ON l.level = p.cur_level"
+    " WHERE p.award_xp > 0 AND p.xp_after >= l.next_at ORDER BY p.k"
+)
+# (the points earned and the XP after are what _BUILD computed: the cap applies before the
+# level-up, and to the balance the wallet had)
+_LEVELLED = (
+    "UPDATE payout_rows SET final_points = ?, level_after = ?, rewarded_after = ? WHERE k = ?"
+)
+
+_NOW = bindparam("now", type_=UTCDateTime())
+_INSERT_USERS = text(
+    "INSERT INTO users (id, display_name, points, xp, level, rewarded_level,"
+    " created_at, updated_at)"
+    " SELECT user_id, display_name, coalesce(final_points, earn_after), xp_after,"
+    " coalesce(level_after, cur_level), coalesce(rewarded_after, cur_rewarded), :now, :now"
+    " FROM payout_rows WHERE new ORDER BY k"
+).bindparams(_NOW)
+_INSERT_IDENTITIES = text(
+    "INSERT INTO identities (user_id, platform, platform_user_id, login, display_name,"
+    " created_at, updated_at)"
+    " SELECT user_id, platform, puid, login, display_name, :now, :now"
+    " FROM payout_rows WHERE new ORDER BY k"
+).bindparams(_NOW)
+_INSERT_WELCOMES = text(
+    "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, actor,"
+    " refund_of, created_at)"
+    " SELECT user_id, :points, :points, :kind, 'welcome', 'welcome:' || user_id, NULL, NULL, :now"
+    " FROM payout_rows WHERE new ORDER BY k"
+).bindparams(_NOW)
+_INSERT_EARNED = text(
+    "INSERT INTO transactions (user_id, amount, balance_after, kind, reason, ref, actor,"
+    " refund_of, created_at)"
+    " SELECT user_id, paid, earn_after, :kind, 'watch', :prefix || platform || ':' || puid,"
+    " NULL, NULL, :now FROM payout_rows WHERE paid > 0 ORDER BY k"
+).bindparams(_NOW)
+_INSERT_XP = text(
+    "INSERT INTO xp_transactions (user_id, amount, xp_after, level_after, reason, ref,"
+    " created_at)"
+    " SELECT user_id, award_xp, xp_after, coalesce(level_after, cur_level), 'watch',"
+    " :prefix || platform || ':' || puid, :now FROM payout_rows WHERE award_xp > 0 ORDER BY k"
+).bindparams(_NOW)
+# The known wallets the tick changed (``Account.dirty``: points paid or XP given).
+_UPDATE_KNOWN = text(
+    "UPDATE users SET points = coalesce(p.final_points, p.earn_after), xp = p.xp_after,"
+    " level = coalesce(p.level_after, p.cur_level),"
+    " rewarded_level = coalesce(p.rewarded_after, p.cur_rewarded), updated_at = :now"
+    " FROM payout_rows AS p"
+    " WHERE users.id = p.user_id AND NOT p.new AND (p.paid != 0 OR p.award_xp != 0)"
+).bindparams(_NOW)
+_TOTALS = (
+    "SELECT count(*), coalesce(sum(paid), 0), coalesce(sum(award_xp), 0) FROM payout_rows"
+    " WHERE paid != 0 OR award_xp != 0"
+)
+
+
+async def pay_in_sqlite(
+    conn: AsyncConnection,
+    db: Database,
+    rows: _Rows,
+    tick_ref: str,
+    wanted: dict[tuple[str, str], Award],
+) -> None:
+    """Write one tick's wallets, identities, earn and XP rows. Left for the caller to write:
+    the level rewards (``rows.rewards``, after the earn rows) and the level-up events
+    (``rows.events``); the tick's figures are set in ``rows.viewers/points/xp``."""
+    policy = rows.policy
+    for statement in _SETUP:
+        await conn.exec_driver_sql(statement)
+    await _stage(conn, wanted)
+    start = policy.curve.start_level
+    await conn.execute(
+        _BUILD,
+        {
+            "cap": policy.max_balance,
+            "welcome": max(policy.starting_points, 0),
+            "start": start,
+        },
+    )
+    if (await conn.exec_driver_sql(_MERGED)).first() is not None:
+        # (SQLite holds the write lock while the wallets are read: a !link cannot interleave)
+        raise DatabaseConflict("a wallet was joined into another while it was being paid")
+    await _one_per_wallet(conn)
+    new = await conn.exec_driver_sql(_NEW)
+    new_ids = await db.next_ids(conn, USERS, new.rowcount)
+    if new_ids:
+        if new_ids != list(range(new_ids[0], new_ids[0] + len(new_ids))):
+            raise AssertionError("SQLite reserves ids as one range")  # (db.next_ids)
+        await conn.exec_driver_sql(_NEW_IDS, (new_ids[0] - 1,))
+    await _level_ups(conn, rows, tick_ref, wanted)
+    now = {"now": rows.now}
+    await conn.execute(_INSERT_USERS, now)
+    await conn.execute(_INSERT_IDENTITIES, now)
+    if policy.starting_points > 0:
+        await conn.execute(
+            _INSERT_WELCOMES, {"points": policy.starting_points, "kind": GRANT, **now}
+        )
+    prefix = f"{tick_ref}:"
+    await conn.execute(_INSERT_EARNED, {"kind": EARN, "prefix": prefix, **now})
+    await conn.execute(_INSERT_XP, {"prefix": prefix, **now})
+    await conn.execute(_UPDATE_KNOWN, now)
+    viewers, points, xp = tuple((await conn.exec_driver_sql(_TOTALS)).one())
+    rows.viewers, rows.points, rows.xp = int(viewers), int(points), int(xp)
+    for statement in _CLEAR:  # (the staged rows would otherwise stay in memory until the next)
+        await conn.exec_driver_sql(statement)
+
+
+_STAGE = "INSERT INTO payout_in (platform, puid, login, display_name, points, xp) VALUES "
+# Viewers per INSERT: one statement a viewer spent ~40% more binding and stepping (960 values,
+# under the 999 an older SQLite allows in one statement).
+_STAGE_ROWS = 160
+
+
+async def _stage(conn: AsyncConnection, wanted: dict[tuple[str, str], Award]) -> None:
+    rows = [
+        (v.platform, v.platform_user_id, v.login, v.display_name, a.points, a.xp)
+        for a in wanted.values()
+        for v in (a.viewer,)
+    ]
+    whole = len(rows) - len(rows) % _STAGE_ROWS
+    if whole:
+        flat = [value for row in rows[:whole] for value in row]
+        size = _STAGE_ROWS * 6
+        await conn.exec_driver_sql(
+            _STAGE + ", ".join(["(?, ?, ?, ?, ?, ?)"] * _STAGE_ROWS),
+            [tuple(flat[i : i + size]) for i in range(0, whole * 6, size)],
+        )
+    if whole < len(rows):
+        await conn.exec_driver_sql(_STAGE + "(?, ?, ?, ?, ?, ?)", rows[whole:])
+
+
+async def _one_per_wallet(conn: AsyncConnection) -> None:
+    """Identities linked into one wallet and present together: keep the row
+    ``payouts._one_per_wallet`` pays (the best award, the first of equals) at the place of the
+    wallet's first row, and drop the others. Only the wallets present twice are read."""
+    result = await conn.exec_driver_sql(_SHARED)
+    rows = [tuple(row) for row in result.fetchall()]
+    if not rows:
+        return
+    first: dict[int, int] = {}
+    best: dict[int, tuple[int, int, int]] = {}  # user_id -> (k, points, xp)
+    for k, user_id, points, xp in rows:
+        first.setdefault(user_id, k)
+        kept = best.get(user_id)
+        if kept is None or (points, xp) > (kept[1], kept[2]):
+            best[user_id] = (k, points, xp)
+    kept_ks = {k for k, _, _ in best.values()}
+    await conn.exec_driver_sql(
+        "DELETE FROM payout_rows WHERE k = ?", [(k,) for k, *_ in rows if k not in kept_ks]
+    )
+    moves = [(first[user_id], k) for user_id, (k, _, _) in best.items() if first[user_id] != k]
+    if moves:  # (the wallet's first row was dropped just above: its place is free)
+        await conn.exec_driver_sql("UPDATE payout_rows SET k = ? WHERE k = ?", moves)
+
+
+async def _level_ups(
+    conn: AsyncConnection, rows: _Rows, tick_ref: str, wanted: dict[tuple[str, str], Award]
+) -> None:
+    """The viewers whose XP reaches their next level are paid by ``_Rows.pay`` (level-ups,
+    their rewards and events, the cap on both), and the result is written back to their rows."""
+    levels = (await conn.exec_driver_sql(_LEVELS)).scalars().all()
+    if not levels:
+        return
+    await conn.exec_driver_sql(
+        "INSERT INTO payout_levels (level, next_at) VALUES (?, ?)",
+        [(int(level), rows.next_level_at(int(level))) for level in levels],
+    )
+    levelling = [tuple(row) for row in (await conn.exec_driver_sql(_LEVELLING)).fetchall()]
+    if not levelling:
+        return
+    results: list[tuple[int, int, int, int]] = []
+    for k, platform, puid, user_id, name, points, xp, level, rewarded in levelling:
+        account = Account(user_id, name, points, xp, level, rewarded)
+        rows.pay(account, wanted[(platform, puid)], f"{tick_ref}:{platform}:{puid}")
+        # Its earn and XP rows are written with everyone's, in pay order, from payout_rows.
+        rows.earned.clear()
+        rows.xp_rows.clear()
+        results.append((account.points, account.level, account.rewarded_level, k))
+    await conn.exec_driver_sql(_LEVELLED, results)
