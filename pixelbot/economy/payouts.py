@@ -9,8 +9,8 @@ wallet (and welcome points) in the same transaction.
 Set-based: a tick of 100,000 viewers through the writer's ``Batch`` spent most of its time in
 per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it is
 all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
-(chat queues behind it as behind any batch, never fighting it for the write lock), in a
-transaction on the writer's connection, and forgets its cached wallets afterwards. The rows are
+(chat queues behind it as behind any batch, never fighting it for the write lock), in a write
+transaction of its own, and forgets its cached wallets afterwards. The rows are
 worked out with the writer's rules (``_Rows``: the balance cap, level-ups and their rewards,
 welcome points). On PostgreSQL they are built in Python and written with one executemany per
 table; on SQLite, where binding each value through ``sqlite3`` costs more than storing it, the

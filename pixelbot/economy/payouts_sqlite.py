@@ -13,8 +13,9 @@ back into the TEMP table; linked identities present twice are settled by ``_one_
 rule on just those rows. The rows written, and their order, are the ones the row-by-row path
 writes (``tests/integration/test_payouts_rules.py`` compares the two on the same ticks).
 
-SQLite only: TEMP tables live on the writer's connection, which holds the write lock (BEGIN
-IMMEDIATE) for the whole tick, and rolling back removes what was staged. Needs SQLite 3.33+
+SQLite only: TEMP tables live on the tick's connection, which holds the write lock (BEGIN
+IMMEDIATE) for the whole tick; they are emptied at the start and the end of each tick, and
+rolling back removes what was staged. Needs SQLite 3.33+
 (``UPDATE .. FROM``, 2020); an older library keeps the row-by-row path (``SUPPORTED``).
 """
 
