@@ -3,7 +3,7 @@
 A batch reads what its operations need (``store.load``), applies them in Python, then writes
 their rows (``store.flush``): a dozen statements or more. Through aiosqlite every statement is
 several round trips between the event loop and SQLite's thread (a queue put, a wake-up of the
-loop through its self-pipe, a future), about 50 per batch: 4.5 ms of the event loop's CPU for a
+loop through its self-pipe, a future), about 50 per batch: 4.6 ms of the event loop's CPU for a
 batch of one message, which a steady chat paid dozens of times a second and every reply waited
 behind (``scripts/bench.py --latency``). On a SQLite file the writer therefore keeps a plain
 synchronous connection in a thread of its own and hands it each step whole: two trips per
