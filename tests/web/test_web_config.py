@@ -75,6 +75,13 @@ def test_a_bad_connection_cap_is_named_with_its_line(tmp_path: Path) -> None:
     assert found == ["web.overlays.max_connections: must be >= 1 (config.yaml line 3)"]
 
 
+def test_a_secure_cookies_value_that_is_not_true_or_false_is_named_with_its_line(
+    tmp_path: Path,
+) -> None:
+    found = problems(tmp_path, "web:\n  secure_cookies: sometimes\n")
+    assert found == ["web.secure_cookies: must be true or false (config.yaml line 2)"]
+
+
 def test_tts_on_the_overlay_needs_the_web_server(tmp_path: Path) -> None:
     found = problems(tmp_path, "tts:\n  output: overlay\nweb:\n  enabled: false\n")
     assert found == ["tts.output: overlay needs the web server (web.enabled) (config.yaml line 2)"]
