@@ -195,34 +195,32 @@ class Database:
     def _reader_engine(self) -> Engine:
         """The engine of ``run_read``'s threads: a connection per reader thread, kept open."""
         if self._sync_reader_engine is None:
-            engine = create_engine(
-                self.url.set(drivername="sqlite+pysqlite"),
-                json_serializer=_dump_json,
-                json_deserializer=orjson.loads,
+            self._sync_reader_engine = self._sync_sqlite_engine(
                 pool_size=READER_THREADS,
                 # (each connection is used by one thread at a time; the pool hands them round)
                 connect_args={"check_same_thread": False},
             )
-            event.listen(engine, "handle_error", self.faults.translate)
-            _install_sqlite_settings(engine, self._busy_timeout, self._wal_limit_pages, self.guard)
-            self._sync_reader_engine = engine
         return self._sync_reader_engine
 
     def _writer_engine(self) -> Engine:
-        """The engine of the writer's synchronous SQLite connection: the same file, settings,
-        hooks and fault translation as the async engine; no pool (a failed connection is
-        closed for good, and the next is opened fresh)."""
+        """The engine of the writer's synchronous SQLite connection; no pool (a failed
+        connection is closed for good, and the next is opened fresh)."""
         if self._sync_writer_engine is None:
-            engine = create_engine(
-                self.url.set(drivername="sqlite+pysqlite"),
-                json_serializer=_dump_json,
-                json_deserializer=orjson.loads,
-                poolclass=NullPool,
-            )
-            event.listen(engine, "handle_error", self.faults.translate)
-            _install_sqlite_settings(engine, self._busy_timeout, self._wal_limit_pages, self.guard)
-            self._sync_writer_engine = engine
+            self._sync_writer_engine = self._sync_sqlite_engine(poolclass=NullPool)
         return self._sync_writer_engine
+
+    def _sync_sqlite_engine(self, **pool: Any) -> Engine:
+        """A synchronous engine on the same file, with the same settings, hooks and fault
+        translation as the async one."""
+        engine = create_engine(
+            self.url.set(drivername="sqlite+pysqlite"),
+            json_serializer=_dump_json,
+            json_deserializer=orjson.loads,
+            **pool,
+        )
+        event.listen(engine, "handle_error", self.faults.translate)
+        _install_sqlite_settings(engine, self._busy_timeout, self._wal_limit_pages, self.guard)
+        return engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
