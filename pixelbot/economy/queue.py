@@ -22,10 +22,11 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection
 
 from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
@@ -248,6 +249,69 @@ def _enqueue_follow_up(batch: Batch, user_id: int | None, follow_up: FollowUp) -
     )
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """The next pending item of ``kind`` marked running, under this process's lease (a
+    ``RowsOperation``: on the writer's connection, so the writer's cache stays valid)."""
+
+    kind: str
+    owner: str
+    lease: timedelta
+
+    def write_rows(self, conn: Connection, db: Database, now: datetime) -> ClaimedItem | None:
+        next_id = (
+            select(QUEUE_ITEMS.c.id)
+            .where(QUEUE_ITEMS.c.kind == self.kind, QUEUE_ITEMS.c.status == "pending")
+            .order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)
+            .limit(1)
+            # Another process claiming at this instant holds its row locked: take the next
+            # one instead of queueing behind it (PostgreSQL; SQLite's write lock serializes).
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            update(QUEUE_ITEMS)
+            .where(QUEUE_ITEMS.c.id == next_id, QUEUE_ITEMS.c.status == "pending")
+            .values(
+                status="running",
+                started_at=now,
+                attempts=QUEUE_ITEMS.c.attempts + 1,
+                lease_owner=self.owner,
+                lease_expires_at=now + self.lease,
+            )
+            .returning(
+                QUEUE_ITEMS.c.id,
+                QUEUE_ITEMS.c.kind,
+                QUEUE_ITEMS.c.payload,
+                QUEUE_ITEMS.c.user_id,
+                QUEUE_ITEMS.c.charge_ref,
+                QUEUE_ITEMS.c.attempts,
+            )
+        )
+        row = conn.execute(statement).first()
+        return None if row is None else ClaimedItem(*row)
+
+
+@dataclass(frozen=True)
+class _Renew:
+    """The leases ``owner`` holds on ``item_ids`` extended (a ``RowsOperation``)."""
+
+    item_ids: tuple[int, ...]
+    owner: str
+    lease: timedelta
+
+    def write_rows(self, conn: Connection, db: Database, now: datetime) -> None:
+        conn.execute(
+            update(QUEUE_ITEMS)
+            .where(
+                QUEUE_ITEMS.c.id.in_(self.item_ids),
+                QUEUE_ITEMS.c.status == "running",
+                QUEUE_ITEMS.c.lease_owner == self.owner,
+            )
+            .values(lease_expires_at=now + self.lease)
+        )
+
+
 class QueueStore:
     def __init__(
         self,
@@ -271,39 +335,7 @@ class QueueStore:
 
     async def claim(self, kind: str) -> ClaimedItem | None:
         """Mark the next pending item of ``kind`` (priority, then age) running and return it."""
-        next_id = (
-            select(QUEUE_ITEMS.c.id)
-            .where(QUEUE_ITEMS.c.kind == kind, QUEUE_ITEMS.c.status == "pending")
-            .order_by(QUEUE_ITEMS.c.priority.desc(), QUEUE_ITEMS.c.id)
-            .limit(1)
-            # Another process claiming at this instant holds its row locked: take the next
-            # one instead of queueing behind it (PostgreSQL; SQLite's write lock serializes).
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        now = self._clock.now()
-        statement = (
-            update(QUEUE_ITEMS)
-            .where(QUEUE_ITEMS.c.id == next_id, QUEUE_ITEMS.c.status == "pending")
-            .values(
-                status="running",
-                started_at=now,
-                attempts=QUEUE_ITEMS.c.attempts + 1,
-                lease_owner=self.owner,
-                lease_expires_at=now + self.lease,
-            )
-            .returning(
-                QUEUE_ITEMS.c.id,
-                QUEUE_ITEMS.c.kind,
-                QUEUE_ITEMS.c.payload,
-                QUEUE_ITEMS.c.user_id,
-                QUEUE_ITEMS.c.charge_ref,
-                QUEUE_ITEMS.c.attempts,
-            )
-        )
-        async with self._db.write() as conn:
-            row = (await conn.execute(statement)).first()
-        return None if row is None else ClaimedItem(*row)
+        return await self._writer.submit(_Claim(kind, self.owner, self.lease))
 
     async def finish(
         self,
@@ -408,18 +440,8 @@ class QueueStore:
 
     async def heartbeat(self, item_ids: Sequence[int]) -> None:
         """Renew the leases this process holds on ``item_ids`` (it is still running them)."""
-        if not item_ids:
-            return
-        async with self._db.write() as conn:
-            await conn.execute(
-                update(QUEUE_ITEMS)
-                .where(
-                    QUEUE_ITEMS.c.id.in_(list(item_ids)),
-                    QUEUE_ITEMS.c.status == "running",
-                    QUEUE_ITEMS.c.lease_owner == self.owner,
-                )
-                .values(lease_expires_at=self._clock.now() + self.lease)
-            )
+        if item_ids:
+            await self._writer.submit(_Renew(tuple(item_ids), self.owner, self.lease))
 
     async def recover(self, *, retry: bool, at_start: bool = True) -> Recovered:
         """Items left ``running`` by a process that is gone go back to pending (``retry``),

@@ -28,6 +28,12 @@ A ``SetBasedOperation`` (a watch-time payout of a whole channel) skips the ``Bat
 alone, in its turn, in a write transaction of its own (``Database.write``), writing with its own
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
 in the queue, as behind any batch, instead of competing for the database's write lock.
+
+A ``RowsOperation`` (the queue's claims and lease renewals) also runs alone, in its turn, but on
+the writer's own connection: it writes rows the writer does not remember, and written through
+another connection it would make the writer forget everything (a write by another connection
+is all the cache can see, ``cache.py``). A queue busy with redeems did that before a fifth of
+the batches of a busy chat, each of which then read all its viewers again.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -48,7 +55,7 @@ from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, PixelbotError
 
-__all__ = ["Operation", "SetBasedOperation", "Writer", "WriterStopped"]
+__all__ = ["Operation", "RowsOperation", "SetBasedOperation", "Writer", "WriterStopped"]
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +81,24 @@ class SetBasedOperation(Protocol, Generic[T_co]):
     async def write(self, conn: AsyncConnection, db: Database, now: Any) -> T_co: ...
 
 
-class _Pending:
-    __slots__ = ("future", "op")
+class RowsOperation(Protocol, Generic[T_co]):
+    """A few statements on rows the writer does not remember (never wallets, identities or
+    cooldowns), run in a transaction of their own on the writer's connection."""
 
-    def __init__(
-        self, op: Operation[Any] | SetBasedOperation[Any], future: asyncio.Future[Any]
-    ) -> None:
-        self.op: Any = op  # an Operation, or a SetBasedOperation (see _set_based)
+    def write_rows(self, conn: Connection, db: Database, now: datetime) -> T_co: ...
+
+
+AnyOperation = Operation[Any] | SetBasedOperation[Any] | RowsOperation[Any]
+
+
+class _Pending:
+    __slots__ = ("alone", "future", "op")
+
+    def __init__(self, op: AnyOperation, future: asyncio.Future[Any]) -> None:
+        self.op: Any = op
         self.future = future
+        # Not part of a batch: a SetBasedOperation or a RowsOperation, run on its own.
+        self.alone = hasattr(op, "write") or hasattr(op, "write_rows")
 
 
 class Writer:
@@ -137,11 +154,13 @@ class Writer:
                 self.db.faults.unwatch()
                 await self._drop_connection()
 
-    async def submit(self, op: Operation[T] | SetBasedOperation[T]) -> T:
+    async def submit(self, op: Operation[T] | SetBasedOperation[T] | RowsOperation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once that batch is committed."""
         return await self.enqueue(op)
 
-    def enqueue(self, op: Operation[T] | SetBasedOperation[T]) -> asyncio.Future[T]:
+    def enqueue(
+        self, op: Operation[T] | SetBasedOperation[T] | RowsOperation[T]
+    ) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         task = self._task
         if task is None or self._stopping or task.done():
@@ -160,12 +179,16 @@ class Writer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if _set_based(self._queue[0]):
-                await self._write_alone(self._queue.popleft())
+            if self._queue[0].alone:
+                item = self._queue.popleft()
+                if hasattr(item.op, "write_rows"):
+                    await self._write_rows(item)
+                else:
+                    await self._write_alone(item)
                 continue
             take = min(len(self._queue), self.max_batch)
             pending: list[_Pending] = []
-            while len(pending) < take and not _set_based(self._queue[0]):
+            while len(pending) < take and not self._queue[0].alone:
                 pending.append(self._queue.popleft())
             batch = asyncio.ensure_future(self._process(pending))
             try:
@@ -213,6 +236,22 @@ class Writer:
         self.db.faults.recovered()
         self.batches += 1
         self.operations += 1
+        _settle(item.future, outcome)
+
+    async def _write_rows(self, item: _Pending) -> None:
+        try:
+            self.db.check_file()
+            conn = await self._connection()
+            async with self.db.write_turn(), conn.transaction() as transaction:
+                outcome = await transaction.commit_after(
+                    item.op.write_rows, self.db, self.clock.now()
+                )
+            self.db.check_file()
+        except Exception as exc:  # rolled back, nothing of it saved; the caller hears why
+            await self._drop_connection()  # (a fresh one for the next, whatever broke)
+            _settle(item.future, exc)
+            return
+        self.db.faults.recovered()
         _settle(item.future, outcome)
 
     async def _process(self, pending: list[_Pending]) -> None:
@@ -306,10 +345,6 @@ class Writer:
         except Exception:
             log.exception("economy writer: remembering a committed batch failed; cache dropped")
             self.cache.clear()
-
-
-def _set_based(item: _Pending) -> bool:
-    return hasattr(item.op, "write")
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
@@ -262,9 +262,9 @@ async def test_a_queue_refund_reaches_a_cached_wallet_once(db_path: Path) -> Non
         await engine.ledger.grant(ALICE, 100, reason="test")
         running = await buy(engine, "tts", "tts-1")
         pending = await buy(engine, "tts", "tts-2")
-        claimed = await engine.queue.claim("tts")  # another connection: the cache is dropped
+        claimed = await engine.queue.claim("tts")  # (on the writer's connection: still warm)
         assert claimed is not None and claimed.id == running
-        await engine.ledger.grant(ALICE, 1, reason="test")  # ... and warm again: 51
+        await engine.ledger.grant(ALICE, 1, reason="test")  # 51
 
         failed, cancelled = await asyncio.gather(
             engine.queue.fail(running, "no voice"), engine.queue.cancel(pending, "mod")
@@ -276,6 +276,37 @@ async def test_a_queue_refund_reaches_a_cached_wallet_once(db_path: Path) -> Non
         await engine.ledger.spend(ALICE, 101, reason="tts")
         with pytest.raises(InsufficientFunds):
             await engine.ledger.spend(ALICE, 1, reason="tts")
+        await assert_verified(engine)
+
+
+async def test_queue_claims_and_lease_renewals_leave_the_cache_warm(db_path: Path) -> None:
+    """They run on the writer's own connection: a busy queue must not make every batch of a
+    busy chat read its viewers again (a write by another connection drops the cache)."""
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), FakeClock(T0)) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        first = await buy(engine, "tts", "tts-1")
+        await buy(engine, "tts", "tts-2")
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            seen.append(" ".join(statement.split()))
+
+        targets = engine.db.statement_engines()
+        for target in targets:
+            event.listen(target, "before_cursor_execute", record)
+        try:
+            claimed = await engine.queue.claim("tts")
+            assert claimed is not None and claimed.id == first
+            await engine.queue.heartbeat([first])
+            await engine.ledger.grant(ALICE, 1, reason="test")
+        finally:
+            for target in targets:
+                event.remove(target, "before_cursor_execute", record)
+
+        assert [s for s in seen if s.startswith(("UPDATE queue_items", "INSERT INTO trans"))]
+        assert [s for s in seen if s.startswith("SELECT") and " FROM users " in s] == []
+        assert [s for s in seen if s.startswith("SELECT") and " FROM identities " in s] == []
+        assert await balance_of(engine, ALICE) == 51
         await assert_verified(engine)
 
 
