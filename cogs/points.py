@@ -14,6 +14,9 @@ class PointsCog(Cog):
     @command("points", usage="points [viewer]", help="Your points, or another viewer's.")
     async def points(self, ctx: Context, viewer: Target | None = None) -> None:
         if viewer is None:
+            if ctx.balance is not None:  # as this very message left it: no read needed
+                await ctx.reply(f"you have {ctx.points(ctx.balance)}")
+                return
             try:
                 summary = await self.services.wallets.summary_of(ctx.author)
             except UnknownViewer:

@@ -112,7 +112,7 @@ class EventIntake:
             case RewardRedemption() if self.on_reward is not None:
                 await self.on_reward(event)
             case ChatMessage():
-                await self._commands.handle(event)
+                await self._commands.handle(event, balance=earned.balance)
         return earned
 
     def _track_presence(self, event: Event) -> None:

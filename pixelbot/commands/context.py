@@ -23,6 +23,9 @@ class Context:
     services: Services
     message: ChatMessage
     invoked_with: str  # the command name as typed (may be an alias)
+    # The author's balance as their message left it (its own earn included), reported by the
+    # writer with that message's commit; None when it was not (nothing saved, no wallet).
+    balance: int | None = None
 
     @property
     def author(self) -> Viewer:

@@ -67,12 +67,14 @@ class CommandLayer:
         self.cogs, self.cog_errors = cogs, errors
         return errors
 
-    async def handle(self, message: ChatMessage) -> bool:
-        """Dispatch ``message`` if it is a command. True when it was one."""
+    async def handle(self, message: ChatMessage, *, balance: int | None = None) -> bool:
+        """Dispatch ``message`` if it is a command. True when it was one. ``balance``: the
+        author's balance as the message left it (``Earned.balance``), if known."""
         assert self.services is not None
         prefix = self._settings().bot.prefix
         text = message.text
         if not text.startswith(prefix) or len(text) <= len(prefix):
             return False
-        await self.router.dispatch(Context(self.services, message, ""), text[len(prefix) :])
+        context = Context(self.services, message, "", balance)
+        await self.router.dispatch(context, text[len(prefix) :])
         return True

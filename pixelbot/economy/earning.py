@@ -55,6 +55,9 @@ class Earned(NamedTuple):
     skipped: str | None = (
         None  # duplicate | ignored | anonymous | cooldown | already_paid | zero | unsaved
     )
+    # The viewer's balance as this event left it (its earn included), as committed with it:
+    # ``!points`` answers from it instead of reading the wallet again. None: no wallet.
+    balance: int | None = None
 
 
 def award_for(event: Event, settings: EconomySettings) -> Award | None:
@@ -153,12 +156,12 @@ class _Earn:
         if account is None:
             return Earned(ref, skipped="anonymous" if event.actor is None else "ignored")
         if award is None or (award.points <= 0 and award.xp <= 0):
-            return Earned(ref, account.user_id, skipped="zero")
+            return Earned(ref, account.user_id, skipped="zero", balance=account.points)
         scope = user_scope(account.user_id)
         if award.cooldown_key and batch.on_cooldown(scope, award.cooldown_key):
-            return Earned(ref, account.user_id, skipped="cooldown")
+            return Earned(ref, account.user_id, skipped="cooldown", balance=account.points)
         if award.ref != ref and batch.has_tx_ref(award.ref):
-            return Earned(ref, account.user_id, skipped="already_paid")
+            return Earned(ref, account.user_id, skipped="already_paid", balance=account.points)
         points = 0
         if award.points > 0:
             points = batch.credit_up_to_limit(
@@ -178,7 +181,7 @@ class _Earn:
             cause_ref=ref,
             payload={"rule": event.kind, "points": points, "xp": award.xp},
         )
-        return Earned(ref, account.user_id, points, award.xp, level_up)
+        return Earned(ref, account.user_id, points, award.xp, level_up, balance=account.points)
 
 
 class EarningRules:
