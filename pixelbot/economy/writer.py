@@ -130,13 +130,14 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._conn: WriterConnection | None = None
         self._stopping = False
+        self._cancelled = False  # the writer's task was cancelled: stop after the op in hand
         self.cache = WriterCache(cache_limit)
         self.batches = 0  # statistics, for benchmarks and the dashboard
         self.operations = 0
 
     async def start(self) -> None:
         if self._task is None:
-            self._stopping = False
+            self._stopping = self._cancelled = False
             self._task = asyncio.create_task(self._run(), name="economy-writer")
             self.db.faults.watch()  # the bot runs: tell the operator about outages once each
 
@@ -163,7 +164,7 @@ class Writer:
     ) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         task = self._task
-        if task is None or self._stopping or task.done():
+        if task is None or self._stopping or self._cancelled or task.done():
             raise WriterStopped("the economy writer is not running")
         future: asyncio.Future[T] = task.get_loop().create_future()
         self._queue.append(_Pending(op, future))
@@ -172,7 +173,25 @@ class Writer:
         return future
 
     async def _run(self) -> None:
-        while True:
+        work = asyncio.ensure_future(self._work())
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # Cancelled (a shutdown) while an operation may be in hand, a commit under way in
+            # the database's thread: finish that one, so that each caller hears what really
+            # happened and the connection closes only after it; start no other; then stop.
+            self._cancelled = True
+            self._wakeup.set()
+            await work
+            while self._queue:  # never started: nothing of them was saved
+                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
+            raise
+
+    async def _work(self) -> None:
+        """The writer's loop: one batch, or one operation run alone, after another. It runs
+        as one task under ``_run``'s shield, so a shutdown lets whatever is in hand finish,
+        whichever kind it is (a payout tick's commit as much as a batch's)."""
+        while not self._cancelled:
             if not self._queue:
                 if self._stopping:
                     return
@@ -190,16 +209,8 @@ class Writer:
             pending: list[_Pending] = []
             while len(pending) < take and not self._queue[0].alone:
                 pending.append(self._queue.popleft())
-            batch = asyncio.ensure_future(self._process(pending))
             try:
-                try:
-                    await asyncio.shield(batch)
-                except asyncio.CancelledError:
-                    # Cancelled (a shutdown) while the batch is in hand: a commit may be under
-                    # way in the database's thread. Finish it, so that each caller hears what
-                    # really happened, and the connection closes only after it; then stop.
-                    await batch
-                    raise
+                await self._process(pending)
             except Exception as exc:  # the writer must outlive any one batch
                 log.exception("economy writer: a batch failed unexpectedly")
                 self.cache.clear()

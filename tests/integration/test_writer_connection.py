@@ -22,6 +22,8 @@ from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.economy.store import COOLDOWNS, IDENTITIES
+from pixelbot.economy.writer import WriterStopped
+from pixelbot.errors import UnknownViewer
 from pixelbot.testing import balance_of, open_test_engine, viewer
 
 EXPIRES = utc(2030, 1, 1)
@@ -184,3 +186,42 @@ async def test_a_shutdown_during_a_batch_finishes_it_and_answers_its_caller(
         assert not any(name.startswith("pixelbot-writer") for name in _database_threads())
         assert await balance_of(engine, viewer("alice")) == entry.balance
     assert _database_threads() == before
+
+
+@pytest.mark.sqlite_only("holds the SQLite file's write lock from another connection")
+async def test_what_waits_behind_the_batch_in_hand_at_a_shutdown_is_told_it_did_not_run(
+    config: Config, clock: FakeClock, db_path: Path
+) -> None:
+    """Cancelled with a batch in hand and more queued behind it: the batch finishes, and each
+    operation still queued hears that the writer stopped (nothing of it saved) instead of
+    waiting forever; nothing new is taken."""
+    async with open_test_engine(config, clock) as engine:
+        await engine.ledger.grant(viewer("alice"), 5, reason="gift", ref="gift:1")
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            in_hand = asyncio.ensure_future(
+                engine.ledger.grant(viewer("alice"), 7, reason="gift", ref="gift:2")
+            )
+            await asyncio.sleep(0.3)  # taken, and waiting for the lock in the writer's thread
+            queued = asyncio.ensure_future(
+                engine.ledger.grant(viewer("bob"), 9, reason="gift", ref="gift:3")
+            )
+            await asyncio.sleep(0.05)
+            stopping = asyncio.ensure_future(engine.writer.stop())
+            await asyncio.sleep(0.05)
+            stopping.cancel()
+            await asyncio.sleep(0.05)
+            with pytest.raises(WriterStopped):  # the writer takes nothing new now
+                await engine.ledger.grant(viewer("carol"), 1, reason="gift", ref="gift:4")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        entry = await asyncio.wait_for(in_hand, 10)
+        assert entry.balance == engine.config.economy.starting_points + 12
+        with pytest.raises(WriterStopped):
+            await asyncio.wait_for(queued, 10)
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        with pytest.raises(UnknownViewer):  # bob's wallet was never written
+            await balance_of(engine, viewer("bob"))
