@@ -29,11 +29,12 @@ alone, in its turn, in a write transaction of its own (``Database.write``), writ
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
 in the queue, as behind any batch, instead of competing for the database's write lock.
 
-A ``RowsOperation`` (the queue's claims and lease renewals) also runs alone, in its turn, but on
-the writer's own connection: it writes rows the writer does not remember, and written through
-another connection it would make the writer forget everything (a write by another connection
-is all the cache can see, ``cache.py``). A queue busy with redeems did that before a fifth of
-the batches of a busy chat, each of which then read all its viewers again.
+A ``RowsOperation`` (the queue's claims and lease renewals, on a SQLite file) also runs alone,
+in its turn, but on the writer's own connection: it writes rows the writer does not remember,
+and written through another connection it would make the writer forget everything (a write by
+another connection is all the cache can see, ``cache.py``). A queue busy with redeems did that
+before a fifth of the batches of a busy chat, each of which then read all its viewers again.
+(On PostgreSQL there is no cache, and the queue writes them itself: ``QueueStore``.)
 """
 
 from __future__ import annotations
