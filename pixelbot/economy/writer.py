@@ -84,7 +84,8 @@ class SetBasedOperation(Protocol, Generic[T_co]):
 
 class RowsOperation(Protocol, Generic[T_co]):
     """A few statements on rows the writer does not remember (never wallets, identities or
-    cooldowns), run in a transaction of their own on the writer's connection."""
+    cooldowns), run in a transaction of their own on the writer's connection; not run at all
+    if its caller stopped waiting before its turn."""
 
     def write_rows(self, conn: Connection, db: Database, now: datetime) -> T_co: ...
 
@@ -251,6 +252,10 @@ class Writer:
         _settle(item.future, outcome)
 
     async def _write_rows(self, item: _Pending) -> None:
+        if item.future.done():
+            # Its caller is gone (cancelled): its result is all a RowsOperation is for, and a
+            # queue claim nobody receives would leave an item running that nobody performs.
+            return
         try:
             self.db.check_file()
             conn = await self._connection()

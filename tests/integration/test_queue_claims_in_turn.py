@@ -1,6 +1,6 @@
 """Queue claims and lease renewals beside the economy writer (``QueueStore.claim`` and
-``heartbeat``): on a database several bots share, renewing a lease never waits behind the
-writer's batches.
+``heartbeat``): a claim nobody waits for any more claims nothing, and on a database several
+bots share, renewing a lease never waits behind the writer's batches.
 
 Real writer, real SQLite file and real PostgreSQL; a second ``QueueStore`` with another owner
 stands for a second bot process on the same queue (``test_processes.py`` runs real ones).
@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.clock import FakeClock
+from pixelbot.db.engine import Database
 from pixelbot.db.models import QueueItem
 from pixelbot.economy.queue import LEASE, QueueStore
 from pixelbot.testing import assert_verified, balance_of, make_config, open_test_engine, viewer
@@ -44,6 +46,44 @@ async def status_of(engine: Any, item_id: int) -> str:
     async with engine.db.read() as conn:
         found = await conn.execute(select(QueueItem.status).where(QueueItem.id == item_id))
         return str(found.scalar_one())
+
+
+class _Hold:
+    """A writer operation (set-based, run alone) that keeps the writer busy until released:
+    whatever is queued behind it waits its turn."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def write(self, conn: AsyncConnection, db: Database, now: Any) -> None:
+        self.started.set()
+        await self.release.wait()
+
+
+@pytest.mark.sqlite_only("on a server database a claim does not wait for the writer's turn")
+async def test_a_claim_whose_caller_is_gone_before_its_turn_claims_nothing(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """A queue loop stopped (cancelled) while its claim waits behind the writer's backlog: the
+    claim must not run later, or the item would be left running with nobody performing it,
+    under this process's own lease (no recovery of this process takes it) until a restart."""
+    async with open_test_engine(make_config(db_path, redeems=REDEEMS), clock) as engine:
+        await engine.ledger.grant(ALICE, 100, reason="test")
+        item = await buy(engine, "r1")
+        hold = _Hold()
+        held = engine.writer.enqueue(hold)
+        await asyncio.wait_for(hold.started.wait(), 5)
+        claim = asyncio.ensure_future(engine.queue.claim("tts"))
+        await asyncio.sleep(0.05)  # queued behind the hold
+        claim.cancel()
+        hold.release.set()
+        await asyncio.wait_for(held, 5)
+        await engine.ledger.grant(BOB, 1, reason="after")  # the writer has passed the claim
+        assert await status_of(engine, item) == "pending"
+        again = await engine.queue.claim("tts")  # the next loop gets it
+        assert again is not None and (again.id, again.attempts) == (item, 1)
+        await assert_verified(engine)
 
 
 @pytest.mark.postgresql_only("leases matter where several bots share a queue: a server database")
