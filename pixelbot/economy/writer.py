@@ -184,10 +184,14 @@ class Writer:
             # happened and the connection closes only after it; start no other; then stop.
             self._cancelled = True
             self._wakeup.set()
-            await work
-            while self._queue:  # never started: nothing of them was saved
-                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
+            await work  # (a second cancel interrupts even that: the way out of a hung commit)
             raise
+        finally:
+            # However the loop ended: what never started hears so (nothing of it was saved)
+            # instead of waiting forever; enqueue takes nothing from now on.
+            self._cancelled = True
+            while self._queue:
+                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
 
     async def _work(self) -> None:
         """The writer's loop: one batch, or one operation run alone, after another. It runs
