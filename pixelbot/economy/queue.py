@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
@@ -32,7 +32,7 @@ from pixelbot.clock import Clock
 from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 from pixelbot.economy.batch import GRANT, Batch, LevelUp, Needs
-from pixelbot.economy.writer import Writer
+from pixelbot.economy.writer import RowsOperation, Writer
 
 __all__ = [
     "ClaimedItem",
@@ -47,6 +47,7 @@ __all__ = [
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 QUEUE_CONTROLS = Base.metadata.tables["queue_controls"]
 USERS = Base.metadata.tables["users"]
+T = TypeVar("T")
 Outcome = Literal["done", "failed", "cancelled"]
 INTERRUPTED = "the bot stopped while it was running"
 GAVE_UP = "the bot stopped while it was running, {} times; it is not tried again"
@@ -335,7 +336,19 @@ class QueueStore:
 
     async def claim(self, kind: str) -> ClaimedItem | None:
         """Mark the next pending item of ``kind`` (priority, then age) running and return it."""
-        return await self._writer.submit(_Claim(kind, self.owner, self.lease))
+        return await self._write_rows(_Claim(kind, self.owner, self.lease))
+
+    async def _write_rows(self, op: RowsOperation[T]) -> T:
+        """A claim or a lease renewal. On a SQLite file, on the writer's connection in its turn
+        (so that the writer's cache stays valid: ``RowsOperation``). On a database other bots
+        share there is no such cache (``cache.py``), and a renewal must not wait behind the
+        writer's batches: one waiting on a wallet another process holds locked would hold the
+        lease back until it ran out, and another bot's recovery would take over (refund) an
+        item this one is still performing. There it runs in a transaction of its own."""
+        if not self._db.shared:
+            return await self._writer.submit(op)
+        async with self._db.write() as conn:
+            return await conn.run_sync(op.write_rows, self._db, self._clock.now())
 
     async def finish(
         self,
@@ -441,7 +454,7 @@ class QueueStore:
     async def heartbeat(self, item_ids: Sequence[int]) -> None:
         """Renew the leases this process holds on ``item_ids`` (it is still running them)."""
         if item_ids:
-            await self._writer.submit(_Renew(tuple(item_ids), self.owner, self.lease))
+            await self._write_rows(_Renew(tuple(item_ids), self.owner, self.lease))
 
     async def recover(self, *, retry: bool, at_start: bool = True) -> Recovered:
         """Items left ``running`` by a process that is gone go back to pending (``retry``),

@@ -29,11 +29,12 @@ alone, in its turn, in a write transaction of its own (``Database.write``), writ
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
 in the queue, as behind any batch, instead of competing for the database's write lock.
 
-A ``RowsOperation`` (the queue's claims and lease renewals) also runs alone, in its turn, but on
-the writer's own connection: it writes rows the writer does not remember, and written through
-another connection it would make the writer forget everything (a write by another connection
-is all the cache can see, ``cache.py``). A queue busy with redeems did that before a fifth of
-the batches of a busy chat, each of which then read all its viewers again.
+A ``RowsOperation`` (the queue's claims and lease renewals, on a SQLite file) also runs alone,
+in its turn, but on the writer's own connection: it writes rows the writer does not remember,
+and written through another connection it would make the writer forget everything (a write by
+another connection is all the cache can see, ``cache.py``). A queue busy with redeems did that
+before a fifth of the batches of a busy chat, each of which then read all its viewers again.
+(On PostgreSQL there is no cache, and the queue writes them itself: ``QueueStore``.)
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class SetBasedOperation(Protocol, Generic[T_co]):
 
 class RowsOperation(Protocol, Generic[T_co]):
     """A few statements on rows the writer does not remember (never wallets, identities or
-    cooldowns), run in a transaction of their own on the writer's connection."""
+    cooldowns), run in a transaction of their own on the writer's connection; not run at all
+    if its caller stopped waiting before its turn."""
 
     def write_rows(self, conn: Connection, db: Database, now: datetime) -> T_co: ...
 
@@ -182,10 +184,14 @@ class Writer:
             # happened and the connection closes only after it; start no other; then stop.
             self._cancelled = True
             self._wakeup.set()
-            await work
-            while self._queue:  # never started: nothing of them was saved
-                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
+            await work  # (a second cancel interrupts even that: the way out of a hung commit)
             raise
+        finally:
+            # However the loop ended: what never started hears so (nothing of it was saved)
+            # instead of waiting forever; enqueue takes nothing from now on.
+            self._cancelled = True
+            while self._queue:
+                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
 
     async def _work(self) -> None:
         """The writer's loop: one batch, or one operation run alone, after another. It runs
@@ -250,6 +256,10 @@ class Writer:
         _settle(item.future, outcome)
 
     async def _write_rows(self, item: _Pending) -> None:
+        if item.future.done():
+            # Its caller is gone (cancelled): its result is all a RowsOperation is for, and a
+            # queue claim nobody receives would leave an item running that nobody performs.
+            return
         try:
             self.db.check_file()
             conn = await self._connection()

@@ -15,9 +15,18 @@ from sqlalchemy import event
 from pixelbot.app.assembly import App, open_app
 from pixelbot.clock import FakeClock
 from pixelbot.config import Config
+from pixelbot.economy.ledger import SPEND, _Post
+from pixelbot.errors import InsufficientFunds
 from pixelbot.events import Viewer
 from pixelbot.outcomes import OutcomeBus, Say
-from pixelbot.testing import EventFactory, FakePlatform, assert_verified, balance_of, make_config
+from pixelbot.testing import (
+    EventFactory,
+    FakePlatform,
+    assert_verified,
+    balance_of,
+    make_config,
+    open_test_engine,
+)
 
 ALICE = Viewer("twitch", "t-alice", "alice", "Alice")
 
@@ -117,3 +126,33 @@ async def test_points_of_lines_sent_together_each_say_the_balance_their_line_lef
             "you have 16 pixels",
         ]
         assert await balance_of(app.engine, ALICE) == 16
+
+
+async def test_the_reported_balance_is_what_was_committed_with_rewards_caps_and_refusals(
+    tmp_path: Path,
+) -> None:
+    """``Earned.balance`` is the wallet as committed at that line's place in the batch: level
+    rewards its XP paid included, stopped at the maximum balance, and untouched by a later
+    operation of the same batch that was refused and rolled back."""
+    clock = FakeClock()
+    config = make_config(
+        tmp_path / "pixel.db",
+        economy={
+            "starting_points": 10,
+            "max_balance": 600,
+            "earn": {"chat": {"points": 5, "xp": 400, "cooldown": "0s"}},
+        },
+        xp={"level_rewards": {2: {"points": 500}, 3: {"points": 500}}},
+    )
+    async with open_test_engine(config, clock) as engine:
+        on_twitch = EventFactory(clock, "twitch")
+        lines = [engine.earning.enqueue(on_twitch.chat(ALICE, "hi")) for _ in range(3)]
+        too_much = engine.writer.enqueue(_Post(ALICE, 10_000, "x", "spend:1", None, SPEND))
+        earned = await asyncio.gather(*lines)
+        with pytest.raises(InsufficientFunds):
+            await too_much
+        assert engine.writer.batches == 1  # (all of it in one batch)
+        # 10 + 5 + level 2's 500; then +5 and level 3's reward up to the maximum; then nothing
+        assert [(e.points, e.balance) for e in earned] == [(5, 515), (5, 600), (0, 600)]
+        assert await balance_of(engine, ALICE) == 600
+        await assert_verified(engine)

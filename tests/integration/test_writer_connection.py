@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
+from pixelbot.db.engine import Database
 from pixelbot.economy.store import COOLDOWNS, IDENTITIES
 from pixelbot.economy.writer import WriterStopped
 from pixelbot.errors import UnknownViewer
@@ -225,3 +227,46 @@ async def test_what_waits_behind_the_batch_in_hand_at_a_shutdown_is_told_it_did_
             await stopping
         with pytest.raises(UnknownViewer):  # bob's wallet was never written
             await balance_of(engine, viewer("bob"))
+
+
+class _Hold:
+    """A set-based writer operation that keeps the writer busy until released (or cancelled)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def write(self, conn: AsyncConnection, db: Database, now: object) -> None:
+        self.started.set()
+        await self.release.wait()
+
+
+async def test_a_shutdown_cancelled_twice_still_tells_what_waited_that_it_did_not_run(
+    config: Config, clock: FakeClock
+) -> None:
+    """A second cancel of a shutdown interrupts the operation in hand too (the way out of a
+    commit that hangs); what was queued behind it never started, and its callers must hear
+    so rather than wait forever."""
+    async with open_test_engine(config, clock) as engine:
+        hold = _Hold()
+        in_hand = engine.writer.enqueue(hold)
+        await asyncio.wait_for(hold.started.wait(), 5)
+        queued = asyncio.ensure_future(
+            engine.ledger.grant(viewer("bob"), 9, reason="gift", ref="gift:1")
+        )
+        await asyncio.sleep(0.05)
+        stopping = asyncio.ensure_future(engine.writer.stop())
+        await asyncio.sleep(0.05)
+        stopping.cancel()
+        await asyncio.sleep(0.05)
+        stopping.cancel()  # (a second Ctrl-C, a teardown cancelling every task)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(stopping, 5)
+        with pytest.raises(WriterStopped):
+            await asyncio.wait_for(queued, 5)
+        in_hand.cancel()  # (interrupted: nobody can say how it ended)
+        with pytest.raises(UnknownViewer):  # bob's wallet was never written
+            await balance_of(engine, viewer("bob"))
+        await engine.writer.start()  # and it starts again
+        entry = await engine.ledger.grant(viewer("bob"), 9, reason="gift", ref="gift:1")
+        assert entry.balance == engine.config.economy.starting_points + 9
