@@ -365,6 +365,11 @@ class FakeDiscord:
             await session.socket.send(frame)
 
     # ------------------------------------------------------------------ test controls
+    @property
+    def sequence(self) -> int:
+        """The sequence number (``s``) of the last dispatch sent to the current session."""
+        return self._current.seq if self._current is not None else 0
+
     async def dispatch(self, kind: str, data: dict[str, Any]) -> None:
         """Send a dispatch to the bot (kept for a resume if the bot is away)."""
         assert self._current is not None, "no bot has identified"
