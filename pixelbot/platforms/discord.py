@@ -129,11 +129,16 @@ class _Client(discord.Client):
     updates its caches as usual, then the raw payload goes to the adapter."""
 
     def __init__(
-        self, adapter: DiscordAdapter, intents: discord.Intents, guild_ready_timeout: float
+        self,
+        adapter: DiscordAdapter,
+        intents: discord.Intents,
+        guild_ready_timeout: float,
+        heartbeat_timeout: float,
     ) -> None:
         super().__init__(
             intents=intents,
             guild_ready_timeout=guild_ready_timeout,
+            heartbeat_timeout=heartbeat_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -207,12 +212,16 @@ class DiscordAdapter:
         prefix: str,
         guild_ready_timeout: float = 2.0,
         inbox_limit: int = INBOX_LIMIT,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         """``guild_ready_timeout``: how long discord.py waits after the last server arrives
         before it calls itself ready (its default; tests shorten it). ``inbox_limit``: events
-        received and not yet taken before discord.py's reading waits (tests lower it)."""
+        received and not yet taken before discord.py's reading waits. ``heartbeat_timeout``:
+        how long discord.py's gateway may go without reading before it reconnects and resumes
+        (its default). Tests lower both."""
         self._settings = settings
         self._guild_ready_timeout = guild_ready_timeout
+        self._heartbeat_timeout = heartbeat_timeout
         self._open_vault = vault
         self._vault: TokenVault | None = None
         self._clock = clock
@@ -288,7 +297,9 @@ class DiscordAdapter:
         self._connected = True
 
     async def _connect(self, intents: discord.Intents) -> None:
-        client = self._client = _Client(self, intents, self._guild_ready_timeout)
+        client = self._client = _Client(
+            self, intents, self._guild_ready_timeout, self._heartbeat_timeout
+        )
         token = self._settings.token.get_secret_value() if self._settings.token else ""
         try:
             await client.login(token)
