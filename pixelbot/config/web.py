@@ -24,6 +24,7 @@ from pixelbot.config.types import Duration, Section, Text, check_placeholders, i
 __all__ = [
     "ALERT_KINDS",
     "LOCAL_HOSTS",
+    "MAX_DASHBOARD_CONNECTIONS",
     "MAX_OVERLAY_CONNECTIONS",
     "AlertTemplate",
     "AlertsOverlay",
@@ -36,6 +37,7 @@ __all__ = [
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_OVERLAY_CONNECTIONS = 32
+MAX_DASHBOARD_CONNECTIONS = 16
 
 
 class WheelOverlay(Section):
@@ -140,6 +142,13 @@ class DashboardSettings(Section):
     # a one-time login link is printed at start instead, which is allowed on a local host only.
     password: SecretStr | None = None
     session: Duration = timedelta(hours=12)  # how long a login lasts
+    # Live connections open at once from dashboard pages (every tab of every operator keeps
+    # one): past this a new one is refused, so a page stuck reconnecting, or a session in the
+    # wrong hands, cannot pile up connections the bot feeds. Room for a few moderators with a
+    # few tabs each, and reconnects not yet noticed as gone.
+    max_connections: Annotated[int, BeforeValidator(integer), Field(ge=1, le=10_000)] = (
+        MAX_DASHBOARD_CONNECTIONS
+    )
 
     @field_validator("password")
     @classmethod

@@ -12,6 +12,13 @@ an ``OrderedFeed`` (``platforms/feed.py``): one member's messages, slash command
 changes are handled in that order, different members' at once (the writer commits a busy
 server in groups).
 
+Falling behind: discord.py reads the gateway in one loop that awaits ``received_message`` for
+each frame before it reads the next, and the wrapped parsers run inside it. After each frame
+that loop now also awaits room in the adapter's bounded ``Inbox`` (``platforms/inbox.py``): when
+the bot is behind, discord.py stops reading and Discord holds the rest; nothing is dropped.
+(Heartbeats go on from discord.py's own thread; a pause past its heartbeat timeout closes the
+socket, and discord.py resumes the session, Discord replaying what was sent meanwhile.)
+
 Slash commands are generated from the command registry (``discord_commands``) and registered
 on the server at start, only when they changed (the hash of the last sync is kept in the
 vault). An interaction is answered at once with "thinking" (Discord allows 3 s), the command
@@ -33,7 +40,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,6 +68,7 @@ from pixelbot.platforms.discord_events import (
 )
 from pixelbot.platforms.discord_replay import RECORDED, Recorder
 from pixelbot.platforms.feed import OrderedFeed, event_key
+from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox
 from pixelbot.vault import Token, TokenVault
 
 __all__ = ["MESSAGE_CONTENT_OFF", "RATE", "RATE_WINDOW", "DiscordAdapter", "view_from_settings"]
@@ -121,11 +129,16 @@ class _Client(discord.Client):
     updates its caches as usual, then the raw payload goes to the adapter."""
 
     def __init__(
-        self, adapter: DiscordAdapter, intents: discord.Intents, guild_ready_timeout: float
+        self,
+        adapter: DiscordAdapter,
+        intents: discord.Intents,
+        guild_ready_timeout: float,
+        heartbeat_timeout: float,
     ) -> None:
         super().__init__(
             intents=intents,
             guild_ready_timeout=guild_ready_timeout,
+            heartbeat_timeout=heartbeat_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -145,6 +158,20 @@ class _Client(discord.Client):
 
         return parse
 
+    # discord.py keeps its gateway connection in ``ws`` (a new one at each reconnect): each is
+    # made to wait for room in the inbox after every frame it reads.
+    _gateway: DiscordWebSocket | None = None
+
+    @property
+    def ws(self) -> DiscordWebSocket:
+        return self._gateway  # type: ignore[return-value]  # (None until connected, as upstream)
+
+    @ws.setter
+    def ws(self, gateway: DiscordWebSocket | None) -> None:
+        if gateway is not None:
+            _pace(gateway, self._pixel._inbox.room)
+        self._gateway = gateway
+
     async def on_ready(self) -> None:
         self._pixel._gateway_up()
 
@@ -153,6 +180,22 @@ class _Client(discord.Client):
 
     async def on_disconnect(self) -> None:
         self._pixel._gateway_down()
+
+
+def _pace(gateway: DiscordWebSocket, room: Callable[[], Awaitable[None]]) -> None:
+    """Make the gateway's reader wait for ``room`` after each frame it has handled.
+
+    ``DiscordWebSocket.poll_event`` reads one frame and awaits ``received_message`` on it
+    (which updates the sequence and runs the parsers, ours included) before it reads again:
+    waiting at the end of that call holds the reader without touching anything discord.py
+    keeps, and the frame just read is already in the inbox."""
+    received = gateway.received_message
+
+    async def received_message(msg: Any, /) -> None:
+        await received(msg)
+        await room()
+
+    gateway.received_message = received_message  # type: ignore[method-assign]
 
 
 class DiscordAdapter:
@@ -168,11 +211,17 @@ class DiscordAdapter:
         *,
         prefix: str,
         guild_ready_timeout: float = 2.0,
+        inbox_limit: int = INBOX_LIMIT,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         """``guild_ready_timeout``: how long discord.py waits after the last server arrives
-        before it calls itself ready (its default; tests shorten it)."""
+        before it calls itself ready (its default; tests shorten it). ``inbox_limit``: events
+        received and not yet taken before discord.py's reading waits. ``heartbeat_timeout``:
+        how long discord.py's gateway may go without reading before it reconnects and resumes
+        (its default). Tests lower both."""
         self._settings = settings
         self._guild_ready_timeout = guild_ready_timeout
+        self._heartbeat_timeout = heartbeat_timeout
         self._open_vault = vault
         self._vault: TokenVault | None = None
         self._clock = clock
@@ -191,7 +240,7 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._feed: OrderedFeed | None = None
-        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._inbox: Inbox[tuple[str, Any]] = Inbox(PLATFORM, clock, limit=inbox_limit)
         self._sink: EventSink | None = None
         self._recorder: Recorder | None = None
         self._pending: dict[str, _Pending] = {}
@@ -248,7 +297,9 @@ class DiscordAdapter:
         self._connected = True
 
     async def _connect(self, intents: discord.Intents) -> None:
-        client = self._client = _Client(self, intents, self._guild_ready_timeout)
+        client = self._client = _Client(
+            self, intents, self._guild_ready_timeout, self._heartbeat_timeout
+        )
         token = self._settings.token.get_secret_value() if self._settings.token else ""
         try:
             await client.login(token)
@@ -375,15 +426,16 @@ class DiscordAdapter:
             self._connected,
             retrying_since=self._retrying_since,
             last_event_at=self._last_event_at,
-            detail=self._detail,
+            detail="; ".join(part for part in (self._detail, self._inbox.detail()) if part),
         )
 
     # ------------------------------------------------------------------ incoming
     def _received(self, kind: str, sequence: int | None, data: Any) -> None:
-        """A dispatch, straight from discord.py's receive loop (in order; nothing awaited)."""
+        """A dispatch, straight from discord.py's receive loop (in order; the loop waits for
+        room in the inbox after this frame, see ``_pace``)."""
         if self._recorder is not None:
             self._recorder.write(kind, sequence, data)
-        self._inbox.put_nowait((kind, data))
+        self._inbox.put((kind, data))
 
     async def _pump_events(self) -> None:
         while True:
@@ -547,6 +599,11 @@ class DiscordAdapter:
         else:
             pending.answered = True
             await self._webhook("PATCH", pending.call.token, "/messages/@original", body)
+
+    @property
+    def inbox(self) -> Inbox[tuple[str, Any]]:
+        """What the library has received and the adapter not yet taken (``platforms/inbox.py``)."""
+        return self._inbox
 
     @property
     def client(self) -> discord.Client | None:

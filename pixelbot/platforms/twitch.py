@@ -15,6 +15,13 @@ deletion are never handled the wrong way round, while different viewers' run at 
 writer commits a busy chat in groups); a stream going online or offline waits for everything
 before it, and nothing after it starts until it is done.
 
+Falling behind: twitchio hands each notification to ``Client.dispatch``, a synchronous call, and
+reads on; its socket must keep being read (a keepalive missed for ~15 s makes it reconnect to
+a new EventSub session, and what Twitch sent to the old one is lost). So the queue is a bounded
+``Inbox`` (``platforms/inbox.py``) that, when full, drops only plain chat lines (no bits, no
+channel-point reward); every other event goes in. The count is in ``status()``, and a warning
+names it at most once a minute.
+
 Connection trouble is twitchio's to handle (keepalive timeouts and dropped sockets reconnect
 and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
 retries); a revoked subscription is logged as one line naming what stopped and why.
@@ -63,8 +70,9 @@ from pixelbot.events import (
 )
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.feed import OrderedFeed, event_key
+from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox
 from pixelbot.platforms.twitch_auth import PLATFORM
-from pixelbot.platforms.twitch_events import event_from_payload, roles_from_badges
+from pixelbot.platforms.twitch_events import event_from_payload, plain_chat, roles_from_badges
 from pixelbot.platforms.twitch_replay import Recorder
 from pixelbot.platforms.twitch_rewards import settle_redemption, sync_rewards
 from pixelbot.vault import Token, TokenVault
@@ -141,7 +149,7 @@ class _Client(twitchio.Client):
         return None  # every refreshed token was stored the moment it came (event_token_refreshed)
 
     def dispatch(self, event: str, payload: Any | None = None) -> None:
-        self._pixel._inbox.put_nowait((event, payload))
+        self._pixel._inbox.put((event, payload))  # (a full inbox drops a plain chat line)
 
 
 class TwitchAdapter:
@@ -156,7 +164,10 @@ class TwitchAdapter:
         clock: Clock,
         *,
         redeems: Mapping[str, RedeemSettings] | None = None,
+        inbox_limit: int = INBOX_LIMIT,
     ) -> None:
+        """``inbox_limit``: events received and not yet taken before plain chat lines are
+        dropped (tests lower it)."""
         self._settings = settings
         self._open_vault = vault  # opened at start: a key problem is a start problem
         self._vault: TokenVault | None = None
@@ -170,7 +181,9 @@ class TwitchAdapter:
             messages_per_window=VIEWER_RATE,
             rate_window=RATE_WINDOW,
         )
-        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._inbox: Inbox[tuple[str, Any]] = Inbox(
+            PLATFORM, clock, limit=inbox_limit, sheddable=lambda item: plain_chat(item[1])
+        )
         self._client: _Client | None = None
         self._pump: asyncio.Task[None] | None = None
         self._feed: OrderedFeed | None = None
@@ -377,6 +390,7 @@ class TwitchAdapter:
         if self._recorder is not None:
             self._recorder.uninstall()
             self._recorder = None
+        self._inbox.close()
 
     # ------------------------------------------------------------------ incoming
     async def _pump_events(self) -> None:
@@ -587,6 +601,7 @@ class TwitchAdapter:
         elif self._client is not None and self._down_since is None:
             self._down_since = self._clock.now()
         detail = self._detail or ("" if up else "reconnecting to Twitch EventSub")
+        detail = "; ".join(part for part in (detail, self._inbox.detail()) if part)
         return PlatformStatus(
             up, retrying_since=self._down_since, last_event_at=self._last_event_at, detail=detail
         )
@@ -596,6 +611,11 @@ class TwitchAdapter:
             return []
         websockets: dict[str, dict[str, Any]] = getattr(self._client, "_websockets", {})
         return [socket for sessions in websockets.values() for socket in sessions.values()]
+
+    @property
+    def inbox(self) -> Inbox[tuple[str, Any]]:
+        """What the library has received and the adapter not yet taken (``platforms/inbox.py``)."""
+        return self._inbox
 
     @property
     def client(self) -> twitchio.Client | None:

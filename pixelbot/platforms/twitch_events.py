@@ -41,6 +41,7 @@ __all__ = [
     "event_from_frame",
     "event_from_payload",
     "frame_time",
+    "plain_chat",
     "roles_from_badges",
 ]
 
@@ -110,6 +111,19 @@ def frame_time(frame: dict[str, Any]) -> datetime | None:
         return _parse_time(str(stamp))
     except ValueError:
         raise FrameError(f"message_timestamp {stamp!r} is not a time") from None
+
+
+def plain_chat(payload: object) -> bool:
+    """Whether a payload is a chat line that neither pays nor charges anything on Twitch's side:
+    no bits cheered in it, no channel-point reward or Power-up behind it (a highlighted or
+    sub-only line, a message effect). Only these may be dropped when the bot falls behind
+    (``platforms/inbox.py``). A command in such a line is then never run, so never charged."""
+    return (
+        isinstance(payload, es.ChatMessage)
+        and payload.type in ("text", "user_intro")
+        and payload.cheer is None
+        and payload.channel_points_id is None
+    )
 
 
 def event_from_payload(payload: object, now: datetime) -> Event | None:

@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from pixelbot.clock import Clock
+from pixelbot.config.web import MAX_DASHBOARD_CONNECTIONS
 from pixelbot.errors import ConfigError, ConfigIssue, PixelbotError
 from pixelbot.outcomes import Notice, OutcomeBus
 from pixelbot.web.auth import DashboardAuth, Session
@@ -94,6 +95,8 @@ class Dashboard:
     base_url: str = ""  # for the one-time link printed at start, e.g. http://127.0.0.1:8080
     announce: Callable[[str], Awaitable[None]] | None = None
     secure_cookies: bool = False  # web.secure_cookies: behind a TLS reverse proxy
+    # web.dashboard.max_connections, read at each connection (it changes on !reload)
+    max_connections: Callable[[], int] = lambda: MAX_DASHBOARD_CONNECTIONS
     live: LiveFeed = field(init=False)
 
     def __post_init__(self) -> None:
@@ -320,20 +323,14 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             raise web.HTTPForbidden(text="cross-site WebSocket refused")
         socket = web.WebSocketResponse(heartbeat=30)
-        await socket.prepare(request)
-        page = LivePage(socket, _session(request))
-        dashboard.live.pages.append(page)
-        sender = asyncio.create_task(page.pump())
+        connections, limit = dashboard.live.connections, dashboard.max_connections()
+        if not connections.admit(limit):  # (the pages already open are not touched)
+            return await connections.refuse(request, socket, limit)
         try:
-            async for message in socket:  # the page only listens; anything it says is ignored
-                if message.type == WSMsgType.ERROR:
-                    break
+            await socket.prepare(request)
+            await _serve_live(dashboard.live, LivePage(socket, _session(request)))
         finally:
-            if page in dashboard.live.pages:
-                dashboard.live.pages.remove(page)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            connections.release()
         return socket
 
     routes = [web.get(f"/{path}", page(name)) for path, name in PAGES.items()]
@@ -358,6 +355,22 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
         web.post("/api/system/backup", _api(backup)),
         web.get("/ws", live),
     ]
+
+
+async def _serve_live(live: LiveFeed, page: LivePage) -> None:
+    """Feed one page its updates until its socket closes (or drops: the loop ends either way)."""
+    live.pages.append(page)
+    sender = asyncio.create_task(page.pump())
+    try:
+        async for message in page.socket:  # the page only listens; anything it says is ignored
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        if page in live.pages:
+            live.pages.remove(page)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -435,6 +448,7 @@ def add_routes(app: web.Application, deps: WebDeps) -> None:
         base_url=f"http://{host}:{settings.port}",
         announce=announce,
         secure_cookies=settings.secure_cookies,
+        max_connections=lambda: deps.settings().web.dashboard.max_connections,
     )
     deps.extras[EXTRA] = dashboard
     mount_dashboard(app, dashboard, deps.bus)

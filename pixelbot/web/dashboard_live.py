@@ -5,6 +5,9 @@ It subscribes to the outcome bus, which also carries chat, so it never waits for
 each page has its own bounded backlog and a task that sends it; a page that falls
 ``LIVE_BACKLOG`` updates behind is dropped (it reconnects and reloads), one whose session
 ended is closed. Viewer names travel as plain values; the page shows them as text.
+
+How many pages may be open at once is capped (``connections``, ``web.dashboard.max_connections``;
+``pixelbot/web/connections.py``): each one costs a socket, a task and a copy of every update.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pixelbot.outcomes import (
     WheelSpun,
 )
 from pixelbot.web.auth import DashboardAuth, Session
+from pixelbot.web.connections import ConnectionCap
 
 __all__ = [
     "LINK_NOTICE",
@@ -94,6 +98,13 @@ class LiveFeed:
     auth: DashboardAuth
     clock: Clock
     pages: list[LivePage] = field(default_factory=list)
+    connections: ConnectionCap = field(
+        default_factory=lambda: ConnectionCap(
+            warning="{open} dashboard pages open (web.dashboard.max_connections): refusing "
+            "more until one closes; close the dashboard tabs nobody uses, or raise the setting",
+            reason="too many dashboard pages open: {limit} (web.dashboard.max_connections)",
+        )
+    )
 
     async def outcome(self, outcome: Outcome) -> None:
         """A bus subscriber: queue a line for every open dashboard page. It never waits for

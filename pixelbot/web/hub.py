@@ -37,6 +37,7 @@ from pixelbot.outcomes import (
     TtsPlaying,
     WheelSpinning,
 )
+from pixelbot.web.connections import ConnectionCap
 
 __all__ = ["MAX_WAITING_ALERTS", "NOW_LIMIT", "OverlayHub"]
 
@@ -81,8 +82,14 @@ class OverlayHub:
         self._now_task: asyncio.Task[None] | None = None
         self._next_alert_id = 1
         self._closing: set[asyncio.Task[bool]] = set()
-        self._connections = 0  # admitted, not yet released (attached or about to be)
-        self._refusing = False  # a refusal was logged; quiet until a page leaves
+        # Every page carries the one overlay key, so this is the cap per key.
+        self.connections = ConnectionCap(
+            warning="{open} overlay pages open with the overlay key "
+            "(web.overlays.max_connections): refusing more until one closes; if that is not "
+            "you, the key has leaked (bot.py web new-key)",
+            reason="too many overlay pages open: {limit} with this key "
+            "(web.overlays.max_connections)",
+        )
         bus.subscribe(self._on_outcome)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -120,30 +127,6 @@ class OverlayHub:
             if pages:
                 found.append(name if len(pages) == 1 else f"{name} ({len(pages)})")
         return found
-
-    def admit(self, limit: int) -> bool:
-        """Take a place for a new connection, or False when ``limit`` are open. Every page
-        carries the one overlay key, so this is the cap per key. Checked and taken in one step
-        (no await), before the handshake: pages connecting at once cannot all slip past it.
-        The first refusal is logged; a refused page retrying (they reconnect by themselves)
-        is not logged again until a place frees up."""
-        if self._connections >= limit:
-            if not self._refusing:
-                self._refusing = True
-                log.warning(
-                    "%d overlay pages open with the overlay key (web.overlays.max_connections): "
-                    "refusing more until one closes; if that is not you, the key has leaked "
-                    "(bot.py web new-key)",
-                    self._connections,
-                )
-            return False
-        self._connections += 1
-        return True
-
-    def release(self) -> None:
-        """A connection ``admit`` let in has ended."""
-        self._connections = max(0, self._connections - 1)
-        self._refusing = False
 
     async def attach(self, overlay: str, socket: web.WebSocketResponse) -> None:
         """A page connected: give it the current state, then keep it posted."""

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from pixelbot.config.web import ALERT_KINDS
 from pixelbot.web.deps import DEPS, STATIC_DIR, WebDeps
@@ -90,20 +90,13 @@ async def _socket(request: web.Request) -> web.StreamResponse:
     hub = _hub(request)
     socket = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_PAGE_MESSAGE)
     limit = request.app[DEPS].settings().web.overlays.max_connections
-    if not hub.admit(limit):
-        # Refused after the handshake, so that the page (and whoever reads its console) gets
-        # the reason; 1013 "try again later": the page retries and gets in once one closes.
-        await socket.prepare(request)
-        reason = (
-            f"too many overlay pages open: {limit} with this key (web.overlays.max_connections)"
-        )
-        await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=reason.encode())
-        return socket
+    if not hub.connections.admit(limit):
+        return await hub.connections.refuse(request, socket, limit)
     try:
         await socket.prepare(request)
         await _serve(hub, overlay, socket)
     finally:
-        hub.release()
+        hub.connections.release()
     return socket
 
 

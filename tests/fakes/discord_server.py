@@ -121,6 +121,8 @@ class FakeDiscord:
         self.requests: list[Request] = []
         self.identifies: list[dict[str, Any]] = []
         self.resumes = 0
+        self.closes: list[int | None] = []  # the close code of every gateway connection ended
+        self.heartbeat_interval = 41250  # ms, sent in Hello
         self.commands: list[dict[str, Any]] = []
         self._sessions: dict[str, _Session] = {}
         self._current: _Session | None = None
@@ -296,7 +298,8 @@ class FakeDiscord:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         socket = _Socket(ws, request.query.get("compress"))
-        await socket.send({"op": HELLO, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
+        hello = {"heartbeat_interval": self.heartbeat_interval}
+        await socket.send({"op": HELLO, "d": hello, "s": None, "t": None})
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -308,6 +311,7 @@ class FakeDiscord:
                 await self._identify(socket, data)
             elif op == RESUME:
                 await self._resume(socket, data)
+        self.closes.append(ws.close_code)
         return ws
 
     async def _identify(self, socket: _Socket, data: dict[str, Any]) -> None:
@@ -365,6 +369,11 @@ class FakeDiscord:
             await session.socket.send(frame)
 
     # ------------------------------------------------------------------ test controls
+    @property
+    def sequence(self) -> int:
+        """The sequence number (``s``) of the last dispatch sent to the current session."""
+        return self._current.seq if self._current is not None else 0
+
     async def dispatch(self, kind: str, data: dict[str, Any]) -> None:
         """Send a dispatch to the bot (kept for a resume if the bot is away)."""
         assert self._current is not None, "no bot has identified"

@@ -138,9 +138,10 @@ def key() -> bytes:
 
 @contextlib.asynccontextmanager
 async def running(
-    config: Config, fake: FakeDiscord, key: bytes, clock: FakeClock | None = None
+    config: Config, fake: FakeDiscord, key: bytes, clock: FakeClock | None = None, **options: Any
 ) -> AsyncIterator[Live]:
-    """The bot with its Discord adapter, started through the one assembly."""
+    """The bot with its Discord adapter, started through the one assembly (``options``: more
+    of the adapter's own, such as ``inbox_limit``)."""
     clock = clock or FakeClock(p.START)
     vault_db = Database(config.database.url)
     vault = TokenVault(vault_db, key, clock)
@@ -150,6 +151,7 @@ async def running(
         clock,
         prefix=config.bot.prefix,
         guild_ready_timeout=0.05,
+        **options,
     )
     try:
         async with open_app(config, clock=clock, platforms=[adapter]) as app:

@@ -170,21 +170,31 @@ async def started(
         await db.dispose()
 
 
-@pytest.fixture
-async def live(tmp_path: Path, twitch: FakeTwitch, key: bytes) -> AsyncIterator[Live]:
-    db_path = tmp_path / "pixel.db"
+@asynccontextmanager
+async def running(
+    db_path: Path, twitch: FakeTwitch, key: bytes, config: Config | None = None, **options: Any
+) -> AsyncIterator[Live]:
+    """The bot on the fake Twitch with both tokens stored, started through the one assembly
+    (``config``: ``twitch_config`` unless given; ``options``: more of the adapter's own, such
+    as ``redeems`` or ``inbox_limit``)."""
     await store_tokens(db_path, key, BOTH)
-    config = twitch_config(db_path, twitch)
+    config = config or twitch_config(db_path, twitch)
     clock = FakeClock(utc(2026, 1, 1, 20, 0, 0))
     vault_db = Database(config.database.url)
     vault = TokenVault(vault_db, key, clock)
-    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, clock)
+    adapter = TwitchAdapter(config.platforms.twitch, lambda: vault, clock, **options)
     try:
         async with open_app(config, clock=clock, platforms=[adapter]) as app:
             assert app.platform_errors == {}
             yield Live(app, twitch, adapter, vault)
     finally:
         await vault_db.dispose()
+
+
+@pytest.fixture
+async def live(tmp_path: Path, twitch: FakeTwitch, key: bytes) -> AsyncIterator[Live]:
+    async with running(tmp_path / "pixel.db", twitch, key) as bot:
+        yield bot
 
 
 # ---------------------------------------------------------------------------- start

@@ -377,6 +377,76 @@ async def test_the_live_socket_refuses_another_site(db_path: Path) -> None:
         assert "gave 5" in message["event"]["text"]
 
 
+async def test_live_sockets_past_the_cap_are_refused_and_a_closed_or_dropped_one_frees_its_place(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every dashboard tab keeps a live socket: past ``web.dashboard.max_connections`` a new
+    one is closed at once with 1013 (try again later) and a sentence saying why, logged once
+    however often it retries; the open ones keep getting every update, and one that closes,
+    cleanly or by a dropped connection, makes room."""
+    web = {
+        "enabled": True,
+        "port": 0,
+        "overlay_key": OVERLAY_KEY,
+        "dashboard": {"password": PASSWORD, "max_connections": 2},
+    }
+    async with running_dashboard(dashboard_config(db_path, web=web)) as rig, http_session() as http:
+        csrf = await log_in(http, rig.url)
+        url = f"{rig.url}/dashboard/ws"
+        first = await http.ws_connect(url)
+        # the second from a connection of its own, to be cut without a close frame below
+        cut = aiohttp.ClientSession(cookie_jar=http.cookie_jar)
+        second = await cut.ws_connect(url)
+        await _open_pages(rig, 2)
+        caplog.clear()
+        for _ in range(3):  # a refused page retries (app.js reconnects by itself)
+            async with http.ws_connect(url) as refused:
+                closed = await refused.receive(timeout=5)
+                assert closed.type == aiohttp.WSMsgType.CLOSE
+                assert closed.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+                assert closed.extra == (
+                    "too many dashboard pages open: 2 (web.dashboard.max_connections)"
+                )
+        warnings = [r for r in caplog.records if "dashboard pages open" in r.getMessage()]
+        assert len(warnings) == 1, caplog.text
+        assert "web.dashboard.max_connections" in warnings[0].getMessage()
+        assert rig.dashboard.live.connections.open == 2
+
+        await rig.give(ALICE, 5)  # the pages already open still get every update
+        user_id = await rig.app.engine.wallets.find_identity(ALICE)
+        async with http.post(
+            f"{rig.url}/dashboard/api/viewers/{user_id}/adjust",
+            json={"amount": 5, "reason": "still live", "key": "d4" * 8},
+            headers={"X-CSRF-Token": csrf},
+        ) as adjusted:
+            assert adjusted.status == 200
+        for page in (first, second):
+            message = await page.receive_json(timeout=5)
+            assert "gave 5" in message["event"]["text"]
+
+        await cut.close()  # the connection goes without a WebSocket close (a crashed tab)
+        assert not second.closed  # (the client never said goodbye)
+        await _open_pages(rig, 1)
+        async with http.ws_connect(url) as again:
+            await _open_pages(rig, 2)
+            assert not again.closed
+        await _open_pages(rig, 1)  # a clean close frees its place too
+        await first.close()
+        await _open_pages(rig, 0)
+        assert rig.dashboard.live.connections.open == 0
+        warnings = [r for r in caplog.records if "dashboard pages open" in r.getMessage()]
+        assert len(warnings) == 1
+
+
+async def _open_pages(rig: Rig, count: int) -> None:
+    live = rig.dashboard.live
+
+    async def settled() -> bool:
+        return len(live.pages) == count and live.connections.open == count
+
+    await eventually(settled, f"{count} live dashboard pages")
+
+
 async def test_responses_forbid_framing_scripts_from_elsewhere_and_caching(db_path: Path) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
         async with http.get(f"{rig.url}/dashboard/login") as login:

@@ -30,6 +30,7 @@ def test_a_config_without_web_gets_the_defaults() -> None:
     assert web.local_only
     assert web.overlays.wheel.wait is False
     assert web.overlays.max_connections == 32
+    assert web.dashboard.max_connections == 16
     assert web.secure_cookies is False
     assert Config().tts.output == "local"
 
@@ -73,6 +74,23 @@ def test_a_bad_connection_cap_is_named_with_its_line(tmp_path: Path) -> None:
         """,
     )
     assert found == ["web.overlays.max_connections: must be >= 1 (config.yaml line 3)"]
+
+
+def test_a_bad_dashboard_connection_cap_is_named_with_its_line(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        web:
+          dashboard:
+            session: 1h
+            max_connections: lots
+        """,
+    )
+    assert found == ["web.dashboard.max_connections: must be an integer (config.yaml line 4)"], (
+        found
+    )
+    found = problems(tmp_path, "web:\n  dashboard:\n    max_connections: 0\n")
+    assert found == ["web.dashboard.max_connections: must be >= 1 (config.yaml line 3)"]
 
 
 def test_a_secure_cookies_value_that_is_not_true_or_false_is_named_with_its_line(
