@@ -8,7 +8,9 @@ ones already open are never touched.
 A refused socket is closed right after the handshake with 1013 "try again later" and a
 sentence naming the setting, so that the page (and whoever reads its console) learns why; the
 pages reconnect by themselves and get in once one closes. The first refusal is logged; a page
-retrying is not logged again until a place frees up.
+retrying is not logged again until a place frees up, but every refusal is counted
+(``refused``). The pages wait their longest reconnect delay after a 1013, so a refused page
+knocks every few seconds, not several times a second.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ConnectionCap:
     warning: str
     reason: str
     open: int = 0  # admitted, not yet released
+    refused: int = 0  # refusals since the bot started (a page retrying counts each time)
     _refusing: bool = False  # a refusal was logged; quiet until one leaves
 
     def admit(self, limit: int) -> bool:
@@ -38,6 +41,7 @@ class ConnectionCap:
         taken in one step (no await), before the handshake: connections arriving at once
         cannot all slip past it. Every True must be paired with a ``release``."""
         if self.open >= limit:
+            self.refused += 1
             if not self._refusing:
                 self._refusing = True
                 log.warning("%s", self.warning.format(open=self.open))

@@ -6,6 +6,7 @@ on SQLite; what moves points (the skip's refund, an adjustment) on PostgreSQL to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Dialog, Page
 
 from pixelbot.testing import viewer
 from pixelbot.web.auth import ATTEMPT_WINDOW, ATTEMPTS
-from tests.web.conftest import screenshot
+from tests.web.conftest import OVERLAY_KEY, screenshot
 from tests.web.dashboard_rig import (
     ALICE,
     OPERATOR,
@@ -23,8 +24,10 @@ from tests.web.dashboard_rig import (
     Rig,
     dashboard_config,
     eventually,
+    http_session,
     running_dashboard,
 )
+from tests.web.dashboard_rig import log_in as http_log_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -260,6 +263,59 @@ async def test_every_page_on_a_desktop_and_on_a_phone(
             await page.close()
 
 
+async def test_a_refused_tab_says_why_waits_and_goes_live_once_a_place_frees(
+    db_path: Path, page: Page, request: pytest.FixtureRequest
+) -> None:
+    """Past ``web.dashboard.max_connections`` the bot opens a tab's live socket and closes it
+    at once with 1013: the tab waits its longest delay (15 s) instead of knocking every second,
+    its live indicator says why, and it goes live once a place frees. The page's clock is
+    Playwright's, so the 15 s pass at once (the bot's sockets and the counting are real)."""
+    web = {
+        "enabled": True,
+        "port": 0,
+        "overlay_key": OVERLAY_KEY,
+        "dashboard": {"password": PASSWORD, "max_connections": 1},
+    }
+    async with running_dashboard(dashboard_config(db_path, web=web)) as rig, http_session() as http:
+        cap = rig.dashboard.live.connections
+        await http_log_in(http, rig.url)
+        held = await http.ws_connect(f"{rig.url}/dashboard/ws")  # the one place, taken
+        await eventually(_live_pages(rig, 1), "the held socket")
+        await page.clock.install()  # (time flows as usual until fast-forwarded)
+        await log_in(page, rig)
+        await ready(page)
+
+        async def refused_once() -> bool:
+            return cap.refused >= 1
+
+        await eventually(refused_once, "the tab's socket to be refused")
+        await asyncio.sleep(3)
+        refused = cap.refused
+        assert refused <= 2, f"{refused} sockets refused in 3 s"
+        live = page.locator("#live.refused")
+        await live.wait_for()
+        assert await live.text_content() == "live: refused"
+        title = await live.get_attribute("title")
+        assert title is not None
+        assert "too many dashboard pages open: 1 (web.dashboard.max_connections)" in title
+        assert not await page.locator("#live.on").count()
+        await screenshot(page, request, "live-refused")
+
+        await held.close()
+        await eventually(_live_pages(rig, 0), "the held socket to go")
+        await page.clock.fast_forward(15_000)  # the longest wait, at most
+        await page.locator("#live.on").wait_for(timeout=5000)
+        assert await page.locator("#live").get_attribute("title") == "Live updates"
+        await eventually(_live_pages(rig, 1), "the tab's socket")
+        assert cap.refused == refused
+        await rig.give(ALICE, 100)  # and it is live: a queued item shows without a reload
+        await rig.chat(ALICE, "!tts after the wait")
+        await page.locator("article.queue[data-kind=tts] .now .text").wait_for()
+        assert await page.inner_text("article.queue[data-kind=tts] .now .text") == (
+            "after the wait"
+        )
+
+
 @pytest.mark.both_backends
 async def test_redeem_toggles_and_adjustments_from_the_pages(db_path: Path, page: Page) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig:
@@ -295,6 +351,13 @@ async def test_redeem_toggles_and_adjustments_from_the_pages(db_path: Path, page
 def _started(rig: Rig) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return rig.gate.started.is_set()
+
+    return check
+
+
+def _live_pages(rig: Rig, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(rig.dashboard.live.pages) == count
 
     return check
 

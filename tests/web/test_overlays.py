@@ -16,7 +16,7 @@ from playwright.async_api import BrowserContext, Page
 from pixelbot.clock import SystemClock
 from pixelbot.events import Viewer
 from pixelbot.testing import EventFactory, balance_of, viewer
-from tests.web.conftest import OVERLAY_KEY, running_bot, screenshot
+from tests.web.conftest import OVERLAY_KEY, overlay_url, running_bot, screenshot
 from tests.web.overlay_bot import ALICE, TTS_COST, XSS_NAME, config_for, open_overlay, say
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -201,6 +201,39 @@ async def test_a_viewer_name_with_markup_is_shown_as_text(
             assert await shown.evaluate("typeof window.__xss") == "undefined", name
             assert await shown.locator("img").count() == 0, name
         await bot.settled.wait(2)
+
+
+async def test_a_refused_page_waits_before_knocking_again_and_gets_in_once_a_place_frees(
+    db_path: Path, page: Page
+) -> None:
+    """Past ``web.overlays.max_connections`` the bot opens a page's socket and closes it at
+    once with 1013: the page then waits its longest delay (5 s) instead of knocking four times
+    a second, does not claim to be connected, and gets in (and works) once a place frees."""
+    async with running_bot(config_for(db_path, max_connections=1)) as bot:
+        hub = bot.app.overlays
+        assert hub is not None and bot.app.web is not None
+        ws = f"{bot.app.web.url.replace('http', 'ws')}/overlay/ws?key={OVERLAY_KEY}&overlay=wheel"
+        async with aiohttp.ClientSession() as http:
+            held = await http.ws_connect(ws)  # the one place, taken
+            assert (await held.receive_json(timeout=5))["type"] == "state"
+            await page.goto(overlay_url(bot, "alerts"))
+            async with asyncio.timeout(5):
+                while hub.connections.refused == 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(3)
+            refused = hub.connections.refused
+            assert refused <= 2, f"{refused} sockets refused in 3 s"
+            assert await page.evaluate("document.body.dataset.connected") == "false"
+            assert hub.pages("alerts") == 0
+            await held.close()
+        await page.wait_for_function(  # (within the page's longest delay, with some slack)
+            "() => document.body.dataset.connected === 'true'", timeout=5000 + 1500
+        )
+        assert hub.connections.refused == refused
+        events = EventFactory(SystemClock(), "twitch")  # type: ignore[arg-type]
+        await bot.platform.emit(events.follow(viewer("ivy")))
+        await page.wait_for_function("() => document.body.dataset.state === 'showing'")
+        assert await page.inner_text("#alert .text") == "ivy just followed!"
 
 
 async def test_the_live_channel_needs_the_key_too(db_path: Path) -> None:

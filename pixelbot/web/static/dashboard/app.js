@@ -350,17 +350,35 @@ function setupSystem() {
 
 // ---------------------------------------------------------------------------- live updates
 
-let retry = 1000;
+// Reconnect after 1 s, doubling up to 15 s while the bot cannot be reached; from 1 s again
+// once a socket opens. A socket the bot opens and then refuses (too many dashboard pages open,
+// code 1013) waits the longest, so a refused tab does not knock every second, and the live
+// indicator says why (the bot's reason names the setting).
+const FIRST_RETRY = 1000;
+const LONGEST_RETRY = 15000;
+const TRY_AGAIN_LATER = 1013;
+let retry = FIRST_RETRY;
 let queueTimer = null;
+function showLive(on, why) {
+  const live = $("live");
+  live.classList.toggle("on", on);
+  live.classList.toggle("refused", Boolean(why));
+  live.textContent = why ? "live: refused" : "live";
+  live.title = why ? `Live updates refused: ${why}. Trying again every ${LONGEST_RETRY / 1000} s.`
+    : "Live updates";
+}
+
 function connect(page) {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${window.location.host}${PREFIX}/ws`);
-  socket.addEventListener("open", () => { retry = 1000; $("live").classList.add("on"); });
+  socket.addEventListener("open", () => { retry = FIRST_RETRY; showLive(true, ""); });
   socket.addEventListener("close", (event) => {
-    $("live").classList.remove("on");
     if (event.code === 4401) { window.location.assign(`${PREFIX}/login`); return; }
+    const refused = event.code === TRY_AGAIN_LATER;
+    showLive(false, refused ? event.reason || "the bot has too many pages open" : "");
+    if (refused) retry = LONGEST_RETRY;
     setTimeout(() => connect(page), retry);
-    retry = Math.min(retry * 2, 15000);
+    retry = Math.min(retry * 2, LONGEST_RETRY);
   });
   socket.addEventListener("message", (message) => {
     const data = JSON.parse(message.data);

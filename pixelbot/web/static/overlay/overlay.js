@@ -15,27 +15,40 @@ const Overlay = (() => {
       window.location.href).toString();
   }
 
+  // Reconnect after 250 ms, doubling up to 5 s while the bot cannot be reached. The wait
+  // starts again from 250 ms only once a connection has been useful (the bot's "state" came):
+  // a socket the bot accepts and then refuses (too many pages open with this key, code 1013)
+  // waits the longest, so a refused page does not knock several times a second.
+  const FIRST_DELAY = 250;
+  const LONGEST_DELAY = 5000;
+  const TRY_AGAIN_LATER = 1013;
+
   function connect(name, onMessage) {
-    let delay = 250;
+    let delay = FIRST_DELAY;
     const open = () => {
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
       const address = `${scheme}//${window.location.host}/overlay/ws?overlay=${name}` +
         `&key=${encodeURIComponent(key)}`;
       socket = new WebSocket(address);
-      socket.onopen = () => {
-        delay = 250;
-        document.body.dataset.connected = "true";
-      };
       socket.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch (error) { return; }
+        if (message.type === "state") {  // the bot took this page in
+          delay = FIRST_DELAY;
+          document.body.dataset.connected = "true";
+        }
         onMessage(message);
       };
-      socket.onclose = () => {
+      socket.onclose = (event) => {
         document.body.dataset.connected = "false";
         socket = null;
+        if (event.code === TRY_AGAIN_LATER) {
+          // (shown in OBS: nothing is drawn; the reason names the setting, for the console)
+          console.warn(`overlay refused by the bot: ${event.reason}`);
+          delay = LONGEST_DELAY;
+        }
         setTimeout(open, delay);
-        delay = Math.min(delay * 2, 5000);
+        delay = Math.min(delay * 2, LONGEST_DELAY);
       };
     };
     open();
