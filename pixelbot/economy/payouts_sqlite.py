@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelbot.db.engine import Database
 from pixelbot.db.types import UTCDateTime
-from pixelbot.economy.batch import EARN, GRANT, Account
+from pixelbot.economy.batch import EARN, GRANT, Account, Policy
 from pixelbot.economy.store import USERS
 from pixelbot.errors import DatabaseConflict
 
@@ -47,14 +47,9 @@ SUPPORTED = sqlite3.sqlite_version_info >= (3, 33, 0)
 # with the default 2 MB cache it spilled to a temp file (figures: README, "Why the settings").
 _TEMP_CACHE_KIB = 65536
 
-_CLEAR = tuple(
-    f"DELETE FROM {table}" for table in ("payout_in", "payout_rows", "payout_new", "payout_levels")
-)
+_CLEAR = tuple(f"DELETE FROM {table}" for table in ("payout_rows", "payout_new", "payout_levels"))
 _SETUP = (
     f"PRAGMA temp.cache_size = -{_TEMP_CACHE_KIB}",
-    # What Python binds: one row a present viewer, in the order of the awards.
-    "CREATE TEMP TABLE IF NOT EXISTS payout_in ("
-    " platform TEXT, puid TEXT, login TEXT, display_name TEXT, points INTEGER, xp INTEGER)",
     # The tick's working set: a row a viewer paid, ``k`` their place in the pay order.
     "CREATE TEMP TABLE IF NOT EXISTS payout_rows ("
     " k INTEGER PRIMARY KEY, platform TEXT, puid TEXT, login TEXT, display_name TEXT,"
@@ -70,11 +65,15 @@ _SETUP = (
     *_CLEAR,
 )
 
-# The wallets are read with a join; the cap and the balances as ``_Rows.pay`` computes them for
-# a viewer who does not level up. New viewers (no identity yet) start as ``_Rows.welcome``
-# leaves them (``new``); their wallet ids are given below, in pay order.
-_BUILD = text(
-    """
+# The presence list goes in as the VALUES of the statement that reads the wallets, a viewer
+# at a time in pay order (``_VIEWER``: their place ``k``, identity, names, points and XP); ?1-?3
+# are the policy's balance cap, welcome points and start level (numbered, they come before the
+# values' plain ``?``, which count on from ?4). The wallets are read with a join; the cap and
+# the balances as ``_Rows.pay`` computes them for a viewer who does not level up. New viewers
+# (no identity yet) start as ``_Rows.welcome`` leaves them (``new``); their wallet ids are given
+# below, in pay order. (Staging the list in a TEMP table first, and reading it from there, cost
+# ~50 ms more of a tick of 100,000.)
+_BUILD = """
 INSERT INTO payout_rows (k, platform, puid, login, display_name, award_points, award_xp,
     user_id, new, merged, wallet_name, cur_points, cur_xp, cur_level, cur_rewarded,
     paid, earn_after, xp_after)
@@ -83,25 +82,29 @@ SELECT k, platform, puid, login, display_name, award_points, award_xp,
     paid, cur_points + max(paid, 0), cur_xp + max(award_xp, 0)
 FROM (
     SELECT *,
-        CASE WHEN :cap IS NOT NULL AND award_points > 0
-            THEN max(0, min(award_points, :cap - cur_points)) ELSE award_points END AS paid
+        CASE WHEN ?1 IS NOT NULL AND award_points > 0
+            THEN max(0, min(award_points, ?1 - cur_points)) ELSE award_points END AS paid
     FROM (
-        SELECT s.rowid AS k, s.platform, s.puid, s.login, s.display_name,
+        SELECT s.k, s.platform, s.puid, s.login, s.display_name,
             s.points AS award_points, s.xp AS award_xp,
             i.user_id, i.user_id IS NULL AS new,
             u.merged_into AS merged,
             coalesce(u.display_name, s.display_name) AS wallet_name,
-            coalesce(u.points, :welcome) AS cur_points,
+            coalesce(u.points, ?2) AS cur_points,
             coalesce(u.xp, 0) AS cur_xp,
-            coalesce(u.level, :start) AS cur_level,
-            coalesce(u.rewarded_level, :start) AS cur_rewarded
-        FROM payout_in AS s
+            coalesce(u.level, ?3) AS cur_level,
+            coalesce(u.rewarded_level, ?3) AS cur_rewarded
+        FROM (
+            SELECT column1 AS k, column2 AS platform, column3 AS puid, column4 AS login,
+                column5 AS display_name, column6 AS points, column7 AS xp
+            FROM (VALUES {viewers})
+        ) AS s
         LEFT JOIN identities AS i ON i.platform = s.platform AND i.platform_user_id = s.puid
         LEFT JOIN users AS u ON u.id = i.user_id
     )
 )
 """
-)
+_VIEWER = "(?, ?, ?, ?, ?, ?, ?)"
 
 # One scan for what the tick needs to know of its rows: wallets joined into another (a conflict),
 # its figures (as ``_Rows.pay`` counts them), and the levels of the viewers given XP, for the
@@ -192,16 +195,7 @@ async def pay_in_sqlite(
     policy = rows.policy
     for statement in _SETUP:
         await conn.exec_driver_sql(statement)
-    await _stage(conn, awards)
-    start = policy.curve.start_level
-    await conn.execute(
-        _BUILD,
-        {
-            "cap": policy.max_balance,
-            "welcome": max(policy.starting_points, 0),
-            "start": start,
-        },
-    )
+    await _build(conn, policy, awards)
     merged, viewers, points, xp, levels = tuple((await conn.exec_driver_sql(_SUMMARY)).one())
     if merged:
         # (SQLite holds the write lock while the wallets are read: a !link cannot interleave)
@@ -232,31 +226,35 @@ async def pay_in_sqlite(
         await conn.exec_driver_sql(statement)
 
 
-_STAGE = "INSERT INTO payout_in (platform, puid, login, display_name, points, xp) VALUES "
-# Viewers per INSERT: one statement a viewer spent ~40% more binding and stepping (960 values,
-# under the 999 an older SQLite allows in one statement).
-_STAGE_ROWS = 160
+# Viewers per statement: one a viewer spent ~40% more binding and stepping (3 + 140 x 7 = 983
+# values, under the 999 an older SQLite allows in one statement).
+_BUILD_ROWS = 140
 
 
-async def _stage(conn: AsyncConnection, awards: Iterable[Award]) -> None:
+async def _build(conn: AsyncConnection, policy: Policy, awards: Iterable[Award]) -> None:
     # One flat list of every value, cut into statements: no tuple per viewer is kept (building
     # and then flattening 100,000 of them took ~50 ms; this ~20 ms).
-    values: list[str | int] = []
+    values: list[str | int | None] = []
     add = values.extend
-    for award in awards:
+    for k, award in enumerate(awards, 1):
         v = award.viewer
-        add((v.platform, v.platform_user_id, v.login, v.display_name, award.points, award.xp))
-    size = _STAGE_ROWS * 6
+        add((k, v.platform, v.platform_user_id, v.login, v.display_name, award.points, award.xp))
+    head: list[str | int | None] = [
+        policy.max_balance,
+        max(policy.starting_points, 0),
+        policy.curve.start_level,
+    ]
+    size = _BUILD_ROWS * 7
     whole = len(values) - len(values) % size
     if whole:
         await conn.exec_driver_sql(
-            _STAGE + ", ".join(["(?, ?, ?, ?, ?, ?)"] * _STAGE_ROWS),
-            [tuple(values[i : i + size]) for i in range(0, whole, size)],
+            _BUILD.format(viewers=", ".join([_VIEWER] * _BUILD_ROWS)),
+            [tuple(head + values[i : i + size]) for i in range(0, whole, size)],
         )
     if whole < len(values):
+        rest = (len(values) - whole) // 7
         await conn.exec_driver_sql(
-            _STAGE + "(?, ?, ?, ?, ?, ?)",
-            [tuple(values[i : i + 6]) for i in range(whole, len(values), 6)],
+            _BUILD.format(viewers=", ".join([_VIEWER] * rest)), tuple(head + values[whole:])
         )
 
 
