@@ -43,8 +43,9 @@ __all__ = ["SUPPORTED", "pay_in_sqlite"]
 
 SUPPORTED = sqlite3.sqlite_version_info >= (3, 33, 0)
 
-# Pages of the TEMP database kept in memory (KiB): a tick of 100,000 viewers stages ~13 MB, and
-# with the default 2 MB cache it spilled to a temp file (figures: README, "Why the settings").
+# Pages of the TEMP database kept in memory (KiB): a tick of 100,000 viewers holds ~8 MB there
+# (~13 MB when the presence list was staged too), and with the default 2 MB cache it spilled to
+# a temp file (figures: README, "Why the settings").
 _TEMP_CACHE_KIB = 65536
 
 _CLEAR = tuple(f"DELETE FROM {table}" for table in ("payout_rows", "payout_new", "payout_levels"))
