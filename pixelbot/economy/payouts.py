@@ -240,8 +240,9 @@ def _paying(awards: list[Award]) -> Iterable[Award]:
     """The awards that pay anything, in pay order; a viewer listed twice is paid once, at the
     place of their first award, with their last (as the dict ``_pay_rows`` is given keeps
     them). Keyed by text: a tuple a viewer, kept until the tick ends, set Python's garbage
-    collector going (with its default thresholds, ~130 young collections and a full one in a
-    tick of 100,000: ~0.1 s); text is never tracked by it. Platform names hold no NUL."""
+    collector going (with its default thresholds, ~130 young collections in a tick of 100,000,
+    and in some runs a full one of ~0.1 s); text is never tracked by it. Platform names hold
+    no NUL."""
     paying: dict[str, Award] = {}
     for award in awards:
         if award.points > 0 or award.xp > 0:
