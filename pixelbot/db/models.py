@@ -72,6 +72,14 @@ class User(Base):
     __table_args__ = (
         CheckConstraint("points >= 0", name="points_not_negative"),
         CheckConstraint("xp >= 0", name="xp_not_negative"),
+        # Partial (migration 0009): a plain index stored a NULL for every wallet never joined,
+        # ~25% of the cost of inserting a watch-time tick's new wallets in SQLite.
+        Index(
+            "ix_users_merged_into",
+            "merged_into",
+            sqlite_where=text("merged_into IS NOT NULL"),
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -86,9 +94,7 @@ class User(Base):
     # and XP moved there as ``link`` ledger rows, its identities now point there, and anything
     # that still names this id (a refund of an old charge, a queue item) lands on that wallet.
     # Always the final wallet, never one that was merged itself (a merge re-points older ones).
-    merged_into: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id"), index=True, default=None
-    )
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -123,18 +123,20 @@ async def _pay_tick(
     rows_in_python: bool = False,
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
-    wanted: dict[tuple[str, str], Award] = {}
-    for award in awards:
-        if award.points > 0 or award.xp > 0:
-            wanted[award.viewer.key] = award
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
     rows = _Rows(policy, now)
     if db.is_sqlite and SQL_TICKS_SUPPORTED and not rows_in_python:
-        await pay_in_sqlite(conn, db, rows, tick_ref, wanted)
+        await pay_in_sqlite(conn, db, rows, tick_ref, _paying(awards))
         await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
     else:
+        wanted = {
+            (v.platform, v.platform_user_id): award  # (as ``Viewer.key``, without a call each)
+            for award in awards
+            if award.points > 0 or award.xp > 0
+            for v in (award.viewer,)
+        }
         await _pay_rows(conn, db, rows, tick_ref, wanted)
     rows.events.append(
         _event(
@@ -181,7 +183,8 @@ async def _pay_rows(
         account = accounts[user_id] = Account(user_id, viewer.display_name, 0, 0, start, start)
         rows.welcome(account)
     for key, award in _one_per_wallet(wanted, user_ids) if shared else wanted.items():
-        rows.pay(accounts[user_ids[key]], award, f"{tick_ref}:{key[0]}:{key[1]}")
+        ref = f"{tick_ref}:{key[0]}:{key[1]}"
+        rows.pay(accounts[user_ids[key]], award.points, award.xp, ref)
     # New wallets are written once, as the tick leaves them (no insert-then-update), before
     # the rows that name them.
     new_accounts = [accounts[user_id] for user_id in new_ids]
@@ -231,6 +234,21 @@ _XP_KEYS = ("user_id", "amount", "xp_after", "level_after", "reason", "ref", "cr
 _ACCOUNT_KEYS = ("points", "xp", "level", "rewarded_level", "updated_at", "b_id")
 
 Row = tuple[Any, ...]
+
+
+def _paying(awards: list[Award]) -> Iterable[Award]:
+    """The awards that pay anything, in pay order; a viewer listed twice is paid once, at the
+    place of their first award, with their last (as the dict ``_pay_rows`` is given keeps
+    them). Keyed by text: a tuple a viewer, kept until the tick ends, set Python's garbage
+    collector going (with its default thresholds, ~130 young collections in a tick of 100,000,
+    and in some runs a full one of ~0.1 s); text is never tracked by it. Platform names hold
+    no NUL."""
+    paying: dict[str, Award] = {}
+    for award in awards:
+        if award.points > 0 or award.xp > 0:
+            v = award.viewer
+            paying[f"{v.platform}\0{v.platform_user_id}"] = award
+    return paying.values()
 
 
 def _one_per_wallet(
@@ -345,8 +363,9 @@ class _Rows:
             )
             account.dirty = True
 
-    def pay(self, account: Account, award: Award, ref: str) -> None:
-        points, limit = award.points, self.policy.max_balance
+    def pay(self, account: Account, points: int, xp_award: int, ref: str) -> None:
+        """One viewer's award (``points``, ``xp_award``) for this tick."""
+        limit = self.policy.max_balance
         if limit is not None and points > 0:
             points = max(0, min(points, limit - account.points))
         if points > 0:
@@ -354,20 +373,20 @@ class _Rows:
             self.earned.append(
                 (account.user_id, points, account.points, EARN, "watch", ref, None, None, self.now)
             )
-        if award.xp > 0:
-            xp = account.xp + award.xp
+        if xp_award > 0:
+            xp = account.xp + xp_award
             if xp < self.next_level_at(account.level):  # the usual tick: no level-up
                 account.xp = xp
                 self.xp_rows.append(
-                    (account.user_id, award.xp, xp, account.level, "watch", ref, self.now)
+                    (account.user_id, xp_award, xp, account.level, "watch", ref, self.now)
                 )
             else:
-                self._add_xp(account, award.xp, ref)
-        if points or award.xp:
+                self._add_xp(account, xp_award, ref)
+        if points or xp_award:
             account.dirty = True
             self.viewers += 1
             self.points += points
-            self.xp += award.xp
+            self.xp += xp_award
 
     def _fitting(self, account: Account, amount: int) -> int:
         limit = self.policy.max_balance

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from pixelbot.db.engine import Database
@@ -96,15 +96,16 @@ class Wallets:
 
     async def xp_rank(self, user_id: int) -> tuple[int, int]:
         """(rank by XP, number of wallets); rank 1 has the most XP."""
+        mine = select(USERS.c.xp).where(USERS.c.id == user_id).scalar_subquery()
+        # One pass over the wallets counts both (no index serves either: ``xp`` has none, and
+        # the one on ``merged_into`` holds only the joined wallets, migration 0009). Wallets
+        # joined into another by !link are no longer anyone's.
+        counts = select(
+            func.count(case((USERS.c.xp > mine, 1))),
+            func.count(case((USERS.c.merged_into.is_(None), 1))),
+        )
         async with self._db.read() as conn:
-            mine = select(USERS.c.xp).where(USERS.c.id == user_id).scalar_subquery()
-            ahead = (await conn.execute(select(func.count()).where(USERS.c.xp > mine))).scalar_one()
-            # wallets joined into another by !link are no longer anyone's
-            total = (
-                await conn.execute(
-                    select(func.count()).select_from(USERS).where(USERS.c.merged_into.is_(None))
-                )
-            ).scalar_one()
+            ahead, total = (await conn.execute(counts)).one()
         return int(ahead) + 1, int(total)
 
     async def top(self, limit: int = 10) -> list[WalletSummary]:

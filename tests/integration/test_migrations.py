@@ -186,6 +186,44 @@ async def test_0003_drops_the_unread_indexes_and_keeps_the_rows(db_path: Path) -
         await db.dispose()
 
 
+@pytest.mark.sqlite_only("the test inspects the SQLite file itself")
+async def test_0009_indexes_only_the_joined_wallets_and_keeps_the_rows(db_path: Path) -> None:
+    db = Database(sqlite_url(db_path))
+    try:
+        await migrate.upgrade(db, "0008")
+        async with db.write() as conn:
+            target, joined, alone = [await insert_user(conn) for _ in range(3)]
+            await conn.execute(update(USERS).where(USERS.c.id == joined).values(merged_into=target))
+        await migrate.upgrade(db)
+        with sqlite3.connect(db_path) as plain:
+            (index,) = plain.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_users_merged_into'"
+            ).fetchone()
+        assert index.endswith("WHERE merged_into IS NOT NULL"), index
+        async with db.read() as conn:
+            wallets = (
+                await conn.exec_driver_sql("SELECT id, merged_into FROM users ORDER BY id")
+            ).all()
+            # What looks wallets up by merged_into still goes through the index: the wallets
+            # joined into one (queue), a link re-pointing earlier ones (store.MERGE_USERS), and
+            # db verify's list of the joined ones.
+            plans = [
+                str(
+                    (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", (target,) * n)).all()
+                )
+                for query, n in (
+                    ("SELECT id FROM users WHERE merged_into = ?", 1),
+                    ("UPDATE users SET merged_into = 9 WHERE id = ? OR merged_into = ?", 2),
+                    ("SELECT id FROM users WHERE merged_into IS NOT NULL", 0),
+                )
+            ]
+        assert [tuple(row) for row in wallets] == [(target, None), (joined, target), (alone, None)]
+        for plan in plans:
+            assert "ix_users_merged_into" in plan, plan
+    finally:
+        await db.dispose()
+
+
 async def test_models_and_migrations_agree(migrated: Database) -> None:
     """alembic check: a model change without its migration fails here."""
     await migrate.check(migrated)
