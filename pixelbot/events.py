@@ -42,7 +42,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """A person on one platform. Equality and hashing use the identity only."""
+    """A person on one platform, as one event saw them. Equality and hashing ignore the roles
+    but include the names, which change on a rename: to ask whether two are the same person,
+    compare ``key`` (platform and platform user id)."""
 
     platform: str
     platform_user_id: str

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbot.app import Engine
+from pixelbot.app.runtime_tuning import tune_after_start
 from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db.verify import verify
@@ -84,6 +85,7 @@ async def run_payout_bench(
     awards = [Award(_viewer(n), 5, 1) for n in range(viewers)]
 
     async with Engine.open(_config(set_url), FakeClock(START)) as engine:
+        tune_after_start()  # what the bot does once started (as the chat bench does)
         started, cpu = time.perf_counter(), time.process_time()
         paid = await Payouts(engine.writer).pay_tick(1, 2, awards)
         set_seconds = time.perf_counter() - started
@@ -91,6 +93,7 @@ async def run_payout_bench(
         set_ok = (await verify(engine.db)).ok
 
     async with Engine.open(_config(per_viewer_url), FakeClock(START)) as engine:
+        tune_after_start()
         writer = engine.writer
         started, cpu = time.perf_counter(), time.process_time()
         futures = [writer.enqueue(_OneAward(a, f"each:2:{n}")) for n, a in enumerate(awards)]
