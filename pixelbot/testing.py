@@ -47,6 +47,7 @@ __all__ = [
     "console_session",
     "make_config",
     "open_test_engine",
+    "redeem_item",
     "stored_names",
     "viewer",
 ]
@@ -88,6 +89,23 @@ async def balance_of(engine: Engine, who: Viewer) -> int:
     """The points of a viewer as committed (found by platform identity, not by name)."""
     user_id = await engine.wallets.find_identity(who)
     return (await engine.wallets.summary(user_id)).points
+
+
+async def redeem_item(engine: Engine, key: str, ref: str, who: Viewer, text: str = "hi") -> int:
+    """Redeem ``key`` for ``who`` in the stream window now (as ``!key text`` would); returns
+    the id of the queue item it made."""
+    session_id, since = await engine.streams.window()
+    bought = await engine.redeems.redeem(
+        key,
+        engine.catalog.get(key),
+        who,
+        text,
+        ref=ref,
+        stream_session_id=session_id,
+        counts_since=since,
+    )
+    assert bought.item_id is not None, f"{key} made no queue item"
+    return int(bought.item_id)
 
 
 async def assert_verified(engine: Engine) -> None:

@@ -20,7 +20,14 @@ from pixelbot.clock import FakeClock
 from pixelbot.db.engine import Database
 from pixelbot.db.models import QueueItem
 from pixelbot.economy.queue import LEASE, QueueStore
-from pixelbot.testing import assert_verified, balance_of, make_config, open_test_engine, viewer
+from pixelbot.testing import (
+    assert_verified,
+    balance_of,
+    make_config,
+    open_test_engine,
+    redeem_item,
+    viewer,
+)
 
 ALICE = viewer("alice")
 BOB = viewer("bob")
@@ -28,18 +35,7 @@ REDEEMS: dict[str, Any] = {"tts": {"title": "TTS", "cost": 25, "action": {"type"
 
 
 async def buy(engine: Any, ref: str, who: Any = ALICE) -> int:
-    session_id, since = await engine.streams.window()
-    bought = await engine.redeems.redeem(
-        "tts",
-        engine.catalog.get("tts"),
-        who,
-        "hi",
-        ref=ref,
-        stream_session_id=session_id,
-        counts_since=since,
-    )
-    assert bought.item_id is not None
-    return int(bought.item_id)
+    return await redeem_item(engine, "tts", ref, who)
 
 
 async def status_of(engine: Any, item_id: int) -> str:

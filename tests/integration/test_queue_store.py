@@ -11,7 +11,7 @@ from pixelbot.db.models import QueueItem, Transaction
 from pixelbot.db.verify import verify
 from pixelbot.economy.queue import LEASE, QueueStore
 from pixelbot.events import Viewer
-from pixelbot.testing import make_config, open_test_engine, viewer
+from pixelbot.testing import make_config, open_test_engine, redeem_item, viewer
 
 ALICE = viewer("alice")
 REDEEMS: dict[str, Any] = {
@@ -22,18 +22,7 @@ REDEEMS: dict[str, Any] = {
 
 
 async def buy(engine: Any, key: str, ref: str, who: Viewer = ALICE, text: str = "hi") -> int:
-    session_id, since = await engine.streams.window()
-    bought = await engine.redeems.redeem(
-        key,
-        engine.catalog.get(key),
-        who,
-        text,
-        ref=ref,
-        stream_session_id=session_id,
-        counts_since=since,
-    )
-    assert bought.item_id is not None
-    return int(bought.item_id)
+    return await redeem_item(engine, key, ref, who, text)
 
 
 async def statuses(engine: Any) -> dict[int, str]:

@@ -36,6 +36,7 @@ from pixelbot.testing import (
     balance_of,
     make_config,
     open_test_engine,
+    redeem_item,
     stored_names,
     viewer,
 )
@@ -84,18 +85,7 @@ async def count_rows(engine: Engine, *where: Any) -> int:
 
 
 async def buy(engine: Engine, key: str, ref: str, who: Viewer = ALICE) -> int:
-    session_id, since = await engine.streams.window()
-    bought = await engine.redeems.redeem(
-        key,
-        engine.catalog.get(key),
-        who,
-        "hi",
-        ref=ref,
-        stream_session_id=session_id,
-        counts_since=since,
-    )
-    assert bought.item_id is not None
-    return int(bought.item_id)
+    return await redeem_item(engine, key, ref, who)
 
 
 def poison_transactions(db_path: Path, ref: str) -> None:
