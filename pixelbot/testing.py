@@ -91,9 +91,11 @@ async def balance_of(engine: Engine, who: Viewer) -> int:
     return (await engine.wallets.summary(user_id)).points
 
 
-async def redeem_item(engine: Engine, key: str, ref: str, who: Viewer, text: str = "hi") -> int:
+async def redeem_item(
+    engine: Engine, key: str, ref: str, who: Viewer, text: str | None = "hi", **extra: Any
+) -> int:
     """Redeem ``key`` for ``who`` in the stream window now (as ``!key text`` would); returns
-    the id of the queue item it made."""
+    the id of the queue item it made. ``extra``: more of ``Redeems.redeem``'s options."""
     session_id, since = await engine.streams.window()
     bought = await engine.redeems.redeem(
         key,
@@ -103,6 +105,7 @@ async def redeem_item(engine: Engine, key: str, ref: str, who: Viewer, text: str
         ref=ref,
         stream_session_id=session_id,
         counts_since=since,
+        **extra,
     )
     assert bought.item_id is not None, f"{key} made no queue item"
     return int(bought.item_id)

@@ -32,7 +32,7 @@ from pixelbot.integrations.obs import ObsClient
 from pixelbot.queue.runner import BUG_MESSAGE, Outcome, QueueRunner
 from pixelbot.queue.worker import Done, Job, Worker
 from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
-from pixelbot.testing import FakePlatform, make_config, open_test_engine, viewer
+from pixelbot.testing import FakePlatform, make_config, open_test_engine, redeem_item, viewer
 from tests.fakes.obs_server import FakeObs
 
 ALICE = viewer("alice")
@@ -145,20 +145,8 @@ async def balance(engine: Engine, who: Viewer = ALICE) -> int:
 
 
 async def buy(engine: Engine, key: str, text: str | None = None, **extra: Any) -> int:
-    session_id, since = await engine.streams.window()
-    bought = await engine.redeems.redeem(
-        key,
-        engine.catalog.get(key),
-        ALICE,
-        text,
-        ref=f"redeem:review:{next(_refs)}",
-        stream_session_id=session_id,
-        counts_since=since,
-        channel="chan",
-        **extra,
-    )
-    assert bought.item_id is not None
-    return bought.item_id
+    ref = f"redeem:review:{next(_refs)}"
+    return await redeem_item(engine, key, ref, ALICE, text, channel="chan", **extra)
 
 
 def _say_for(payload: dict[str, object]) -> Callable[[str], Any]:

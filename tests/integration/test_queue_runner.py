@@ -29,7 +29,7 @@ from pixelbot.events import Viewer
 from pixelbot.queue.runner import BUG_MESSAGE, Outcome, QueueRunner
 from pixelbot.queue.worker import Done, Job, Worker
 from pixelbot.queue.workers.wheel import WheelWorker
-from pixelbot.testing import make_config, open_test_engine, viewer
+from pixelbot.testing import make_config, open_test_engine, redeem_item, viewer
 
 ALICE = viewer("alice")
 REDEEMS: dict[str, Any] = {
@@ -86,19 +86,10 @@ class Harness:
 
     async def buy(self, key: str, text: str | None = None, who: Viewer = ALICE) -> int:
         engine = self.engine
-        session_id, since = await engine.streams.window()
-        bought = await engine.redeems.redeem(
-            key,
-            engine.catalog.get(key),
-            who,
-            text,
-            ref=f"redeem:{key}:{text}:{len(self.outcomes)}:{random.random()}",
-            stream_session_id=session_id,
-            counts_since=since,
-        )
-        assert bought.item_id is not None
+        ref = f"redeem:{key}:{text}:{len(self.outcomes)}:{random.random()}"
+        item_id = await redeem_item(engine, key, ref, who, text)
         self.runner.wake(queue_kind(engine.catalog.get(key).action.type))
-        return bought.item_id
+        return item_id
 
     async def items(self) -> dict[int, tuple[str, str | None, Any]]:
         async with self.engine.db.read() as conn:
