@@ -44,6 +44,8 @@ one place can render any of them to chat or to the operator::
     ├── CommandError                a chat command was refused before anything happened
     │   ├── BadArgument             .usage (the command's usage line), .detail
     │   └── NotPermitted            .required (the role needed), .what
+    ├── WriterStopped               the economy writer is not running (not started yet, or
+    │                               stopping): the operation never ran, nothing of it saved
     └── ItemFailed                  a queue item could not be performed (it is refunded)
         ├── ItemTimedOut            .seconds
         ├── SpeechFailed            text-to-speech could not render or play
@@ -101,6 +103,7 @@ __all__ = [
     "UnknownRedeem",
     "UnknownViewer",
     "VaultError",
+    "WriterStopped",
 ]
 
 
@@ -329,6 +332,12 @@ class NotPermitted(CommandError):
         self.required = required
         self.what = what  # what was refused (a redeem's name); None: the command itself
         super().__init__(f"only for {required}s and up")
+
+
+class WriterStopped(PixelbotError):
+    """The economy writer is not running: not started yet, or shutting down. The operation
+    never ran, so nothing of it was saved. The message is for the log; a viewer is told the
+    bot is restarting (``commands/dispatcher.py``)."""
 
 
 class ItemFailed(PixelbotError):

@@ -19,7 +19,7 @@ from pixelbot.config import Config
 from pixelbot.economy.earning import Earned, EarningRules
 from pixelbot.economy.presence import PresenceTracker
 from pixelbot.economy.streams import StreamSessions
-from pixelbot.errors import DatabaseError
+from pixelbot.errors import DatabaseError, WriterStopped
 from pixelbot.events import (
     ChatMessage,
     Cheer,
@@ -79,11 +79,12 @@ class EventIntake:
         try:
             # (the writer's future itself: two coroutine frames fewer per chat line)
             earned = await self._earning.enqueue(event)
-        except DatabaseError:
+        except (DatabaseError, WriterStopped):
             if not isinstance(event, ChatMessage):
                 raise
             # Nothing was paid (the operator hears the cause once, from db/faults.py); a
-            # command on this line still gets its answer, if only "can't save right now".
+            # command on this line still gets its answer, if only "can't save right now" or
+            # "the bot is restarting" (a line that came in as the writer stopped).
             earned = Earned(event.ref, skipped="unsaved")
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned

@@ -9,6 +9,11 @@ chat redeem, paid in the platform's currency instead of ours, and is settled the
   CANCELED (anything else, so the platform returns the viewer's channel points).
 - A redemption that cannot be queued at all (switched off, queue full, needs OBS) is CANCELED
   at once and the viewer is told.
+- A redemption that meets the economy writer stopped (a shutdown) is neither queued nor
+  settled: nothing of it was saved, and without the writer its settlement cannot be recorded
+  (see "Exactly once"). It stays UNFULFILLED on the platform, which keeps the viewer's channel
+  points; the log names it so the streamer can settle it there, and a redelivery after the
+  restart is taken as new.
 
 Exactly once: before asking the platform, a ``RewardSettled`` event is written to the event
 log with the redemption id as its key; a second settlement of the same redemption (a
@@ -31,7 +36,7 @@ from pixelbot.config import Config
 from pixelbot.db.models import Base
 from pixelbot.economy.payloads import payload_of
 from pixelbot.economy.redeems import queue_kind
-from pixelbot.errors import PixelbotError, RedeemUnavailable
+from pixelbot.errors import PixelbotError, RedeemUnavailable, WriterStopped
 from pixelbot.events import Event, RewardRedemption
 from pixelbot.outcomes import ItemQueued, ItemSettled, Outcome, Say
 from pixelbot.platforms.base import Platform
@@ -42,6 +47,10 @@ __all__ = ["ChannelPointRewards", "RewardSettled", "SettlesRewards"]
 log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
+# (not "try again": a second redemption would take the viewer's channel points twice)
+NOT_QUEUED_RESTARTING = (
+    "the bot is restarting and could not queue that; the streamer can refund your channel points"
+)
 
 
 @runtime_checkable
@@ -127,6 +136,18 @@ class ChannelPointRewards:
                 max_pending=self._settings().tts.max_queue if kind == "tts" else None,
                 reward=event.redemption_id,
             )
+        except WriterStopped as stopped:
+            log.warning(
+                "the %s redemption %s of %s came as the bot stopped (%s): not queued, left "
+                "UNFULFILLED on %s; settle it there",
+                key,
+                event.redemption_id,
+                event.viewer.display_name,
+                stopped,
+                event.platform,
+            )
+            await self._say(event, NOT_QUEUED_RESTARTING)
+            return
         except PixelbotError as exc:
             reason = str(exc) or type(exc).__name__
             await self._say(event, f"your channel points are refunded: {reason}")

@@ -48,13 +48,17 @@ from pixelbot.errors import (
     SelfTransfer,
     UnknownRedeem,
     UnknownViewer,
+    WriterStopped,
 )
 from pixelbot.events import Viewer
 
-__all__ = ["CANT_SAVE", "CommandRouter", "render_error"]
+__all__ = ["CANT_SAVE", "RESTARTING", "CommandRouter", "render_error"]
 
 # What chat hears about any database fault; the cause goes to the operator (db/faults.py).
 CANT_SAVE = "the bot can't save right now, nothing was charged; try again in a moment"
+# What chat hears when a command meets the economy writer stopped (a shutdown, or a start not
+# finished); the log keeps the writer's own words.
+RESTARTING = "the bot is restarting, try again in a moment"
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,8 @@ class CommandRouter:
             args = convert_arguments(command, rest)
             await _invoke_reserving_cooldowns(ctx, command, args)
         except PixelbotError as refused:
+            if isinstance(refused, WriterStopped):
+                log.warning("%s%s did not run: %s", ctx.prefix, command.name, refused)
             await ctx.reply(render_error(refused, ctx, command))
         except Exception:
             log.exception("command %s crashed (message %r)", command.name, text)
@@ -206,6 +212,8 @@ def render_error(error: PixelbotError, ctx: Context, command: Command | None = N
     match error:
         case DatabaseError():
             return CANT_SAVE
+        case WriterStopped():
+            return RESTARTING
         case InsufficientFunds():
             currency = ctx.services.settings().bot.currency
             noun = currency.singular if error.missing == 1 else currency.plural

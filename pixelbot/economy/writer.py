@@ -54,7 +54,7 @@ from pixelbot.db.writer_connection import WriterConnection
 from pixelbot.economy import store
 from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
-from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, PixelbotError
+from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, WriterStopped
 
 __all__ = ["Operation", "RowsOperation", "SetBasedOperation", "Writer", "WriterStopped"]
 
@@ -62,10 +62,6 @@ log = logging.getLogger(__name__)
 
 T_co = TypeVar("T_co", covariant=True)
 T = TypeVar("T")
-
-
-class WriterStopped(PixelbotError):
-    """The writer is not running (not started yet, or shutting down)."""
 
 
 class Operation(Protocol, Generic[T_co]):
@@ -167,7 +163,7 @@ class Writer:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         task = self._task
         if task is None or self._stopping or self._cancelled or task.done():
-            raise WriterStopped("the economy writer is not running")
+            raise WriterStopped("the economy writer is not running (not started, or stopping)")
         future: asyncio.Future[T] = task.get_loop().create_future()
         self._queue.append(_Pending(op, future))
         if not self._wakeup.is_set():
@@ -191,7 +187,10 @@ class Writer:
             # instead of waiting forever; enqueue takes nothing from now on.
             self._cancelled = True
             while self._queue:
-                _settle(self._queue.popleft().future, WriterStopped("the writer was stopped"))
+                _settle(
+                    self._queue.popleft().future,
+                    WriterStopped("the economy writer stopped before this operation's turn"),
+                )
 
     async def _work(self) -> None:
         """The writer's loop: one batch, or one operation run alone, after another. It runs

@@ -34,7 +34,7 @@ from pixelbot.economy.queue import (
     Recovered,
     Settled,
 )
-from pixelbot.errors import DatabaseError, ItemFailed, ItemTimedOut
+from pixelbot.errors import DatabaseError, ItemFailed, ItemTimedOut, WriterStopped
 from pixelbot.queue.outage import Outage, summary_lines
 from pixelbot.queue.worker import Done, Job, Worker
 
@@ -301,6 +301,13 @@ class QueueRunner:
                 idle.set()  # nothing can run until it is over: don't hold up drain()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), 1.0)
+            except WriterStopped as stopped:  # the writer stopped first (a shutdown out of order)
+                # Nothing of it was saved: an item in hand stays running, and the next start
+                # retries or refunds it once (``store.recover``), as after a crash.
+                log.warning("the %s queue waits: %s", kind, stopped)
+                idle.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
             except Exception:  # the database hiccuped: never let the loop die
                 log.exception("the %s queue loop hit an error; going on", kind)
                 await asyncio.sleep(1.0)
@@ -449,8 +456,8 @@ class QueueRunner:
                 settled = await self.store.finish(
                     item.id, done.result, done.payouts, done.follow_ups
                 )
-            except DatabaseError:  # an outage: it stays running, recovered at the next start
-                raise
+            except (DatabaseError, WriterStopped):  # not saved: it stays running, recovered
+                raise  # at the next start (failing it instead could not be saved either)
             except Exception:  # e.g. a result the database cannot store: never leave it running
                 log.exception("could not record item #%s as done; failing it instead", item.id)
                 await self._fail(item, BUG_MESSAGE)

@@ -29,8 +29,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from pixelbot.clock import Clock
+from pixelbot.commands.dispatcher import RESTARTING
 from pixelbot.config.web import MAX_DASHBOARD_CONNECTIONS
-from pixelbot.errors import ConfigError, ConfigIssue, PixelbotError
+from pixelbot.errors import ConfigError, ConfigIssue, PixelbotError, WriterStopped
 from pixelbot.outcomes import Notice, OutcomeBus
 from pixelbot.web.auth import DashboardAuth, Session
 from pixelbot.web.dashboard_live import LINK_NOTICE, LIVE_OUTCOMES, LiveFeed, LivePage
@@ -219,11 +220,15 @@ def _kind(data: dict[str, Any]) -> str | None:
 def _api(
     call: Callable[[web.Request], Awaitable[Any]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A JSON endpoint: a refusal of ours (``PixelbotError``) is a 400 with its sentence."""
+    """A JSON endpoint: a refusal of ours (``PixelbotError``) is a 400 with its sentence; one
+    that met the economy writer stopped (a shutdown) is a 503 saying so, its cause logged."""
 
     async def handler(request: web.Request) -> web.Response:
         try:
             return _json(await call(request))
+        except WriterStopped as stopped:
+            log.warning("dashboard %s %s did not run: %s", request.method, request.path, stopped)
+            return _json({"error": RESTARTING}, status=503)
         except PixelbotError as exc:
             return _json({"error": str(exc)}, status=400)
 

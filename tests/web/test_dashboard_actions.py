@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from pixelbot.commands.dispatcher import RESTARTING
 from pixelbot.db.models import QueueControl
 from pixelbot.testing import assert_verified
 from tests.web.dashboard_rig import (
@@ -110,3 +111,28 @@ async def test_a_redeem_toggle_is_the_same_as_redeem_off(db_path: Path) -> None:
             ) as refused:
                 assert refused.status == 400
                 assert why in (await refused.json())["error"]
+
+
+@pytest.mark.both_backends
+async def test_an_action_that_meets_a_stopped_writer_says_the_bot_is_restarting(
+    db_path: Path,
+) -> None:
+    """A 503 with a plain sentence, not the writer's own words (those go to the log); nothing
+    was changed."""
+    async with running_dashboard(dashboard_config(db_path)) as rig, http_session() as http:
+        csrf = await log_in(http, rig.url)
+        await rig.give(ALICE, 100)
+        user_id = await rig.app.engine.wallets.find_identity(ALICE)
+        before = await rig.balance(ALICE)
+        await rig.app.engine.writer.stop()
+        try:
+            async with http.post(
+                f"{rig.url}/dashboard/api/viewers/{user_id}/adjust",
+                json={"amount": -30, "reason": "spam", "key": "stopped-writer-1"},
+                headers={"X-CSRF-Token": csrf},
+            ) as refused:
+                assert refused.status == 503
+                assert (await refused.json())["error"] == RESTARTING
+        finally:
+            await rig.app.engine.writer.start()
+        assert await rig.balance(ALICE) == before
