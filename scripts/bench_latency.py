@@ -190,6 +190,7 @@ async def run_latency(
         process_cpu = time.process_time() - process_started
         writer = app.engine.writer
         batches, operations = writer.batches, writer.operations
+        alone = {"queue_rows": writer.rows_runs, "set_based": writer.set_based_runs}
         async with app.engine.db.read() as conn:
             logged = (
                 await conn.execute(select(func.count()).where(EventRow.kind == "chat"))
@@ -227,6 +228,8 @@ async def run_latency(
         "process_cpu_us_per_msg": round(process_cpu / max(load.sent, 1) * 1e6, 1),
         "batches": batches,
         "mean_batch": round(operations / max(batches, 1), 1),
+        # runs alone between the batches: queue claims and lease renewals, payout ticks
+        "writer_runs_alone": alone,
         "chat_lines_logged": logged,
         "every_message_committed": logged == load.sent,
         "verify_ok": report.ok,

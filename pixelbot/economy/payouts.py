@@ -46,7 +46,7 @@ from pixelbot.economy.store import (
     UPDATE_ACCOUNTS,
     USERS,
 )
-from pixelbot.economy.writer import Writer
+from pixelbot.economy.writer import SetBasedOperation, Writer
 from pixelbot.errors import DatabaseConflict
 from pixelbot.events import Viewer
 
@@ -87,7 +87,7 @@ class Payouts:
 
 
 @dataclass(frozen=True)
-class _PayTick:
+class _PayTick(SetBasedOperation[PaidTick]):
     """The writer runs it alone, in its turn, in a transaction of its own (on SQLite the
     writer's BEGIN IMMEDIATE holds the write lock; on PostgreSQL the wallets are locked
     below, in id order as the writer's batches lock them)."""

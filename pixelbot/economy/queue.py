@@ -251,7 +251,7 @@ def _enqueue_follow_up(batch: Batch, user_id: int | None, follow_up: FollowUp) -
 
 
 @dataclass(frozen=True)
-class _Claim:
+class _Claim(RowsOperation[ClaimedItem | None]):
     """The next pending item of ``kind`` marked running, under this process's lease (a
     ``RowsOperation``: on the writer's connection, so the writer's cache stays valid)."""
 
@@ -294,7 +294,7 @@ class _Claim:
 
 
 @dataclass(frozen=True)
-class _Renew:
+class _Renew(RowsOperation[None]):
     """The leases ``owner`` holds on ``item_ids`` extended (a ``RowsOperation``)."""
 
     item_ids: tuple[int, ...]

@@ -24,6 +24,11 @@ are synchronous for that reason. The rules (``op.apply``) run on the event loop.
 Between batches the writer remembers the identities, wallets and cooldowns it committed
 (``cache.py``), so a batch reads from the database only what it has not seen lately.
 
+How an operation runs is its declared kind, checked when it is submitted (``run_kind``): a
+``SetBasedOperation`` or a ``RowsOperation`` subclasses that class; anything else must be an
+``Operation`` (``needs`` and ``apply``) and no more. An object that is none of them, or two at
+once, is refused with a ``TypeError`` at ``submit`` instead of being run the wrong way.
+
 A ``SetBasedOperation`` (a watch-time payout of a whole channel) skips the ``Batch``: it runs
 alone, in its turn, in a write transaction of its own (``Database.write``), writing with its own
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
@@ -35,15 +40,22 @@ and written through another connection it would make the writer forget everythin
 another connection is all the cache can see, ``cache.py``). A queue busy with redeems did that
 before a fifth of the batches of a busy chat, each of which then read all its viewers again.
 (On PostgreSQL there is no cache, and the queue writes them itself: ``QueueStore``.)
+
+Statistics, for the benchmarks: ``batches`` and ``operations`` count the committed ``Batch``
+runs and the operations in them (so ``operations / batches`` is the mean size of a batch of
+chat-speed changes); ``set_based_runs`` and ``rows_runs`` count the committed runs of the two
+kinds that run alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+from abc import ABC, abstractmethod
 from collections import deque
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, assert_never
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,7 +68,15 @@ from pixelbot.economy.batch import Batch, Needs, Policy
 from pixelbot.economy.cache import WriterCache
 from pixelbot.errors import DatabaseConflict, DatabaseError, EconomyError, WriterStopped
 
-__all__ = ["Operation", "RowsOperation", "SetBasedOperation", "Writer", "WriterStopped"]
+__all__ = [
+    "Operation",
+    "RowsOperation",
+    "RunKind",
+    "SetBasedOperation",
+    "Writer",
+    "WriterStopped",
+    "run_kind",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +92,72 @@ class Operation(Protocol, Generic[T_co]):
     def apply(self, batch: Batch) -> T_co: ...
 
 
-class SetBasedOperation(Protocol, Generic[T_co]):
-    """A change written with its own statements, in a transaction of its own."""
+class SetBasedOperation(ABC, Generic[T_co]):
+    """A change written with its own statements, in a transaction of its own. Subclass it:
+    the writer runs an operation by the kind it declares, not by the methods it has."""
 
+    @abstractmethod
     async def write(self, conn: AsyncConnection, db: Database, now: Any) -> T_co: ...
 
 
-class RowsOperation(Protocol, Generic[T_co]):
+class RowsOperation(ABC, Generic[T_co]):
     """A few statements on rows the writer does not remember (never wallets, identities or
     cooldowns), run in a transaction of their own on the writer's connection; not run at all
-    if its caller stopped waiting before its turn."""
+    if its caller stopped waiting before its turn. Subclass it (see ``SetBasedOperation``)."""
 
+    @abstractmethod
     def write_rows(self, conn: Connection, db: Database, now: datetime) -> T_co: ...
 
 
 AnyOperation = Operation[Any] | SetBasedOperation[Any] | RowsOperation[Any]
 
 
-class _Pending:
-    __slots__ = ("alone", "future", "op")
+class RunKind(enum.Enum):
+    """How the writer runs an operation."""
 
-    def __init__(self, op: AnyOperation, future: asyncio.Future[Any]) -> None:
+    BATCH = "batch"  # an ``Operation``: applied with others in one ``Batch``
+    SET_BASED = "set_based"  # a ``SetBasedOperation``: alone, in a transaction of its own
+    ROWS = "rows"  # a ``RowsOperation``: alone, on the writer's connection
+
+
+_KINDS: dict[type, RunKind] = {}  # checked once per class: enqueue is on the hot path
+
+
+def run_kind(op: object) -> RunKind:
+    """The kind ``op`` declares; ``TypeError`` if it declares none, or more than one."""
+    cls = type(op)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kinds = [
+            declared
+            for declared, is_it in (
+                (RunKind.SET_BASED, isinstance(op, SetBasedOperation)),
+                (RunKind.ROWS, isinstance(op, RowsOperation)),
+                (RunKind.BATCH, _has_methods(cls, "needs", "apply")),
+            )
+            if is_it
+        ]
+        if len(kinds) != 1:
+            what = " and ".join(k.value for k in kinds) if kinds else "no kind"
+            raise TypeError(
+                f"{cls.__qualname__} is {what}: a writer operation is exactly one of an "
+                "Operation (needs, apply), a SetBasedOperation or a RowsOperation (subclass it)"
+            )
+        kind = _KINDS[cls] = kinds[0]
+    return kind
+
+
+def _has_methods(cls: type, *names: str) -> bool:
+    return all(callable(getattr(cls, name, None)) for name in names)
+
+
+class _Pending:
+    __slots__ = ("future", "kind", "op")
+
+    def __init__(self, op: AnyOperation, kind: RunKind, future: asyncio.Future[Any]) -> None:
         self.op: Any = op
+        self.kind = kind
         self.future = future
-        # Not part of a batch: a SetBasedOperation or a RowsOperation, run on its own.
-        self.alone = hasattr(op, "write") or hasattr(op, "write_rows")
 
 
 class Writer:
@@ -130,8 +191,11 @@ class Writer:
         self._stopping = False
         self._cancelled = False  # the writer's task was cancelled: stop after the op in hand
         self.cache = WriterCache(cache_limit)
-        self.batches = 0  # statistics, for benchmarks and the dashboard
-        self.operations = 0
+        # Statistics, for the benchmarks (committed runs only; see the module's docstring).
+        self.batches = 0  # Batch runs ...
+        self.operations = 0  # ... and the Operations in them
+        self.set_based_runs = 0
+        self.rows_runs = 0
 
     async def start(self) -> None:
         if self._task is None:
@@ -161,11 +225,12 @@ class Writer:
         self, op: Operation[T] | SetBasedOperation[T] | RowsOperation[T]
     ) -> asyncio.Future[T]:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
+        kind = run_kind(op)  # (refused before anything is queued)
         task = self._task
         if task is None or self._stopping or self._cancelled or task.done():
             raise WriterStopped("the economy writer is not running (not started, or stopping)")
         future: asyncio.Future[T] = task.get_loop().create_future()
-        self._queue.append(_Pending(op, future))
+        self._queue.append(_Pending(op, kind, future))
         if not self._wakeup.is_set():
             self._wakeup.set()
         return future
@@ -203,16 +268,18 @@ class Writer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self._queue[0].alone:
-                item = self._queue.popleft()
-                if hasattr(item.op, "write_rows"):
-                    await self._write_rows(item)
-                else:
-                    await self._write_alone(item)
+            kind = self._queue[0].kind
+            if kind is RunKind.ROWS:
+                await self._write_rows(self._queue.popleft())
                 continue
+            if kind is RunKind.SET_BASED:
+                await self._write_alone(self._queue.popleft())
+                continue
+            if kind is not RunKind.BATCH:
+                assert_never(kind)
             take = min(len(self._queue), self.max_batch)
             pending: list[_Pending] = []
-            while len(pending) < take and not self._queue[0].alone:
+            while len(pending) < take and self._queue[0].kind is RunKind.BATCH:
                 pending.append(self._queue.popleft())
             try:
                 await self._process(pending)
@@ -250,8 +317,7 @@ class Writer:
             return
         self.cache.clear()  # it changed wallets behind the cache's back
         self.db.faults.recovered()
-        self.batches += 1
-        self.operations += 1
+        self.set_based_runs += 1
         _settle(item.future, outcome)
 
     async def _write_rows(self, item: _Pending) -> None:
@@ -272,6 +338,7 @@ class Writer:
             _settle(item.future, exc)
             return
         self.db.faults.recovered()
+        self.rows_runs += 1
         _settle(item.future, outcome)
 
     async def _process(self, pending: list[_Pending]) -> None:

@@ -20,6 +20,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.db.engine import Database
 from pixelbot.db.models import QueueItem
 from pixelbot.economy.queue import LEASE, QueueStore
+from pixelbot.economy.writer import SetBasedOperation
 from pixelbot.testing import (
     assert_verified,
     balance_of,
@@ -44,7 +45,7 @@ async def status_of(engine: Any, item_id: int) -> str:
         return str(found.scalar_one())
 
 
-class _Hold:
+class _Hold(SetBasedOperation[None]):
     """A writer operation (set-based, run alone) that keeps the writer busy until released:
     whatever is queued behind it waits its turn."""
 

@@ -24,7 +24,7 @@ from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db.engine import Database
 from pixelbot.economy.store import COOLDOWNS, IDENTITIES
-from pixelbot.economy.writer import WriterStopped
+from pixelbot.economy.writer import SetBasedOperation, WriterStopped
 from pixelbot.errors import UnknownViewer
 from pixelbot.testing import balance_of, open_test_engine, viewer
 
@@ -229,7 +229,7 @@ async def test_what_waits_behind_the_batch_in_hand_at_a_shutdown_is_told_it_did_
             await balance_of(engine, viewer("bob"))
 
 
-class _Hold:
+class _Hold(SetBasedOperation[None]):
     """A set-based writer operation that keeps the writer busy until released (or cancelled)."""
 
     def __init__(self) -> None:
