@@ -30,10 +30,11 @@ from aiohttp import WSMsgType, web
 
 from pixelbot.clock import Clock
 from pixelbot.commands.dispatcher import RESTARTING
-from pixelbot.config.web import MAX_DASHBOARD_CONNECTIONS
+from pixelbot.config.web import MAX_DASHBOARD_CONNECTIONS, MAX_OVERLAY_CONNECTIONS
 from pixelbot.errors import ConfigError, ConfigIssue, PixelbotError, WriterStopped
 from pixelbot.outcomes import Notice, OutcomeBus
 from pixelbot.web.auth import DashboardAuth, Session
+from pixelbot.web.connections import ConnectionCap
 from pixelbot.web.dashboard_live import LINK_NOTICE, LIVE_OUTCOMES, LiveFeed, LivePage
 from pixelbot.web.dashboard_login import (
     LOGIN_COOKIE,
@@ -98,10 +99,32 @@ class Dashboard:
     secure_cookies: bool = False  # web.secure_cookies: behind a TLS reverse proxy
     # web.dashboard.max_connections, read at each connection (it changes on !reload)
     max_connections: Callable[[], int] = lambda: MAX_DASHBOARD_CONNECTIONS
+    # The overlay pages' cap (the overlay hub's), shown on the System page; None: no overlays.
+    overlay_connections: ConnectionCap | None = None
+    max_overlay_connections: Callable[[], int] = lambda: MAX_OVERLAY_CONNECTIONS
     live: LiveFeed = field(init=False)
 
     def __post_init__(self) -> None:
         self.live = LiveFeed(self.auth, self.clock)
+
+    def sockets(self) -> list[dict[str, Any]]:
+        """The live sockets of each kind: open, refused since the start, and the cap (with
+        the setting that raises it), for the System page. Refusals mean a page could not get
+        live updates: too many tabs, a page stuck reconnecting, or a leaked overlay key."""
+        kinds = [("dashboard", self.live.connections, self.max_connections, "web.dashboard")]
+        if self.overlay_connections is not None:
+            overlays = self.overlay_connections
+            kinds.insert(0, ("overlay", overlays, self.max_overlay_connections, "web.overlays"))
+        return [
+            {
+                "kind": kind,
+                "open": cap.open,
+                "refused": cap.refused,
+                "cap": limit(),
+                "setting": f"{section}.max_connections",
+            }
+            for kind, cap, limit, section in kinds
+        ]
 
     async def print_link(self) -> None:
         """Without a password, log in with a one-time link: print a fresh one."""
@@ -315,7 +338,7 @@ def _app_routes(dashboard: Dashboard) -> list[web.RouteDef]:
         return await service.events()
 
     async def system(request: web.Request) -> Any:
-        return await service.system()
+        return {**await service.system(), "sockets": dashboard.sockets()}
 
     async def run_verify(request: web.Request) -> Any:
         return await service.run_verify()
@@ -454,6 +477,8 @@ def add_routes(app: web.Application, deps: WebDeps) -> None:
         announce=announce,
         secure_cookies=settings.secure_cookies,
         max_connections=lambda: deps.settings().web.dashboard.max_connections,
+        overlay_connections=None if deps.overlays is None else deps.overlays.connections,
+        max_overlay_connections=lambda: deps.settings().web.overlays.max_connections,
     )
     deps.extras[EXTRA] = dashboard
     mount_dashboard(app, dashboard, deps.bus)

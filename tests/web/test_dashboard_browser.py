@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Dialog, Page
@@ -314,6 +315,48 @@ async def test_a_refused_tab_says_why_waits_and_goes_live_once_a_place_frees(
         assert await page.inner_text("article.queue[data-kind=tts] .now .text") == (
             "after the wait"
         )
+
+
+async def test_the_system_page_shows_refused_overlay_sockets(
+    db_path: Path, page: Page, request: pytest.FixtureRequest
+) -> None:
+    """An overlay page refused for ``web.overlays.max_connections`` (a forgotten browser
+    source, a leaked key) shows on the System page with the setting that raises the cap."""
+    web = {
+        "enabled": True,
+        "port": 0,
+        "overlay_key": OVERLAY_KEY,
+        "dashboard": {"password": PASSWORD},
+        "overlays": {"max_connections": 1},
+    }
+    async with running_dashboard(dashboard_config(db_path, web=web)) as rig, http_session() as http:
+        overlay_ws = f"{rig.url.replace('http', 'ws')}/overlay/ws?key={OVERLAY_KEY}&overlay="
+        held = await http.ws_connect(overlay_ws + "alerts")  # the one place, taken
+        try:
+            assert (await held.receive_json(timeout=5))["type"] == "state"
+            for _ in range(2):  # (a refused page retries: each time counts)
+                async with http.ws_connect(overlay_ws + "wheel") as refused:
+                    closed = await refused.receive(timeout=5)
+                    assert closed.type == aiohttp.WSMsgType.CLOSE
+            await log_in(page, rig)
+            await ready(page)
+            await page.goto(f"{rig.url}/dashboard/system")
+            await ready(page)
+            overlay = page.locator("#sockets li[data-kind=overlay]")
+            await overlay.wait_for()
+            assert await overlay.inner_text() == (
+                "overlay sockets: 1 open of 1\n"
+                "overlay sockets refused: 2 (cap web.overlays.max_connections)"
+            )
+            assert await overlay.locator(".refused").count() == 1  # (in the warning colour)
+            dashboard = page.locator("#sockets li[data-kind=dashboard]")
+            assert "dashboard sockets refused: 0 (cap web.dashboard.max_connections)" in (
+                await dashboard.inner_text()
+            )
+            assert await dashboard.locator(".refused").count() == 0
+            await screenshot(page, request, "system-sockets-refused")
+        finally:
+            await held.close()
 
 
 @pytest.mark.both_backends

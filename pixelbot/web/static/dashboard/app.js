@@ -319,6 +319,15 @@ function showBackups(backups) {
     : [el("li", { class: "muted", text: "No backups yet." })]));
 }
 
+// Refused sockets are pages that got no live updates: too many tabs, a page stuck
+// reconnecting, or (overlays) a leaked key. The setting named raises the cap.
+function showSockets(sockets) {
+  $("sockets").replaceChildren(...(sockets || []).map((kind) => el("li", { "data-kind": kind.kind },
+    el("span", { text: `${kind.kind} sockets: ${fmt(kind.open)} open of ${fmt(kind.cap)}` }),
+    el("span", { class: kind.refused ? "refused" : "muted",
+      text: `${kind.kind} sockets refused: ${fmt(kind.refused)} (cap ${kind.setting})` }))));
+}
+
 function showJobs(jobs) {
   $("jobs").replaceChildren(...(jobs.length ? jobs.map((job) => {
     const last = job.last_run;
@@ -337,6 +346,7 @@ async function loadSystem() {
   const data = await api("/system");
   showVerify(data.verify);
   showBackups(data.backups);
+  showSockets(data.sockets);
   showJobs(data.jobs);
 }
 
