@@ -359,6 +359,53 @@ async def test_the_system_page_shows_refused_overlay_sockets(
             await held.close()
 
 
+HEADER_BOXES = """() => Object.fromEntries(
+  ['.top', '.brand', '.tabs', '.who', '#live', '#operator', '#logout'].map((selector) => {
+    const box = document.querySelector(selector).getBoundingClientRect();
+    return [selector, { left: box.left, top: box.top, right: box.right, bottom: box.bottom }];
+  }))"""
+SET_OPERATOR = "(name) => { document.getElementById('operator').textContent = name; }"
+
+
+async def test_a_refused_live_indicator_keeps_the_phone_header_on_its_rows(
+    db_path: Path, phone: BrowserContext, request: pytest.FixtureRequest
+) -> None:
+    """On a 390-pixel phone the header is two rows: brand and who's logged in, then the tabs.
+    "live: refused" (longer than "live"), even beside a long operator name, must not push
+    the login block onto a row of its own (a taller sticky header over every page) nor out
+    of the screen. Measured from the elements' boxes, beside a tab that is live."""
+    web = {
+        "enabled": True,
+        "port": 0,
+        "overlay_key": OVERLAY_KEY,
+        "dashboard": {"password": PASSWORD, "max_connections": 1},
+    }
+    async with running_dashboard(dashboard_config(db_path, web=web)) as rig:
+        live_tab = await phone.new_page()
+        await log_in(live_tab, rig)
+        await ready(live_tab)
+        await live_tab.locator("#live.on").wait_for()  # (it holds the one place)
+        normal = await live_tab.evaluate(HEADER_BOXES)
+
+        refused_tab = await phone.new_page()  # (same cookies: logged in as the operator)
+        await refused_tab.goto(f"{rig.url}/dashboard/")
+        await ready(refused_tab)
+        await refused_tab.locator("#live.refused").wait_for()
+        for name in (OPERATOR, "Moderator Maximiliana Longname"):
+            await refused_tab.evaluate(SET_OPERATOR, name)
+            boxes = await refused_tab.evaluate(HEADER_BOXES)
+            top, who, tabs, brand = boxes[".top"], boxes[".who"], boxes[".tabs"], boxes[".brand"]
+            assert top["bottom"] == pytest.approx(normal[".top"]["bottom"], abs=1), (name, boxes)
+            assert who["top"] < brand["bottom"] and who["bottom"] <= tabs["top"], (name, boxes)
+            for part in ("#live", "#operator", "#logout"):  # on the screen, side by side
+                assert boxes[part]["left"] >= 0 and boxes[part]["right"] <= PHONE["width"]
+            assert boxes["#live"]["right"] <= boxes["#operator"]["left"]
+            assert boxes["#operator"]["right"] <= boxes["#logout"]["left"]
+            assert await refused_tab.locator("#live").text_content() == "live: refused"
+            await _fits(refused_tab, PHONE["width"])
+        await screenshot(refused_tab, request, "phone-live-refused")
+
+
 @pytest.mark.both_backends
 async def test_redeem_toggles_and_adjustments_from_the_pages(db_path: Path, page: Page) -> None:
     async with running_dashboard(dashboard_config(db_path)) as rig:
