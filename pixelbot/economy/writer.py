@@ -148,7 +148,12 @@ def run_kind(op: object) -> RunKind:
 
 
 def _has_methods(cls: type, *names: str) -> bool:
-    return all(callable(getattr(cls, name, None)) for name in names)
+    """Whether ``cls`` defines each of ``names`` itself: a class that subclasses the
+    ``Operation`` protocol inherits its empty stubs, which do not count."""
+    return all(
+        callable(getattr(cls, name, None)) and getattr(cls, name) is not getattr(Operation, name)
+        for name in names
+    )
 
 
 class _Pending:
@@ -227,7 +232,7 @@ class Writer:
         """Like ``submit`` without a coroutine per call: for callers feeding many operations."""
         kind = run_kind(op)  # (refused before anything is queued)
         task = self._task
-        if task is None or self._stopping or self._cancelled or task.done():
+        if task is None or not self.accepting:
             raise WriterStopped("the economy writer is not running (not started, or stopping)")
         future: asyncio.Future[T] = task.get_loop().create_future()
         self._queue.append(_Pending(op, kind, future))
@@ -256,6 +261,12 @@ class Writer:
                     self._queue.popleft().future,
                     WriterStopped("the economy writer stopped before this operation's turn"),
                 )
+
+    @property
+    def accepting(self) -> bool:
+        """Whether ``submit`` takes operations now (started, and not stopping)."""
+        task = self._task
+        return task is not None and not (self._stopping or self._cancelled or task.done())
 
     async def _work(self) -> None:
         """The writer's loop: one batch, or one operation run alone, after another. It runs

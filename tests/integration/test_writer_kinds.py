@@ -19,7 +19,14 @@ from pixelbot.config import Config
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import Batch, Needs
 from pixelbot.economy.payouts import Award, Payouts
-from pixelbot.economy.writer import RowsOperation, RunKind, SetBasedOperation, Writer, run_kind
+from pixelbot.economy.writer import (
+    Operation,
+    RowsOperation,
+    RunKind,
+    SetBasedOperation,
+    Writer,
+    run_kind,
+)
 from pixelbot.testing import balance_of, make_config, open_test_engine, viewer
 
 ALICE, BOB = viewer("alice"), viewer("bob")
@@ -105,6 +112,14 @@ class _Both(SetBasedOperation[int], RowsOperation[int]):
         raise AssertionError("must never run")
 
 
+class _HalfOperation(Operation[int]):
+    """Subclasses the protocol but defines only ``apply``: the protocol's empty ``needs``
+    stub must not count as its own (it would declare nothing, then fail when applied)."""
+
+    def apply(self, batch: Batch) -> int:
+        raise AssertionError("must never run")
+
+
 @pytest.mark.parametrize(
     ("op", "says"),
     [
@@ -112,8 +127,9 @@ class _Both(SetBasedOperation[int], RowsOperation[int]):
         (_DuckRows(), "_DuckRows is no kind"),
         (_SetBasedAndBatch(), "_SetBasedAndBatch is set_based and batch"),
         (_Both(), "_Both is set_based and rows"),
+        (_HalfOperation(), "_HalfOperation is no kind"),
     ],
-    ids=["write-only", "write_rows-only", "set-based-with-apply", "two-bases"],
+    ids=["write-only", "write_rows-only", "set-based-with-apply", "two-bases", "protocol-stub"],
 )
 async def test_an_operation_of_no_single_declared_kind_is_refused_at_submit(
     config: Config, op: object, says: str
