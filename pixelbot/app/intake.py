@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from pixelbot.commands.layer import CommandLayer
@@ -41,6 +42,8 @@ from pixelbot.outcomes import Alert, Outcome, Say, StreamChanged
 from pixelbot.queue.runtime import QueueRuntime
 
 __all__ = ["EventIntake"]
+
+log = logging.getLogger(__name__)
 
 THANKED = (Follow, Subscription, GiftedSubs, Tip, Cheer, Raid)
 _THANKS_FOR = {
@@ -72,6 +75,7 @@ class EventIntake:
         self.presence = PresenceTracker()  # who is watching (the app shares it with payouts)
         # Channel-point redemptions (app/rewards.py); None: nobody takes them (tests).
         self.on_reward: Callable[[RewardRedemption], Awaitable[None]] | None = None
+        self.not_saved = 0  # events that came in after the economy writer stopped
 
     async def handle(self, event: Event) -> Earned:
         """Everything that happens for one incoming event."""
@@ -79,12 +83,18 @@ class EventIntake:
         try:
             # (the writer's future itself: two coroutine frames fewer per chat line)
             earned = await self._earning.enqueue(event)
-        except (DatabaseError, WriterStopped):
+        except DatabaseError:
             if not isinstance(event, ChatMessage):
                 raise
             # Nothing was paid (the operator hears the cause once, from db/faults.py); a
-            # command on this line still gets its answer, if only "can't save right now" or
-            # "the bot is restarting" (a line that came in as the writer stopped).
+            # command on this line still gets its answer, if only "can't save right now".
+            earned = Earned(event.ref, skipped="unsaved")
+        except WriterStopped as stopped:  # the bot is stopping: nothing of it was saved
+            self._not_saved(event, stopped)
+            if not isinstance(event, ChatMessage | RewardRedemption):
+                return Earned(event.ref, skipped="unsaved")
+            # A command still answers ("the bot is restarting"); a channel-point redemption
+            # is refunded on the platform (app/rewards.py).
             earned = Earned(event.ref, skipped="unsaved")
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
@@ -115,6 +125,19 @@ class EventIntake:
             case ChatMessage():
                 await self._commands.handle(event, balance=earned.balance)
         return earned
+
+    def _not_saved(self, event: Event, stopped: WriterStopped) -> None:
+        """Tell the operator about events that came in as the writer stopped: the first one,
+        then every 100th (a busy chat can bring many during a shutdown)."""
+        self.not_saved += 1
+        if self.not_saved == 1 or self.not_saved % 100 == 0:
+            log.warning(
+                "%s event(s) not saved since the economy writer stopped (latest: %s %s): %s",
+                self.not_saved,
+                event.kind,
+                event.ref,
+                stopped,
+            )
 
     def _track_presence(self, event: Event) -> None:
         match event:

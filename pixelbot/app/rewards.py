@@ -9,11 +9,13 @@ chat redeem, paid in the platform's currency instead of ours, and is settled the
   CANCELED (anything else, so the platform returns the viewer's channel points).
 - A redemption that cannot be queued at all (switched off, queue full, needs OBS) is CANCELED
   at once and the viewer is told.
-- A redemption that meets the economy writer stopped (a shutdown) is neither queued nor
-  settled: nothing of it was saved, and without the writer its settlement cannot be recorded
-  (see "Exactly once"). It stays UNFULFILLED on the platform, which keeps the viewer's channel
-  points; the log names it so the streamer can settle it there, and a redelivery after the
-  restart is taken as new.
+- A redemption that meets the economy writer stopped (a shutdown) cannot be queued, and its
+  settlement cannot be recorded (see "Exactly once"). It is CANCELED on the platform at once
+  all the same, without the record: the platform moves a redemption out of UNFULFILLED only
+  once, and no queue item exists that could settle it later, so it cannot be settled twice. A
+  redelivery after the restart would not help: the event log already holds the redemption
+  (it is logged before it gets here), so the redelivery stops there as a duplicate. If the
+  platform is gone too, the log names the redemption so the streamer can refund it by hand.
 
 Exactly once: before asking the platform, a ``RewardSettled`` event is written to the event
 log with the redemption id as its key; a second settlement of the same redemption (a
@@ -47,10 +49,7 @@ __all__ = ["ChannelPointRewards", "RewardSettled", "SettlesRewards"]
 log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
-# (not "try again": a second redemption would take the viewer's channel points twice)
-NOT_QUEUED_RESTARTING = (
-    "the bot is restarting and could not queue that; the streamer can refund your channel points"
-)
+NOT_QUEUED_RESTARTING = "the bot is restarting"  # (the reason given with the refund)
 
 
 @runtime_checkable
@@ -138,15 +137,16 @@ class ChannelPointRewards:
             )
         except WriterStopped as stopped:
             log.warning(
-                "the %s redemption %s of %s came as the bot stopped (%s): not queued, left "
-                "UNFULFILLED on %s; settle it there",
+                "the %s redemption %s of %s came as the bot stopped (%s): not queued; "
+                "canceling it on %s without a record",
                 key,
                 event.redemption_id,
                 event.viewer.display_name,
                 stopped,
                 event.platform,
             )
-            await self._say(event, NOT_QUEUED_RESTARTING)
+            if await self._send(_Owed(event.platform, key, event.redemption_id, False), wait=False):
+                await self._say(event, f"your channel points are refunded: {NOT_QUEUED_RESTARTING}")
             return
         except PixelbotError as exc:
             reason = str(exc) or type(exc).__name__
@@ -202,11 +202,24 @@ class ChannelPointRewards:
             await self._engine.queue.note_on_item(item_id, platform_reward=status)
         await self._send(owed)
 
-    async def _send(self, owed: _Owed) -> None:
+    async def _send(self, owed: _Owed, *, wait: bool = True) -> bool:
+        """Settle ``owed`` on its platform; True when the platform took it. ``wait``: keep it
+        for the platform to connect (``platforms_started``) if it is not there now."""
+        status = "FULFILLED" if owed.fulfilled else "CANCELED"
         platform = self._platforms().get(owed.platform)
         if not isinstance(platform, SettlesRewards):
-            self._waiting.append(owed)  # the platform is not up yet
-            return
+            if wait:
+                self._waiting.append(owed)  # the platform is not up yet
+            else:
+                log.error(
+                    "could not mark the %s redemption %s as %s: %s is not connected; settle "
+                    "it by hand there",
+                    owed.redeem,
+                    owed.redemption_id,
+                    status,
+                    owed.platform,
+                )
+            return False
         try:
             await platform.settle_reward(owed.redeem, owed.redemption_id, owed.fulfilled)
         except Exception:
@@ -214,9 +227,11 @@ class ChannelPointRewards:
                 "could not mark the %s redemption %s as %s; settle it by hand on %s",
                 owed.redeem,
                 owed.redemption_id,
-                "FULFILLED" if owed.fulfilled else "CANCELED",
+                status,
                 owed.platform,
             )
+            return False
+        return True
 
     async def platforms_started(self) -> None:
         """Settle what waited for its platform to connect."""

@@ -33,6 +33,7 @@ from pixelbot.db.engine import Database
 from pixelbot.db.models import Base
 from pixelbot.economy.batch import GRANT, Batch, LevelUp, Needs
 from pixelbot.economy.writer import RowsOperation, Writer
+from pixelbot.errors import WriterStopped
 
 __all__ = [
     "ClaimedItem",
@@ -335,7 +336,14 @@ class QueueStore:
         return self._db.shared
 
     async def claim(self, kind: str) -> ClaimedItem | None:
-        """Mark the next pending item of ``kind`` (priority, then age) running and return it."""
+        """Mark the next pending item of ``kind`` (priority, then age) running and return it.
+
+        ``WriterStopped`` once the writer stops, on every backend: an item claimed then could
+        be performed but neither finished nor refunded until the next start, which would
+        perform it again or refund what was played. (On a SQLite file the writer refuses the
+        claim itself; on a shared database the claim does not go through the writer.)"""
+        if not self._writer.accepting:
+            raise WriterStopped("the economy writer is not running: no item is claimed")
         return await self._write_rows(_Claim(kind, self.owner, self.lease))
 
     async def _write_rows(self, op: RowsOperation[T]) -> T:

@@ -274,6 +274,7 @@ class QueueRunner:
 
     async def _loop(self, kind: str) -> None:
         wake, idle = self._wake[kind], self._idle[kind]
+        stopped_told = False  # the writer's stop is logged once, not every second
         while not self._stopping:
             try:
                 wake.clear()
@@ -303,8 +304,12 @@ class QueueRunner:
                     await asyncio.wait_for(wake.wait(), 1.0)
             except WriterStopped as stopped:  # the writer stopped first (a shutdown out of order)
                 # Nothing of it was saved: an item in hand stays running, and the next start
-                # retries or refunds it once (``store.recover``), as after a crash.
-                log.warning("the %s queue waits: %s", kind, stopped)
+                # retries or refunds it once (``store.recover``), as after a crash. No other
+                # item is claimed meanwhile (``QueueStore.claim`` refuses), so none is
+                # performed that could not be recorded; the loop only waits for the writer.
+                if not stopped_told:
+                    log.warning("the %s queue waits for the economy writer: %s", kind, stopped)
+                    stopped_told = True
                 idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), 1.0)

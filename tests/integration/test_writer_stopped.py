@@ -2,9 +2,9 @@
 really stopped, on both backends.
 
 A viewer hears a plain sentence (the bot is restarting), never the writer's own words, which
-go to the log; nothing is charged. A channel-point redemption is neither queued nor told it
-was refunded (it was not: it stays open on the platform). A queue item whose end meets the
-stop stays running and is settled once, at the next start. The dashboard answers 503.
+go to the log; nothing is charged. A channel-point redemption cannot be queued: it is refunded
+on the platform. A queue item whose end meets the stop stays running and is settled once, at
+the next start, and no other item is claimed meanwhile. The dashboard answers 503.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pixelbot.clock import FakeClock
 from pixelbot.commands.dispatcher import RESTARTING
 from pixelbot.config import Config
 from pixelbot.db.models import QueueItem, Transaction
+from pixelbot.economy.earning import Earned
 from pixelbot.economy.queue import LEASE
 from pixelbot.errors import WriterStopped
 from pixelbot.events import RewardRedemption, Viewer
@@ -113,12 +114,13 @@ def redemption(clock: FakeClock, event_id: str, redemption_id: str) -> RewardRed
     )
 
 
-async def test_a_redemption_that_meets_a_stopped_writer_is_not_called_refunded(
+async def test_a_redemption_that_meets_a_stopped_writer_is_refunded_on_the_platform(
     config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing of it can be saved, so nothing is settled (the settlement could not be recorded,
-    and exactly once depends on that record): it stays open on the platform, the viewer is
-    not told it was refunded, the log names it, and a redelivery after the restart is taken."""
+    """Logged on arrival, then the writer stops before it is queued. It cannot be queued, and a
+    redelivery would stop at the event log as a duplicate, so it is CANCELED on the platform at
+    once (which returns the viewer's channel points), without a record: the platform moves a
+    redemption out of UNFULFILLED only once."""
     clock = FakeClock()
     twitch = RewardsPlatform()
     bus = OutcomeBus()
@@ -129,24 +131,45 @@ async def test_a_redemption_that_meets_a_stopped_writer_is_not_called_refunded(
 
     bus.subscribe(keep, Say)
     async with open_app(config, clock=clock, platforms=[twitch], bus=bus) as app:
-        assert app.rewards is not None
+        redeem = app.engine.redeems.redeem
+
+        async def stopping_first(*args: Any, **kwargs: Any) -> Any:
+            await app.engine.writer.stop()  # the shutdown comes between the log and the queue
+            return await redeem(*args, **kwargs)
+
+        app.engine.redeems.redeem = stopping_first  # type: ignore[method-assign]
+        with caplog.at_level(logging.WARNING):
+            await twitch.emit(redemption(clock, "ev-1", "red-1"))
+        assert twitch.settled == [("tts", "red-1", False)]  # CANCELED: the points go back
+        assert said == ["your channel points are refunded: the bot is restarting"]
+        assert any(
+            "red-1" in r.getMessage() and "not queued" in r.getMessage() for r in caplog.records
+        )
+        app.engine.redeems.redeem = redeem  # type: ignore[method-assign]
+        await app.engine.writer.start()
+        await twitch.emit(redemption(clock, "ev-1", "red-1"))  # a redelivery: a duplicate
+        async with app.engine.db.read() as conn:
+            assert (await conn.execute(select(func.count()).select_from(QueueItem))).scalar() == 0
+        assert twitch.settled == [("tts", "red-1", False)]  # settled once
+
+
+async def test_a_redemption_that_comes_after_the_writer_stopped_is_refunded_and_told(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing of it can be logged: the operator hears it was not saved (no traceback), and it
+    is CANCELED on the platform all the same."""
+    clock = FakeClock()
+    twitch = RewardsPlatform()
+    async with open_app(config, clock=clock, platforms=[twitch]) as app:
         await app.engine.writer.stop()
         with caplog.at_level(logging.WARNING):
-            await app.rewards.redeem(redemption(clock, "ev-1", "red-1"))  # raises nothing
-        assert said == [
-            "the bot is restarting and could not queue that; "
-            "the streamer can refund your channel points"
-        ]
-        assert twitch.settled == []  # left UNFULFILLED: the platform keeps the points
-        assert any(
-            "red-1" in r.getMessage() and "UNFULFILLED" in r.getMessage() for r in caplog.records
-        )
+            earned = await twitch.emit(redemption(clock, "ev-2", "red-2"))
+        assert isinstance(earned, Earned) and earned.skipped == "unsaved"
+        assert twitch.settled == [("tts", "red-2", False)]
+        notes = [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()]
+        assert len(notes) == 1 and "twitch:reward_redemption:ev-2" in notes[0]
+        assert not any(r.exc_info for r in caplog.records)
         await app.engine.writer.start()
-        await twitch.emit(redemption(clock, "ev-1", "red-1"))  # redelivered after the restart
-        async with app.engine.db.read() as conn:
-            items = (await conn.execute(select(QueueItem.payload))).scalars().all()
-        assert [item["reward"] for item in items] == ["red-1"]
-        assert await balance_of(app.engine, ALICE) == 100  # channel points: ours untouched
 
 
 class Blocking:
@@ -192,6 +215,7 @@ async def test_an_item_whose_end_meets_a_stopped_writer_is_settled_once_at_the_n
         await runner.start()
         try:
             item = await redeem_item(engine, "tts", "redeem:1", ALICE)
+            waiting = await redeem_item(engine, "tts", "redeem:2", ALICE)
             runner.wake("tts")
             await asyncio.wait_for(worker.started.wait(), WAIT)
             await engine.writer.stop()
@@ -208,12 +232,16 @@ async def test_an_item_whose_end_meets_a_stopped_writer_is_settled_once_at_the_n
         finally:
             await runner.stop()
         async with engine.db.read() as conn:
-            status = (await conn.execute(select(QueueItem.status))).scalar_one()
-        assert status == "running"
-        assert await balance_of(engine, ALICE) == 75
+            statuses = dict((await conn.execute(select(QueueItem.id, QueueItem.status))).all())
+        # the next item was not claimed: it could have been performed but not recorded
+        assert statuses == {item: "running", waiting: "pending"}
+        assert await balance_of(engine, ALICE) == 50
         with pytest.raises(WriterStopped):
             await engine.queue.fail(item, "x")
+        with pytest.raises(WriterStopped):
+            await engine.queue.claim("tts")
         await engine.writer.start()
+        await engine.queue.cancel(waiting, "a moderator")  # (refunded: 75)
     clock.advance(LEASE)
     async with open_test_engine(config, clock) as engine:
         for _ in range(2):  # recovered once, and only once
@@ -227,6 +255,6 @@ async def test_an_item_whose_end_meets_a_stopped_writer_is_settled_once_at_the_n
                     select(Transaction.refund_of).where(Transaction.kind == "refund")
                 )
             ).scalars()
-            assert list(refunds) == ["redeem:1"]
+            assert sorted(refunds) == ["redeem:1", "redeem:2"]
         assert await balance_of(engine, ALICE) == 100
         await assert_verified(engine)
