@@ -19,15 +19,22 @@ chat redeem, paid in the platform's currency instead of ours, and is settled the
 
 Exactly once: before asking the platform, a ``RewardSettled`` event is written to the event
 log with the redemption id as its key; a second settlement of the same redemption (a
-redelivered event, a restart) finds it there and stops. A settlement that comes while the
-platform is not connected (the crash recovery runs before platforms start) waits for it.
+redelivered event, a restart) finds it there and stops.
+
+Sent at least once: what the platform took is noted on the item (``platform_reward`` in its
+result) only once it took it. A settlement whose platform was not there (the crash recovery
+runs before platforms start; a shutdown fails the item in hand after the platforms stopped; the
+platform refused or could not be reached) has no note, and is sent again when the platform
+(re)connects (``platforms_started``), for items that ended in the last ``RESEND_WITHIN``. The
+platform itself moves a redemption out of UNFULFILLED only once, so a second send (a crash
+between the send and its note) changes nothing there and is only logged.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -49,6 +56,10 @@ __all__ = ["ChannelPointRewards", "RewardSettled", "SettlesRewards"]
 log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
+ENDED = ("done", "failed", "cancelled")
+# How far back ``platforms_started`` looks for settlements never sent: a bot down longer than
+# this leaves older ones to the streamer (the log named each when it could not be sent).
+RESEND_WITHIN = timedelta(days=7)
 NOT_QUEUED_RESTARTING = "the bot is restarting"  # (the reason given with the refund)
 
 
@@ -101,7 +112,7 @@ class ChannelPointRewards:
         self._settings = settings
         self._platforms = platforms
         self._publish = publish
-        self._waiting: list[_Owed] = []
+        self._sending: set[str] = set()  # redemption ids being sent now (not sent twice)
 
     # ------------------------------------------------------------------ redemptions in
     async def redeem(self, event: RewardRedemption) -> None:
@@ -184,7 +195,11 @@ class ChannelPointRewards:
         )
         await self._settle(owed, outcome.error or outcome.status, outcome.item_id)
 
-    async def _settle(self, owed: _Owed, reason: str, item_id: int | None = None) -> None:
+    async def _settle(
+        self, owed: _Owed, reason: str, item_id: int | None = None, *, again: bool = False
+    ) -> None:
+        """Record the settlement, send it, and note on the item what the platform took.
+        ``again``: a settlement recorded before and never sent (``platforms_started``)."""
         status = "FULFILLED" if owed.fulfilled else "CANCELED"
         record = RewardSettled(
             id=owed.redemption_id,
@@ -196,20 +211,33 @@ class ChannelPointRewards:
             reason=reason,
         )
         earned = await self._engine.earning.handle(record)
-        if earned.skipped == "duplicate":
+        if earned.skipped == "duplicate" and not again:
             return  # settled before (a redelivery, or a restart)
-        if item_id is not None:
-            await self._engine.queue.note_on_item(item_id, platform_reward=status)
-        await self._send(owed)
+        if owed.redemption_id in self._sending:
+            return
+        self._sending.add(owed.redemption_id)
+        try:
+            sent = await self._send(owed, wait=item_id is not None)
+            if sent and item_id is not None:
+                await self._engine.queue.note_on_item(item_id, platform_reward=status)
+        finally:
+            self._sending.discard(owed.redemption_id)
 
-    async def _send(self, owed: _Owed, *, wait: bool = True) -> bool:
-        """Settle ``owed`` on its platform; True when the platform took it. ``wait``: keep it
-        for the platform to connect (``platforms_started``) if it is not there now."""
+    async def _send(self, owed: _Owed, *, wait: bool) -> bool:
+        """Settle ``owed`` on its platform; True when the platform took it. ``wait``: it is
+        sent again once the platform connects (an item's settlement: ``platforms_started``);
+        otherwise the log asks the streamer to settle it by hand."""
         status = "FULFILLED" if owed.fulfilled else "CANCELED"
         platform = self._platforms().get(owed.platform)
         if not isinstance(platform, SettlesRewards):
             if wait:
-                self._waiting.append(owed)  # the platform is not up yet
+                log.info(
+                    "the %s redemption %s is to be marked %s once %s is connected",
+                    owed.redeem,
+                    owed.redemption_id,
+                    status,
+                    owed.platform,
+                )
             else:
                 log.error(
                     "could not mark the %s redemption %s as %s: %s is not connected; settle "
@@ -224,17 +252,47 @@ class ChannelPointRewards:
             await platform.settle_reward(owed.redeem, owed.redemption_id, owed.fulfilled)
         except Exception:
             log.exception(
-                "could not mark the %s redemption %s as %s; settle it by hand on %s",
+                "could not mark the %s redemption %s as %s on %s%s",
                 owed.redeem,
                 owed.redemption_id,
                 status,
                 owed.platform,
+                "; it is tried again when the bot reconnects there"
+                if wait
+                else "; settle it by hand there",
             )
             return False
         return True
 
     async def platforms_started(self) -> None:
-        """Settle what waited for its platform to connect."""
-        waiting, self._waiting = self._waiting, []
-        for owed in waiting:
-            await self._send(replace(owed))
+        """Send the settlements of items that ended without their platform taking it (see
+        "Sent at least once")."""
+        since = self._engine.clock.now() - RESEND_WITHIN
+        async with self._engine.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        QUEUE_ITEMS.c.id,
+                        QUEUE_ITEMS.c.kind,
+                        QUEUE_ITEMS.c.status,
+                        QUEUE_ITEMS.c.payload,
+                        QUEUE_ITEMS.c.result,
+                        QUEUE_ITEMS.c.error,
+                    )
+                    .where(QUEUE_ITEMS.c.status.in_(ENDED), QUEUE_ITEMS.c.finished_at >= since)
+                    .order_by(QUEUE_ITEMS.c.id)
+                )
+            ).all()
+        connected = self._platforms()
+        for row in rows:
+            if isinstance(row.result, dict) and "platform_reward" in row.result:
+                continue  # the platform took it
+            payload = payload_of(row.kind, row.payload)
+            if payload.reward is None or payload.redeem is None or payload.viewer is None:
+                continue  # paid in our points
+            if not isinstance(connected.get(payload.viewer.platform), SettlesRewards):
+                continue  # not this time either
+            owed = _Owed(
+                payload.viewer.platform, payload.redeem, payload.reward, row.status == "done"
+            )
+            await self._settle(owed, row.error or row.status, row.id, again=True)

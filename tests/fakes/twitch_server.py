@@ -95,6 +95,7 @@ class FakeTwitch:
         self.refuse_websockets = False  # answer EventSub WebSocket handshakes with a 503
         self.chatters: list[dict[str, str]] = []  # Get Chatters: user_id, user_login, user_name
         self.chatters_unavailable = False  # answer Get Chatters with a 503
+        self.redemption_updates_unavailable = False  # answer Update Redemption Status with a 503
         self.welcomed = asyncio.Event()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -450,6 +451,10 @@ class FakeTwitch:
     async def _update_redemption(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return self._unauthorized()
+        if self.redemption_updates_unavailable:
+            return web.json_response(
+                {"error": "Service Unavailable", "status": 503, "message": ""}, status=503
+            )
         status = (await request.json())["status"]
         reward_id = request.query["reward_id"]
         for redemption_id in request.query.getall("id"):

@@ -151,16 +151,23 @@ async def test_rewards_are_created_updated_and_stale_ones_disabled(
         ]
 
 
-async def settlements_on_items(app: App) -> dict[int, str]:
-    """How each queue item's channel-point redemption was settled, as recorded on the item."""
-    async with app.engine.db.read() as conn:
-        rows = await conn.execute(text("SELECT id, result FROM queue_items ORDER BY id"))
-        found = {}
-        for item_id, result in rows:
-            data = json.loads(result) if isinstance(result, str) else (result or {})
-            if "platform_reward" in data:
-                found[item_id] = data["platform_reward"]
-        return found
+async def settlements_on_items(app: App, expected: dict[int, str]) -> dict[int, str]:
+    """How each queue item's channel-point redemption was settled, as recorded on the item:
+    ``expected`` once it is so (the note follows the platform's answer), else what is there
+    after a few seconds."""
+    found: dict[int, str] = {}
+    for _ in range(100):
+        async with app.engine.db.read() as conn:
+            rows = await conn.execute(text("SELECT id, result FROM queue_items ORDER BY id"))
+            found = {}
+            for item_id, result in rows:
+                data = json.loads(result) if isinstance(result, str) else (result or {})
+                if "platform_reward" in data:
+                    found[item_id] = data["platform_reward"]
+        if found == expected:
+            break
+        await asyncio.sleep(0.05)
+    return found
 
 
 async def test_a_done_item_is_fulfilled_once_and_costs_no_points(
@@ -180,7 +187,8 @@ async def test_a_done_item_is_fulfilled_once_and_costs_no_points(
         assert "@Alice Hydrate! redeemed (queued as #1)" in said(twitch)
         summary = await app.engine.wallets.summary(await app.engine.wallets.find("alice", "twitch"))
         assert summary.points == 0  # paid in channel points, not pixels
-        assert await settlements_on_items(app) == {1: "FULFILLED", 2: "FULFILLED"}
+        expected = {1: "FULFILLED", 2: "FULFILLED"}
+        assert await settlements_on_items(app, expected) == expected
 
 
 async def test_what_cannot_be_performed_is_canceled_at_once(bot: Bot, twitch: FakeTwitch) -> None:
@@ -241,7 +249,7 @@ async def test_a_cleared_item_is_canceled(bot: Bot, twitch: FakeTwitch) -> None:
         await twitch.notify(*p.chat("88", "mod", "!clearqueue effect", "m-1", ("moderator",)))
         await until(lambda: twitch.redemption_updates != [], "a settlement")
         assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-3", "CANCELED")]
-        assert await settlements_on_items(app) == {1: "CANCELED"}
+        assert await settlements_on_items(app, {1: "CANCELED"}) == {1: "CANCELED"}
 
 
 async def test_crash_recovery_cancels_once_even_across_restarts(
@@ -260,3 +268,25 @@ async def test_crash_recovery_cancels_once_even_across_restarts(
     async with bot.run():
         await asyncio.sleep(0.2)
     assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-4", "CANCELED")]
+
+
+REDEMPTIONS = "/helix/channel_points/custom_rewards/redemptions"
+
+
+async def test_a_settlement_twitch_did_not_take_is_sent_again_at_the_next_start(
+    bot: Bot, twitch: FakeTwitch
+) -> None:
+    """Twitch could not be reached when the item ended: the item has no note of it, and the
+    next start sends it, once."""
+    twitch.redemption_updates_unavailable = True
+    async with bot.run() as app:
+        await redeem(twitch, "Hydrate!", "red-5", "msg-5")
+        await until(lambda: ("PATCH", REDEMPTIONS) in twitch.requests, "a settlement tried")
+        assert await settlements_on_items(app, {}) == {}  # done, but Twitch took nothing
+    assert twitch.redemption_updates == []
+    twitch.redemption_updates_unavailable = False
+    for _ in range(2):  # sent at the first start, and only then
+        async with bot.run() as app:
+            expected = {1: "FULFILLED"}
+            assert await settlements_on_items(app, expected) == expected
+    assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-5", "FULFILLED")]
