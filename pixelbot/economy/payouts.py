@@ -33,8 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.bulk import execute_many, execute_tuples
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
-from pixelbot.economy.payouts_sqlite import SUPPORTED as SQL_TICKS_SUPPORTED
-from pixelbot.economy.payouts_sqlite import pay_in_sqlite
+from pixelbot.economy.payouts_sql import pay_in_sql, supported
 from pixelbot.economy.store import (
     EVENTS,
     IDENTITIES,
@@ -123,12 +122,15 @@ async def _pay_tick(
     rows_in_python: bool = False,
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
+    # Two bots paying the same tick of a shared PostgreSQL database: the second waits here
+    # until the first commits, then finds the tick paid (on SQLite the write lock does it).
+    await conn.run_sync(db.lock_names, [tick_ref])
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
     rows = _Rows(policy, now)
-    if db.is_sqlite and SQL_TICKS_SUPPORTED and not rows_in_python:
-        await pay_in_sqlite(conn, db, rows, tick_ref, _paying(awards))
+    if supported(db) and not rows_in_python:
+        await pay_in_sql(conn, db, rows, tick_ref, _paying(awards))
         await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
     else:
         wanted = {
