@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from pixelbot.app import Engine
 from pixelbot.clock import FakeClock, utc
@@ -223,6 +223,13 @@ async def pay_both_ticks(
     linked = [viewer("ann")] + [viewer(f"ann_{p}", platform=p) for p in ("discord", "joystick")]
     async with open_test_engine(rules_config(path), FakeClock(START)) as engine:
         payouts = Payouts(engine.writer, rows_in_python=rows_in_python)
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])  # (conn, cursor, statement, ...)
+
+        for hooked in engine.db.statement_engines():
+            event.listen(hooked, "before_cursor_execute", record)
         await engine.ledger.grant(linked[0], 50, reason="bonus")
         for other in linked[1:]:
             code = (await engine.links.create_code(linked[0])).code
@@ -232,6 +239,8 @@ async def pay_both_ticks(
         # The linked wallet's best award comes last: it is paid where the wallet first shows.
         ann = [Award(linked[1], 40, 1), Award(linked[2], 40, 120)]
         paid.append(await payouts.pay_tick(7, 2, [Award(linked[0], 5, 1), *second, *ann]))
+        # (each way really ran: the set-based one works in its TEMP table, the other never)
+        assert any("payout_rows" in sql for sql in statements) is not rows_in_python
         await assert_verified(engine)
         return paid, await tables(engine)
 

@@ -234,18 +234,87 @@ async def test_a_new_viewers_wallet_made_by_another_bot_during_the_tick_is_the_o
         await assert_verified(engine)
 
 
+@pytest.mark.postgresql_only(
+    "SQLite's write lock lets one tick at a time read whether the tick was paid"
+)
 async def test_two_bots_paying_the_same_tick_at_once_pay_it_once(tmp_path: Path) -> None:
     """Two bot processes on one database run the payout job for the same tick at the same
-    moment: one pays it, the other finds it paid (PostgreSQL: it waits for the first on the
-    tick's lock; SQLite: on the write lock)."""
+    moment, both held up by a third on one wallet: one pays the tick, the other waits for it on
+    the tick's lock and then finds it paid (without that lock both would find it unpaid, and the
+    second would fail on the first's ledger refs)."""
     config = make_config(tmp_path / "pixel.db")
     awards = [Award(viewer(f"v{n}"), 5, 1) for n in range(300)]
     async with open_test_engine(config) as first, open_test_engine(config) as second:
-        results = await asyncio.gather(
-            Payouts(first.writer).pay_tick(5, 1, awards),
-            Payouts(second.writer).pay_tick(5, 1, awards),
-        )
+        await Payouts(first.writer).pay_tick(4, 1, awards)  # the viewers have wallets
+        v0 = await first.wallets.find_identity(viewer("v0"))
+        async with first.db.engine.connect() as third:
+            await third.begin()
+            await third.execute(text("SELECT id FROM users WHERE id = :v FOR UPDATE"), {"v": v0})
+            ticks = asyncio.gather(
+                Payouts(first.writer).pay_tick(5, 1, awards),
+                Payouts(second.writer).pay_tick(5, 1, awards),
+            )
+            await asyncio.sleep(0.5)
+            assert not ticks.done()
+            await third.rollback()
+        results = await ticks
         assert sorted(result.already_paid for result in results) == [False, True]
         assert sum(result.points for result in results) == 5 * 300
-        assert await balance_of(first, viewer("v299")) == 5
+        assert await balance_of(first, viewer("v299")) == 10
         await assert_verified(first)
+
+
+@pytest.mark.postgresql_only(
+    "SQLite's write lock keeps an unlink from committing while a tick reads the wallets"
+)
+async def test_an_account_unlinked_while_the_tick_waits_is_paid_in_its_new_wallet(
+    tmp_path: Path,
+) -> None:
+    """Another process splits alice_dc off alice's wallet W (as ``!unlink`` does: W locked, the
+    identity moved to a new wallet N) while the tick waits for W's lock. W itself is not
+    marked, so only the check of the identities under the locks sees it: the tick reads again
+    and pays alice_dc in N, where it now belongs."""
+    config = make_config(tmp_path / "pixel.db")
+    alice, alice_dc = viewer("alice"), viewer("alice_dc", platform="discord")
+    async with open_test_engine(config) as engine:
+        await engine.ledger.grant(alice, 1, reason="hello")
+        code = (await engine.links.create_code(alice)).code
+        await engine.links.link(alice_dc, code)
+        w = await engine.wallets.find_identity(alice)
+        assert await engine.wallets.find_identity(alice_dc) == w
+        now = engine.clock.now()
+        async with engine.db.engine.connect() as other:  # the other bot process
+            await other.begin()
+            await other.execute(text("SELECT id FROM users WHERE id = :w FOR UPDATE"), {"w": w})
+            tick = asyncio.create_task(
+                Payouts(engine.writer).pay_tick(1, 1, [Award(alice_dc, 5, 0)])
+            )
+            await asyncio.sleep(0.5)  # the tick is waiting for W's lock
+            assert not tick.done()
+            (n,) = await engine.db.next_ids(other, USERS, 1)
+            await other.execute(
+                USERS.insert().values(
+                    id=n,
+                    display_name="alice_dc",
+                    points=0,
+                    xp=0,
+                    level=1,
+                    rewarded_level=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await other.execute(
+                IDENTITIES.update()
+                .where(IDENTITIES.c.platform == "discord")
+                .values(user_id=n, updated_at=now)
+            )
+            await other.commit()
+        paid = await tick
+        assert (paid.viewers, paid.points) == (1, 5)
+        async with engine.db.read() as conn:
+            rows = await conn.execute(
+                select(TRANSACTIONS.c.user_id).where(TRANSACTIONS.c.reason == "watch")
+            )
+            assert list(rows.scalars()) == [n]
+        await assert_verified(engine)
