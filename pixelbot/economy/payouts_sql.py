@@ -40,9 +40,11 @@ Where the dialects differ (each is a named member of ``_Dialect``, or a ``_SQLit
 - **Functions.** The larger and smaller of two values are ``max``/``min`` in SQLite,
   ``GREATEST``/``LEAST`` in PostgreSQL; the levels to check come back as one text, through
   ``group_concat`` or ``string_agg``.
-- **New wallet ids.** SQLite's are one range above ``max(id)`` (the first + the viewer's rank);
-  PostgreSQL's come from the table's sequence, not necessarily consecutive (another process
-  draws too): an array, indexed by rank.
+- **New wallet ids.** The new viewers are ranked in pay order by SQLite's rowid (a window
+  function cost ~50 ms more there) and by ``row_number()`` in PostgreSQL, which has no rowid.
+  SQLite's ids are one range above ``max(id)`` (the first + the rank); PostgreSQL's come from
+  the table's sequence, not necessarily consecutive (another process draws too): an array,
+  indexed by the rank.
 - **TEMP tables.** SQLite's are emptied at the start and the end of each tick (``DELETE``), and
   its TEMP page cache is raised. PostgreSQL's are ``ON COMMIT DELETE ROWS`` (a ``DELETE`` would
   leave dead rows that autovacuum never visits in a TEMP table), and ``payout_in`` is
@@ -186,7 +188,7 @@ _POSTGRESQL_KNOWN = """
     ORDER BY u.id
     FOR UPDATE OF u
 """
-_POSTGRESQL_NEW = """
+_POSTGRESQL_NEW_WALLETS = """
     SELECT s.k, s.platform, s.puid, s.login, s.display_name,
         s.points AS award_points, s.xp AS award_xp,
         CAST(NULL AS bigint) AS user_id, true AS new, CAST(NULL AS bigint) AS merged,
@@ -231,7 +233,10 @@ _SHARED = text(
 )
 _DROP_ROW = text("DELETE FROM payout_rows WHERE k = :k")
 _MOVE_ROW = text("UPDATE payout_rows SET k = :to WHERE k = :k")
-_NEW = text(
+# (SQLite numbers them as its rowid, from 1 in the emptied table: a window function took
+# ~50 ms more for 50,000; PostgreSQL has no rowid)
+_SQLITE_NEW = text("INSERT INTO payout_new (k) SELECT k FROM payout_rows WHERE new ORDER BY k")
+_POSTGRESQL_NEW = text(
     "INSERT INTO payout_new (rank, k)"
     " SELECT row_number() OVER (ORDER BY k), k FROM payout_rows WHERE new"
 )
@@ -364,12 +369,15 @@ class _SQLite:
                 tuple(head + values[whole:]),
             )
 
-    async def number_new(self, conn: AsyncConnection, db: Database, count: int) -> None:
+    async def number_new(self, conn: AsyncConnection, db: Database) -> int:
+        """Give the new viewers their wallet ids, in pay order; how many they are."""
+        count = (await conn.execute(_SQLITE_NEW)).rowcount
         new_ids = await db.next_ids(conn, USERS, count)
         if new_ids:
             if new_ids != list(range(new_ids[0], new_ids[0] + len(new_ids))):
                 raise AssertionError("SQLite reserves ids as one range")  # (db.next_ids)
             await conn.execute(_SQLITE_NEW_IDS, {"before": new_ids[0] - 1})
+        return count
 
 
 _CAP = "CAST(:cap AS bigint)"
@@ -385,7 +393,7 @@ class _PostgreSQL:
     clear = ()  # (ON COMMIT DELETE ROWS)
     setup = (f"SET LOCAL work_mem = '{_WORK_MEM}'", _POSTGRESQL_IN, *_tables(_POSTGRESQL_WORDS))
     build_known = text(_build(_POSTGRESQL_WORDS, _CAP, _POSTGRESQL_KNOWN))
-    build_new = text(_build(_POSTGRESQL_WORDS, _CAP, _POSTGRESQL_NEW))
+    build_new = text(_build(_POSTGRESQL_WORDS, _CAP, _POSTGRESQL_NEW_WALLETS))
     summary = _SUMMARY.format(levels=_POSTGRESQL_WORDS.levels)
 
     async def read_wallets(
@@ -419,10 +427,13 @@ class _PostgreSQL:
         )
         return int(status.split()[-1])  # "COPY n"
 
-    async def number_new(self, conn: AsyncConnection, db: Database, count: int) -> None:
+    async def number_new(self, conn: AsyncConnection, db: Database) -> int:
+        """Give the new viewers their wallet ids, in pay order; how many they are."""
+        count = (await conn.execute(_POSTGRESQL_NEW)).rowcount
         new_ids = await db.next_ids(conn, USERS, count)
         if new_ids:
             await conn.execute(_POSTGRESQL_NEW_IDS, {"ids": new_ids})
+        return count
 
 
 def _records(awards: Iterable[Award]) -> Iterator[tuple[Any, ...]]:
@@ -455,8 +466,7 @@ async def pay_in_sql(
     if shared:
         await _one_per_wallet(conn)
         viewers, points, xp = tuple((await conn.exec_driver_sql(_TOTALS)).one())  # (fewer rows)
-    new = await conn.execute(_NEW)
-    await dialect.number_new(conn, db, new.rowcount)
+    new = await dialect.number_new(conn, db)
     if levels is not None:
         await _level_ups(conn, rows, tick_ref, [int(level) for level in levels.split(",")])
     # (after _level_ups: ``_Rows.pay`` counted its viewers too, and these figures are all)
@@ -464,7 +474,7 @@ async def pay_in_sql(
     now = {"now": rows.now}
     await conn.execute(_UPSERT_USERS, now)
     identities = await conn.execute(_INSERT_IDENTITIES, now)
-    if identities.rowcount != new.rowcount:
+    if identities.rowcount != new:
         raise DatabaseConflict("a new viewer's wallet was made by another bot during the tick")
     if policy.starting_points > 0:
         await conn.execute(
