@@ -4,8 +4,8 @@ calls it).
 Why: built in Python, a tick of 100,000 viewers is ~450,000 rows made and bound one by one (a
 ledger row, an XP row, a wallet update each, and a wallet and identity per new viewer). Through
 ``sqlite3`` an executemany costs ~6 us a row to bind, more than SQLite spends storing it; on
-PostgreSQL the rows built in Python and sent by executemany took ~20 s, three quarters of it
-the server executing one statement per row. Here the presence list goes in once, into the
+PostgreSQL the rows built in Python and sent by executemany took ~20 s, 70% of it the server
+executing one statement per row. Here the presence list goes in once, into the
 tick's working table (``payout_rows``, a row a viewer paid, ``k`` their place in the pay order),
 and every other row is made by ``INSERT .. SELECT`` from it (the wallets, new and known, by one
 ``INSERT .. ON CONFLICT DO UPDATE``): the balance cap and the new balances are computed in SQL
@@ -36,7 +36,8 @@ Where the dialects differ (each is a named member of ``_Dialect``, or a ``_SQLit
   the tick read again (``_READS``; the locks already taken stay). An identity created by another
   process after that check makes the insert of the new identities come up short (``ON CONFLICT
   DO NOTHING``, on both dialects): ``DatabaseConflict``, nothing saved, and the writer runs the
-  tick again. (SQLite can never meet any of this: the checks are skipped there.)
+  tick again. (SQLite can never meet any of this: the checks are skipped there. A second
+  process paying the same tick waits on ``payouts.py``'s lock on the tick's ref.)
 - **Functions.** The larger and smaller of two values are ``max``/``min`` in SQLite,
   ``GREATEST``/``LEAST`` in PostgreSQL; the levels to check come back as one text, through
   ``group_concat`` or ``string_agg``.
@@ -49,7 +50,9 @@ Where the dialects differ (each is a named member of ``_Dialect``, or a ``_SQLit
   its TEMP page cache is raised. PostgreSQL's are ``ON COMMIT DELETE ROWS`` (a ``DELETE`` would
   leave dead rows that autovacuum never visits in a TEMP table), and ``payout_in`` is
   ``ANALYZE``-d once filled (autovacuum never does that either). Column types: SQLite's
-  ``INTEGER`` is PostgreSQL's ``bigint`` or ``boolean``.
+  ``INTEGER`` is PostgreSQL's ``bigint`` or ``boolean``. PostgreSQL's tick also raises
+  ``work_mem`` for its own transaction (``SET LOCAL``), so its sorts of 100,000 rows in pay
+  order stay in memory.
 
 TEMP tables live on the tick's connection; rolling back removes what was staged. SQLite needs
 3.33+ (``UPDATE .. FROM``, 2020; aggregate ``FILTER`` and upserts are older): an older library

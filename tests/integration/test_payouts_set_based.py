@@ -1,6 +1,9 @@
 """The set-based payout applies the writer's own rules: welcome points for new wallets, the
 balance cap, level-ups with their rewards (paid once), and the writer, which remembers wallets
-between its batches, sees the payout's changes afterwards."""
+between its batches, sees the payout's changes afterwards. On PostgreSQL, shared by several bot
+processes, the races the tick guards against are made real with a second connection that holds
+a wallet's lock while the tick waits for it (a credit, a link, an unlink, a new viewer's wallet,
+the same tick paid by two bots)."""
 
 from __future__ import annotations
 
