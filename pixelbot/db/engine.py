@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
@@ -361,7 +362,11 @@ class Database:
             self.lock_names(conn, [f"ids:{table.name}"])
             top = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
             return list(range(int(top) + 1, int(top) + 1 + count))
-        sequence = func.pg_get_serial_sequence(table.name, "id")
+        # The sequence is named once, in a subquery run once: named in each nextval it cost
+        # ~9 us an id, 0.4-0.5 s for the 50,000 new wallets of a watch-time tick.
+        sequence = select(
+            cast(func.pg_get_serial_sequence(table.name, "id"), postgresql.REGCLASS)
+        ).scalar_subquery()
         result = conn.execute(
             select(func.nextval(sequence)).select_from(func.generate_series(1, count))
         )

@@ -10,13 +10,19 @@ Set-based: a tick of 100,000 viewers through the writer's ``Batch`` spent most o
 per-row bookkeeping (undo steps, ref sets) that a payout does not need, since it is
 all-or-nothing. It is a ``SetBasedOperation`` instead: the writer runs it alone, in its turn
 (chat queues behind it as behind any batch, never fighting it for the write lock), in a write
-transaction of its own, and forgets its cached wallets afterwards. The rows are
-worked out with the writer's rules (``_Rows``: the balance cap, level-ups and their rewards,
-welcome points). On PostgreSQL they are built in Python and written with one executemany per
-table; on SQLite, where binding each value through ``sqlite3`` costs more than storing it, the
-same rows are made inside SQLite from a TEMP table of the presence list
-(``payouts_sqlite.py``), and only the viewers who level up go through ``_Rows``. Renames seen
-in the presence list are left to the viewer's next chat line.
+transaction of its own, and forgets its cached wallets afterwards. The rows are made inside the
+database, SQLite or PostgreSQL, from the tick's working table (``payouts_sql.py``, where the two
+dialects' differences are listed), and only the viewers who level up go through ``_Rows``, the
+writer's rules worked out in Python (the balance cap, level-ups and their rewards, welcome
+points). ``_pay_rows`` works the whole tick out row by row with ``_Rows`` instead: for a SQLite
+older than 3.33, and as the reference the tests compare the set-based way with
+(``rows_in_python``). Renames seen in the presence list are left to the viewer's next chat
+line.
+
+Several bot processes may share a PostgreSQL database: there the wallets are locked as they are
+read, a tick another process is paying is waited for (a lock on its ref) and then found paid,
+and a tick that meets another process's change it cannot settle is rolled back
+(``DatabaseConflict``) and run again by the writer (``payouts_sql.py`` says which).
 """
 
 from __future__ import annotations
@@ -33,8 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelbot.db.bulk import execute_many, execute_tuples
 from pixelbot.db.engine import Database
 from pixelbot.economy.batch import EARN, GRANT, Account, LevelUp, Policy
-from pixelbot.economy.payouts_sqlite import SUPPORTED as SQL_TICKS_SUPPORTED
-from pixelbot.economy.payouts_sqlite import pay_in_sqlite
+from pixelbot.economy.payouts_sql import pay_in_sql, supported
 from pixelbot.economy.store import (
     EVENTS,
     IDENTITIES,
@@ -73,8 +78,8 @@ class PaidTick:
 
 class Payouts:
     def __init__(self, writer: Writer, *, rows_in_python: bool = False) -> None:
-        """``rows_in_python``: work the rows out in Python on SQLite too, as on PostgreSQL
-        (the tests compare the two ways on the same ticks)."""
+        """``rows_in_python``: work the rows out in Python, row by row (``_pay_rows``), instead
+        of inside the database (the tests compare the two ways on the same ticks)."""
         self._writer = writer
         self._rows_in_python = rows_in_python
 
@@ -89,8 +94,9 @@ class Payouts:
 @dataclass(frozen=True)
 class _PayTick(SetBasedOperation[PaidTick]):
     """The writer runs it alone, in its turn, in a transaction of its own (on SQLite the
-    writer's BEGIN IMMEDIATE holds the write lock; on PostgreSQL the wallets are locked
-    below, in id order as the writer's batches lock them)."""
+    writer's BEGIN IMMEDIATE holds the write lock; on PostgreSQL the wallets are locked as
+    they are read, in id order as the writer's batches lock them), and runs it again if
+    PostgreSQL rolls it back for another process (``DatabaseConflict``)."""
 
     policy: Policy
     session_id: int
@@ -123,12 +129,15 @@ async def _pay_tick(
     rows_in_python: bool = False,
 ) -> PaidTick:
     tick_ref = f"payout:{session_id}:{tick}"
+    # Two bots paying the same tick of a shared PostgreSQL database: the second waits here
+    # until the first commits, then finds the tick paid (on SQLite the write lock does it).
+    await conn.run_sync(db.lock_names, [tick_ref])
     paid_before = await conn.execute(select(EVENTS.c.id).where(EVENTS.c.ref == tick_ref))
     if paid_before.first() is not None:
         return PaidTick(session_id, tick, already_paid=True)
     rows = _Rows(policy, now)
-    if db.is_sqlite and SQL_TICKS_SUPPORTED and not rows_in_python:
-        await pay_in_sqlite(conn, db, rows, tick_ref, _paying(awards))
+    if supported(db) and not rows_in_python:
+        await pay_in_sql(conn, db, rows, tick_ref, _paying(awards))
         await execute_tuples(db, conn, INSERT_TRANSACTIONS, _LEDGER_KEYS, rows.rewards)
     else:
         wanted = {
@@ -173,7 +182,7 @@ async def _pay_rows(
     wanted: dict[tuple[str, str], Award],
 ) -> None:
     """The tick worked out row by row in Python and written with one executemany per table
-    (PostgreSQL, where asyncpg binds rows cheaply; ``payouts_sqlite.py`` does it in SQL)."""
+    (the reference way, and a SQLite older than 3.33; ``payouts_sql.py`` does it in SQL)."""
     user_ids, accounts, new_viewers = await _wallets(conn, db, wanted)
     shared = len(accounts) < len(user_ids)  # linked identities present on two platforms
     new_ids = await db.next_ids(conn, USERS, len(new_viewers))

@@ -32,7 +32,8 @@ once, is refused with a ``TypeError`` at ``submit`` instead of being run the wro
 A ``SetBasedOperation`` (a watch-time payout of a whole channel) skips the ``Batch``: it runs
 alone, in its turn, in a write transaction of its own (``Database.write``), writing with its own
 set-based statements; the writer then forgets what it remembered. Chat queued behind it waits
-in the queue, as behind any batch, instead of competing for the database's write lock.
+in the queue, as behind any batch, instead of competing for the database's write lock. One that
+PostgreSQL rolls back for another process (``DatabaseConflict``) runs again, as a batch does.
 
 A ``RowsOperation`` (the queue's claims and lease renewals, on a SQLite file) also runs alone,
 in its turn, but on the writer's own connection: it writes rows the writer does not remember,
@@ -319,10 +320,7 @@ class Writer:
     async def _write_alone(self, item: _Pending) -> None:
         op = item.op
         try:
-            self.db.check_file()
-            async with self.db.write() as conn:  # (takes turns like every batch)
-                outcome = await op.write(conn, self.db, self.clock.now())
-            self.db.check_file()
+            outcome = await self._write_alone_retrying_conflicts(op)
         except Exception as exc:  # nothing of it was saved; the caller hears why
             _settle(item.future, exc)
             return
@@ -330,6 +328,26 @@ class Writer:
         self.db.faults.recovered()
         self.set_based_runs += 1
         _settle(item.future, outcome)
+
+    async def _write_alone_retrying_conflicts(self, op: SetBasedOperation[Any]) -> Any:
+        """As for a batch: PostgreSQL may roll it back to let another process's transaction go
+        on (``DatabaseConflict``: a deadlock, or a payout tick that found a new viewer's wallet
+        made by another bot meanwhile). Nothing of it was saved, and it reads everything again
+        in its new transaction, so it simply runs again."""
+        for attempt in range(self.CONFLICT_RETRIES + 1):
+            try:
+                self.db.check_file()
+                async with self.db.write() as conn:  # (takes turns like every batch)
+                    outcome = await op.write(conn, self.db, self.clock.now())
+                self.db.check_file()
+                return outcome
+            except DatabaseConflict as conflict:
+                if attempt == self.CONFLICT_RETRIES:
+                    log.warning("%s; gave up after %d tries", conflict, attempt + 1)
+                    raise
+                log.debug("%s conflicted (%s); running it again", type(op).__name__, conflict)
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")  # (the last try returns or raises)
 
     async def _write_rows(self, item: _Pending) -> None:
         if item.future.done():

@@ -98,8 +98,11 @@ async def payout(context: JobContext) -> Figures:
     tick = int((now - session.started_at) / watch.every)
     if tick < 1:
         return {"live": True, "tick": 0, "paid": 0}  # not a full interval yet
+    ignored = set(config.economy.ignore)  # other bots in the chatter list earn nothing
     awards = []
     for watcher in context.presence.watching(now, watch.active_within):
+        if watcher.viewer.login.lower() in ignored:
+            continue
         points, xp = watch_award(watch.points, watch.xp, watcher.viewer.roles, watch.multipliers)
         if points or xp:
             awards.append(Award(watcher.viewer, points, xp))

@@ -14,16 +14,17 @@ from pixelbot.economy.payouts import Award, Payouts
 from pixelbot.testing import console_session, make_config, open_test_engine, viewer
 
 
-def watch_config(tmp_path: Path, **watch: Any) -> Config:
+def watch_config(tmp_path: Path, ignore: tuple[str, ...] = (), **watch: Any) -> Config:
     return make_config(
         tmp_path / "pixel.db",
         commands={"reply_rate": {"messages": 100, "per": "30s"}},
         economy={
+            "ignore": list(ignore),
             "earn": {
                 "dropin": {"points": 0, "xp": 0},
                 "chat": {"points": 0, "xp": 0},
                 "watch": {"points": 5, "xp": 1, "every": "5m", **watch},
-            }
+            },
         },
     )
 
@@ -76,6 +77,19 @@ async def test_active_within_pays_only_those_who_chatted_and_roles_multiply(
             "Pixel: @alice you have 5 pixels",
             "Pixel: @bob you have 0 pixels",  # present, silent
             "Pixel: @carol you have 215 pixels",  # 200 for the sub + 5 x 3
+        ]
+        await bot.verified()
+
+
+async def test_ignored_accounts_present_are_not_paid(tmp_path: Path) -> None:
+    """``economy.ignore`` (other bots) earns nothing from watching either: a bot sits in every
+    chatter list, and was paid each tick like a viewer."""
+    config = watch_config(tmp_path, ignore=("@NightBot",))
+    async with console_session(config) as bot:
+        lines = await bot.run("/join alice", "/join nightbot", "/live", "/tick 300")
+        assert lines == [
+            "[console] the stream is live",
+            "[payout] tick 1: 5 pixels and 1 XP to 1 viewer watching",
         ]
         await bot.verified()
 
