@@ -63,7 +63,8 @@ async def run_console(
             base_dir=base_dir,
             hurry=signals.hurry,
         ) as app:
-            with _serving(signals):
+            # (a script does not wait for a stop between its lines: a signal cancels it)
+            with contextlib.nullcontext() if scripted else _serving(signals):
                 announce_web(app, out)  # (a script serves no pages: nothing to say)
                 await _converse(
                     app, console, out, script=script, stdin=stdin, stop=signals.requested

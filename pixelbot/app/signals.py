@@ -18,6 +18,7 @@ for one more line of input before it could exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Iterator
@@ -46,13 +47,17 @@ class StopSignals:
         """Handle the stop signals in the running loop (the main task's) until the block ends."""
         loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, self._received, signum)
+        try:
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, self._received, signum)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            log.debug("no stop signal handling here: not in the main thread")
         try:
             yield self
         finally:
             for signum in STOP_SIGNALS:
-                loop.remove_signal_handler(signum)
+                with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                    loop.remove_signal_handler(signum)
 
     def _received(self, signum: int) -> None:
         self.received += 1
