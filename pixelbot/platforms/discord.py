@@ -19,6 +19,12 @@ the bot is behind, discord.py stops reading and Discord holds the rest; nothing 
 (Heartbeats go on from discord.py's own thread; a pause past its heartbeat timeout closes the
 socket, and discord.py resumes the session, Discord replaying what was sent meanwhile.)
 
+Stopping: nothing more goes into the inbox (discord.py's reading is let go); what is in it
+and in the feed is handled, interactions answered, within the grace, the rest cut and counted
+(``platforms/stopping.py``). A restart cannot get them back: the new process identifies anew,
+and Discord replays missed dispatches only to a session resumed (one closed with code 1000, as
+discord.py closes, cannot be; resuming across processes would also need discord.py internals).
+
 Slash commands are generated from the command registry (``discord_commands``) and registered
 on the server at start, only when they changed (the hash of the last sync is kept in the
 vault). An interaction is answered at once with "thinking" (Discord allows 3 s), the command

@@ -17,6 +17,10 @@ Dropping: a closed, failed or silent socket is reconnected with backoff
 deliver an event again after a reconnect; every event keeps the id it had the first time
 (``joystick_events``), so nothing is paid twice.
 
+Stopping: the reader stops at once if it is waiting for a frame, or right after the event it is
+handing to the feed; the events read are handled within the grace (answered over the socket,
+which closes last), the rest cut and counted (``platforms/stopping.py``).
+
 Sending: chat goes out over the same socket as the ``send_message`` action (``send_whisper``
 for a private line to one viewer); both name the channel (``channelId``) they go to.
 

@@ -22,6 +22,10 @@ a new EventSub session, and what Twitch sent to the old one is lost). So the que
 channel-point reward); every other event goes in. The count is in ``status()``, and a warning
 names it at most once a minute.
 
+Stopping: nothing more goes into the inbox; what is in it and in the feed is handled (and
+answered: the client closes last) within the grace, the rest cut and counted in one warning
+(``platforms/stopping.py``): an event Twitch delivered is never delivered again.
+
 Connection trouble is twitchio's to handle (keepalive timeouts and dropped sockets reconnect
 and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
 retries); a revoked subscription is logged as one line naming what stopped and why.
