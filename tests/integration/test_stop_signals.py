@@ -10,6 +10,7 @@ whole; a second signal stops at once (``pixelbot/app/signals.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import sqlite3
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from pixelbot.testing_db import database_url, query
+from tests.fakes import joystick_server as js
+from tests.fakes.joystick_server import FakeJoystick
 from tests.integration.test_console_cli import REPO, clean_env
 
 PATIENCE = 30.0  # seconds: a hang guard, not a timing assertion
@@ -110,12 +113,13 @@ def started(config: Path) -> Iterator[Bot]:
         bot.close()
 
 
-def setup(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
+def setup(tmp_path: Path, extra: str = "", top: str = "") -> tuple[Path, Path]:
+    """(config file, its database): ``extra`` goes in ``database``, ``top`` after it."""
     db_path = tmp_path / "pixel.db"
     config = tmp_path / "pixel.yaml"
     config.write_text(
         f'database:\n  url: "{database_url(db_path)}"\n{extra}'
-        "economy:\n  earn:\n    chat: {points: 1, xp: 1, cooldown: 0s}\n",
+        "economy:\n  earn:\n    chat: {points: 1, xp: 1, cooldown: 0s}\n" + top,
         encoding="utf-8",
     )
     return config, db_path
@@ -179,3 +183,83 @@ def test_a_second_signal_stops_at_once_and_the_database_stays_whole(tmp_path: Pa
     assert bot.out[-1] == "Pixel: Bye!\n", bot.text()
     assert chat_lines(db_path) == 2  # the line cut off was still saved: it reached the writer
     verified(config)
+
+
+@pytest.mark.sqlite_only("holds the SQLite file's write lock to keep a line in hand")
+def test_past_the_grace_the_line_in_hand_is_cut_and_said_so(tmp_path: Path) -> None:
+    config, db_path = setup(tmp_path, "  busy_timeout: 60s\n")  # (in ``database``)
+    with started(config) as bot:
+        bot.type("alice: hello")
+        bot.until(lambda: chat_lines(db_path) == 1, "the first line saved")
+        locker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            locker.execute("BEGIN EXCLUSIVE")
+            bot.type("alice: !points")
+            time.sleep(0.5)
+            bot.signal(signal.SIGTERM)  # once: the grace (5 s) runs out
+            bot.until(lambda: bot.logged("line in hand was cut off"), "the line cut off")
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert bot.ended() == 0, bot.text()
+    assert bot.logged("console: the line in hand was cut off mid-way (after the 5 s grace)")
+    assert not bot.logged("Traceback"), bot.text()
+    assert bot.out[-1] == "Pixel: Bye!\n", bot.text()
+    verified(config)
+
+
+@pytest.mark.sqlite_only("holds the SQLite file's write lock to keep a line in hand")
+async def test_sigterm_lets_a_joystick_line_in_hand_finish_and_answers_it(
+    tmp_path: Path,
+) -> None:
+    """The same on a real platform: ``bot.py run`` on the fake Joystick gateway, a line held
+    in hand by a slow database when SIGTERM comes; it finishes within the grace, is answered
+    over the socket, and the bot exits cleanly."""
+    async with FakeJoystick() as fake:
+        config, db_path = setup(
+            tmp_path,
+            top="platforms:\n  joystick:\n    enabled: true\n"
+            f"    client_id: {js.CLIENT_ID}\n    client_secret: {js.CLIENT_SECRET}\n"
+            f"    api_url: {fake.api_url}\n    gateway_url: {fake.gateway_url}\n",
+        )
+        bot = Bot(config)
+        try:
+            await _until(lambda: bot.said("is running on: joystick"), "the start", bot)
+            await fake.push(js.chat("alice", "hello", "m-1"))
+            await _until(lambda: _chat_lines(db_path) == 1, "the first line saved", bot)
+            locker = sqlite3.connect(db_path, isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            try:
+                await fake.push(js.chat("alice", "!points", "m-2"))
+                await asyncio.sleep(0.5)  # (it reaches the writer: nothing to see from outside)
+                bot.signal(signal.SIGTERM)
+                await _until(lambda: bot.logged("SIGTERM: stopping;"), "the stop", bot)
+                await asyncio.sleep(0.5)  # a slow moment of the database, within the grace
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            await _until(lambda: bot.proc.poll() is not None, "the bot to end", bot)
+            assert bot.proc.returncode == 0, bot.text()
+        finally:
+            bot.close()
+        assert "@alice you have 2 pixels" in fake.said()
+    assert not bot.logged("Traceback"), bot.text()
+    assert not bot.logged("unfinished"), bot.text()
+    assert "".join(bot.out).endswith("Pixel: Bye!\n"), bot.text()
+    assert chat_lines(db_path) == 2
+    verified(config)
+
+
+def _chat_lines(db_path: Path) -> int:
+    try:
+        return chat_lines(db_path)
+    except sqlite3.OperationalError:  # (not made yet)
+        return 0
+
+
+async def _until(check: Callable[[], bool], what: str, bot: Bot) -> None:
+    """``Bot.until`` for a test whose event loop must keep running (the fake gateway's)."""
+    deadline = time.monotonic() + PATIENCE
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {bot.text()}"
+        await asyncio.sleep(0.02)
