@@ -22,16 +22,26 @@ Where things plug in:
 A platform that fails to start is reported (``App.platform_errors``, one log line) and the
 others run; outside scripted runs it is retried with backoff and platforms that are down are
 reported once a minute (``app/supervisor.py``).
+
+Stopping loses nothing taken: the platforms stop first, all at once, each taking no new event
+and giving the events it has taken a grace (``platforms/stopping.py``: ``GRACE`` seconds, one
+grace for all of them, not one after another) to be logged, earned, answered and queued; then
+whatever is still inside ``App.handle`` (an event pushed by anything else) gets the same grace;
+only then do the web server, the scheduler, the queue and the economy writer stop. A grace
+overrun is logged with what was cut. ``App.hurry`` (set by a second Ctrl-C: ``app/signals.py``)
+ends the graces at once; the writer still finishes the operation in hand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pixelbot.app.command_catalog import RegistryCatalog
 from pixelbot.app.delivery import ChatDelivery
@@ -55,6 +65,7 @@ from pixelbot.events import Event
 from pixelbot.outcomes import ItemSettled, Notice, OutcomeBus, Say
 from pixelbot.platforms.base import Platform, PlatformStatus, SyncsRedeems, UsesCommands
 from pixelbot.platforms.registry import build_platforms, unbuilt_platforms
+from pixelbot.platforms.stopping import GRACE
 from pixelbot.queue.runtime import QueueRuntime
 from pixelbot.queue.worker import Worker
 from pixelbot.queue.workers.registry import build_workers, clock_sleep
@@ -92,14 +103,38 @@ class App:
     web: WebServer | None = None  # while ``web.enabled``
     overlays: OverlayHub | None = None  # what the overlay pages show (with the web server)
     base_dir: Path = field(default_factory=Path.cwd)
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)  # set: stop without graces
+    in_hand: int = 0  # events inside ``handle`` now
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set while none is
 
     @property
     def config(self) -> Config:
         return self.engine.config
 
     async def handle(self, event: Event) -> Earned:
-        """The sink every platform pushes its events into."""
-        return await self.intake.handle(event)
+        """The sink every platform pushes its events into. The events in hand are counted:
+        a shutdown lets them finish before the queue and the writer stop."""
+        self.in_hand += 1
+        self._settled.clear()
+        try:
+            return await self.intake.handle(event)
+        finally:
+            self.in_hand -= 1
+            if not self.in_hand:
+                self._settled.set()
+
+    async def settled(self, grace: float) -> bool:
+        """Wait (at most ``grace`` seconds, less if ``hurry`` is set) until no event is in
+        hand; whether none is."""
+        if self.in_hand:
+            waits = {asyncio.ensure_future(self._settled.wait())}
+            waits.add(asyncio.ensure_future(self.hurry.wait()))
+            try:
+                await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        return not self.in_hand
 
     def status(self) -> dict[str, PlatformStatus]:
         found = {name: platform.status() for name, platform in self.platforms.items()}
@@ -233,6 +268,7 @@ async def open_app(
     base_dir: Path | None = None,
     supervision: Supervision | None = None,
     link_rng: random.Random | None = None,
+    hurry: asyncio.Event | None = None,
 ) -> AsyncIterator[App]:
     """Build, start, yield, and stop the bot.
 
@@ -244,6 +280,8 @@ async def open_app(
     ``supervision``: how platforms that fail to start are retried and reported (not in
     scripted runs).
     ``link_rng``: where ``!link`` codes come from (default: a cryptographic source).
+    ``hurry``: once set, stopping gives the events in hand no grace (``App.hurry``; the
+    signal handling of ``bot.py run`` sets it at a second Ctrl-C).
     """
     clock = clock or SystemClock()
     if platforms is None:
@@ -269,6 +307,8 @@ async def open_app(
             supervision,
             link_rng,
         ) as app:
+            if hurry is not None:
+                app.hurry = hurry
             yield app
     finally:
         if lock is not None:
@@ -324,8 +364,7 @@ async def _running(
         finally:
             if app.supervisor is not None:
                 started += await app.supervisor.stop()
-            for platform in reversed(started):
-                await _stop_platform(app, platform)
+            await _stop_platforms(app, list(reversed(started)))
             if app.web is not None:
                 await app.web.stop()
             await app.scheduler.stop()
@@ -388,10 +427,42 @@ async def _start_platform(app: App, platform: Platform) -> bool:
     return True
 
 
+async def _stop_platforms(app: App, platforms: list[Platform]) -> None:
+    """Stop every platform at once: each takes no new event and lets those it has finish
+    within its grace, so the graces run side by side. ``app.hurry`` cancels the stops: their
+    graces end at once (they still cut and disconnect). Then the events still in
+    ``App.handle`` get a grace too, and only then are the platforms detached."""
+    stops = [asyncio.create_task(_stop_platform(app, p), name=f"stop-{p.name}") for p in platforms]
+    hurry: asyncio.Future[Any] = asyncio.ensure_future(app.hurry.wait())
+    try:
+        everything: asyncio.Future[Any] = asyncio.gather(*stops, return_exceptions=True)
+        await asyncio.wait([everything, hurry], return_when=asyncio.FIRST_COMPLETED)
+        if not everything.done():
+            for stop in stops:  # (once: a stop's cutting and disconnecting go on)
+                stop.cancel()
+    except asyncio.CancelledError:  # the shutdown itself was cancelled: no grace either
+        for stop in stops:
+            stop.cancel()
+        raise
+    finally:
+        hurry.cancel()
+        await asyncio.gather(*stops, return_exceptions=True)
+    # Whatever is still inside ``App.handle`` (pushed by something other than a platform's own
+    # feed) gets the same grace, its answers a platform that may still say them.
+    if not await app.settled(GRACE):
+        log.warning(
+            "%d event(s) still being handled after the %g s grace; stopping anyway "
+            "(each one's change is saved if it reached the economy writer)",
+            app.in_hand,
+            GRACE,
+        )
+    for platform in platforms:
+        app.delivery.detach(platform)
+        app.platforms.pop(platform.name, None)
+
+
 async def _stop_platform(app: App, platform: Platform) -> None:
     try:
         await platform.stop()
     except Exception:
         log.exception("%s did not stop cleanly", platform.name)
-    app.delivery.detach(platform)
-    app.platforms.pop(platform.name, None)

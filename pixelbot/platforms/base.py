@@ -8,7 +8,9 @@ know about the platform's limits is declared in ``capabilities``, so no code abo
 guesses by the platform's name.
 
 Life cycle: ``start(sink)`` returns once the adapter is connected (or raises
-``PlatformError`` with a line the streamer can act on); events flow until ``stop()``.
+``PlatformError`` with a line the streamer can act on); events flow until ``stop()``, which
+lets the events already taken finish before it disconnects (the assembly stops the queue and
+the economy writer only after every platform has stopped).
 ``status()`` is read at any time (``bot.py status``, the dashboard).
 """
 
@@ -69,7 +71,9 @@ class Platform(Protocol):
         ...
 
     async def stop(self) -> None:
-        """Disconnect. Called once; never raises."""
+        """Take no new events, let those already taken finish (within a grace: see
+        ``platforms/stopping.py``; cancelling ``stop`` ends the grace), then disconnect.
+        Called once; never raises (but ``CancelledError``)."""
         ...
 
     async def send(self, channel: str, text: str) -> None:

@@ -19,6 +19,12 @@ the bot is behind, discord.py stops reading and Discord holds the rest; nothing 
 (Heartbeats go on from discord.py's own thread; a pause past its heartbeat timeout closes the
 socket, and discord.py resumes the session, Discord replaying what was sent meanwhile.)
 
+Stopping: nothing more goes into the inbox (discord.py's reading is let go); what is in it
+and in the feed is handled, interactions answered, within the grace, the rest cut and counted
+(``platforms/stopping.py``). A restart cannot get them back: the new process identifies anew,
+and Discord replays missed dispatches only to a session resumed (one closed with code 1000, as
+discord.py closes, cannot be; resuming across processes would also need discord.py internals).
+
 Slash commands are generated from the command registry (``discord_commands``) and registered
 on the server at start, only when they changed (the hash of the last sync is kept in the
 vault). An interaction is answered at once with "thinking" (Discord allows 3 s), the command
@@ -68,7 +74,8 @@ from pixelbot.platforms.discord_events import (
 )
 from pixelbot.platforms.discord_replay import RECORDED, Recorder
 from pixelbot.platforms.feed import OrderedFeed, event_key
-from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox
+from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox, InboxClosed
+from pixelbot.platforms.stopping import GRACE, stop_events
 from pixelbot.vault import Token, TokenVault
 
 __all__ = ["MESSAGE_CONTENT_OFF", "RATE", "RATE_WINDOW", "DiscordAdapter", "view_from_settings"]
@@ -213,12 +220,15 @@ class DiscordAdapter:
         guild_ready_timeout: float = 2.0,
         inbox_limit: int = INBOX_LIMIT,
         heartbeat_timeout: float = 60.0,
+        grace: float = GRACE,
     ) -> None:
         """``guild_ready_timeout``: how long discord.py waits after the last server arrives
         before it calls itself ready (its default; tests shorten it). ``inbox_limit``: events
         received and not yet taken before discord.py's reading waits. ``heartbeat_timeout``:
         how long discord.py's gateway may go without reading before it reconnects and resumes
-        (its default). Tests lower both."""
+        (its default). Tests lower both. ``grace``: seconds the events received get to finish
+        when the adapter stops (``platforms/stopping.py``)."""
+        self._grace = grace
         self._settings = settings
         self._guild_ready_timeout = guild_ready_timeout
         self._heartbeat_timeout = heartbeat_timeout
@@ -279,6 +289,7 @@ class DiscordAdapter:
             self._recorder = Recorder(Path(settings.record))
             self._recorder.open()
         self._feed = OrderedFeed(PLATFORM)
+        self._inbox.reopen()
         self._pump = asyncio.create_task(self._pump_events(), name="discord-events")
         try:
             try:
@@ -385,21 +396,26 @@ class DiscordAdapter:
 
     async def stop(self) -> None:
         self._connected = False
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
-        if self._feed is not None:  # the events already taken are handled (their answers
-            await self._feed.close()  # still have the client) or cancelled
-            self._feed = None
-        await self._close_client()
-        if self._vault is not None:
-            await self._vault.close()
-            self._vault = None
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
+        # No new dispatch is taken; those received are handled (their answers still have the
+        # client) within the grace, then cut (``platforms/stopping.py``).
+        try:
+            await stop_events(
+                PLATFORM,
+                feed=self._feed,
+                reader=self._pump,
+                inbox=self._inbox,
+                grace=self._grace,
+                lost="a restart identifies anew: Discord does not send them again",
+            )
+        finally:
+            self._pump = self._feed = None
+            await self._close_client()
+            if self._vault is not None:
+                await self._vault.close()
+                self._vault = None
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
 
     # ------------------------------------------------------------------ connection state
     def _gateway_up(self) -> None:
@@ -439,7 +455,10 @@ class DiscordAdapter:
 
     async def _pump_events(self) -> None:
         while True:
-            kind, data = await self._inbox.get()
+            try:
+                kind, data = await self._inbox.get()
+            except InboxClosed:  # stopping, and everything received was handed over
+                return
             try:
                 await self._handle(kind, data)
             except FrameError as exc:

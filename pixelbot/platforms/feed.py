@@ -16,7 +16,8 @@ commit, then its command) before reading the next lets the group-commit writer
   it is done (stream sessions decide per-stream limits and payouts).
 
 A job that raises is logged and forgotten; the others run on. ``close`` waits a moment for
-what is in flight, then cancels the rest and waits for it, so no task outlives the adapter.
+what is in flight, then cancels the rest and waits for it, so no task outlives the adapter
+(how an adapter stops as a whole: ``platforms/stopping.py``).
 
 ``event_key`` says which key an event orders by.
 """
@@ -66,6 +67,7 @@ class OrderedFeed:
         self._tails: dict[Hashable, asyncio.Task[None]] = {}  # the last job of each key
         self._closed = False
         self.failed = 0  # jobs that raised
+        self.cut = 0  # jobs cancelled by ``close``
 
     @property
     def in_flight(self) -> int:
@@ -93,20 +95,26 @@ class OrderedFeed:
         while self._running:
             await asyncio.wait(set(self._running))
 
-    async def close(self) -> None:
-        """Stop taking jobs; give those in flight ``grace`` seconds, then cancel them."""
+    async def close(self, grace: float | None = None, *, quiet: bool = False) -> int:
+        """Stop taking jobs; give those in flight ``grace`` seconds (default: the feed's),
+        then cancel them. Returns how many were cancelled (``cut``; logged unless ``quiet``).
+        Cancelled itself while it waits (a hurried shutdown), it still cancels them all."""
         self._closed = True
-        if self._running:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._grace):
-                    await self.drain()
-        pending = set(self._running)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        if pending:
-            log.warning("%s: stopped with %d event(s) unfinished", self._name, len(pending))
+        try:
+            if self._running:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._grace if grace is None else grace):
+                        await self.drain()
+        finally:
+            pending = set(self._running)
+            for task in pending:
+                task.cancel()
+            self.cut = len(pending)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                if not quiet:
+                    log.warning("%s: stopped with %d event(s) unfinished", self._name, self.cut)
+        return self.cut
 
     async def _after(self, before: asyncio.Task[None] | None, job: Job, what: str) -> None:
         if before is not None and not before.done():

@@ -26,6 +26,11 @@ behind, and a streamer has nothing to weigh it against. A Twitch chat line waiti
 about 8 KB (twitchio's parsed payload and the decoded frame it keeps, measured), so a full
 inbox holds ~40 MB; at the 5,000 lines a second of the chat benchmark that is a second of
 flood, in a busy real channel (100 lines a second) most of a minute of a stalled database.
+
+Stopping (``platforms/stopping.py``): ``stop_taking`` refuses whatever the library hands over
+from then on (counted in ``refused``), lets the receive path go on at once, and makes ``get``
+raise ``InboxClosed`` once what was taken before is all given out, so the pump ends by itself;
+``close`` then says how many were never given out.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Generic, TypeVar
 
 from pixelbot.clock import Clock
 
-__all__ = ["INBOX_LIMIT", "WARN_EVERY", "Inbox"]
+__all__ = ["INBOX_LIMIT", "WARN_EVERY", "Inbox", "InboxClosed"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,10 @@ INBOX_LIMIT = 5_000  # events waiting for the adapter's pump
 WARN_EVERY = timedelta(minutes=1)  # at most one "dropping chat lines" warning this often
 
 T = TypeVar("T")
+
+
+class InboxClosed(Exception):
+    """``get`` on an inbox that takes nothing any more and has given out everything it held."""
 
 
 def _never(_item: object) -> bool:
@@ -83,6 +92,8 @@ class Inbox(Generic[T]):
         self.last_shed_at: datetime | None = None
         self._unreported = 0  # dropped since the last warning
         self._warned_at: datetime | None = None
+        self.taking = True  # False once the adapter stops (``stop_taking``)
+        self.refused = 0  # items handed over after that, and not taken
 
     def __len__(self) -> int:
         return len(self._items)
@@ -94,6 +105,9 @@ class Inbox(Generic[T]):
     def put(self, item: T) -> bool:
         """Take an item (never waits). A full inbox drops a sheddable one (returns False)."""
         self.received += 1
+        if not self.taking:
+            self.refused += 1
+            return False
         if self.full and self._sheddable(item):
             self._drop()
             return False
@@ -103,13 +117,16 @@ class Inbox(Generic[T]):
 
     async def room(self) -> None:
         """Wait until fewer than ``limit`` items wait (at once when that is so)."""
-        while self.full:
+        while self.full and self.taking:
             self._freed.clear()
             await self._freed.wait()
 
     async def get(self) -> T:
-        """The oldest item, waiting for one if there is none."""
+        """The oldest item, waiting for one if there is none (``InboxClosed`` once stopped
+        and empty)."""
         while not self._items:
+            if not self.taking:
+                raise InboxClosed(self._platform)
             self._arrived.clear()
             await self._arrived.wait()
         item = self._items.popleft()
@@ -129,10 +146,26 @@ class Inbox(Generic[T]):
             )
         return "; ".join(parts)
 
-    def close(self) -> None:
-        """The adapter stops: report drops no warning has named yet."""
+    def reopen(self) -> None:
+        """The adapter starts (again): take items."""
+        self.taking = True
+
+    def stop_taking(self) -> None:
+        """The adapter stops: take nothing more (the receive path is let go at once); what
+        is already here is still given out."""
+        self.taking = False
+        self._arrived.set()  # (a pump waiting for an item hears it is over)
+        self._freed.set()  # (a receive path waiting for room goes on: nothing more is taken)
+
+    def close(self) -> int:
+        """The adapter has stopped: report drops no warning has named yet, and forget what
+        was never given out; returns how many that was."""
+        self.taking = False
         if self._unreported:
             self._warn()
+        left = len(self._items)
+        self._items.clear()
+        return left
 
     def _drop(self) -> None:
         self.shed += 1

@@ -17,6 +17,10 @@ Dropping: a closed, failed or silent socket is reconnected with backoff
 deliver an event again after a reconnect; every event keeps the id it had the first time
 (``joystick_events``), so nothing is paid twice.
 
+Stopping: the reader stops at once if it is waiting for a frame, or right after the event it is
+handing to the feed; the events read are handled within the grace (answered over the socket,
+which closes last), the rest cut and counted (``platforms/stopping.py``).
+
 Sending: chat goes out over the same socket as the ``send_message`` action (``send_whisper``
 for a private line to one viewer); both name the channel (``channelId``) they go to.
 
@@ -55,6 +59,7 @@ from pixelbot.platforms.joystick_events import (
     parse_frame,
 )
 from pixelbot.platforms.recording import FrameLog
+from pixelbot.platforms.stopping import GRACE, stop_events
 
 __all__ = ["SUBPROTOCOL", "JoystickAdapter"]
 
@@ -87,7 +92,10 @@ class JoystickAdapter:
         *,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
+        grace: float = GRACE,
     ) -> None:
+        """``grace``: seconds the events read get to finish when the adapter stops."""
+        self._grace = grace
         self._settings = settings
         self._clock = clock
         self._backoff = backoff or Backoff()
@@ -113,6 +121,7 @@ class JoystickAdapter:
         self._feed: OrderedFeed | None = None
         self._record: FrameLog | None = None
         self._stopping = False
+        self._handing_over = False  # the reader is handing an event to the feed
         self._connected = False
         self._retrying_since: datetime | None = None
         self._last_event_at: datetime | None = None
@@ -137,24 +146,25 @@ class JoystickAdapter:
         self._reader = asyncio.create_task(self._run(), name="joystick-gateway")
 
     async def stop(self) -> None:
+        """Read no more frames; the events read are handled within the grace (their answers
+        go out over the socket, still open), then cut (``platforms/stopping.py``)."""
         self._stopping = True
         self._connected = False
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-        if self._feed is not None:  # the events already read are handled (or cancelled)
-            await self._feed.close()
-            self._feed = None
-        await self._close_socket()
-        if self._session is not None:
-            with contextlib.suppress(Exception):
-                await self._session.close()
-            self._session = None
-        if self._record is not None:
-            self._record.close()
-            self._record = None
+        reader = self._reader
+        if reader is not None and not self._handing_over:
+            reader.cancel()  # (waiting for a frame or a reconnect: nothing in hand)
+        try:
+            await stop_events(PLATFORM, feed=self._feed, reader=reader, grace=self._grace)
+        finally:
+            self._reader = self._feed = None
+            await self._close_socket()
+            if self._session is not None:
+                with contextlib.suppress(Exception):
+                    await self._session.close()
+                self._session = None
+            if self._record is not None:
+                self._record.close()
+                self._record = None
 
     async def _close_socket(self) -> None:
         ws, self._ws = self._ws, None
@@ -242,6 +252,8 @@ class JoystickAdapter:
             except Exception as exc:  # a bug here must not end the connection for good
                 log.exception("joystick: reading the gateway failed")
                 reason = f"reading failed ({type(exc).__name__})"
+            if self._stopping:  # (the socket stays open for the answers still to come)
+                return
             self._connected = False
             await self._close_socket()
             if self._stopping:
@@ -267,7 +279,7 @@ class JoystickAdapter:
         if ws is None:
             raise _Dropped("not connected")
         silence = self._settings.silence_timeout.total_seconds()
-        while True:
+        while not self._stopping:
             try:
                 message = await ws.receive(timeout=silence)
             except TimeoutError:
@@ -318,9 +330,13 @@ class JoystickAdapter:
             return  # the bot's own lines come back: they earn nothing and run no commands
         self._last_event_at = self._clock.now()
         assert self._feed is not None
-        await self._feed.submit(
-            event_key(event), lambda: self.feed(event), f"{event.kind} {event.id}"
-        )
+        self._handing_over = True  # (a stop lets this finish instead of cancelling it)
+        try:
+            await self._feed.submit(
+                event_key(event), lambda: self.feed(event), f"{event.kind} {event.id}"
+            )
+        finally:
+            self._handing_over = False
 
     async def feed(self, event: Event) -> None:
         """Push one event into the bot; a failure there is logged, the socket reads on."""

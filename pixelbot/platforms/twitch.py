@@ -22,6 +22,10 @@ a new EventSub session, and what Twitch sent to the old one is lost). So the que
 channel-point reward); every other event goes in. The count is in ``status()``, and a warning
 names it at most once a minute.
 
+Stopping: nothing more goes into the inbox; what is in it and in the feed is handled (and
+answered: the client closes last) within the grace, the rest cut and counted in one warning
+(``platforms/stopping.py``): an event Twitch delivered is never delivered again.
+
 Connection trouble is twitchio's to handle (keepalive timeouts and dropped sockets reconnect
 and resubscribe; ``session_reconnect`` moves to the new URL; a 401 refreshes the token and
 retries); a revoked subscription is logged as one line naming what stopped and why.
@@ -70,7 +74,8 @@ from pixelbot.events import (
 )
 from pixelbot.platforms.base import Capabilities, EventSink, PlatformStatus
 from pixelbot.platforms.feed import OrderedFeed, event_key
-from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox
+from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox, InboxClosed
+from pixelbot.platforms.stopping import GRACE, stop_events
 from pixelbot.platforms.twitch_auth import PLATFORM
 from pixelbot.platforms.twitch_events import event_from_payload, plain_chat, roles_from_badges
 from pixelbot.platforms.twitch_replay import Recorder
@@ -165,9 +170,12 @@ class TwitchAdapter:
         *,
         redeems: Mapping[str, RedeemSettings] | None = None,
         inbox_limit: int = INBOX_LIMIT,
+        grace: float = GRACE,
     ) -> None:
         """``inbox_limit``: events received and not yet taken before plain chat lines are
-        dropped (tests lower it)."""
+        dropped (tests lower it). ``grace``: seconds the events received get to finish when
+        the adapter stops (``platforms/stopping.py``)."""
+        self._grace = grace
         self._settings = settings
         self._open_vault = vault  # opened at start: a key problem is a start problem
         self._vault: TokenVault | None = None
@@ -244,6 +252,7 @@ class TwitchAdapter:
             fetch_client_user=False,
         )
         self._feed = OrderedFeed(PLATFORM)
+        self._inbox.reopen()
         self._pump = asyncio.create_task(self._pump_events(), name="twitch-events")
         try:
             await self._client.login(load_tokens=True, save_tokens=False)
@@ -372,14 +381,22 @@ class TwitchAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._chatters_task
             self._chatters_task = None
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
-        if self._feed is not None:  # the events already taken are handled (their answers
-            await self._feed.close()  # still have the client) or cancelled
-            self._feed = None
+        # No new event is taken; those received are handled (their answers still have the
+        # client) within the grace, then cut (``platforms/stopping.py``).
+        try:
+            await stop_events(
+                PLATFORM,
+                feed=self._feed,
+                reader=self._pump,
+                inbox=self._inbox,
+                grace=self._grace,
+                lost="Twitch does not send an event again",
+            )
+        finally:
+            self._pump = self._feed = None
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
@@ -390,12 +407,14 @@ class TwitchAdapter:
         if self._recorder is not None:
             self._recorder.uninstall()
             self._recorder = None
-        self._inbox.close()
 
     # ------------------------------------------------------------------ incoming
     async def _pump_events(self) -> None:
         while True:
-            name, payload = await self._inbox.get()
+            try:
+                name, payload = await self._inbox.get()
+            except InboxClosed:  # stopping, and everything received was handed over
+                return
             try:
                 await self._handle(name, payload)
             except Exception:

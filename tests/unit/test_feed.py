@@ -269,3 +269,18 @@ def test_event_keys() -> None:
     assert event_key(anonymous) is None
     assert event_key(StreamOnline(id="s1", channel="c", platform=tw, occurred_at=at)) is None
     assert event_key(StreamOffline(id="s2", channel="c", platform=tw, occurred_at=at)) is None
+
+
+async def test_close_cancelled_while_it_waits_still_cancels_every_job() -> None:
+    """A hurried shutdown cancels the stop in its grace: no job may outlive the feed."""
+    sink, feed = Sink(), OrderedFeed("test", grace=30)
+    pump(feed, [("a", sink.job("stuck")), ("b", sink.job("other"))])
+    await settle()
+    closing = asyncio.create_task(feed.close(quiet=True))
+    await settle()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert sorted(sink.cancelled) == ["other", "stuck"]
+    assert feed.cut == 2 and feed.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}

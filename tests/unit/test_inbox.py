@@ -13,7 +13,7 @@ import pytest
 from twitchio.models.eventsub_ import create_event_instance
 
 from pixelbot.clock import FakeClock, utc
-from pixelbot.platforms.inbox import WARN_EVERY, Inbox
+from pixelbot.platforms.inbox import WARN_EVERY, Inbox, InboxClosed
 from pixelbot.platforms.twitch_events import plain_chat
 from tests.fakes import twitch_payloads as twitch
 
@@ -128,3 +128,38 @@ def test_only_twitch_chat_lines_that_pay_nothing_may_be_dropped() -> None:
     assert not plain_chat(twitch_line(channel_points_custom_reward_id="r-1"))  # a reward's line
     assert not plain_chat(twitch_line(message_type="channel_points_highlighted"))
     assert not plain_chat(twitch_line(message_type="power_ups_gigantified_emote"))  # bits
+
+
+async def test_a_stopped_inbox_gives_out_what_it_holds_then_ends_and_counts_the_rest() -> None:
+    inbox: Inbox[str] = Inbox("twitch", FakeClock(utc(2026, 12, 1, 20)), limit=2)
+    assert inbox.put("chat 1") and inbox.put("chat 2")
+    waiting = asyncio.create_task(inbox.room())  # the receive path, held by the bound
+    await asyncio.sleep(0)
+    inbox.stop_taking()
+    await asyncio.wait_for(waiting, 1)  # let go at once: nothing more is taken anyway
+    assert not inbox.put("chat 3")  # refused and counted, not dropped silently
+    assert (inbox.refused, inbox.shed) == (1, 0)
+    assert [await inbox.get(), await inbox.get()] == ["chat 1", "chat 2"]
+    with pytest.raises(InboxClosed):  # the pump ends by itself
+        await inbox.get()
+    assert inbox.close() == 0
+
+
+async def test_a_pump_waiting_for_an_item_hears_the_stop() -> None:
+    inbox: Inbox[str] = Inbox("discord", FakeClock(utc(2026, 12, 1, 20)))
+    pump = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    inbox.stop_taking()
+    with pytest.raises(InboxClosed):
+        await asyncio.wait_for(pump, 1)
+
+
+async def test_close_counts_what_was_never_given_out_and_a_start_reopens() -> None:
+    inbox: Inbox[str] = Inbox("twitch", FakeClock(utc(2026, 12, 1, 20)))
+    inbox.put("chat 1")
+    inbox.put("sub")
+    inbox.stop_taking()
+    assert inbox.close() == 2
+    assert len(inbox) == 0
+    inbox.reopen()  # (a platform started again by the supervisor)
+    assert inbox.put("chat 2") and await inbox.get() == "chat 2"
