@@ -59,7 +59,8 @@ class Viewer:
             len(uid) <= NAME_MAX_CHARS
             and len(login) <= NAME_MAX_CHARS
             and len(name) <= NAME_MAX_CHARS
-            and (uid + login + name).isascii()
+            and (names := uid + login + name).isascii()
+            and "\x00" not in names
         ):
             return
         _clip_fields(self, NAME_MAX_CHARS, "platform_user_id", "login", "display_name")
@@ -104,7 +105,7 @@ class ChatMessage(Event):
 
     def __post_init__(self) -> None:
         text = self.text
-        if len(text) > MESSAGE_MAX_CHARS or not text.isascii():
+        if len(text) > MESSAGE_MAX_CHARS or not text.isascii() or "\x00" in text:
             _clip_fields(self, MESSAGE_MAX_CHARS, "text")
 
     @property

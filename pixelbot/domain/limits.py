@@ -5,7 +5,9 @@ buggy adapter from handing the bot a 100 KB "message" or display name: it would 
 the event log and echoed back in full. So normalized events clip every text to a platform-sized
 limit when they are built, before anything else sees them, and replies quote at most a short
 prefix of what a viewer typed. Lone surrogates (undecodable bytes smuggled through
-``surrogateescape``) become U+FFFD here too: the database refuses to store them. Pure, no I/O.
+``surrogateescape``) and NUL characters become U+FFFD here too: the database refuses to store
+them (PostgreSQL refuses NUL in any text; a NUL in one viewer's name failed a whole watch-time
+payout tick, for everyone present). Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ MESSAGE_MAX_CHARS = 500  # Twitch's limit; Discord allows more, but chat needs n
 NAME_MAX_CHARS = 64  # logins, display names and platform user ids
 QUOTE_MAX_CHARS = 32  # what a reply repeats of a viewer's words
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with any lone surrogate replaced by U+FFFD."""
-    if not text.isascii():
-        text = _SURROGATE.sub("\ufffd", text)
+    """``text`` cut to ``limit`` characters, with any lone surrogate or NUL replaced by
+    U+FFFD."""
+    if not text.isascii() or "\x00" in text:
+        text = _UNSTORABLE.sub("\ufffd", text)
     return text if len(text) <= limit else text[:limit]
 
 

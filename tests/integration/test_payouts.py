@@ -11,7 +11,14 @@ from sqlalchemy import text
 
 from pixelbot.config import Config
 from pixelbot.economy.payouts import Award, Payouts
-from pixelbot.testing import console_session, make_config, open_test_engine, viewer
+from pixelbot.events import Viewer
+from pixelbot.testing import (
+    assert_verified,
+    console_session,
+    make_config,
+    open_test_engine,
+    viewer,
+)
 
 
 def watch_config(tmp_path: Path, ignore: tuple[str, ...] = (), **watch: Any) -> Config:
@@ -92,6 +99,23 @@ async def test_ignored_accounts_present_are_not_paid(tmp_path: Path) -> None:
             "[payout] tick 1: 5 pixels and 1 XP to 1 viewer watching",
         ]
         await bot.verified()
+
+
+async def test_a_viewer_whose_name_holds_a_nul_does_not_fail_the_tick(tmp_path: Path) -> None:
+    """PostgreSQL refuses NUL in text: a viewer so named (a relay, a buggy adapter) made every
+    tick fail for everyone present. Names are cleaned when the viewer is built."""
+    config = watch_config(tmp_path)
+    known, odd = viewer("alice"), Viewer("twitch", "t-odd", "o\x00dd", "O\x00dd")
+    async with open_test_engine(config) as engine:
+        await engine.ledger.grant(known, 1, reason="bonus")  # a wallet before the tick
+        payouts = Payouts(engine.writer)
+        first = await payouts.pay_tick(1, 1, [Award(known, 5, 1), Award(odd, 5, 1)])
+        renamed = viewer("al\x00ice", user_id="id-alice", display_name="Al\x00ice")  # known
+        second = await payouts.pay_tick(1, 2, [Award(renamed, 5, 1), Award(odd, 5, 1)])
+        assert (first.viewers, second.viewers) == (2, 2)
+        summary = await engine.wallets.summary(await engine.wallets.find_identity(odd))
+        assert (summary.points, summary.display_name) == (10, "O\ufffddd")
+        await assert_verified(engine)
 
 
 async def test_a_tick_is_paid_once_even_when_asked_again(tmp_path: Path) -> None:

@@ -46,6 +46,22 @@ def test_lone_surrogates_become_the_replacement_character() -> None:
     assert message.text.encode("utf-8")  # storable
 
 
+def test_nul_characters_become_the_replacement_character() -> None:
+    # PostgreSQL refuses NUL in any text: one viewer named so failed a whole payout tick.
+    viewer = Viewer("twitch", "1\x00", "al\x00ice", "Al\x00ice")
+    assert (viewer.platform_user_id, viewer.login, viewer.display_name) == (
+        "1\ufffd",
+        "al\ufffdice",
+        "Al\ufffdice",
+    )
+    message = ChatMessage(id="m", platform="x", occurred_at=NOW, viewer=viewer, text="hi\x00")
+    assert message.text == "hi\ufffd"
+    tip = Tip(
+        id="t", platform="x", occurred_at=NOW, viewer=viewer, amount=Decimal(1), message="\x00"
+    )
+    assert tip.message == "\ufffd"
+
+
 def test_clip_and_quote() -> None:
     assert clip("short", 10) == "short"
     assert clip("abcdef", 3) == "abc"
