@@ -27,7 +27,8 @@ Where the dialects differ (each is a named member of ``_Dialect``, or a ``_SQLit
 - **Locking, and reading under it.** SQLite's write transaction (``BEGIN IMMEDIATE``) holds the
   whole database: nothing changes under the tick. A PostgreSQL database may be shared by several
   bot processes, so there the known wallets are read and locked by one statement (``FOR UPDATE``
-  in id order, the writer's batches' order, so they cannot deadlock), which returns a wallet it
+  in id order, the writer's batches' order, so deadlocks are rare; PostgreSQL rolls one back
+  and the writer runs it again), which returns a wallet it
   waited for as the other transaction committed it: the cap and the new balances are computed
   from the balance as it is, and nobody can change it before the tick commits. New viewers are
   read by a second statement. Then, every wallet locked (a ``!link`` or ``!unlink`` must lock
@@ -73,7 +74,7 @@ from pixelbot.db.engine import Database
 from pixelbot.db.types import UTCDateTime
 from pixelbot.economy.batch import EARN, GRANT, Account, Policy
 from pixelbot.economy.store import USERS
-from pixelbot.errors import DatabaseConflict
+from pixelbot.errors import DatabaseConflict, DatabaseDamaged
 
 if TYPE_CHECKING:
     from pixelbot.economy.payouts import Award, _Rows
@@ -342,7 +343,7 @@ class _SQLite:
     summary = _SUMMARY.format(levels=_SQLITE_WORDS.levels)
 
     async def read_wallets(
-        self, conn: AsyncConnection, policy: Policy, awards: Iterable[Award]
+        self, conn: AsyncConnection, db: Database, policy: Policy, awards: Iterable[Award]
     ) -> None:
         # One flat list of every value, cut into statements: no tuple per viewer is kept
         # (building and then flattening 100,000 of them took ~50 ms; this ~20 ms).
@@ -400,9 +401,9 @@ class _PostgreSQL:
     summary = _SUMMARY.format(levels=_POSTGRESQL_WORDS.levels)
 
     async def read_wallets(
-        self, conn: AsyncConnection, policy: Policy, awards: Iterable[Award]
+        self, conn: AsyncConnection, db: Database, policy: Policy, awards: Iterable[Award]
     ) -> None:
-        staged = await self._stage(conn, awards)
+        staged = await self._stage(conn, db, awards)
         await conn.exec_driver_sql("ANALYZE payout_in")
         given = {
             "cap": policy.max_balance,
@@ -419,15 +420,19 @@ class _PostgreSQL:
         raise DatabaseConflict("the viewers' wallets kept being linked or created by another bot")
 
     @staticmethod
-    async def _stage(conn: AsyncConnection, awards: Iterable[Award]) -> int:
+    async def _stage(conn: AsyncConnection, db: Database, awards: Iterable[Award]) -> int:
         """Copy the presence list into ``payout_in``; the rows copied."""
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection  # asyncpg's own connection
         if not driver.is_in_transaction():  # (the tick's statements so far began it)
             raise AssertionError("the presence list would be copied outside the tick")
-        status = await driver.copy_records_to_table(
-            "payout_in", records=_records(awards), columns=_IN_COLUMNS
-        )
+        try:
+            status = await driver.copy_records_to_table(
+                "payout_in", records=_records(awards), columns=_IN_COLUMNS
+            )
+        except Exception as error:  # asyncpg's own: SQLAlchemy's translation never saw it
+            db.faults.raise_for(error)  # (an outage: reported, and typed like any other)
+            raise
         return int(status.split()[-1])  # "COPY n"
 
     async def number_new(self, conn: AsyncConnection, db: Database) -> int:
@@ -445,6 +450,28 @@ def _records(awards: Iterable[Award]) -> Iterator[tuple[Any, ...]]:
         yield (k, v.platform, v.platform_user_id, v.login, v.display_name, award.points, award.xp)
 
 
+# A new wallet whose id an older wallet already has (the upsert would update that wallet).
+_NEW_IDS_TAKEN = text(
+    "SELECT min(r.user_id) FROM payout_rows r JOIN users u ON u.id = r.user_id WHERE r.new"
+)
+
+
+async def _check_new_ids(conn: AsyncConnection, db: Database) -> None:
+    """On PostgreSQL new wallet ids come from the ``users`` sequence, which is behind the
+    wallets only after a restore of the data without it (or rows added by hand): then the
+    upsert of the tick's wallets would overwrite an older wallet with a new viewer's. Nothing
+    is saved (the transaction rolls back), and the operator is told how to repair it. (On
+    SQLite a new id is above the largest one there is: it cannot happen.)"""
+    taken = (await conn.execute(_NEW_IDS_TAKEN)).scalar_one_or_none()
+    if taken is not None:
+        raise DatabaseDamaged(
+            f"the users id sequence is behind the wallets (id {taken} is taken): nothing was "
+            "paid; repair it with SELECT setval(pg_get_serial_sequence('users', 'id'), "
+            "(SELECT max(id) FROM users))",
+            db.faults.where,
+        )
+
+
 async def pay_in_sql(
     conn: AsyncConnection,
     db: Database,
@@ -459,7 +486,7 @@ async def pay_in_sql(
     policy = rows.policy
     for statement in dialect.setup:
         await conn.exec_driver_sql(statement)
-    await dialect.read_wallets(conn, policy, awards)
+    await dialect.read_wallets(conn, db, policy, awards)
     summary = tuple((await conn.exec_driver_sql(dialect.summary)).one())
     merged, shared, viewers, points, xp, levels = summary
     if merged:
@@ -475,6 +502,8 @@ async def pay_in_sql(
     # (after _level_ups: ``_Rows.pay`` counted its viewers too, and these figures are all)
     rows.viewers, rows.points, rows.xp = int(viewers), int(points), int(xp)
     now = {"now": rows.now}
+    if new and not db.is_sqlite:
+        await _check_new_ids(conn, db)
     await conn.execute(_UPSERT_USERS, now)
     identities = await conn.execute(_INSERT_IDENTITIES, now)
     if identities.rowcount != new:

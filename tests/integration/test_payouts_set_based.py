@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 
 from pixelbot.db.models import Base
 from pixelbot.economy.payouts import Award, PaidTick, Payouts
+from pixelbot.errors import DatabaseDamaged
 from pixelbot.testing import assert_verified, balance_of, make_config, open_test_engine, viewer
 
 TRANSACTIONS = Base.metadata.tables["transactions"]
@@ -320,4 +321,30 @@ async def test_an_account_unlinked_while_the_tick_waits_is_paid_in_its_new_walle
                 select(TRANSACTIONS.c.user_id).where(TRANSACTIONS.c.reason == "watch")
             )
             assert list(rows.scalars()) == [n]
+        await assert_verified(engine)
+
+
+@pytest.mark.postgresql_only(
+    "SQLite gives a new wallet an id above the largest one; only a sequence can fall behind"
+)
+async def test_a_users_sequence_behind_the_wallets_pays_nobody_and_says_how_to_repair(
+    tmp_path: Path,
+) -> None:
+    """After a restore of the data without its sequence, a new viewer's id can be an older
+    wallet's. The tick's upsert would have overwritten that wallet (bob at 5, his ledger
+    saying 100); instead nothing is paid and the operator hears how to repair it."""
+    config = make_config(tmp_path / "pixel.db", economy={"starting_points": 0})
+    alice, bob, carol = viewer("alice"), viewer("bob"), viewer("carol")
+    async with open_test_engine(config) as engine:
+        await engine.ledger.grant(alice, 100, reason="hello")
+        await engine.ledger.grant(bob, 100, reason="hello")
+        b = await engine.wallets.find_identity(bob)
+        async with engine.db.engine.begin() as conn:  # as a data-only restore leaves it
+            await conn.execute(
+                text("SELECT setval(pg_get_serial_sequence('users', 'id'), :b - 1)"), {"b": b}
+            )
+        with pytest.raises(DatabaseDamaged, match="users id sequence is behind"):
+            await Payouts(engine.writer).pay_tick(1, 1, [Award(alice, 5, 1), Award(carol, 5, 1)])
+        assert await balance_of(engine, bob) == 100
+        assert await balance_of(engine, alice) == 100  # nothing of the tick was saved
         await assert_verified(engine)
