@@ -364,6 +364,9 @@ async def _running(
         finally:
             if app.supervisor is not None:
                 started += await app.supervisor.stop()
+            # (and one the supervisor had connected but was still settling for, when the stop
+            # cancelled it: it is in app.platforms, not yet among the recovered)
+            started += [p for p in app.platforms.values() if p not in started]
             await _stop_platforms(app, list(reversed(started)))
             if app.web is not None:
                 await app.web.stop()

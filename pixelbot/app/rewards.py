@@ -266,7 +266,19 @@ class ChannelPointRewards:
 
     async def platforms_started(self) -> None:
         """Send the settlements of items that ended without their platform taking it (see
-        "Sent at least once")."""
+        "Sent at least once"). It never fails a platform's start: a fault is logged, and the
+        next (re)connect tries again."""
+        try:
+            await self._send_owed()
+        except Exception as exc:
+            log.warning(
+                "could not send the channel-point settlements still owed (tried again at the "
+                "next connect): %s",
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+
+    async def _send_owed(self) -> None:
         since = self._engine.clock.now() - RESEND_WITHIN
         async with self._engine.db.read() as conn:
             rows = (
