@@ -58,6 +58,9 @@ class InboxClosed(Exception):
     """``get`` on an inbox that takes nothing any more and has given out everything it held."""
 
 
+LOST_KEPT = 1_000  # items kept for the adapter when lost at a stop (the rest are counted)
+
+
 def _never(_item: object) -> bool:
     return False
 
@@ -66,7 +69,9 @@ class Inbox(Generic[T]):
     """A FIFO of received items between a library's receive path and the adapter's pump.
 
     ``platform`` names it in the log; ``sheddable`` says which items a full inbox may drop
-    (default: none; the receive path must then await ``room``)."""
+    (default: none; the receive path must then await ``room``). ``kept_when_lost``: items the
+    adapter must still act on when they are lost at a stop (refused while stopping, or never
+    given out): they are kept in ``lost`` (at most ``LOST_KEPT``) for it."""
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class Inbox(Generic[T]):
         limit: int = INBOX_LIMIT,
         sheddable: Callable[[T], bool] = _never,
         shed_what: str = "plain chat lines",
+        kept_when_lost: Callable[[T], bool] = _never,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -94,6 +100,8 @@ class Inbox(Generic[T]):
         self._warned_at: datetime | None = None
         self.taking = True  # False once the adapter stops (``stop_taking``)
         self.refused = 0  # items handed over after that, and not taken
+        self._kept_when_lost = kept_when_lost
+        self.lost: list[T] = []  # lost at a stop, and ``kept_when_lost``
 
     def __len__(self) -> int:
         return len(self._items)
@@ -107,6 +115,7 @@ class Inbox(Generic[T]):
         self.received += 1
         if not self.taking:
             self.refused += 1
+            self._keep_lost(item)
             return False
         if self.full and self._sheddable(item):
             self._drop()
@@ -149,6 +158,8 @@ class Inbox(Generic[T]):
     def reopen(self) -> None:
         """The adapter starts (again): take items."""
         self.taking = True
+        self.refused = 0
+        self.lost.clear()
 
     def stop_taking(self) -> None:
         """The adapter stops: take nothing more (the receive path is let go at once); what
@@ -164,8 +175,14 @@ class Inbox(Generic[T]):
         if self._unreported:
             self._warn()
         left = len(self._items)
+        for item in self._items:
+            self._keep_lost(item)
         self._items.clear()
         return left
+
+    def _keep_lost(self, item: T) -> None:
+        if len(self.lost) < LOST_KEPT and self._kept_when_lost(item):
+            self.lost.append(item)
 
     def _drop(self) -> None:
         self.shed += 1

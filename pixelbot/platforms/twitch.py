@@ -77,7 +77,12 @@ from pixelbot.platforms.feed import OrderedFeed, event_key
 from pixelbot.platforms.inbox import INBOX_LIMIT, Inbox, InboxClosed
 from pixelbot.platforms.stopping import GRACE, stop_events
 from pixelbot.platforms.twitch_auth import PLATFORM
-from pixelbot.platforms.twitch_events import event_from_payload, plain_chat, roles_from_badges
+from pixelbot.platforms.twitch_events import (
+    event_from_payload,
+    plain_chat,
+    redemption,
+    roles_from_badges,
+)
 from pixelbot.platforms.twitch_replay import Recorder
 from pixelbot.platforms.twitch_rewards import settle_redemption, sync_rewards
 from pixelbot.vault import Token, TokenVault
@@ -139,6 +144,9 @@ def _redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+LOST_SETTLE_SECONDS = 5.0  # at a stop, to cancel the redemptions the bot did not handle
+
+
 class _Client(twitchio.Client):
     """twitchio's client with its token file replaced by the vault and its event dispatch
     replaced by one ordered queue."""
@@ -190,7 +198,11 @@ class TwitchAdapter:
             rate_window=RATE_WINDOW,
         )
         self._inbox: Inbox[tuple[str, Any]] = Inbox(
-            PLATFORM, clock, limit=inbox_limit, sheddable=lambda item: plain_chat(item[1])
+            PLATFORM,
+            clock,
+            limit=inbox_limit,
+            sheddable=lambda item: plain_chat(item[1]),
+            kept_when_lost=lambda item: redemption(item[1]),
         )
         self._client: _Client | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -394,7 +406,45 @@ class TwitchAdapter:
             )
         finally:
             self._pump = self._feed = None
-            await self._disconnect()
+            try:
+                await self._cancel_lost_redemptions()
+            finally:
+                await self._disconnect()
+
+    async def _cancel_lost_redemptions(self) -> None:
+        """Redemptions the stop left unhandled (they came while stopping, or waited past the
+        grace) were never logged nor queued, and Twitch does not send them again: cancel them
+        while the client is still connected, so Twitch returns the viewers' channel points.
+        (Twitch moves a redemption out of UNFULFILLED once: it cannot be settled twice.)"""
+        lost, self._inbox.lost = self._inbox.lost, []
+        deadline = asyncio.get_running_loop().time() + LOST_SETTLE_SECONDS
+        for _name, payload in lost:
+            try:
+                if self._client is None:
+                    raise PlatformError("twitch: not connected")
+                async with asyncio.timeout_at(deadline):
+                    await settle_redemption(
+                        self._client._http,
+                        self.broadcaster_id,
+                        payload.reward.id,
+                        payload.id,
+                        False,
+                    )
+            except Exception as exc:
+                log.error(
+                    "twitch: the redemption %s of %s came as the bot stopped and could not be "
+                    "canceled (%s); refund it by hand on Twitch",
+                    payload.id,
+                    payload.user.name,
+                    exc,
+                )
+            else:
+                log.warning(
+                    "twitch: the redemption %s of %s came as the bot stopped: canceled, Twitch "
+                    "returns the channel points",
+                    payload.id,
+                    payload.user.name,
+                )
 
     async def _disconnect(self) -> None:
         if self._client is not None:

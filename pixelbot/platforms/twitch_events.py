@@ -113,6 +113,12 @@ def frame_time(frame: dict[str, Any]) -> datetime | None:
         raise FrameError(f"message_timestamp {stamp!r} is not a time") from None
 
 
+def redemption(payload: object) -> bool:
+    """Whether a payload is a channel-point redemption: Twitch has taken the viewer's points,
+    so one the bot never handles must still be settled (canceled) there."""
+    return isinstance(payload, es.ChannelPointsRedemptionAdd)
+
+
 def plain_chat(payload: object) -> bool:
     """Whether a payload is a chat line that neither pays nor charges anything on Twitch's side:
     no bits cheered in it, no channel-point reward or Power-up behind it (a highlighted or

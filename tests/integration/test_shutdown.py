@@ -153,7 +153,8 @@ async def test_discord_finishes_and_answers_every_event_it_received_before_the_s
 ) -> None:
     caplog.set_level(logging.WARNING)
     config = test_discord.discord_config(tmp_path / "pixel.db", fake_discord)
-    async with test_discord.running(config, fake_discord, key) as live:
+    # (a grace no slow machine reaches: nothing may be cut here)
+    async with test_discord.running(config, fake_discord, key, grace=60.0) as live:
         adapter, stall = live.adapter, Stall(live.adapter)
         # the feed full (its limit in flight, one more held by the pump), then a slash command
         # and a prefix command waiting in the inbox
@@ -312,3 +313,36 @@ async def test_a_hurry_ends_the_grace_at_once(
     ]
     async with open_test_engine(config) as engine:
         await assert_verified(engine)
+
+
+async def test_twitch_cancels_the_redemptions_a_stop_leaves_unhandled(
+    tmp_path: Path, twitch: FakeTwitch, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One waited in the inbox past the grace, one came while stopping: neither was logged nor
+    queued, and Twitch does not send them again. Both are CANCELED while the client is still
+    connected, so the viewers get their channel points back; the log names each."""
+    caplog.set_level(logging.WARNING)
+    db_path = tmp_path / "pixel.db"
+    config = rewards_config(db_path, twitch)
+    async with running(db_path, twitch, key, config, redeems=config.redeems, grace=1.0) as live:
+        adapter = live.adapter
+        Stall(adapter)  # (never opened: the database hangs)
+        hydrate = reward_id(twitch, "Hydrate!")
+        # amy's line in flight, the stream going live held by the pump (a barrier), and the
+        # redemption waiting in the inbox behind it
+        await handed_over(adapter.inbox, twitch.notify(*tp.chat("101", "amy", "hi", "m-1")))
+        await handed_over(adapter.inbox, twitch.notify(*tp.online()))
+        waiting = tp.redemption("500", "mia", "r-1", hydrate, "Hydrate!")
+        await handed_over(adapter.inbox, twitch.notify(*waiting))
+        await until(lambda: len(adapter.inbox) == 1, "the redemption waiting")
+        late = tp.redemption("501", "max", "r-2", hydrate, "Hydrate!")
+        asyncio.get_running_loop().call_later(
+            0.1, lambda: asyncio.ensure_future(twitch.notify(*late))
+        )
+    assert sorted(twitch.redemption_updates) == [
+        (hydrate, "r-1", "CANCELED"),
+        (hydrate, "r-2", "CANCELED"),
+    ]
+    named = [r.getMessage() for r in caplog.records if "came as the bot stopped" in r.getMessage()]
+    assert len(named) == 2 and all("canceled" in text for text in named)
+    assert (await counts(config))["queued"] == 0

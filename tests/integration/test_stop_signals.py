@@ -168,7 +168,7 @@ def test_a_second_signal_stops_at_once_and_the_database_stays_whole(tmp_path: Pa
         try:
             locker.execute("BEGIN EXCLUSIVE")  # (another program writing: the bot waits)
             bot.type("alice: !points")  # in hand: its earning waits for the lock
-            time.sleep(0.5)  # (it reaches the writer: nothing to observe from outside)
+            time.sleep(1.5)  # (it reaches the writer: nothing to observe from outside)
             bot.signal(signal.SIGTERM)
             bot.until(lambda: bot.logged("SIGTERM: stopping;"), "the graceful stop")
             bot.signal(signal.SIGTERM)
@@ -195,7 +195,7 @@ def test_past_the_grace_the_line_in_hand_is_cut_and_said_so(tmp_path: Path) -> N
         try:
             locker.execute("BEGIN EXCLUSIVE")
             bot.type("alice: !points")
-            time.sleep(0.5)
+            time.sleep(1.5)  # (it reaches the writer)
             bot.signal(signal.SIGTERM)  # once: the grace (5 s) runs out
             bot.until(lambda: bot.logged("line in hand was cut off"), "the line cut off")
         finally:
@@ -231,7 +231,7 @@ async def test_sigterm_lets_a_joystick_line_in_hand_finish_and_answers_it(
             locker.execute("BEGIN EXCLUSIVE")
             try:
                 await fake.push(js.chat("alice", "!points", "m-2"))
-                await asyncio.sleep(0.5)  # (it reaches the writer: nothing to see from outside)
+                await asyncio.sleep(1.5)  # (it reaches the writer: nothing to see from outside)
                 bot.signal(signal.SIGTERM)
                 await _until(lambda: bot.logged("SIGTERM: stopping;"), "the stop", bot)
                 await asyncio.sleep(0.5)  # a slow moment of the database, within the grace

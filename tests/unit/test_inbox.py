@@ -163,3 +163,24 @@ async def test_close_counts_what_was_never_given_out_and_a_start_reopens() -> No
     assert len(inbox) == 0
     inbox.reopen()  # (a platform started again by the supervisor)
     assert inbox.put("chat 2") and await inbox.get() == "chat 2"
+
+
+async def test_what_must_still_be_settled_is_kept_when_a_stop_loses_it() -> None:
+    """Refused while stopping, or never given out: the items ``kept_when_lost`` picks (Twitch:
+    channel-point redemptions, to be canceled) stay in ``lost`` for the adapter; a start
+    forgets them with the refusals."""
+    inbox: Inbox[str] = Inbox(
+        "twitch",
+        FakeClock(utc(2026, 12, 1, 20)),
+        kept_when_lost=lambda item: item.startswith("redemption"),
+    )
+    inbox.put("chat 1")
+    inbox.put("redemption 1")
+    inbox.stop_taking()
+    assert not inbox.put("redemption 2") and not inbox.put("chat 2")
+    assert inbox.lost == ["redemption 2"]
+    assert await inbox.get() == "chat 1"  # (given out: the adapter handles it)
+    assert inbox.close() == 1
+    assert inbox.lost == ["redemption 2", "redemption 1"]
+    inbox.reopen()
+    assert (inbox.lost, inbox.refused) == ([], 0)
