@@ -362,6 +362,7 @@ async def _running(
                 await app.rewards.platforms_started()
             yield app
         finally:
+            app.queue.stop_claiming()  # (the events in hand may still queue items: they wait)
             if app.supervisor is not None:
                 started += await app.supervisor.stop()
             # (and one the supervisor had connected but was still settling for, when the stop

@@ -106,6 +106,7 @@ class QueueRunner:
         self._loops: list[asyncio.Task[None]] = []
         self._leases: asyncio.Task[None] | None = None
         self._stopping = False
+        self.claiming = True  # False once the bot begins to stop (``stop_claiming``)
         self._only_while_draining = only_while_draining
         self._draining = 0
         self._performed = 0  # items finished so far (drain() uses it to see progress)
@@ -170,6 +171,11 @@ class QueueRunner:
                 raise
             except Exception:  # the database hiccuped: try again at the next beat
                 log.exception("renewing queue leases failed; trying again")
+
+    def stop_claiming(self) -> None:
+        """The bot begins to stop: start no new item (the items in hand go on). One started
+        now would be cut by ``stop`` a few seconds later: half a TTS line, then a refund."""
+        self.claiming = False
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop the loops; an item still running is failed and refunded (not left behind).
@@ -278,7 +284,11 @@ class QueueRunner:
         while not self._stopping:
             try:
                 wake.clear()
-                held = kind in self.paused or (self._only_while_draining and not self._draining)
+                held = (
+                    kind in self.paused
+                    or not self.claiming
+                    or (self._only_while_draining and not self._draining)
+                )
                 outage = self.outage(kind)
                 if not held and outage is not None and outage.down:
                     await self._while_down(kind, outage)

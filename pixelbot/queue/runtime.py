@@ -81,6 +81,11 @@ class QueueRuntime:
             )
         return recovered
 
+    def stop_claiming(self) -> None:
+        """The bot begins to stop: no new item starts (``QueueRunner.stop_claiming``)."""
+        if self.runner is not None:
+            self.runner.stop_claiming()
+
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.stop()

@@ -265,6 +265,32 @@ async def test_skip_cancels_what_is_running_and_refunds_it(
         await assert_books_balance(h.engine)
 
 
+async def test_once_the_bot_begins_to_stop_no_new_item_starts(
+    config: Config, clock: FakeClock
+) -> None:
+    """The item in hand goes on; one that would start now waits for the next start instead of
+    being cut (and refunded) by the stop a few seconds later."""
+    workers = scripted("tts")
+    async with running(config, clock, workers) as h:
+        worker = h.runner.workers["tts"]
+        assert isinstance(worker, ScriptedWorker)
+        await h.engine.ledger.grant(ALICE, 1000, reason="test")
+        first = await h.buy("tts", "block")
+        await asyncio.wait_for(worker.started.wait(), 5)
+        h.runner.stop_claiming()
+        second = await h.buy("tts", "ok")  # (a chat line in hand queues one)
+        worker.release.set()
+        for _ in range(200):
+            if first in h.by_item():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # (time for a wrong start of the second to show)
+        assert worker.seen == [first]
+        items = await h.items()
+        assert (items[first][0], items[second][0]) == ("done", "pending")
+    assert await h.refunds() == []  # nothing was cut
+
+
 async def test_a_pause_outlives_a_restart(config: Config, clock: FakeClock) -> None:
     async with running(config, clock, scripted("tts")) as h:
         await h.engine.ledger.grant(ALICE, 100, reason="test")
