@@ -21,7 +21,9 @@ one place can render any of them to chat or to the operator::
     ├── VaultError                  stored platform tokens cannot be read (wrong or missing key)
     ├── ImportFileError             ``bot.py import``: the file is not an export it can read
     ├── PlatformError               a platform cannot be used; one line the streamer can act on
-    │   └── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
+    │   ├── PlatformAuthError       no token, a revoked token, or a missing scope (.scope)
+    │   └── SettlementRefused       the platform will not settle that redemption (settled
+    │                               already, or unknown there): sending it again cannot help
     ├── EconomyError                a points/XP rule refused an operation (nothing changed)
     │   ├── InsufficientFunds       .balance, .cost, .missing
     │   ├── BalanceLimitExceeded    .balance, .amount, .limit
@@ -98,6 +100,7 @@ __all__ = [
     "RedeemRefused",
     "RedeemUnavailable",
     "SelfTransfer",
+    "SettlementRefused",
     "SpeechFailed",
     "UnknownCharge",
     "UnknownRedeem",
@@ -195,6 +198,12 @@ class PlatformAuthError(PlatformError):
     def __init__(self, message: str, *, scope: str | None = None) -> None:
         super().__init__(message)
         self.scope = scope
+
+
+class SettlementRefused(PlatformError):
+    """The platform refused to settle a channel-point redemption: it is settled already (by
+    the streamer, or by an earlier send whose answer was lost), or it is not known there (its
+    reward was removed). Sending it again cannot help."""
 
 
 class CopyError(DatabaseError):

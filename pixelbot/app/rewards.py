@@ -27,7 +27,8 @@ runs before platforms start; a shutdown fails the item in hand after the platfor
 platform refused or could not be reached) has no note, and is sent again when the platform
 (re)connects (``platforms_started``), for items that ended in the last ``RESEND_WITHIN``. The
 platform itself moves a redemption out of UNFULFILLED only once, so a second send (a crash
-between the send and its note) changes nothing there and is only logged.
+between the send and its note, or the streamer settled it by hand) changes nothing there: the
+platform refuses it (``SettlementRefused``), which is noted (``REFUSED``) and logged once.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pixelbot.config import Config
 from pixelbot.db.models import Base
 from pixelbot.economy.payloads import payload_of
 from pixelbot.economy.redeems import queue_kind
-from pixelbot.errors import PixelbotError, RedeemUnavailable, WriterStopped
+from pixelbot.errors import PixelbotError, RedeemUnavailable, SettlementRefused, WriterStopped
 from pixelbot.events import Event, RewardRedemption
 from pixelbot.outcomes import ItemQueued, ItemSettled, Outcome, Say
 from pixelbot.platforms.base import Platform
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = Base.metadata.tables["queue_items"]
 ENDED = ("done", "failed", "cancelled")
+REFUSED = "REFUSED"  # noted on an item whose redemption the platform will never settle
 # How far back ``platforms_started`` looks for settlements never sent: a bot down longer than
 # this leaves older ones to the streamer (the log named each when it could not be sent).
 RESEND_WITHIN = timedelta(days=7)
@@ -113,6 +115,9 @@ class ChannelPointRewards:
         self._platforms = platforms
         self._publish = publish
         self._sending: set[str] = set()  # redemption ids being sent now (not sent twice)
+        # ... and those the platform answered for, this run (a resend that read its item
+        # before the note was written must not send it again)
+        self._done_here: set[str] = set()
 
     # ------------------------------------------------------------------ redemptions in
     async def redeem(self, event: RewardRedemption) -> None:
@@ -156,7 +161,8 @@ class ChannelPointRewards:
                 stopped,
                 event.platform,
             )
-            if await self._send(_Owed(event.platform, key, event.redemption_id, False), wait=False):
+            owed = _Owed(event.platform, key, event.redemption_id, False)
+            if await self._send(owed, wait=False) == "CANCELED":
                 await self._say(event, f"your channel points are refunded: {NOT_QUEUED_RESTARTING}")
             return
         except PixelbotError as exc:
@@ -213,20 +219,24 @@ class ChannelPointRewards:
         earned = await self._engine.earning.handle(record)
         if earned.skipped == "duplicate" and not again:
             return  # settled before (a redelivery, or a restart)
-        if owed.redemption_id in self._sending:
+        if owed.redemption_id in self._sending or owed.redemption_id in self._done_here:
             return
         self._sending.add(owed.redemption_id)
         try:
-            sent = await self._send(owed, wait=item_id is not None)
-            if sent and item_id is not None:
-                await self._engine.queue.note_on_item(item_id, platform_reward=status)
+            outcome = await self._send(owed, wait=item_id is not None)
+            if outcome is not None:
+                self._done_here.add(owed.redemption_id)
+                if item_id is not None:
+                    await self._engine.queue.note_on_item(item_id, platform_reward=outcome)
         finally:
             self._sending.discard(owed.redemption_id)
 
-    async def _send(self, owed: _Owed, *, wait: bool) -> bool:
-        """Settle ``owed`` on its platform; True when the platform took it. ``wait``: it is
-        sent again once the platform connects (an item's settlement: ``platforms_started``);
-        otherwise the log asks the streamer to settle it by hand."""
+    async def _send(self, owed: _Owed, *, wait: bool) -> str | None:
+        """Settle ``owed`` on its platform. Returns what to note on the item: the status the
+        platform took, or ``REFUSED`` (it will never take it: settled already, or unknown
+        there); None when it may take it later. ``wait``: it is then sent again once the
+        platform connects (an item's settlement: ``platforms_started``); otherwise the log asks
+        the streamer to settle it by hand."""
         status = "FULFILLED" if owed.fulfilled else "CANCELED"
         platform = self._platforms().get(owed.platform)
         if not isinstance(platform, SettlesRewards):
@@ -247,9 +257,20 @@ class ChannelPointRewards:
                     status,
                     owed.platform,
                 )
-            return False
+            return None
         try:
             await platform.settle_reward(owed.redeem, owed.redemption_id, owed.fulfilled)
+        except SettlementRefused as refused:  # (no traceback: nothing is wrong with the bot)
+            log.warning(
+                "%s would not mark the %s redemption %s as %s (%s): settled already, or "
+                "unknown there; not sent again",
+                owed.platform,
+                owed.redeem,
+                owed.redemption_id,
+                status,
+                refused,
+            )
+            return REFUSED
         except Exception:
             log.exception(
                 "could not mark the %s redemption %s as %s on %s%s",
@@ -261,8 +282,8 @@ class ChannelPointRewards:
                 if wait
                 else "; settle it by hand there",
             )
-            return False
-        return True
+            return None
+        return status
 
     async def platforms_started(self) -> None:
         """Send the settlements of items that ended without their platform taking it (see

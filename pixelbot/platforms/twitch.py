@@ -61,7 +61,7 @@ from twitchio.http import Route
 from pixelbot.clock import Clock
 from pixelbot.config.model import TwitchPlatform as TwitchSettings
 from pixelbot.config.redeems import RedeemSettings
-from pixelbot.errors import PlatformAuthError, PlatformError
+from pixelbot.errors import PlatformAuthError, PlatformError, SettlementRefused
 from pixelbot.events import (
     ChatMessage,
     Event,
@@ -654,10 +654,17 @@ class TwitchAdapter:
             raise PlatformError("twitch: not connected")
         reward_id = next((rid for rid, key in self._reward_keys.items() if key == redeem), None)
         if reward_id is None:
-            raise PlatformError(f"twitch: no channel-point reward for the redeem {redeem!r}")
-        await settle_redemption(
-            self._client._http, self.broadcaster_id, reward_id, redemption_id, fulfilled
-        )
+            raise SettlementRefused(f"twitch: no channel-point reward for the redeem {redeem!r}")
+        try:
+            await settle_redemption(
+                self._client._http, self.broadcaster_id, reward_id, redemption_id, fulfilled
+            )
+        except HTTPException as exc:
+            # Twitch updates only UNFULFILLED redemptions: a 400/404 says it was settled
+            # already (or is unknown); anything else (5xx, a rate limit) may pass.
+            if exc.status in (400, 404):
+                raise SettlementRefused(f"twitch: {exc.extra.get('message') or exc}") from exc
+            raise
 
     # ------------------------------------------------------------------ status
     def status(self) -> PlatformStatus:

@@ -96,6 +96,7 @@ class FakeTwitch:
         self.chatters: list[dict[str, str]] = []  # Get Chatters: user_id, user_login, user_name
         self.chatters_unavailable = False  # answer Get Chatters with a 503
         self.redemption_updates_unavailable = False  # answer Update Redemption Status with a 503
+        self.settled_redemptions: set[str] = set()  # no longer UNFULFILLED (updated, or by hand)
         self.welcomed = asyncio.Event()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -457,8 +458,18 @@ class FakeTwitch:
             )
         status = (await request.json())["status"]
         reward_id = request.query["reward_id"]
-        for redemption_id in request.query.getall("id"):
+        ids = request.query.getall("id")
+        if any(redemption_id in self.settled_redemptions for redemption_id in ids):
+            # Twitch updates only UNFULFILLED redemptions
+            message = (
+                "No redemptions with the specified IDs were found with a status of UNFULFILLED"
+            )
+            return web.json_response(
+                {"error": "Not Found", "status": 404, "message": message}, status=404
+            )
+        for redemption_id in ids:
             self.redemption_updates.append((reward_id, redemption_id, status))
+            self.settled_redemptions.add(redemption_id)
         return web.json_response({"data": []})
 
     # ----------------------------------------------------------------- EventSub WebSocket

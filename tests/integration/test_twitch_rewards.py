@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -290,3 +291,27 @@ async def test_a_settlement_twitch_did_not_take_is_sent_again_at_the_next_start(
             expected = {1: "FULFILLED"}
             assert await settlements_on_items(app, expected) == expected
     assert twitch.redemption_updates == [(reward_id(twitch, "Hydrate!"), "red-5", "FULFILLED")]
+
+
+async def test_a_redemption_settled_by_hand_meanwhile_is_noted_as_refused_and_left_alone(
+    bot: Bot, twitch: FakeTwitch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twitch could not be reached when the item ended, and the streamer settled it by hand on
+    Twitch meanwhile (as the log asked). At the next start Twitch refuses the send: that is
+    noted on the item, said once without a traceback, and never sent again."""
+    twitch.redemption_updates_unavailable = True
+    async with bot.run() as app:
+        await redeem(twitch, "Hydrate!", "red-7", "msg-7")
+        await until(lambda: ("PATCH", REDEMPTIONS) in twitch.requests, "a settlement tried")
+    twitch.redemption_updates_unavailable = False
+    twitch.settled_redemptions.add("red-7")  # by hand, on Twitch
+    with caplog.at_level(logging.WARNING):
+        async with bot.run() as app:
+            assert await settlements_on_items(app, {1: "REFUSED"}) == {1: "REFUSED"}
+    refusals = [r for r in caplog.records if "would not mark" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].exc_info is None
+    tries = twitch.requests.count(("PATCH", REDEMPTIONS))
+    async with bot.run():
+        await asyncio.sleep(0.2)
+    assert twitch.requests.count(("PATCH", REDEMPTIONS)) == tries  # not sent again
+    assert twitch.redemption_updates == []
