@@ -271,16 +271,18 @@ class ChannelPointRewards:
                 refused,
             )
             return REFUSED
-        except Exception:
-            log.exception(
-                "could not mark the %s redemption %s as %s on %s%s",
+        except Exception as exc:  # the platform is unreachable or failing: one line, no trace
+            log.warning(
+                "could not mark the %s redemption %s as %s on %s (%s)%s",
                 owed.redeem,
                 owed.redemption_id,
                 status,
                 owed.platform,
+                str(exc) or type(exc).__name__,
                 "; it is tried again when the bot reconnects there"
                 if wait
                 else "; settle it by hand there",
+                exc_info=log.isEnabledFor(logging.DEBUG),
             )
             return None
         return status

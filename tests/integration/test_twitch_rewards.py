@@ -275,14 +275,21 @@ REDEMPTIONS = "/helix/channel_points/custom_rewards/redemptions"
 
 
 async def test_a_settlement_twitch_did_not_take_is_sent_again_at_the_next_start(
-    bot: Bot, twitch: FakeTwitch
+    bot: Bot, twitch: FakeTwitch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Twitch could not be reached when the item ended: the item has no note of it, and the
-    next start sends it, once."""
+    """Twitch could not be reached when the item ended: the operator reads one line (no
+    traceback), the item has no note of it, and the next start sends it, once."""
     twitch.redemption_updates_unavailable = True
     async with bot.run() as app:
-        await redeem(twitch, "Hydrate!", "red-5", "msg-5")
-        await until(lambda: ("PATCH", REDEMPTIONS) in twitch.requests, "a settlement tried")
+        with caplog.at_level(logging.WARNING):
+            await redeem(twitch, "Hydrate!", "red-5", "msg-5")
+            await until(lambda: ("PATCH", REDEMPTIONS) in twitch.requests, "a settlement tried")
+            await until(
+                lambda: any("could not mark" in r.getMessage() for r in caplog.records),
+                "the failure told",
+            )
+        told = [r for r in caplog.records if "could not mark" in r.getMessage()]
+        assert "red-5" in told[0].getMessage() and not told[0].exc_info
         assert await settlements_on_items(app, {}) == {}  # done, but Twitch took nothing
     assert twitch.redemption_updates == []
     twitch.redemption_updates_unavailable = False
