@@ -406,7 +406,10 @@ async def _start_or_raise(app: App, platform: Platform) -> None:
     except BaseException:
         app.delivery.detach(platform)
         raise
+    # Connected and no longer in error, in one step: ``status`` must not show a platform that
+    # is up as down while a late start still settles what waited for it.
     app.platforms[platform.name] = platform
+    app.platform_errors.pop(platform.name, None)
 
 
 async def _start_late(app: App, platform: Platform) -> None:

@@ -413,10 +413,14 @@ async def test_a_platform_down_at_start_is_retried_until_it_comes(
             )
             await fake.start()
             await until(lambda: "joystick" in app.platforms, "the retry to connect")
-            assert app.platform_errors == {}
-            assert any(
-                isinstance(n, Notice) and n.text.startswith("joystick is connected (after")
-                for n in heard
+            assert app.platform_errors == {}  # up, and no longer shown as down in the same step
+            assert app.status()["joystick"].connected
+            await until(
+                lambda: any(
+                    isinstance(n, Notice) and n.text.startswith("joystick is connected (after")
+                    for n in heard
+                ),
+                lambda: f"the connected line; heard {heard}",
             )
             await fake.push(js.stream_event("Followed", "se-1", {"who": "bob"}))
             await until_said(fake, "Thanks for the follow, bob! +50 pixels")

@@ -91,3 +91,28 @@ async def test_a_stop_while_the_late_platform_sends_what_is_owed_still_stops_it(
         await asyncio.wait_for(sending.wait(), 10)
         assert platform.starts == 2
     assert platform.stops == 1
+
+
+async def test_a_late_platform_is_shown_connected_while_it_sends_what_is_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, its start error was cleared only once the sending was over (seconds on a busy
+    server): the status page showed a connected platform as down, with the old error."""
+    sending = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_when_late(self: ChannelPointRewards) -> None:
+        if self._platforms():
+            sending.set()
+            await release.wait()
+
+    monkeypatch.setattr(ChannelPointRewards, "_send_owed", slow_when_late)
+    platform = DownAtFirst()
+    config = make_config(tmp_path / "pixel.db")
+    async with open_app(config, clock=FakeClock(), platforms=[platform], supervision=QUICK) as app:
+        assert app.platform_errors == {"twitch": "down"}
+        await asyncio.wait_for(sending.wait(), 10)
+        assert app.platform_errors == {}
+        status = app.status()["twitch"]
+        assert status.connected and status.detail != "down"
+        release.set()
