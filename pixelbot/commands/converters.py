@@ -90,7 +90,10 @@ def parse_amount(text: str) -> Amount:
 
 
 def parse_count(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+    word = text.strip()
+    if re.fullmatch(r"[0-9]{10,}", word):  # a number, just not one a count could be
+        raise BadArgument(f"{quote(text)!r} is too large")
+    if not re.fullmatch(r"[0-9]{1,9}", word):
         raise BadArgument(f"{quote(text)!r} is not a whole number")
     return int(text)
 

@@ -81,6 +81,16 @@ def test_amounts_take_ascii_digits_only(text: str) -> None:
         parse_count(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [("999999999999", "'999999999999' is too large"), ("-1", "'-1' is not a whole number")],
+)
+def test_a_refused_count_says_why(text: str, said: str) -> None:
+    with pytest.raises(BadArgument) as refused:
+        parse_count(text)
+    assert refused.value.detail == said
+
+
 def test_ascii_amounts_still_parse() -> None:
     assert parse_amount("100").value == 100
     assert parse_amount("1.5k").value == 1500
