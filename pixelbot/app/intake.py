@@ -91,11 +91,11 @@ class EventIntake:
             earned = Earned(event.ref, skipped="unsaved")
         except WriterStopped as stopped:  # the bot is stopping: nothing of it was saved
             self._not_saved(event, stopped)
+            earned = Earned(event.ref, skipped="unsaved")
             if not isinstance(event, ChatMessage | RewardRedemption):
-                return Earned(event.ref, skipped="unsaved")
+                return earned
             # A command still answers ("the bot is restarting"); a channel-point redemption
             # is refunded on the platform (app/rewards.py).
-            earned = Earned(event.ref, skipped="unsaved")
         if earned.skipped in ("duplicate", "ignored"):  # a redelivery, or another bot
             return earned
         channel = event.channel if isinstance(event, ChatMessage) else ""
