@@ -334,6 +334,41 @@ async def test_a_subscription_rejected_on_reconnect_is_reported_and_retried(
 
 
 @pytest.mark.no_database
+async def test_a_lost_socket_shows_since_when_and_why_while_it_is_being_closed(
+    fake: FakeJoystick, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a socket waits for the gateway's answer (up to 10 s from a gateway gone
+    silent). Before, the status meanwhile said "not connected" with no "since" and no reason:
+    both were set only once the close was over."""
+    closing, release = asyncio.Event(), asyncio.Event()
+    close_socket = JoystickAdapter._close_socket
+
+    async def slow_close(self: JoystickAdapter) -> None:
+        if not self._stopping:  # (the drop's close, not the stop's)
+            closing.set()
+            await release.wait()
+        await close_socket(self)
+
+    monkeypatch.setattr(JoystickAdapter, "_close_socket", slow_close)
+    config = joystick_config(tmp_path / "pixel.db", fake)
+    adapter = adapter_for(config, clock)
+    await adapter.start(ignore)
+    try:
+        await fake.drop()
+        await asyncio.wait_for(closing.wait(), 10)
+        status = adapter.status()
+        assert not status.connected
+        assert status.retrying_since == clock.now()
+        assert status.detail == "the gateway closed the socket"
+        release.set()
+        await until(lambda: adapter.connections == 2, "the adapter to reconnect")
+        assert adapter.status().connected and adapter.status().retrying_since is None
+    finally:
+        release.set()
+        await adapter.stop()
+
+
+@pytest.mark.no_database
 async def test_a_silent_gateway_is_taken_as_dead(
     fake: FakeJoystick, tmp_path: Path, clock: FakeClock
 ) -> None:
