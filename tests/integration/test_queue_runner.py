@@ -282,9 +282,10 @@ async def test_once_the_bot_begins_to_stop_no_new_item_starts(
         h.runner.stop_claiming()
         second = await h.buy("tts", "ok")  # (a chat line in hand queues one)
         worker.release.set()
-        for _ in range(200):
-            if first in h.by_item():
-                break
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10  # a hang guard (it was 2 s for a write on a busy server)
+        while first not in h.by_item():
+            assert loop.time() < deadline, "the first item never finished"
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # (time for a wrong start of the second to show)
         assert worker.seen == [first]
