@@ -254,12 +254,15 @@ class JoystickAdapter:
                 reason = f"reading failed ({type(exc).__name__})"
             if self._stopping:  # (the socket stays open for the answers still to come)
                 return
+            # Down, since when and why, in one step, before the socket is closed: closing one
+            # that went silent waits for the gateway's answer (aiohttp: up to 10 s), and
+            # ``status`` must not show the platform down with no "since" and no reason.
             self._connected = False
+            self._retrying_since = self._clock.now()
+            self._detail = reason
             await self._close_socket()
             if self._stopping:
                 return
-            self._retrying_since = self._clock.now()
-            self._detail = reason
             log.warning("joystick: %s; reconnecting", reason)
             attempt = 0
             while not self._stopping:

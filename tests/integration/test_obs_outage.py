@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from pixelbot.config import Config
 from pixelbot.queue.outage import Outage
 from pixelbot.testing import ConsoleSession, console_session
@@ -63,6 +65,24 @@ def outage_config(db_path: Path, port: int, **obs: Any) -> Config:
         **obs,
     }
     return config_for(db_path, redeems=REDEEMS, obs=settings)
+
+
+async def until_undos(bot: ConsoleSession, expected: list[tuple[int, str]]) -> None:
+    """Wait until ``obs_undos`` holds ``expected`` (item, outcome) rows (a hang guard)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        async with bot.app.engine.db.read() as conn:
+            found = [
+                (int(item), str(outcome))
+                for item, outcome in await conn.execute(
+                    text("SELECT item_id, outcome FROM obs_undos ORDER BY id")
+                )
+            ]
+        if found == expected:
+            return
+        assert loop.time() < deadline, f"obs_undos holds {found}, not {expected}"
+        await asyncio.sleep(0.02)
 
 
 def outage_of(bot: ConsoleSession) -> Outage:
@@ -241,6 +261,8 @@ async def test_a_pending_undo_survives_a_restart_of_the_bot(db_path: Path, tmp_p
         await obs.start()
         async with console_session(config, base_dir=tmp_path) as bot:
             await until(lambda: obs.current_scene == "Main")  # at start, no effect needed
+            # (the undo is recorded after OBS has switched: a stop before that would cut it)
+            await until_undos(bot, [(1, "applied")])
             await bot.verified()
 
     assert obs.request_types()[-2:] == ["GetCurrentProgramScene", "SetCurrentProgramScene"]

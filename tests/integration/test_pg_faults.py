@@ -122,7 +122,9 @@ async def test_a_deadlock_with_another_program_is_run_again_and_saved_once(
         async with other.transaction():
             await other.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", bob_id)
             give = asyncio.create_task(engine.ledger.transfer(alice, bob_id, 5, ref="give:1"))
-            await asyncio.sleep(0.3)  # the writer holds alice and waits for bob
+            # the writer holds alice and waits for bob (had this program locked alice first,
+            # the writer would only wait for it: no deadlock, nothing to test)
+            await until_blocked_by(other, "the writer to hold alice and wait for bob")
             await other.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", alice_id)
             await asyncio.sleep(0.1)
             assert not give.done()  # it waits again, for bob, until this program is done
@@ -139,3 +141,18 @@ async def test_a_deadlock_with_another_program_is_run_again_and_saved_once(
         ).scalar_one()
     assert refs == 2  # one row each side, once
     await assert_verified(engine)
+
+
+async def until_blocked_by(conn: asyncpg.Connection, what: str) -> None:
+    """Wait until another session waits for a lock ``conn`` holds, as PostgreSQL's own lock
+    table says (a fixed sleep guessed how long the writer takes to get there on a busy
+    machine)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30  # a hang guard
+    blocker = conn.get_server_pid()
+    while not await conn.fetchval(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        blocker,
+    ):
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)

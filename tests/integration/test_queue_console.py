@@ -710,7 +710,8 @@ async def test_obs_going_away_refunds_the_redeem_and_the_bot_goes_on(
             assert statuses(db_path)[2] == ("failed", "OBS is down")
 
             await obs.start()  # back on the same port: the probe finds it, redeems work again
-            await until(lambda: not bot.app.queue.runner.outage("effect").down)  # type: ignore[union-attr]
+            # (the probe's wait doubles up to 5 s: the 5 s this waited by default was too close)
+            await until(lambda: not bot.app.queue.runner.outage("effect").down, seconds=15)  # type: ignore[union-attr]
             assert await bot.run("bob: !gaming") == [
                 "Pixel: @bob Gaming Scene redeemed for 10 pixels (queued as #3)",
                 "[effect] #3 pending: Gaming Scene for bob",

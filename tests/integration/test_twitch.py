@@ -23,6 +23,7 @@ from pixelbot.clock import FakeClock, utc
 from pixelbot.config import Config
 from pixelbot.db import migrate
 from pixelbot.db.engine import Database
+from pixelbot.errors import UnknownViewer
 from pixelbot.events import Viewer
 from pixelbot.outcomes import Say
 from pixelbot.platforms.twitch import MODERATOR_RATE, VIEWER_RATE, TwitchAdapter
@@ -107,6 +108,21 @@ async def until(
             raise AssertionError(
                 f"timed out waiting for: {what if isinstance(what, str) else what()}"
             )
+        await asyncio.sleep(0.02)
+
+
+async def until_points(live: Live, uid: str, login: str, points: int) -> None:
+    """Wait for a viewer's committed balance to be ``points`` (a hang guard)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        try:
+            found: int | None = await live.points(uid, login)
+        except UnknownViewer:  # (no wallet yet)
+            found = None
+        if found == points:
+            return
+        assert loop.time() < deadline, f"{login} has {found} points, not {points}"
         await asyncio.sleep(0.02)
 
 
@@ -368,7 +384,8 @@ async def test_a_tts_deleted_or_banned_at_once_is_still_cancelled_and_refunded(
     )
     assert await live.points("77", "alice") == 7  # 7 lines; the TTS's 5 came back
     assert await live.points("88", "bob") == 7
-    assert await live.points("99", "carol") == 6
+    # (carol's lines run beside the moderation, in no order with it: wait for them)
+    await until_points(live, "99", "carol", 6)
     await assert_verified(live.app.engine)
 
 
@@ -428,9 +445,10 @@ async def test_an_expired_token_is_refreshed_and_stored_encrypted(live: Live) ->
         assert token is not None
         return token.access_token
 
-    for _ in range(200):
-        if await stored() != BOT_TOKEN:
-            break
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10  # a hang guard (it was 4 s for a write on a busy server)
+    while await stored() == BOT_TOKEN:
+        assert loop.time() < deadline, "the refreshed token was never stored"
         await asyncio.sleep(0.02)
     assert await stored() == f"{BOT_TOKEN}-r1"
 

@@ -446,8 +446,9 @@ def _started(rig: Rig) -> Callable[[], Awaitable[bool]]:
 
 
 def _live_pages(rig: Rig, count: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return len(rig.dashboard.live.pages) == count
+    async def check() -> bool:  # (a closed page leaves the list a step before its place frees)
+        live = rig.dashboard.live
+        return len(live.pages) == count and live.connections.open == count
 
     return check
 
