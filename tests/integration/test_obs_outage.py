@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from pixelbot.config import Config
+from pixelbot.economy.obs_undos import ObsUndoStore
 from pixelbot.queue.outage import Outage
 from pixelbot.testing import ConsoleSession, console_session
 from tests.fakes.obs_server import FakeObs
@@ -267,3 +269,32 @@ async def test_a_pending_undo_survives_a_restart_of_the_bot(db_path: Path, tmp_p
 
     assert obs.request_types()[-2:] == ["GetCurrentProgramScene", "SetCurrentProgramScene"]
     assert rows(db_path, "SELECT item_id, outcome FROM obs_undos") == [(1, "applied")]
+
+
+async def test_a_stop_during_the_put_back_at_start_lets_it_be_recorded(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the stop cancelled the put-back between OBS switching back and the record of
+    it: the undo stayed pending, and the next start called it stale ("the stream changed")."""
+    async with FakeObs(password=PASSWORD) as obs:
+        config = outage_config(db_path, obs.port)
+        async with console_session(config, base_dir=tmp_path) as bot:
+            await bot.run("/tip alice 100")
+            redeem = asyncio.create_task(bot.run("alice: !brb"))
+            await until(lambda: obs.current_scene == "BRB")
+            await obs.stop()
+            await redeem
+        await obs.start()
+        recording = asyncio.Event()
+        settle = ObsUndoStore.settle
+
+        async def slow_settle(self: ObsUndoStore, undo_id: int, outcome: Any, detail: str) -> None:
+            recording.set()
+            await asyncio.sleep(0.5)  # a busy database: the record comes after the stop
+            await settle(self, undo_id, outcome, detail)
+
+        monkeypatch.setattr(ObsUndoStore, "settle", slow_settle)
+        async with console_session(config, base_dir=tmp_path):
+            await asyncio.wait_for(recording.wait(), 10)  # OBS switched back; stop now
+        assert obs.current_scene == "Main"
+        assert rows(db_path, "SELECT item_id, outcome FROM obs_undos") == [(1, "applied")]

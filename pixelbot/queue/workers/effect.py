@@ -199,6 +199,10 @@ class EffectWorker:
 
     async def close(self) -> None:
         if self._starting is not None:
+            # Let a put-back in progress finish (as the undos below): cancelled between its
+            # request and its record, the next start took the undo it had just done for a
+            # change the stream no longer showed, and warned so.
+            await asyncio.wait({self._starting}, timeout=self._settings.timeout.total_seconds())
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)
         if self._undoing:
