@@ -427,9 +427,9 @@ async def _start_platform(app: App, platform: Platform) -> bool:
         reason = str(exc) or type(exc).__name__
         app.platform_errors[platform.name] = reason
         log.error("%s did not start: %s", platform.name, reason, exc_info=log.isEnabledFor(10))
-        await app.bus.publish(Notice("platform", f"{platform.name} did not start: {reason}"))
-        if app.supervisor is not None:
+        if app.supervisor is not None:  # (before anything awaits: status shows since when)
             app.supervisor.retry(platform)
+        await app.bus.publish(Notice("platform", f"{platform.name} did not start: {reason}"))
         return False
     return True
 
