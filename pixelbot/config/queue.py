@@ -39,8 +39,9 @@ class QueueTimeouts(Section):
     tts: Duration = timedelta(seconds=60)
     wheel: Duration = timedelta(seconds=30)
     effect: Duration = timedelta(minutes=2)
+    ai: Duration = timedelta(minutes=1)  # ai.timeout covers one request; the SDK retries once
 
-    @field_validator("tts", "wheel", "effect")
+    @field_validator("tts", "wheel", "effect", "ai")
     @classmethod
     def _longer_than_zero(cls, value: timedelta) -> timedelta:
         return _positive(value)

@@ -1,0 +1,117 @@
+"""The AI client: one chat completion from an OpenAI-compatible server, through the official
+``openai`` SDK (``AsyncOpenAI``, ``chat.completions.create``).
+
+Every failure becomes an ``AiFailed`` with a short message people can read and a ``cause``
+word; the service's own error text is never passed on (a 401 from OpenAI quotes part of the
+key), and neither is the key. The SDK tries once more after a timeout, a lost connection, a
+429 or a 5xx (``max_retries=1``), so one hiccup does not cost a viewer their reply.
+
+The SDK client is kept between requests and rebuilt when the server, the key or the timeout
+changes (``!reload``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import openai
+
+from pixelbot.config.ai import AiSettings
+from pixelbot.errors import AiFailed
+
+__all__ = ["AiAnswer", "AiClient", "Message"]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]  # {"role": "system" | "user", "content": ...}
+
+# A local server (Ollama, llama.cpp) wants no key, but the SDK refuses to start without one.
+_NO_KEY = "no-key"
+
+
+@dataclass(frozen=True)
+class AiAnswer:
+    text: str  # as the model wrote it: the caller filters it before anyone sees it
+    model: str  # the model that answered, as the server names it
+    finish_reason: str | None
+    tokens: dict[str, int] | None  # prompt, completion, total (when the server counts them)
+
+
+class AiClient:
+    def __init__(self) -> None:
+        self._client: openai.AsyncOpenAI | None = None
+        self._made_for: tuple[str, str, float] | None = None
+
+    async def complete(self, settings: AiSettings, messages: list[Message]) -> AiAnswer:
+        """One reply to ``messages``; raises ``AiFailed`` if there is none to give."""
+        client = await self._client_for(settings)
+        model = settings.model or ""
+        try:
+            completion = await client.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]  # (plain dicts, as the API takes)
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+            )
+        except openai.OpenAIError as exc:
+            raise _failure(exc, model) from None
+        if not completion.choices:
+            raise AiFailed("the AI gave no answer", "empty")
+        choice = completion.choices[0]
+        text = (choice.message.content or "").strip()
+        if choice.finish_reason == "content_filter" or (not text and choice.message.refusal):
+            raise AiFailed("the AI would not answer that", "refused")
+        if not text:
+            raise AiFailed("the AI gave no answer", "empty")
+        usage = completion.usage
+        tokens = (
+            None
+            if usage is None
+            else {
+                "prompt": usage.prompt_tokens,
+                "completion": usage.completion_tokens,
+                "total": usage.total_tokens,
+            }
+        )
+        return AiAnswer(text, completion.model or model, choice.finish_reason, tokens)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+            self._made_for = None
+
+    async def _client_for(self, settings: AiSettings) -> openai.AsyncOpenAI:
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else _NO_KEY
+        timeout = settings.timeout.total_seconds()
+        made_for = (settings.base_url, key, timeout)
+        if self._client is None or made_for != self._made_for:
+            await self.close()
+            self._client = openai.AsyncOpenAI(
+                base_url=settings.base_url, api_key=key, timeout=timeout, max_retries=1
+            )
+            self._made_for = made_for
+        return self._client
+
+
+def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
+    """The error chat and the operator see for what the SDK raised (never its text)."""
+    status = getattr(exc, "status_code", None)
+    log.debug("AI request failed: %s (HTTP %s)", type(exc).__name__, status)
+    match exc:
+        case openai.APITimeoutError():
+            return AiFailed("the AI did not answer in time", "timeout")
+        case openai.APIConnectionError():
+            return AiFailed("the AI service cannot be reached", "connection")
+        case openai.AuthenticationError() | openai.PermissionDeniedError():
+            return AiFailed("the AI service refused the bot's key", "auth")
+        case openai.RateLimitError():
+            return AiFailed("the AI service is busy (rate limited), try again later", "rate_limit")
+        case openai.NotFoundError():
+            return AiFailed(f"the AI service has no model called {model!r}", "model")
+        case openai.BadRequestError() | openai.UnprocessableEntityError():
+            return AiFailed("the AI service refused the question", "refused")
+        case openai.APIStatusError():
+            return AiFailed(f"the AI service failed (HTTP {exc.status_code})", "server")
+    return AiFailed("the AI service gave an answer the bot cannot read", "bad_answer")

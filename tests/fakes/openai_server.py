@@ -1,0 +1,181 @@
+"""A fake OpenAI-compatible server on localhost: ``POST /v1/chat/completions`` as OpenAI (and
+Ollama, LM Studio, llama.cpp, vLLM) answer it.
+
+It checks what it is sent the way the real service does: a ``Bearer`` key (401
+``invalid_api_key``, quoting part of the key as OpenAI does), a known ``model`` (404
+``model_not_found``), and a list of ``messages`` whose roles and contents are well formed (400
+``invalid_request_error``). Answers are the real ``chat.completion`` object with ``usage``;
+errors are the real ``{"error": {"message", "type", "param", "code"}}`` body.
+
+A test scripts what comes next by appending ``Answer``s to ``answers`` (an error status, a
+delay longer than the client's timeout, empty content); when none is scripted it answers
+``default``. Every request that reached the handler is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+KEY = "sk-test-0123456789abcdefSECRET"
+MODEL = "fake-gpt"
+ROLES = {"system", "user", "assistant", "developer"}
+
+_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Answer:
+    """What the server does with the next request."""
+
+    content: str | None = "Hello from the fake model!"
+    status: int = 200
+    delay: float = 0.0  # seconds before answering
+    finish_reason: str = "stop"
+    message: str | None = None  # an error's message (a default one per status otherwise)
+
+
+@dataclass
+class Request:
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.body.get("messages") or [])
+
+
+@dataclass
+class FakeOpenAI:
+    key: str = KEY
+    models: set[str] = field(default_factory=lambda: {MODEL})
+    default: Answer = field(default_factory=Answer)
+    answers: list[Answer] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    port: int = field(default_factory=_free_port)
+    _runner: web.AppRunner | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        self._stopping.set()  # a delayed answer still waiting ends now
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOpenAI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ the endpoint
+    async def _completions(self, request: web.Request) -> web.Response:
+        headers = dict(request.headers)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "We could not parse the JSON body of your request.")
+        self.requests.append(Request(headers, body if isinstance(body, dict) else {}))
+        auth = request.headers.get("Authorization", "")
+        if auth != f"Bearer {self.key}":
+            given = auth.removeprefix("Bearer ")
+            shown = f"{given[:3]}****{given[-4:]}" if len(given) > 8 else given
+            return _error(401, f"Incorrect API key provided: {shown}.")
+        problem = self._problem(body)
+        if problem is not None:
+            return _error(400, problem)
+        if body["model"] not in self.models:
+            model = body["model"]
+            return _error(404, f"The model `{model}` does not exist or you do not have access.")
+        answer = self.answers.pop(0) if self.answers else self.default
+        if answer.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), answer.delay)
+        if answer.status != 200:
+            return _error(answer.status, answer.message or f"HTTP {answer.status} (fake)")
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        completion_tokens = len((answer.content or "").split())
+        return web.json_response(
+            {
+                "id": f"chatcmpl-fake{next(self._ids)}",
+                "object": "chat.completion",
+                "created": 1_764_633_600,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.content},
+                        "logprobs": None,
+                        "finish_reason": answer.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
+
+    @staticmethod
+    def _problem(body: Any) -> str | None:
+        """Why OpenAI would refuse this body (400), or None."""
+        if not isinstance(body, dict):
+            return "The request body must be a JSON object."
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return "you must provide a model parameter"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "'messages' must be a non-empty array"
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ROLES:
+                return f"Invalid value for 'messages[{index}].role'"
+            if not isinstance(message.get("content"), str):
+                return f"Invalid type for 'messages[{index}].content': expected a string"
+        max_tokens = body.get("max_tokens")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            return "Invalid 'max_tokens': integer below minimum value"
+        temperature = body.get("temperature")
+        if temperature is not None and not 0 <= temperature <= 2:
+            return "Invalid 'temperature': must be between 0 and 2"
+        return None
+
+
+def _error(status: int, message: str) -> web.Response:
+    kind, code = _ERRORS.get(status, ("server_error", None))
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        status=status,
+    )

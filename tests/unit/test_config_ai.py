@@ -1,0 +1,177 @@
+"""The ai: section: defaults, the key read from the environment (never the file), and every
+kind of bad value reported with its path and line."""
+
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pixelbot.config import load_config
+from pixelbot.config.ai import DEFAULT_SYSTEM_PROMPT, is_local_url
+from pixelbot.errors import ConfigError
+
+pytestmark = pytest.mark.no_database
+
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+SECRET = "sk-live-abcdefghijklmnop-SECRET"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[tuple[int | None, str, str]]:
+    """(line, path, message) of each issue."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env=env or {})
+    return [(issue.line, issue.path, issue.message) for issue in exc.value.issues]
+
+
+def test_ai_is_off_by_default_and_the_shipped_config_loads() -> None:
+    ai = load_config(SHIPPED_CONFIG, env={}).ai
+    assert ai.enabled is False
+    assert ai.base_url == "https://api.openai.com/v1"
+    assert ai.api_key_env == "PIXELBOT_AI_API_KEY"
+    assert ai.system_prompt == DEFAULT_SYSTEM_PROMPT
+    assert (ai.max_reply_chars, ai.max_tokens, ai.timeout) == (300, 150, timedelta(seconds=20))
+    assert ai.api_key is None
+
+
+def test_the_key_comes_from_the_environment_and_never_shows(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        ai:
+          enabled: true
+          model: gpt-4o-mini
+          timeout: 5s
+        """,
+    )
+    config = load_config(path, env={"PIXELBOT_AI_API_KEY": SECRET})
+    ai = config.ai
+    assert ai.api_key is not None and ai.api_key.get_secret_value() == SECRET
+    assert ai.timeout == timedelta(seconds=5)
+    assert SECRET not in repr(config) and SECRET not in str(config)
+    assert SECRET not in repr(ai) and SECRET not in str(ai.model_dump())
+    assert SECRET not in ai.model_dump_json()
+
+
+def test_the_key_is_read_from_dotenv_and_from_the_variable_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        ai:
+          enabled: true
+          model: gpt-4o-mini
+          api_key_env: MY_AI_KEY
+        """,
+    )
+    (tmp_path / ".env").write_text(f"MY_AI_KEY={SECRET}\n", encoding="utf-8")
+    ai = load_config(path).ai  # env=None: the environment over .env, as the bot reads it
+    assert ai.api_key is not None and ai.api_key.get_secret_value() == SECRET
+
+
+def test_enabled_without_a_model_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        bot:
+          name: Pixel
+        ai:
+          enabled: true
+        """,
+    )
+    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
+    assert found == [(3, "ai.model", "required when ai is enabled (e.g. gpt-4o-mini)")]
+
+
+def test_enabled_with_no_key_and_a_remote_server_names_the_variable(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        ai:
+          enabled: true
+          model: gpt-4o-mini
+          api_key_env: OPENAI_KEY_FOR_PIXEL
+        """,
+    )
+    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET, "OPENAI_KEY_FOR_PIXEL": "  "})
+    [(line, where, message)] = found
+    assert (line, where) == (4, "ai.api_key_env")
+    assert message.startswith("OPENAI_KEY_FOR_PIXEL is not set (in the environment or .env)")
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:11434/v1", "http://127.0.0.1:1234/v1", "http://[::1]:8080/v1"]
+)
+def test_a_local_server_needs_no_key(tmp_path: Path, url: str) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        ai:
+          enabled: true
+          base_url: {url}
+          model: llama3.2
+        """,
+    )
+    ai = load_config(path, env={}).ai
+    assert ai.enabled and ai.api_key is None and is_local_url(ai.base_url)
+
+
+def test_disabled_needs_neither_model_nor_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "ai:\n  enabled: false\n  base_url: https://example.invalid/v1\n")
+    assert load_config(path, env={}).ai.enabled is False
+
+
+def test_a_key_written_in_the_file_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        ai:
+          enabled: true
+          model: gpt-4o-mini
+          api_key: {SECRET}
+        """,
+    )
+    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
+    assert found == [
+        (
+            4,
+            "ai.api_key",
+            "is not read from the file: put the key in the environment variable that "
+            "ai.api_key_env names (or in .env)",
+        )
+    ]
+
+
+def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        ai:
+          enabled: true
+          base_url: ftp://example.com
+          model: m
+          api_key_env: not a name
+          max_reply_chars: 5000
+          max_tokens: 0
+          temperature: 3
+          timeout: 0s
+          colour: blue
+        """,
+    )
+    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
+    assert [(line, where) for line, where, _ in found] == [
+        (3, "ai.base_url"),
+        (5, "ai.api_key_env"),
+        (6, "ai.max_reply_chars"),
+        (7, "ai.max_tokens"),
+        (8, "ai.temperature"),
+        (9, "ai.timeout"),
+        (10, "ai.colour"),
+    ]
+    assert "http:// or https://" in found[0][2]
