@@ -135,14 +135,16 @@ class QueueRuntime:
         """Why a redeem with this action cannot be performed now (it is refused before
         anyone is charged), or None."""
         kind = kind_of_action(action.type)
-        if kind == QueueKind.AI:
-            return "AI replies are not set up yet"
+        if kind == QueueKind.AI and not self._settings().ai.enabled:
+            return "AI replies are not enabled"
         if (
             kind == QueueKind.EFFECT
             and not self.obs_connected
             and any(step.do in OBS_STEPS for step in self._settings().effect_steps(action))
         ):
             return "it needs OBS, and OBS is not enabled"
+        if self.runner is not None and kind == QueueKind.AI and kind not in self.runner.workers:
+            return "AI replies were enabled after the bot started: restart it to use them"
         if self.runner is not None and kind not in self.runner.workers:
             return f"nothing performs {kind} items here"
         outage = self._outage_for(action)

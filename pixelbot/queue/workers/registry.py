@@ -1,8 +1,8 @@
 """Building the workers from config: one per queue kind, each with its own integration.
 
 TTS gets the speech thread and an audio player, effects get the one OBS client (when OBS is
-enabled), the wheel gets the RNG. ``sleep`` is injected so scripted console runs move their
-fake clock instead of waiting.
+enabled), the wheel gets the RNG, AI replies (when ``ai.enabled``) get the AI client.
+``sleep`` is injected so scripted console runs move their fake clock instead of waiting.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
 from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Worker
+from pixelbot.queue.workers.ai import AiWorker
 from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
 from pixelbot.queue.workers.tts import TtsWorker
 from pixelbot.queue.workers.wheel import WheelWorker
@@ -79,7 +80,7 @@ def build_workers(
     speaker = Speaker(voice=tts.voice, rate=tts.rate, volume=tts.volume)
     player = AudioPlayer.from_setting(tts.player if play_audio else "none")
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
-    return {
+    workers: dict[str, Worker] = {
         QueueKind.TTS: TtsWorker(
             lambda: config().tts,
             speaker,
@@ -103,3 +104,8 @@ def build_workers(
             undos=undos,
         ),
     }
+    # AI replies only when switched on at start (a reload that switches them on needs a
+    # restart, like OBS); a reload that switches them off refuses the next redeem.
+    if settings.ai.enabled:
+        workers[QueueKind.AI] = AiWorker(config)
+    return workers

@@ -1,0 +1,90 @@
+"""The AI worker: ask an OpenAI-compatible model to answer a viewer, and say the answer.
+
+The messages are the ``ai.system_prompt`` (plus the redeem's own ``prompt``, both written by
+the streamer) as the system message, and the viewer's text, marked with their name, as the
+only user message: what a viewer types is untrusted and never reaches the system role.
+
+The reply is filtered before chat sees it with the same filter as TTS
+(``clean_for_speech``, with the ``tts:`` banned words and repeat limits): links, e-mail
+addresses, control and zero-width characters, repeated spam and banned words go, and it is
+cut at a word to ``ai.max_reply_chars``. ``@`` before a name goes too (no mentions). A reply
+with nothing left, no reply, or any failure of the service raises ``AiFailed``: the runner
+fails the item and refunds it, exactly once.
+
+Settings are read per item, so ``!reload`` applies to the next one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from pixelbot.config import Config
+from pixelbot.domain.tts_text import clean_for_speech
+from pixelbot.economy.payloads import AiPayload
+from pixelbot.errors import AiFailed
+from pixelbot.integrations.ai import AiClient, Message
+from pixelbot.queue.worker import Done, Job
+
+__all__ = ["AiWorker"]
+
+_NAME_MAX_CHARS = 40  # longer than any platform's display name
+_QUESTION_MAX_CHARS = 500  # (a redeem's input is shorter already; this bounds a stored one)
+_MENTION = re.compile(r"@+(?=\w)")
+
+
+class AiWorker:
+    kind = "ai"
+
+    def __init__(self, config: Callable[[], Config], client: AiClient | None = None) -> None:
+        self._config = config  # read per item, so a reloaded config applies to the next one
+        self._client = client or AiClient()
+
+    async def perform(self, job: Job) -> Done:
+        config = self._config()
+        settings = config.ai
+        if not settings.enabled:
+            raise AiFailed("AI replies are not enabled", "disabled")
+        answer = await self._client.complete(settings, self.messages(job, config))
+        reply = self._clean(answer.text, settings.max_reply_chars, config)
+        if not reply:
+            raise AiFailed("the AI's answer was empty after the chat filter", "empty")
+        viewer = job.viewer_name
+        return Done(
+            summary=f"#{job.item_id} answered {viewer}: {reply}",
+            result={"model": answer.model, "reply": reply, "tokens": answer.tokens},
+            chat=(f"@{viewer} {reply}",),
+        )
+
+    def messages(self, job: Job, config: Config) -> list[Message]:
+        """What the model is sent for ``job``: the streamer's instructions as the system
+        message, the viewer's words (with their name) as the user message."""
+        system = config.ai.system_prompt
+        prompt = job.payload.prompt if isinstance(job.payload, AiPayload) else None
+        if prompt:
+            system = f"{system}\n\nFor this reward: {prompt}"
+        name = self._clean(job.viewer_name, _NAME_MAX_CHARS, config) or "a viewer"
+        question = (job.text or "").strip()[:_QUESTION_MAX_CHARS]
+        if question:
+            user = f"Viewer {name} says:\n{question}"
+        else:
+            title = job.payload.title or "an AI reply"
+            user = f"Viewer {name} redeemed {title} without a message."
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @staticmethod
+    def _clean(text: str, max_chars: int, config: Config) -> str:
+        tts = config.tts  # one list of banned words for what the bot says, aloud or in chat
+        cleaned = clean_for_speech(
+            text,
+            banned_words=tts.banned_words,
+            replacement=tts.banned_replacement,
+            max_chars=max_chars,
+            max_repeat=tts.max_repeat,
+            max_word_repeat=tts.max_word_repeat,
+        )
+        # (after the filter, which drops e-mail addresses whole)
+        return " ".join(_MENTION.sub("", cleaned).split())
