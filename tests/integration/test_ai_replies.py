@@ -199,9 +199,12 @@ async def test_disabled_ai_refuses_the_redeem_before_charging(
 ) -> None:
     config = config_for(db_path, {"enabled": False})
     async with console_session(config, base_dir=tmp_path) as bot:
-        lines = await bot.run("/tip alice 100", "alice: !ask hello?", "alice: !points")
+        lines = await bot.run(
+            "/tip alice 100", "alice: !redeems", "alice: !ask hello?", "alice: !points"
+        )
         await bot.verified()
     assert lines[1:] == [
+        "Pixel: Redeems: !ask (20, unavailable)",
         "Pixel: @alice ask is not available: AI replies are not enabled",
         "Pixel: @alice you have 101 pixels",
     ]

@@ -175,3 +175,21 @@ def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:
         (10, "ai.colour"),
     ]
     assert "http:// or https://" in found[0][2]
+
+
+def test_the_shipped_ask_example_loads_once_uncommented(tmp_path: Path) -> None:
+    """config.yaml ships an AI redeem commented out: uncommented (with ai on), it is valid."""
+    lines = SHIPPED_CONFIG.read_text(encoding="utf-8").splitlines()
+    start = lines.index("  # ask:")
+    example = [line.replace("  # ", "  ", 1) for line in lines[start : start + 6]]
+    assert example[-1].lstrip().startswith("action: {type: ai")
+    text = "\n".join(lines[:start] + example + lines[start + 6 :])
+    text = text.replace("  enabled: false              # true: needs model", "  enabled: true #", 1)
+    text = text.replace("  model:                      # e.g.", "  model: gpt-4o-mini #", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path, env={"PIXELBOT_AI_API_KEY": SECRET})
+    assert config.ai.enabled and config.ai.model == "gpt-4o-mini"
+    ask = config.redeems["ask"]
+    assert (ask.title, ask.cost, ask.action.type) == ("Ask the AI", 50, "ai")
+    assert ask.action.prompt == "Answer like a friendly pirate."  # type: ignore[union-attr]
