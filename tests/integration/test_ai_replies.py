@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from pixelbot.config import Config
+from pixelbot.config import Config, load_config
 from pixelbot.testing import console_session, make_config
 from tests.fakes.openai_server import KEY, MODEL, Answer, FakeOpenAI, _free_port
+from tests.integration.test_console_transcripts import write_yaml
 from tests.integration.test_queue_console import (
     ROOMY,
     assert_refunded_once,
@@ -210,3 +211,56 @@ async def test_disabled_ai_refuses_the_redeem_before_charging(
     ]
     assert items(db_path) == {}
     assert fake.requests == []
+
+
+AI_YAML = """\
+    commands: {{reply_rate: {{messages: 100, per: 30s}}}}
+    redeems:
+      ask:
+        title: Ask the AI
+        cost: 20
+        action: {{type: ai}}
+    ai:
+      enabled: {enabled}
+      base_url: {base_url}
+      model: {model}
+      api_key_env: PIXEL_TEST_AI_KEY
+      system_prompt: {system}
+      max_reply_chars: {max_chars}
+    """
+
+
+async def test_the_key_comes_from_dotenv_and_reload_applies_to_the_next_item(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """The bot's own path: config.yaml names the variable, .env holds the key; a !reload
+    changes the prompt and the limit for the next item, and switching AI off refuses it."""
+    path = tmp_path / "pixel.yaml"
+    (tmp_path / ".env").write_text(f"PIXEL_TEST_AI_KEY={KEY}\n", encoding="utf-8")
+    values = {"enabled": "true", "base_url": fake.base_url, "model": MODEL}
+
+    def write(**changes: Any) -> None:
+        body = AI_YAML.format(**{**values, "system": "First.", "max_chars": 300, **changes})
+        write_yaml(path, db_path, body)
+
+    write()
+    fake.default = Answer("One two three four five six seven eight nine ten eleven twelve.")
+    async with console_session(load_config(path), path, base_dir=tmp_path) as bot:
+        first = await bot.run("/mod mia", "/tip alice 100", "alice: !ask hi")
+        assert first[-1] == (
+            "Pixel: @alice One two three four five six seven eight nine ten eleven twelve."
+        )
+        write(system="Second.", max_chars=25)
+        assert await bot.run("mia: !reload") == ["Pixel: @mia config reloaded"]
+        second = await bot.run("alice: !ask hi again")
+        assert second[-1] == "Pixel: @alice One two three four five"  # 25 chars at most
+        write(enabled="false")
+        assert await bot.run("mia: !reload", "alice: !ask hello?") == [
+            "Pixel: @mia config reloaded",
+            "Pixel: @alice ask is not available: AI replies are not enabled",
+        ]
+        await bot.verified()
+    assert [r.headers["Authorization"] for r in fake.requests] == [f"Bearer {KEY}"] * 2
+    assert [r.messages[0]["content"] for r in fake.requests] == ["First.", "Second."]
+    assert [item.status for item in items(db_path).values()] == ["done", "done"]
+    assert balances(db_path) == {"alice": 61, "mia": 1}  # 100 + 1 (chat, once a minute) - 2 * 20
