@@ -167,6 +167,11 @@ class AiPayload(ItemPayload):
         value = (self.action or {}).get("prompt")
         return str(value) if value else None
 
+    @property
+    def speak(self) -> bool:
+        """Whether the reply is also read aloud (``action.speak``)."""
+        return bool((self.action or {}).get("speak", False))
+
 
 _KNOWN = {
     "redeem",

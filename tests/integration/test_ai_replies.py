@@ -264,3 +264,33 @@ async def test_the_key_comes_from_dotenv_and_reload_applies_to_the_next_item(
     assert [r.messages[0]["content"] for r in fake.requests] == ["First.", "Second."]
     assert [item.status for item in items(db_path).values()] == ["done", "done"]
     assert balances(db_path) == {"alice": 61, "mia": 1}  # 100 + 1 (chat, once a minute) - 2 * 20
+
+
+async def test_speak_reads_the_reply_aloud_as_a_free_tts_item(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    fake.answers.append(Answer("Arr, ahoy there! See https://spam.example.com"))
+    speaking = {**ASK, "action": {"type": "ai", "speak": True}}
+    config = make_config(
+        db_path,
+        redeems={"ask": speaking},
+        commands=ROOMY,
+        ai=ai_section(fake),
+        tts={"dir": str(tmp_path / "tts")},
+    )
+    async with console_session(config, base_dir=tmp_path) as bot:
+        lines = await bot.run("/tip alice 100", "alice: !ask say hi")
+        await bot.verified()
+    assert lines[2:] == [
+        "[ai] #1 pending: Ask the AI for alice: say hi",
+        "[ai] #1 answered alice: Arr, ahoy there! See; tts queued as #2",
+        "Pixel: @alice Arr, ahoy there! See",
+        "[tts] #2 spoke tts-2.wav: Arr, ahoy there! See",
+    ]
+    found = items(db_path)
+    assert [(i.kind, i.status, i.cost) for i in found.values()] == [
+        ("ai", "done", 20),
+        ("tts", "done", 0),  # free: only the question was charged
+    ]
+    assert (tmp_path / "tts" / "tts-2.wav").stat().st_size > 0
+    assert balances(db_path) == {"alice": 81}

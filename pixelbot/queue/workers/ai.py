@@ -11,6 +11,9 @@ cut at a word to ``ai.max_reply_chars``. ``@`` before a name goes too (no mentio
 with nothing left, no reply, or any failure of the service raises ``AiFailed``: the runner
 fails the item and refunds it, exactly once.
 
+With ``speak: true`` on the redeem's action, the reply is also read aloud: a free TTS item
+queued when the reply is recorded (in the same transaction).
+
 Settings are read per item, so ``!reload`` applies to the next one.
 """
 
@@ -20,11 +23,12 @@ import re
 from collections.abc import Callable
 
 from pixelbot.config import Config
+from pixelbot.domain.queue import QueueKind
 from pixelbot.domain.tts_text import clean_for_speech
-from pixelbot.economy.payloads import AiPayload
+from pixelbot.economy.payloads import AiPayload, TtsPayload
 from pixelbot.errors import AiFailed
 from pixelbot.integrations.ai import AiClient, Message
-from pixelbot.queue.worker import Done, Job
+from pixelbot.queue.worker import Done, FollowUp, Job
 
 __all__ = ["AiWorker"]
 
@@ -54,7 +58,26 @@ class AiWorker:
             summary=f"#{job.item_id} answered {viewer}: {reply}",
             result={"model": answer.model, "reply": reply, "tokens": answer.tokens},
             chat=(f"@{viewer} {reply}",),
+            follow_ups=self._spoken(job, reply),
         )
+
+    @staticmethod
+    def _spoken(job: Job, reply: str) -> tuple[FollowUp, ...]:
+        """With ``speak: true``, the reply read aloud: a free TTS item that goes through the
+        TTS filter and limits like any other, and is cancelled if the question is deleted."""
+        payload = job.payload
+        if not (isinstance(payload, AiPayload) and payload.speak):
+            return ()
+        tts = TtsPayload(
+            title=f"{payload.title or 'AI reply'} (read aloud)",
+            viewer=payload.viewer,
+            channel=payload.channel,
+            redeem=payload.redeem,
+            message=payload.message,
+            text=reply,
+            action={"type": "tts", "prefix_username": False},
+        )
+        return (FollowUp(QueueKind.TTS, tts.to_json()),)
 
     def messages(self, job: Job, config: Config) -> list[Message]:
         """What the model is sent for ``job``: the streamer's instructions as the system
