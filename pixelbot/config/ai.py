@@ -86,6 +86,9 @@ class AiSettings(Section):
     temperature: Annotated[float, BeforeValidator(number), Field(ge=0, le=2)] = 0.7
     # One request (the SDK tries once more after a timeout, a 429 or a 5xx).
     timeout: Annotated[Duration, AfterValidator(_positive)] = timedelta(seconds=20)
+    # While the service is down (unreachable, timing out, 5xx), AI redeems are refused before
+    # anyone is charged; it is asked this often whether it is back.
+    recheck: Annotated[Duration, AfterValidator(_positive)] = timedelta(seconds=10)
 
     @field_validator("api_key")
     @classmethod

@@ -76,6 +76,17 @@ class AiClient:
         )
         return AiAnswer(text, completion.model or model, choice.finish_reason, tokens)
 
+    async def reachable(self, settings: AiSettings) -> bool:
+        """Whether the service answers (``GET /models``, which every OpenAI-compatible server
+        has): asked while it is down, to know when it is back."""
+        client = await self._client_for(settings)
+        try:
+            await client.models.list()
+        except openai.OpenAIError as exc:
+            log.debug("the AI service is still down: %s", type(exc).__name__)
+            return False
+        return True
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()

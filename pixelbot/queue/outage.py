@@ -1,5 +1,6 @@
-"""An outage of what a queue needs (OBS for effects): one state, from the first failure until
-it is reachable again and what it left changed has been put back.
+"""An outage of what a queue needs (OBS for effects, the AI service for AI replies): one
+state, from the first failure until it is reachable again and what it left changed has been
+put back.
 
 The worker that owns it begins and ends it; the runner reads it to decide what the queue does
 meanwhile (``obs.when_down``):
@@ -81,12 +82,16 @@ class Outage:
             listener()
 
 
+ITEM_NOUNS = {"ai": ("AI reply", "AI replies")}  # what ``{items}`` says; "effect(s)" otherwise
+
+
 def summary_lines(
-    payloads: list[dict[str, object]], template: str
+    payloads: list[dict[str, object]], template: str, kind: str = "effect"
 ) -> Iterator[tuple[dict[str, object], str]]:
-    """One chat line per channel for many items: ``template`` with ``{count}`` and
+    """One chat line per channel for many items of ``kind``: ``template`` with ``{count}`` and
     ``{items}`` filled in, then the viewers it concerns. Yields (a payload of that channel,
     line): the payload says where to say it."""
+    one, many = ITEM_NOUNS.get(kind, ("effect", "effects"))
     channels: dict[tuple[object, object], list[dict[str, object]]] = {}
     for payload in payloads:
         viewer = payload.get("viewer")
@@ -98,7 +103,7 @@ def summary_lines(
         if len(names) > NAMES_SHOWN:
             shown += f" and {len(names) - NAMES_SHOWN} more"
         count = len(group)
-        line = template.format(count=count, items="effect" if count == 1 else "effects")
+        line = template.format(count=count, items=one if count == 1 else many)
         yield group[0], f"{line} ({shown})."
 
 

@@ -165,6 +165,8 @@ class QueueRuntime:
         outage = self.runner.outage(kind) if self.runner is not None else None
         if outage is None or not outage.down:
             return None
+        if kind != QueueKind.EFFECT:  # (the AI service: every item of the kind needs it)
+            return outage
         if not any(step.do in OBS_STEPS for step in self._settings().effect_steps(action)):
             return None
         return outage

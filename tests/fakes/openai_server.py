@@ -1,5 +1,5 @@
-"""A fake OpenAI-compatible server on localhost: ``POST /v1/chat/completions`` as OpenAI (and
-Ollama, LM Studio, llama.cpp, vLLM) answer it.
+"""A fake OpenAI-compatible server on localhost: ``POST /v1/chat/completions`` (and ``GET
+/v1/models``) as OpenAI (and Ollama, LM Studio, llama.cpp, vLLM) answer them.
 
 It checks what it is sent the way the real service does: a ``Bearer`` key (401
 ``invalid_api_key``, quoting part of the key as OpenAI does), a known ``model`` (404
@@ -9,7 +9,8 @@ errors are the real ``{"error": {"message", "type", "param", "code"}}`` body.
 
 A test scripts what comes next by appending ``Answer``s to ``answers`` (an error status, a
 delay longer than the client's timeout, empty content); when none is scripted it answers
-``default``. Every request that reached the handler is kept in ``requests``.
+``default``. Every request that reached the handler is kept in ``requests``. ``stop()`` and
+``start()`` take the server away and bring it back on the same port.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class FakeOpenAI:
     default: Answer = field(default_factory=Answer)
     answers: list[Answer] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    model_lists: int = 0  # GET /v1/models requests
     port: int = field(default_factory=_free_port)
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -82,7 +84,9 @@ class FakeOpenAI:
 
     async def start(self) -> None:
         app = web.Application()
+        self._stopping.clear()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -146,6 +150,22 @@ class FakeOpenAI:
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """``GET /v1/models``: the models this key may use (the bot asks it whether the
+        service is back after an outage)."""
+        self.model_lists += 1
+        if request.headers.get("Authorization", "") != f"Bearer {self.key}":
+            return _error(401, "Incorrect API key provided.")
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+                    for model in sorted(self.models)
+                ],
             }
         )
 

@@ -26,6 +26,7 @@ from tests.integration.test_queue_console import (
     balances,
     items,
     refunds,
+    until,
 )
 
 ASK = {
@@ -294,3 +295,41 @@ async def test_speak_reads_the_reply_aloud_as_a_free_tts_item(
     ]
     assert (tmp_path / "tts" / "tts-2.wav").stat().st_size > 0
     assert balances(db_path) == {"alice": 81}
+
+
+async def test_while_the_service_is_down_ai_redeems_are_refused_before_charging(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """The first failure that says the service is down (unreachable) refunds that item and
+    begins an outage: the next redeem is refused before charging, until the service answers
+    ``GET /models`` again."""
+    await fake.stop()
+    ai = ai_section(fake, recheck="0.1s")
+    async with console_session(config_for(db_path, ai), base_dir=tmp_path) as bot:
+        outage = bot.app.queue.runner.outage("ai")  # type: ignore[union-attr]
+        assert outage is not None and not outage.down
+        first = await bot.run("/tip alice 100", "alice: !ask hello?")
+        assert first[-2:] == [
+            "[ai] #1 failed: the AI service cannot be reached; refunded 20 pixels to alice",
+            "Pixel: @alice your Ask the AI didn't happen: the AI service cannot be reached. "
+            "Your 20 pixels are back.",
+        ]
+        assert outage.down
+        assert await bot.run("alice: !redeems", "alice: !ask again?", "alice: !points") == [
+            "Pixel: Redeems: !ask (20, unavailable)",
+            "Pixel: @alice ask is not available: the AI service is down",
+            "Pixel: @alice you have 101 pixels",
+        ]
+        await fake.start()  # back on the same port
+        await until(lambda: not outage.down)
+        assert fake.model_lists >= 1
+        assert (await bot.run("alice: !ask and now?"))[-1] == (
+            "Pixel: @alice Hello from the fake model!"
+        )
+        await bot.verified()
+    assert [(i.status, i.error) for i in items(db_path).values()] == [
+        ("failed", "the AI service cannot be reached"),
+        ("done", None),
+    ]
+    assert_refunded_once(db_path, 1, "alice", 20)
+    assert balances(db_path) == {"alice": 81}  # 100 + 1 - 20 (the one answered)

@@ -37,6 +37,7 @@ def test_ai_is_off_by_default_and_the_shipped_config_loads() -> None:
     assert ai.api_key_env == "PIXELBOT_AI_API_KEY"
     assert ai.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert (ai.max_reply_chars, ai.max_tokens, ai.timeout) == (300, 150, timedelta(seconds=20))
+    assert ai.recheck == timedelta(seconds=10)
     assert ai.api_key is None
 
 

@@ -61,3 +61,13 @@ def test_a_summary_is_one_line_per_channel_naming_a_few() -> None:
     ]
     assert [where["channel"] for where, _ in lines] == ["main", "other"]
     assert list(summary_lines([], "{count} {items}")) == []
+
+
+def test_a_summary_names_the_kind_of_item() -> None:
+    template = "the AI service is down: refunded {count} {items}"
+    one = list(summary_lines([payload("a")], template, "ai"))
+    two = list(summary_lines([payload("a"), payload("b")], template, "ai"))
+    assert [line for _, line in one + two] == [
+        "the AI service is down: refunded 1 AI reply (@a).",
+        "the AI service is down: refunded 2 AI replies (@a, @b).",
+    ]

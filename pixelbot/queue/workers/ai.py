@@ -11,6 +11,10 @@ cut at a word to ``ai.max_reply_chars``. ``@`` before a name goes too (no mentio
 with nothing left, no reply, or any failure of the service raises ``AiFailed``: the runner
 fails the item and refunds it, exactly once.
 
+An unreachable service, a timeout or a 5xx (after the SDK's one retry) also begins an outage
+(``pixelbot.queue.outage``): until the service answers ``GET /models`` again (asked every
+``ai.recheck``), AI redeems are refused before anyone is charged, and what waits is refunded.
+
 With ``speak: true`` on the redeem's action, the reply is also read aloud: a free TTS item
 queued when the reply is recorded (in the same transaction).
 
@@ -19,6 +23,9 @@ Settings are read per item, so ``!reload`` applies to the next one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 from collections.abc import Callable
 
@@ -28,9 +35,14 @@ from pixelbot.domain.tts_text import clean_for_speech
 from pixelbot.economy.payloads import AiPayload, TtsPayload
 from pixelbot.errors import AiFailed
 from pixelbot.integrations.ai import AiClient, Message
+from pixelbot.queue.outage import Outage
 from pixelbot.queue.worker import Done, FollowUp, Job
 
 __all__ = ["AiWorker"]
+
+log = logging.getLogger(__name__)
+
+_DOWN_CAUSES = {"connection", "timeout", "server"}  # the service, not this question
 
 _NAME_MAX_CHARS = 40  # longer than any platform's display name
 _QUESTION_MAX_CHARS = 500  # (a redeem's input is shorter already; this bounds a stored one)
@@ -43,13 +55,23 @@ class AiWorker:
     def __init__(self, config: Callable[[], Config], client: AiClient | None = None) -> None:
         self._config = config  # read per item, so a reloaded config applies to the next one
         self._client = client or AiClient()
+        # Read by the runner and the redeems: while down, AI redeems are refused before
+        # charging and what waits is refunded. Ended by ``_until_back``.
+        self.outage = Outage("the AI service", when_down="refund", hold_limit=0.0)
+        self._rechecking: asyncio.Task[None] | None = None
 
     async def perform(self, job: Job) -> Done:
         config = self._config()
         settings = config.ai
         if not settings.enabled:
             raise AiFailed("AI replies are not enabled", "disabled")
-        answer = await self._client.complete(settings, self.messages(job, config))
+        try:
+            answer = await self._client.complete(settings, self.messages(job, config))
+        except AiFailed as exc:
+            if exc.cause in _DOWN_CAUSES and self.outage.begin(str(exc)):
+                log.warning("%s: AI redeems are refused until it answers again", exc)
+                self._rechecking = asyncio.create_task(self._until_back())
+            raise
         reply = self._clean(answer.text, settings.max_reply_chars, config)
         if not reply:
             raise AiFailed("the AI's answer was empty after the chat filter", "empty")
@@ -96,7 +118,24 @@ class AiWorker:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     async def close(self) -> None:
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rechecking
         await self._client.close()
+
+    async def _until_back(self) -> None:
+        """Ask the service every ``ai.recheck`` whether it is back; then end the outage."""
+        while self.outage.down:
+            await asyncio.sleep(self._config().ai.recheck.total_seconds())
+            try:
+                back = await self._client.reachable(self._config().ai)
+            except Exception:  # a check that breaks must not leave AI refused forever
+                log.warning("checking whether the AI service is back failed", exc_info=True)
+                back = False
+            if back:
+                seconds = self.outage.end() or 0.0
+                log.warning("the AI service answers again (down %.0fs)", seconds)
 
     @staticmethod
     def _clean(text: str, max_chars: int, config: Config) -> str:
