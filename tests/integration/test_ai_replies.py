@@ -333,3 +333,23 @@ async def test_while_the_service_is_down_ai_redeems_are_refused_before_charging(
     ]
     assert_refunded_once(db_path, 1, "alice", 20)
     assert balances(db_path) == {"alice": 81}  # 100 + 1 - 20 (the one answered)
+
+
+async def test_ai_switched_on_by_a_reload_asks_for_a_restart(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    path = tmp_path / "pixel.yaml"
+    (tmp_path / ".env").write_text(f"PIXEL_TEST_AI_KEY={KEY}\n", encoding="utf-8")
+    values = {"base_url": fake.base_url, "model": MODEL, "system": "S.", "max_chars": 300}
+    write_yaml(path, db_path, AI_YAML.format(enabled="false", **values))
+    async with console_session(load_config(path), path, base_dir=tmp_path) as bot:
+        write_yaml(path, db_path, AI_YAML.format(enabled="true", **values))
+        assert await bot.run("/mod mia", "/tip alice 100", "mia: !reload", "alice: !ask hi") == [
+            "[console] mia is a moderator",
+            "Pixel: Thanks for the tip, alice! +100 pixels",
+            "Pixel: @mia config reloaded",
+            "Pixel: @alice ask is not available: "
+            "AI replies were enabled after the bot started: restart it to use them",
+        ]
+        await bot.verified()
+    assert items(db_path) == {} and fake.requests == []
