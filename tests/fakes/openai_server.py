@@ -188,7 +188,9 @@ class FakeOpenAI:
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             return "Invalid 'max_tokens': integer below minimum value"
         temperature = body.get("temperature")
-        if temperature is not None and not 0 <= temperature <= 2:
+        if temperature is not None and (
+            not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+        ):
             return "Invalid 'temperature': must be between 0 and 2"
         return None
 
