@@ -143,8 +143,6 @@ class QueueRuntime:
             and any(step.do in OBS_STEPS for step in self._settings().effect_steps(action))
         ):
             return "it needs OBS, and OBS is not enabled"
-        if self.runner is not None and kind == QueueKind.AI and kind not in self.runner.workers:
-            return "AI replies were enabled after the bot started: restart it to use them"
         if self.runner is not None and kind not in self.runner.workers:
             return f"nothing performs {kind} items here"
         outage = self._outage_for(action)

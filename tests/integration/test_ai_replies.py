@@ -335,7 +335,7 @@ async def test_while_the_service_is_down_ai_redeems_are_refused_before_charging(
     assert balances(db_path) == {"alice": 81}  # 100 + 1 - 20 (the one answered)
 
 
-async def test_ai_switched_on_by_a_reload_asks_for_a_restart(
+async def test_ai_switched_on_by_a_reload_answers_the_next_redeem(
     db_path: Path, tmp_path: Path, fake: FakeOpenAI
 ) -> None:
     path = tmp_path / "pixel.yaml"
@@ -344,12 +344,37 @@ async def test_ai_switched_on_by_a_reload_asks_for_a_restart(
     write_yaml(path, db_path, AI_YAML.format(enabled="false", **values))
     async with console_session(load_config(path), path, base_dir=tmp_path) as bot:
         write_yaml(path, db_path, AI_YAML.format(enabled="true", **values))
-        assert await bot.run("/mod mia", "/tip alice 100", "mia: !reload", "alice: !ask hi") == [
-            "[console] mia is a moderator",
-            "Pixel: Thanks for the tip, alice! +100 pixels",
+        lines = await bot.run("/mod mia", "/tip alice 100", "mia: !reload", "alice: !ask hi")
+        assert lines[2:] == [
             "Pixel: @mia config reloaded",
-            "Pixel: @alice ask is not available: "
-            "AI replies were enabled after the bot started: restart it to use them",
+            "Pixel: @alice Ask the AI redeemed for 20 pixels (queued as #1)",
+            "[ai] #1 pending: Ask the AI for alice: hi",
+            "[ai] #1 answered alice: Hello from the fake model!",
+            "Pixel: @alice Hello from the fake model!",
         ]
         await bot.verified()
-    assert items(db_path) == {} and fake.requests == []
+    assert [item.status for item in items(db_path).values()] == ["done"]
+    assert len(fake.requests) == 1
+
+
+async def test_an_item_paid_before_a_restart_with_ai_off_is_refunded_once(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """An AI item waiting when the bot stops, restarted with ai switched off, is not stranded
+    (charged, never run): it fails as "not enabled" and is refunded, once."""
+    async with console_session(config_for(db_path, ai_section(fake)), base_dir=tmp_path) as bot:
+        await bot.app.queue.pause("ai")
+        await bot.run("/tip alice 100", "alice: !ask hello?")
+    assert items(db_path)[1].status == "pending"
+    assert balances(db_path) == {"alice": 81}
+    async with console_session(config_for(db_path, {"enabled": False}), base_dir=tmp_path) as bot:
+        assert "ai" in bot.app.queue.kinds
+        await bot.app.queue.resume("ai")
+        lines = await bot.run("alice: !points")
+        await bot.verified()
+    error = "AI replies are not enabled"
+    assert f"[ai] #1 failed: {error}; refunded 20 pixels to alice" in lines
+    assert (items(db_path)[1].status, items(db_path)[1].error) == ("failed", error)
+    assert_refunded_once(db_path, 1, "alice", 20)
+    assert balances(db_path) == {"alice": 101}
+    assert fake.requests == []

@@ -103,9 +103,10 @@ def build_workers(
             base_dir=base_dir,
             undos=undos,
         ),
+        # Always, even with ai off: an AI item paid for before a restart (pending, or
+        # running with ``on_restart: retry``) must still be refunded, and only a kind with a
+        # worker has a queue loop. Off, it fails the item ("not enabled", refunded once);
+        # its client is built on the first question, so a reload can switch AI on.
+        QueueKind.AI: AiWorker(config),
     }
-    # AI replies only when switched on at start (a reload that switches them on needs a
-    # restart, like OBS); a reload that switches them off refuses the next redeem.
-    if settings.ai.enabled:
-        workers[QueueKind.AI] = AiWorker(config)
     return workers
