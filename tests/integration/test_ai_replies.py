@@ -9,6 +9,7 @@ one refund, and ``db verify``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -378,3 +379,48 @@ async def test_an_item_paid_before_a_restart_with_ai_off_is_refunded_once(
     assert_refunded_once(db_path, 1, "alice", 20)
     assert balances(db_path) == {"alice": 101}
     assert fake.requests == []
+
+
+async def test_a_deleted_question_or_a_banned_viewer_is_never_answered(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """A moderator's deletion or ban cancels and refunds the AI item, waiting or being asked
+    right now: the model's answer is never said, nor read aloud (``speak``)."""
+    speaking = {**ASK, "action": {"type": "ai", "speak": True}}
+    config = make_config(
+        db_path,
+        redeems={"ask": speaking},
+        commands=ROOMY,
+        ai=ai_section(fake, timeout="10s"),
+        tts={"dir": str(tmp_path / "tts")},
+    )
+    async with console_session(config, base_dir=tmp_path) as bot:
+        await bot.run("/tip alice 100", "/tip bob 100", "/tip carol 100")
+        await bot.app.queue.pause("ai")
+        lines = await bot.run("alice: !ask something rude", "/delete alice")
+        assert lines[-3:] == [
+            "[ai] #1 cancelled: the message was deleted; refunded 20 pixels to alice",
+            "Pixel: @alice your Ask the AI was cancelled (the message was deleted). "
+            "Your 20 pixels are back.",
+            "[console] deleted alice's last message",
+        ]
+        lines = await bot.run("bob: !ask one", "bob: !ask two", "/timeout bob 10m")
+        assert [line for line in lines if "cancelled:" in line] == [
+            "[ai] #2 cancelled: timed out by a moderator; refunded 20 pixels to bob",
+            "[ai] #3 cancelled: timed out by a moderator; refunded 20 pixels to bob",
+        ]
+        await bot.app.queue.resume("ai")
+        # being asked right now (the model takes its time): the ban stops it
+        fake.answers.append(Answer("Something awful.", delay=5.0))
+        asking = asyncio.create_task(bot.run("carol: !ask be rude"))
+        await until(lambda: len(fake.requests) == 1)
+        lines = await bot.run("/ban carol")
+        lines += await asking
+        assert "[ai] #4 cancelled: banned by a moderator; refunded 20 pixels to carol" in lines
+        assert not any("Something awful" in line for line in lines)
+        await bot.verified()
+    assert [(i.kind, i.status) for i in items(db_path).values()] == [("ai", "cancelled")] * 4
+    for item_id, who in ((1, "alice"), (2, "bob"), (3, "bob"), (4, "carol")):
+        assert_refunded_once(db_path, item_id, who, 20)
+    assert len(fake.requests) == 1  # only carol's question was ever asked
+    assert not (tmp_path / "tts").exists() or not any((tmp_path / "tts").iterdir())
