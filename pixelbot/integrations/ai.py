@@ -76,10 +76,13 @@ class AiClient:
         )
         return AiAnswer(text, completion.model or model, choice.finish_reason, tokens)
 
-    async def reachable(self, settings: AiSettings) -> bool:
+    async def reachable(self, settings: AiSettings, *, within: float | None = None) -> bool:
         """Whether the service answers (``GET /models``, which every OpenAI-compatible server
-        has): asked while it is down, to know when it is back."""
+        has): asked while it is down, to know when it is back, and after a timeout, to know
+        whether it is down at all. ``within``: seconds (default ``ai.timeout``), one try."""
         client = await self._client_for(settings)
+        if within is not None:
+            client = client.with_options(timeout=within, max_retries=0)
         try:
             await client.models.list()
         except openai.OpenAIError as exc:

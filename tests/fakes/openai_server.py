@@ -73,6 +73,8 @@ class FakeOpenAI:
     answers: list[Answer] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     model_lists: int = 0  # GET /v1/models requests
+    # What GET /v1/models does instead of listing the models (a status, a delay), or None.
+    models_answer: Answer | None = None
     port: int = field(default_factory=_free_port)
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -157,6 +159,12 @@ class FakeOpenAI:
         """``GET /v1/models``: the models this key may use (the bot asks it whether the
         service is back after an outage)."""
         self.model_lists += 1
+        scripted = self.models_answer
+        if scripted is not None and scripted.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), scripted.delay)
+        if scripted is not None and scripted.status != 200:
+            return _error(scripted.status, scripted.message or f"HTTP {scripted.status} (fake)")
         if request.headers.get("Authorization", "") != f"Bearer {self.key}":
             return _error(401, "Incorrect API key provided.")
         return web.json_response(

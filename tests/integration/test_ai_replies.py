@@ -424,3 +424,46 @@ async def test_a_deleted_question_or_a_banned_viewer_is_never_answered(
         assert_refunded_once(db_path, item_id, who, 20)
     assert len(fake.requests) == 1  # only carol's question was ever asked
     assert not (tmp_path / "tts").exists() or not any((tmp_path / "tts").iterdir())
+
+
+async def test_one_slow_answer_is_not_an_outage(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """A timeout alone (a local server loading its model) fails that item only: the service
+    is asked at once whether it is up, and it is, so the next question is answered."""
+    fake.answers += [Answer(delay=1.0), Answer(delay=1.0)]  # (the SDK tries twice)
+    ai = ai_section(fake, timeout="0.3s", recheck="0.1s")
+    async with console_session(config_for(db_path, ai), base_dir=tmp_path) as bot:
+        outage = bot.app.queue.runner.outage("ai")  # type: ignore[union-attr]
+        assert outage is not None
+        await bot.app.queue.pause("ai")
+        await bot.run("/tip alice 100", "/tip bob 100", "alice: !ask an essay", "bob: !ask hi")
+        await bot.app.queue.resume("ai")
+        lines = await bot.run("bob: !points")
+        assert not outage.down
+        await bot.verified()
+    assert "[ai] #1 failed: the AI did not answer in time; refunded 20 pixels to alice" in lines
+    assert "Pixel: @bob Hello from the fake model!" in lines
+    assert [item.status for item in items(db_path).values()] == ["failed", "done"]
+    assert fake.model_lists == 1
+    assert_refunded_once(db_path, 1, "alice", 20)
+
+
+async def test_a_timeout_begins_the_outage_when_the_service_does_not_answer_either(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    fake.default = Answer(delay=1.0)
+    fake.models_answer = Answer(delay=1.0)
+    ai = ai_section(fake, timeout="0.3s", recheck="60s")
+    async with console_session(config_for(db_path, ai), base_dir=tmp_path) as bot:
+        outage = bot.app.queue.runner.outage("ai")  # type: ignore[union-attr]
+        assert outage is not None
+        lines = await bot.run("/tip alice 100", "alice: !ask hello?")
+        assert outage.down
+        assert await bot.run("alice: !ask again?") == [
+            "Pixel: @alice ask is not available: the AI service is down"
+        ]
+        await bot.verified()
+    assert "[ai] #1 failed: the AI did not answer in time; refunded 20 pixels to alice" in lines
+    assert fake.model_lists == 1
+    assert_refunded_once(db_path, 1, "alice", 20)

@@ -11,9 +11,11 @@ cut at a word to ``ai.max_reply_chars``. ``@`` before a name goes too (no mentio
 with nothing left, no reply, or any failure of the service raises ``AiFailed``: the runner
 fails the item and refunds it, exactly once.
 
-An unreachable service, a timeout or a 5xx (after the SDK's one retry) also begins an outage
-(``pixelbot.queue.outage``): until the service answers ``GET /models`` again (asked every
-``ai.recheck``), AI redeems are refused before anyone is charged, and what waits is refunded.
+An unreachable service or a 5xx (after the SDK's one retry) also begins an outage; a timeout
+does only if ``GET /models`` then fails too (one slow answer is not an outage). The outage
+(``pixelbot.queue.outage``) lasts until the service answers ``GET /models`` again (asked every
+``ai.recheck``); meanwhile AI redeems are refused before anyone is charged, and what waits is
+refunded.
 
 With ``speak: true`` on the redeem's action, the reply is also read aloud: a free TTS item
 queued when the reply is recorded (in the same transaction).
@@ -43,6 +45,7 @@ __all__ = ["AiWorker"]
 log = logging.getLogger(__name__)
 
 _DOWN_CAUSES = {"connection", "timeout", "server"}  # the service, not this question
+_TIMEOUT_CHECK_SECONDS = 5.0  # after a timeout: how long GET /models may take to say "up"
 
 _NAME_MAX_CHARS = 40  # longer than any platform's display name
 _QUESTION_MAX_CHARS = 500  # (a redeem's input is shorter already; this bounds a stored one)
@@ -68,7 +71,7 @@ class AiWorker:
         try:
             answer = await self._client.complete(settings, self.messages(job, config))
         except AiFailed as exc:
-            if exc.cause in _DOWN_CAUSES and self.outage.begin(str(exc)):
+            if await self._down(exc, config) and self.outage.begin(str(exc)):
                 log.warning("%s: AI redeems are refused until it answers again", exc)
                 self._rechecking = asyncio.create_task(self._until_back())
             raise
@@ -116,6 +119,23 @@ class AiWorker:
             title = job.payload.title or "an AI reply"
             user = f"Viewer {name} redeemed {title} without a message."
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    async def _down(self, failure: AiFailed, config: Config) -> bool:
+        """Whether ``failure`` says the service is down (not just this question). A timeout
+        alone does not: one slow answer (a local server loading its model, a long essay)
+        would refund everyone waiting. The service is asked at once (``GET /models``, a few
+        seconds at most); only if that fails too is it down."""
+        if failure.cause not in _DOWN_CAUSES or self.outage.down:
+            return failure.cause in _DOWN_CAUSES
+        if failure.cause != "timeout":
+            return True
+        settings = config.ai
+        quick = min(_TIMEOUT_CHECK_SECONDS, settings.timeout.total_seconds())
+        try:
+            return not await self._client.reachable(settings, within=quick)
+        except Exception:  # a check that breaks says nothing: treat the service as down
+            log.warning("checking whether the AI service is down failed", exc_info=True)
+            return True
 
     async def close(self) -> None:
         if self._rechecking is not None:
