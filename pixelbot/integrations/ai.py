@@ -85,6 +85,11 @@ class AiClient:
             client = client.with_options(timeout=within, max_retries=0)
         try:
             await client.models.list()
+        except openai.APIStatusError as exc:
+            if exc.status_code < 500:  # it answers (a 401 or a 404 on /models is an answer)
+                return True
+            log.debug("the AI service is still down: HTTP %s", exc.status_code)
+            return False
         except openai.OpenAIError as exc:
             log.debug("the AI service is still down: %s", type(exc).__name__)
             return False
@@ -126,6 +131,8 @@ def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
             return AiFailed(f"the AI service has no model called {model!r}", "model")
         case openai.BadRequestError() | openai.UnprocessableEntityError():
             return AiFailed("the AI service refused the question", "refused")
-        case openai.APIStatusError():
+        case openai.APIStatusError() if exc.status_code >= 500:
             return AiFailed(f"the AI service failed (HTTP {exc.status_code})", "server")
+        case openai.APIStatusError():  # (402, 409, 413...: this request, not the service down)
+            return AiFailed(f"the AI service refused the request (HTTP {exc.status_code})", "http")
     return AiFailed("the AI service gave an answer the bot cannot read", "bad_answer")

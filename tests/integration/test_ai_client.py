@@ -240,3 +240,50 @@ async def test_a_local_server_needs_no_key(fake: FakeOpenAI) -> None:
     finally:
         await client.close()
     assert answer.text == "Hello from the fake model!"
+
+
+@pytest.mark.parametrize("status", [402, 409, 413])
+async def test_a_4xx_is_not_the_service_being_down(fake: FakeOpenAI, status: int) -> None:
+    fake.default = Answer(status=status)
+    client = AiClient()
+    try:
+        with pytest.raises(AiFailed) as raised:
+            await client.complete(settings(fake), MESSAGES)
+    finally:
+        await client.close()
+    assert (raised.value.cause, str(raised.value)) == (
+        "http",
+        f"the AI service refused the request (HTTP {status})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("models_answer", "back"),
+    [
+        (None, True),
+        (Answer(status=401), True),  # it answers: only the key is wrong
+        (Answer(status=404), True),  # a server without /models still answers
+        (Answer(status=500), False),
+        (Answer(status=503), False),
+        (Answer(delay=2.0), False),  # no answer in time
+    ],
+)
+async def test_the_service_is_back_when_it_answers_at_all(
+    fake: FakeOpenAI, models_answer: Answer | None, back: bool
+) -> None:
+    fake.models_answer = models_answer
+    client = AiClient()
+    try:
+        assert await client.reachable(settings(fake), within=0.3) is back
+    finally:
+        await client.close()
+    assert fake.model_lists == 1  # one try
+
+
+async def test_a_service_that_is_gone_is_not_reachable(fake: FakeOpenAI) -> None:
+    await fake.stop()
+    client = AiClient()
+    try:
+        assert await client.reachable(settings(fake)) is False
+    finally:
+        await client.close()
