@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from pixelbot.config.ai import AiSettings
 from pixelbot.errors import AiFailed
@@ -28,6 +29,7 @@ Message = dict[str, str]  # {"role": "system" | "user", "content": ...}
 
 # A local server (Ollama, llama.cpp) wants no key, but the SDK refuses to start without one.
 _NO_KEY = "no-key"
+_BAD_ANSWER = "the AI service gave an answer the bot cannot read"
 
 
 @dataclass(frozen=True)
@@ -54,27 +56,14 @@ class AiClient:
                 max_tokens=settings.max_tokens,
                 temperature=settings.temperature,
             )
+            return _answer(completion, model)
         except openai.OpenAIError as exc:
             raise _failure(exc, model) from None
-        if not completion.choices:
-            raise AiFailed("the AI gave no answer", "empty")
-        choice = completion.choices[0]
-        text = (choice.message.content or "").strip()
-        if choice.finish_reason == "content_filter" or (not text and choice.message.refusal):
-            raise AiFailed("the AI would not answer that", "refused")
-        if not text:
-            raise AiFailed("the AI gave no answer", "empty")
-        usage = completion.usage
-        tokens = (
-            None
-            if usage is None
-            else {
-                "prompt": usage.prompt_tokens,
-                "completion": usage.completion_tokens,
-                "total": usage.total_tokens,
-            }
-        )
-        return AiAnswer(text, completion.model or model, choice.finish_reason, tokens)
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+            # A 200 that is not a chat completion (an HTML page from a proxy, broken JSON,
+            # ``choices`` not a list, ``message: null``): the SDK does not check the shape.
+            log.warning("the AI service's answer is not a chat completion (%s)", type(exc).__name__)
+            raise AiFailed(_BAD_ANSWER, "bad_answer") from None
 
     async def reachable(self, settings: AiSettings, *, within: float | None = None) -> bool:
         """Whether the service answers (``GET /models``, which every OpenAI-compatible server
@@ -114,6 +103,38 @@ class AiClient:
         return self._client
 
 
+def _answer(completion: ChatCompletion, model: str) -> AiAnswer:
+    """The reply in ``completion``, read without trusting its shape (the SDK does not check
+    it): a wrong shape raises ``TypeError`` (or what reading it raises)."""
+    if not isinstance(completion, ChatCompletion) or not isinstance(completion.choices, list):
+        raise TypeError("not a chat completion")
+    if not completion.choices:
+        raise AiFailed("the AI gave no answer", "empty")
+    choice = completion.choices[0]
+    content = choice.message.content
+    if content is not None and not isinstance(content, str):
+        raise TypeError("the content is not a string")
+    text = (content or "").strip()
+    if choice.finish_reason == "content_filter" or (not text and choice.message.refusal):
+        raise AiFailed("the AI would not answer that", "refused")
+    if not text:
+        raise AiFailed("the AI gave no answer", "empty")
+    usage = completion.usage
+    counts = (
+        {}
+        if usage is None
+        else {
+            "prompt": usage.prompt_tokens,
+            "completion": usage.completion_tokens,
+            "total": usage.total_tokens,
+        }
+    )
+    # (a server that counts oddly loses its counts, not the reply)
+    tokens = counts if counts and all(isinstance(n, int) for n in counts.values()) else None
+    name = completion.model if isinstance(completion.model, str) and completion.model else model
+    return AiAnswer(text, name, choice.finish_reason, tokens)
+
+
 def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
     """The error chat and the operator see for what the SDK raised (never its text)."""
     status = getattr(exc, "status_code", None)
@@ -135,4 +156,4 @@ def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
             return AiFailed(f"the AI service failed (HTTP {exc.status_code})", "server")
         case openai.APIStatusError():  # (402, 409, 413...: this request, not the service down)
             return AiFailed(f"the AI service refused the request (HTTP {exc.status_code})", "http")
-    return AiFailed("the AI service gave an answer the bot cannot read", "bad_answer")
+    return AiFailed(_BAD_ANSWER, "bad_answer")

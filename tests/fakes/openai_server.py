@@ -9,8 +9,10 @@ errors are the real ``{"error": {"message", "type", "param", "code"}}`` body.
 
 A test scripts what comes next by appending ``Answer``s to ``answers`` (an error status, a
 delay longer than the client's timeout, empty content); when none is scripted it answers
-``default``. Every request that reached the handler is kept in ``requests``. ``stop()`` and
-``start()`` take the server away and bring it back on the same port.
+``default``. An ``Answer`` with ``raw`` serves that text as a 200 instead (an HTML page from a
+proxy, broken JSON, a body of the wrong shape), as a misconfigured server does. Every request
+that reached the handler is kept in ``requests``. ``stop()`` and ``start()`` take the server
+away and bring it back on the same port.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Answer:
     delay: float = 0.0  # seconds before answering
     finish_reason: str = "stop"
     message: str | None = None  # an error's message (a default one per status otherwise)
+    raw: str | None = None  # a 200 whose body is this text, instead of a chat completion
+    content_type: str = "application/json"  # (of ``raw``)
 
 
 @dataclass
@@ -131,6 +135,8 @@ class FakeOpenAI:
                 await asyncio.wait_for(self._stopping.wait(), answer.delay)
         if answer.status != 200:
             return _error(answer.status, answer.message or f"HTTP {answer.status} (fake)")
+        if answer.raw is not None:  # a proxy's HTML page, broken JSON, a wrong shape
+            return web.Response(text=answer.raw, content_type=answer.content_type, charset="utf-8")
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         completion_tokens = len((answer.content or "").split())
         return web.json_response(

@@ -7,6 +7,7 @@ into an ``AiFailed`` with a readable message, never the key nor the service's ow
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -287,3 +288,63 @@ async def test_a_service_that_is_gone_is_not_reachable(fake: FakeOpenAI) -> None
         assert await client.reachable(settings(fake)) is False
     finally:
         await client.close()
+
+
+def _completion(**changes: Any) -> str:
+    """A chat completion's JSON with ``changes`` to its one choice (or to the whole)."""
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": "Hi!"},
+        "finish_reason": "stop",
+    }
+    body: dict[str, Any] = {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": MODEL,
+        "choices": [choice],
+    }
+    for key, value in changes.items():
+        (choice if key in choice else body)[key] = value
+    return json.dumps(body)
+
+
+MALFORMED = [
+    pytest.param(Answer(raw="<html>502 Bad Gateway</html>", content_type="text/html"), id="html"),
+    pytest.param(Answer(raw='{"id": "chatcmpl-x", "choices": ['), id="broken-json"),
+    pytest.param(Answer(raw=_completion(choices={"0": "no"})), id="choices-not-a-list"),
+    pytest.param(Answer(raw=_completion(choices="none")), id="choices-a-string"),
+    pytest.param(Answer(raw=_completion(message=None)), id="message-null"),
+    pytest.param(
+        Answer(raw=_completion(message={"role": "assistant", "content": [{"text": "hi"}]})),
+        id="list-content",
+    ),
+    pytest.param(Answer(raw="[1, 2, 3]"), id="a-list"),
+]
+
+
+@pytest.mark.parametrize("answer", MALFORMED)
+async def test_a_malformed_answer_is_a_bad_answer_not_a_crash(
+    fake: FakeOpenAI, answer: Answer
+) -> None:
+    fake.default = answer
+    client = AiClient()
+    try:
+        with pytest.raises(AiFailed) as raised:
+            await client.complete(settings(fake), MESSAGES)
+    finally:
+        await client.close()
+    assert (raised.value.cause, str(raised.value)) == (
+        "bad_answer",
+        "the AI service gave an answer the bot cannot read",
+    )
+
+
+async def test_odd_token_counts_lose_the_counts_not_the_reply(fake: FakeOpenAI) -> None:
+    fake.default = Answer(raw=_completion(usage={"prompt_tokens": "many"}))
+    client = AiClient()
+    try:
+        answer = await client.complete(settings(fake), MESSAGES)
+    finally:
+        await client.close()
+    assert (answer.text, answer.tokens) == ("Hi!", None)

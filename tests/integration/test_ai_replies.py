@@ -141,6 +141,11 @@ FAILURES = [
         id="nothing-left-after-filter",
     ),
     pytest.param(Answer(delay=2.0), "the AI did not answer in time", id="timeout"),
+    pytest.param(
+        Answer(raw="<html>Bad Gateway</html>", content_type="text/html"),
+        "the AI service gave an answer the bot cannot read",
+        id="html-page",
+    ),
 ]
 
 
