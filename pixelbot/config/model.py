@@ -488,6 +488,23 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _ai_ends_before_its_queue_timeout(self) -> Self:
+        """The queue's timeout must not end an AI item first: it would fail it without the
+        AI's own words ("did not answer in time"), and the check that follows a timeout
+        (``GET /models``, up to 5 s) needs time too."""
+        if not self.ai.enabled:
+            return self
+        needed = self.ai.timeout + min(timedelta(seconds=5), self.ai.timeout)
+        if self.queue.timeouts.ai <= needed:
+            message = (
+                f"must be longer than ai.timeout ({_seconds(self.ai.timeout)}) plus "
+                f"{_seconds(needed - self.ai.timeout)} to check the service after a timeout: "
+                f"more than {_seconds(needed)}"
+            )
+            raise FieldProblems([(("queue", "timeouts", "ai"), message)])
+        return self
+
+    @model_validator(mode="after")
     def _names_exist(self) -> Self:
         problems = missing_names(self.model_dump(by_alias=True))
         if problems:
@@ -508,6 +525,10 @@ class Config(Section):
             case ChatAction(message=message):
                 return _STEP_LIST.validate_python([{"say": message}])
         raise ValueError(f"a {action.type} action is not an effect")
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
 
 
 _STEP_LIST: TypeAdapter[list[EffectStep]] = TypeAdapter(list[EffectStep])

@@ -39,7 +39,8 @@ class QueueTimeouts(Section):
     tts: Duration = timedelta(seconds=60)
     wheel: Duration = timedelta(seconds=30)
     effect: Duration = timedelta(minutes=2)
-    ai: Duration = timedelta(minutes=1)  # ai.timeout covers one request; the SDK retries once
+    # longer than ai.timeout (the whole answer, the SDK's retry included) + 5 s (a check)
+    ai: Duration = timedelta(minutes=1)
 
     @field_validator("tts", "wheel", "effect", "ai")
     @classmethod

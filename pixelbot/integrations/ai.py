@@ -4,7 +4,9 @@
 Every failure becomes an ``AiFailed`` with a short message people can read and a ``cause``
 word; the service's own error text is never passed on (a 401 from OpenAI quotes part of the
 key), and neither is the key. The SDK tries once more after a timeout, a lost connection, a
-429 or a 5xx (``max_retries=1``), so one hiccup does not cost a viewer their reply.
+429 or a 5xx (``max_retries=1``), so one hiccup does not cost a viewer their reply; the whole
+answer, that retry included, must come within ``ai.timeout`` (the SDK's own timeout is per
+read: a body that trickles in, or a long Retry-After, would never end it).
 
 The SDK client is kept between requests and rebuilt when the server, the key or the timeout
 changes (``!reload``).
@@ -12,6 +14,7 @@ changes (``!reload``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -29,6 +32,7 @@ Message = dict[str, str]  # {"role": "system" | "user", "content": ...}
 
 # A local server (Ollama, llama.cpp) wants no key, but the SDK refuses to start without one.
 _NO_KEY = "no-key"
+_TIMED_OUT = "the AI did not answer in time"
 _BAD_ANSWER = "the AI service gave an answer the bot cannot read"
 
 
@@ -50,13 +54,18 @@ class AiClient:
         client = await self._client_for(settings)
         model = settings.model or ""
         try:
-            completion = await client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]  # (plain dicts, as the API takes)
-                max_tokens=settings.max_tokens,
-                temperature=settings.temperature,
-            )
+            # The SDK's timeout is per read (a body that trickles in never ends it) and its
+            # retry, with a server's Retry-After, comes on top: ``ai.timeout`` bounds it all.
+            async with asyncio.timeout(settings.timeout.total_seconds()):
+                completion = await client.chat.completions.create(
+                    model=model,
+                    messages=messages,  # type: ignore[arg-type]  # (plain dicts, as the API takes)
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                )
             return _answer(completion, model)
+        except TimeoutError:
+            raise AiFailed(_TIMED_OUT, "timeout") from None
         except openai.OpenAIError as exc:
             raise _failure(exc, model) from None
         except (ValueError, TypeError, AttributeError, LookupError) as exc:
@@ -141,11 +150,14 @@ def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
     log.debug("AI request failed: %s (HTTP %s)", type(exc).__name__, status)
     match exc:
         case openai.APITimeoutError():
-            return AiFailed("the AI did not answer in time", "timeout")
+            return AiFailed(_TIMED_OUT, "timeout")
         case openai.APIConnectionError():
             return AiFailed("the AI service cannot be reached", "connection")
         case openai.AuthenticationError() | openai.PermissionDeniedError():
             return AiFailed("the AI service refused the bot's key", "auth")
+        case openai.RateLimitError() if exc.code == "insufficient_quota":
+            # (a 429 too, but no retry helps: someone must add credit to the account)
+            return AiFailed("the AI account has no credit left", "quota")
         case openai.RateLimitError():
             return AiFailed("the AI service is busy (rate limited), try again later", "rate_limit")
         case openai.NotFoundError():

@@ -56,6 +56,9 @@ class Answer:
     finish_reason: str = "stop"
     message: str | None = None  # an error's message (a default one per status otherwise)
     raw: str | None = None  # a 200 whose body is this text, instead of a chat completion
+    code: str | None = None  # an error's code (the default one per status otherwise)
+    retry_after: str = "1"  # the header a 429 comes with (seconds), as OpenAI sends it
+    trickle: float = 0.0  # seconds between the bytes of a 200's body (it never stalls)
     content_type: str = "application/json"  # (of ``raw``)
 
 
@@ -134,9 +137,16 @@ class FakeOpenAI:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), answer.delay)
         if answer.status != 200:
-            return _error(answer.status, answer.message or f"HTTP {answer.status} (fake)")
+            error = _error(
+                answer.status, answer.message or f"HTTP {answer.status} (fake)", answer.code
+            )
+            if answer.status == 429:
+                error.headers["retry-after"] = answer.retry_after
+            return error
         if answer.raw is not None:  # a proxy's HTML page, broken JSON, a wrong shape
             return web.Response(text=answer.raw, content_type=answer.content_type, charset="utf-8")
+        if answer.trickle:
+            return await self._trickled(request, answer)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         completion_tokens = len((answer.content or "").split())
         return web.json_response(
@@ -160,6 +170,19 @@ class FakeOpenAI:
                 },
             }
         )
+
+    @staticmethod
+    async def _trickled(request: web.Request, answer: Answer) -> web.StreamResponse:
+        """A 200 whose body comes a byte at a time: no read ever waits long, so only a
+        deadline on the whole answer ends it."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        body = b'{"id": "chatcmpl-slow", "object": "chat.completion", ' + b" " * 10_000
+        for byte in body:
+            await response.write(bytes([byte]))
+            await asyncio.sleep(answer.trickle)
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         """``GET /v1/models``: the models this key may use (the bot asks it whether the
@@ -209,8 +232,9 @@ class FakeOpenAI:
         return None
 
 
-def _error(status: int, message: str) -> web.Response:
-    kind, code = _ERRORS.get(status, ("server_error", None))
+def _error(status: int, message: str, code: str | None = None) -> web.Response:
+    kind, default_code = _ERRORS.get(status, ("server_error", None))
+    code = code or default_code
     return web.json_response(
         {"error": {"message": message, "type": kind, "param": None, "code": code}},
         status=status,

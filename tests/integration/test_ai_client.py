@@ -210,8 +210,8 @@ async def test_a_slow_server_times_out(fake: FakeOpenAI) -> None:
     finally:
         await client.close()
     assert (raised.value.cause, str(raised.value)) == ("timeout", "the AI did not answer in time")
-    assert time.monotonic() - started < 20  # two tries of 0.3 s and a backoff, not the 30 s
-    assert len(fake.requests) == 2
+    assert time.monotonic() - started < 20  # ai.timeout for the whole answer, not the 30 s
+    assert len(fake.requests) == 1  # (no time is left for the SDK's retry)
 
 
 async def test_a_server_that_is_not_there_cannot_be_reached() -> None:
@@ -348,3 +348,45 @@ async def test_odd_token_counts_lose_the_counts_not_the_reply(fake: FakeOpenAI) 
     finally:
         await client.close()
     assert (answer.text, answer.tokens) == ("Hi!", None)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(Answer(trickle=0.05), id="a-body-that-trickles-in"),
+        pytest.param(Answer(status=429, retry_after="30"), id="a-long-retry-after"),
+    ],
+)
+async def test_ai_timeout_bounds_the_whole_answer(fake: FakeOpenAI, answer: Answer) -> None:
+    """The SDK's timeout is per read and its retry waits Retry-After: neither outlasts
+    ``ai.timeout``."""
+    fake.default = answer
+    client = AiClient()
+    started = time.monotonic()
+    try:
+        with pytest.raises(AiFailed) as raised:
+            await client.complete(settings(fake, timeout=timedelta(seconds=0.5)), MESSAGES)
+    finally:
+        await client.close()
+    assert (raised.value.cause, str(raised.value)) == ("timeout", "the AI did not answer in time")
+    assert time.monotonic() - started < 10  # (the trickle takes 500 s, the retry-after 30 s)
+    assert len(fake.requests) == 1
+
+
+async def test_no_credit_left_is_said_so_not_busy(fake: FakeOpenAI) -> None:
+    fake.default = Answer(
+        status=429,
+        code="insufficient_quota",
+        message="You exceeded your current quota, please check your plan and billing details.",
+        retry_after="0",
+    )
+    client = AiClient()
+    try:
+        with pytest.raises(AiFailed) as raised:
+            await client.complete(settings(fake), MESSAGES)
+    finally:
+        await client.close()
+    assert (raised.value.cause, str(raised.value)) == (
+        "quota",
+        "the AI account has no credit left",
+    )

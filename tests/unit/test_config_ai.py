@@ -194,3 +194,31 @@ def test_the_shipped_ask_example_loads_once_uncommented(tmp_path: Path) -> None:
     ask = config.redeems["ask"]
     assert (ask.title, ask.cost, ask.action.type) == ("Ask the AI", 50, "ai")
     assert ask.action.prompt == "Answer like a friendly pirate."  # type: ignore[union-attr]
+
+
+def test_the_queue_timeout_must_outlast_the_ai_timeout(tmp_path: Path) -> None:
+    """Else the queue would end an AI item first, without the AI's words for it."""
+    path = write(
+        tmp_path,
+        """
+        queue:
+          timeouts:
+            ai: 30s
+        ai:
+          enabled: true
+          model: gpt-4o-mini
+          timeout: 28s
+        """,
+    )
+    assert problems(path, {"PIXELBOT_AI_API_KEY": SECRET}) == [
+        (
+            3,
+            "queue.timeouts.ai",
+            "must be longer than ai.timeout (28s) plus 5s to check the service after a "
+            "timeout: more than 33s",
+        )
+    ]
+    path.write_text(path.read_text(encoding="utf-8").replace("30s", "34s"), encoding="utf-8")
+    assert load_config(path, env={"PIXELBOT_AI_API_KEY": SECRET}).queue.timeouts.ai == (
+        timedelta(seconds=34)
+    )
