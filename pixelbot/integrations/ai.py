@@ -2,11 +2,12 @@
 ``openai`` SDK (``AsyncOpenAI``, ``chat.completions.create``).
 
 Every failure becomes an ``AiFailed`` with a short message people can read and a ``cause``
-word; the service's own error text is never passed on (a 401 from OpenAI quotes part of the
-key), and neither is the key. The SDK tries once more after a timeout, a lost connection, a
-429 or a 5xx (``max_retries=1``), so one hiccup does not cost a viewer their reply; the whole
-answer, that retry included, must come within ``ai.timeout`` (the SDK's own timeout is per
-read: a body that trickles in, or a long Retry-After, would never end it).
+word; the service's own error text is never passed on to chat (a 401 from OpenAI quotes part
+of the key), and neither is the key: the text goes to the log, redacted, except for a 401 or
+a 403. The SDK tries once more after a timeout, a lost connection, a 429 or a 5xx
+(``max_retries=1``), so one hiccup does not cost a viewer their reply; the whole answer, that
+retry included, must come within ``ai.timeout`` (the SDK's own timeout is per read: a body
+that trickles in, or a long Retry-After, would never end it).
 
 The SDK client is kept between requests and rebuilt when the server, the key or the timeout
 changes (``!reload``).
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
+from typing import TypedDict
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -60,14 +63,13 @@ class AiClient:
                 completion = await client.chat.completions.create(
                     model=model,
                     messages=messages,  # type: ignore[arg-type]  # (plain dicts, as the API takes)
-                    max_tokens=settings.max_tokens,
-                    temperature=settings.temperature,
+                    **_limits(settings),
                 )
             return _answer(completion, model)
         except TimeoutError:
             raise AiFailed(_TIMED_OUT, "timeout") from None
         except openai.OpenAIError as exc:
-            raise _failure(exc, model) from None
+            raise _failure(exc, model, key=_key(settings)) from None
         except (ValueError, TypeError, AttributeError, LookupError) as exc:
             # A 200 that is not a chat completion (an HTML page from a proxy, broken JSON,
             # ``choices`` not a list, ``message: null``): the SDK does not check the shape.
@@ -100,7 +102,7 @@ class AiClient:
             self._made_for = None
 
     async def _client_for(self, settings: AiSettings) -> openai.AsyncOpenAI:
-        key = settings.api_key.get_secret_value() if settings.api_key is not None else _NO_KEY
+        key = _key(settings)
         timeout = settings.timeout.total_seconds()
         made_for = (settings.base_url, key, timeout)
         if self._client is None or made_for != self._made_for:
@@ -144,10 +146,54 @@ def _answer(completion: ChatCompletion, model: str) -> AiAnswer:
     return AiAnswer(text, name, choice.finish_reason, tokens)
 
 
-def _failure(exc: openai.OpenAIError, model: str) -> AiFailed:
-    """The error chat and the operator see for what the SDK raised (never its text)."""
+class _Limits(TypedDict, total=False):
+    max_tokens: int
+    max_completion_tokens: int
+    temperature: float
+
+
+def _limits(settings: AiSettings) -> _Limits:
+    """The token limit, under the name this server takes (``AiSettings.token_limit``), and
+    the temperature only when ``ai.temperature`` is set (OpenAI's newer models refuse any
+    but their default)."""
+    limits: _Limits = {}
+    if settings.token_limit() == "max_completion_tokens":
+        limits["max_completion_tokens"] = settings.max_tokens
+    else:
+        limits["max_tokens"] = settings.max_tokens
+    if settings.temperature is not None:
+        limits["temperature"] = settings.temperature
+    return limits
+
+
+def _key(settings: AiSettings) -> str:
+    return settings.api_key.get_secret_value() if settings.api_key is not None else _NO_KEY
+
+
+_KEY_LIKE = re.compile(r"\b(sk|key)-[A-Za-z0-9_*-]{4,}", re.IGNORECASE)
+_SERVICE_TEXT_MAX_CHARS = 300
+
+
+def _service_text(exc: openai.APIStatusError, key: str) -> str:
+    """What the service said about this failure, for the operator's log: its own message,
+    cut short, with the key (and anything that looks like one) taken out."""
+    body = exc.body
+    said = body.get("message") if isinstance(body, dict) else None
+    text = str(said if said is not None else exc.message)
+    if len(key) >= 4:
+        text = text.replace(key, "****")
+    text = _KEY_LIKE.sub("****", text)
+    return " ".join(text.split())[:_SERVICE_TEXT_MAX_CHARS]
+
+
+def _failure(exc: openai.OpenAIError, model: str, *, key: str) -> AiFailed:
+    """The error chat and the operator see for what the SDK raised (never its text). The
+    service's own message goes to the log (a warning), redacted, except after a 401 or a
+    403: OpenAI's says which key was refused by quoting part of it."""
     status = getattr(exc, "status_code", None)
     log.debug("AI request failed: %s (HTTP %s)", type(exc).__name__, status)
+    if isinstance(exc, openai.APIStatusError) and exc.status_code not in (401, 403):
+        log.warning("the AI service answered HTTP %s: %s", exc.status_code, _service_text(exc, key))
     match exc:
         case openai.APITimeoutError():
             return AiFailed(_TIMED_OUT, "timeout")

@@ -4,8 +4,10 @@
 It checks what it is sent the way the real service does: a ``Bearer`` key (401
 ``invalid_api_key``, quoting part of the key as OpenAI does), a known ``model`` (404
 ``model_not_found``), and a list of ``messages`` whose roles and contents are well formed (400
-``invalid_request_error``). Answers are the real ``chat.completion`` object with ``usage``;
-errors are the real ``{"error": {"message", "type", "param", "code"}}`` body.
+``invalid_request_error``), and for a reasoning model (``o1``, ``gpt-5*``) no ``max_tokens`` and
+no temperature but 1 (400 ``unsupported_parameter`` / ``unsupported_value``). Answers are the
+real ``chat.completion`` object with ``usage``; errors are the real ``{"error": {"message",
+"type", "param", "code"}}`` body (a 429 with ``retry-after``).
 
 A test scripts what comes next by appending ``Answer``s to ``answers`` (an error status, a
 delay longer than the client's timeout, empty content); when none is scripted it answers
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,7 @@ from aiohttp import web
 KEY = "sk-test-0123456789abcdefSECRET"
 MODEL = "fake-gpt"
 ROLES = {"system", "user", "assistant", "developer"}
+_REASONING = re.compile(r"^(o\d|gpt-5)")  # models that refuse max_tokens and a temperature
 
 _ERRORS = {
     400: ("invalid_request_error", None),
@@ -129,6 +133,10 @@ class FakeOpenAI:
         problem = self._problem(body)
         if problem is not None:
             return _error(400, problem)
+        unsupported = self._unsupported(body)
+        if unsupported is not None:
+            message, param, code = unsupported
+            return _error(400, message, code, param=param)
         if body["model"] not in self.models:
             model = body["model"]
             return _error(404, f"The model `{model}` does not exist or you do not have access.")
@@ -207,6 +215,29 @@ class FakeOpenAI:
         )
 
     @staticmethod
+    def _unsupported(body: dict[str, Any]) -> tuple[str, str, str] | None:
+        """What OpenAI's reasoning models (o1, o3, gpt-5...) refuse, as they refuse it:
+        ``max_tokens`` (they take ``max_completion_tokens``) and a temperature but 1."""
+        if not _REASONING.match(body["model"]):
+            return None
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            )
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            return (
+                f"Unsupported value: 'temperature' does not support {temperature} with this "
+                "model. Only the default (1) value is supported.",
+                "temperature",
+                "unsupported_value",
+            )
+        return None
+
+    @staticmethod
     def _problem(body: Any) -> str | None:
         """Why OpenAI would refuse this body (400), or None."""
         if not isinstance(body, dict):
@@ -221,9 +252,10 @@ class FakeOpenAI:
                 return f"Invalid value for 'messages[{index}].role'"
             if not isinstance(message.get("content"), str):
                 return f"Invalid type for 'messages[{index}].content': expected a string"
-        max_tokens = body.get("max_tokens")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            return "Invalid 'max_tokens': integer below minimum value"
+        for name in ("max_tokens", "max_completion_tokens"):
+            limit = body.get(name)
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                return f"Invalid '{name}': integer below minimum value"
         temperature = body.get("temperature")
         if temperature is not None and (
             not isinstance(temperature, int | float) or not 0 <= temperature <= 2
@@ -232,10 +264,12 @@ class FakeOpenAI:
         return None
 
 
-def _error(status: int, message: str, code: str | None = None) -> web.Response:
+def _error(
+    status: int, message: str, code: str | None = None, *, param: str | None = None
+) -> web.Response:
     kind, default_code = _ERRORS.get(status, ("server_error", None))
     code = code or default_code
     return web.json_response(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        {"error": {"message": message, "type": kind, "param": param, "code": code}},
         status=status,
     )

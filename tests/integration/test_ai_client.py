@@ -390,3 +390,72 @@ async def test_no_credit_left_is_said_so_not_busy(fake: FakeOpenAI) -> None:
         "quota",
         "the AI account has no credit left",
     )
+
+
+async def test_the_fake_refuses_max_tokens_for_a_reasoning_model_as_openai_does(
+    fake: FakeOpenAI,
+) -> None:
+    fake.models.add("gpt-5-mini")
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0) as sdk:
+        with pytest.raises(openai.BadRequestError) as raised:
+            await sdk.chat.completions.create(
+                model="gpt-5-mini",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                max_tokens=50,
+            )
+    assert raised.value.code == "unsupported_parameter"
+    assert raised.value.param == "max_tokens"
+
+
+def test_the_token_limit_goes_as_openai_takes_it() -> None:
+    def limit(**values: Any) -> str:
+        return AiSettings.model_validate({"model": "m", **values}).token_limit()
+
+    assert limit() == "max_completion_tokens"  # api.openai.com, the default
+    assert limit(base_url="https://api.openai.com/v1/") == "max_completion_tokens"
+    assert limit(base_url="http://localhost:11434/v1") == "max_tokens"  # Ollama
+    assert limit(base_url="https://openrouter.ai/api/v1") == "max_tokens"
+    assert limit(base_url="http://x:1/v1", token_limit_param="max_completion_tokens") == (
+        "max_completion_tokens"
+    )
+
+
+async def test_a_reasoning_model_is_answered_and_no_temperature_is_sent_by_default(
+    fake: FakeOpenAI,
+) -> None:
+    fake.models.add("gpt-5-mini")
+    client = AiClient()
+    try:
+        gpt5 = settings(fake, model="gpt-5-mini", token_limit_param="max_completion_tokens")
+        answer = await client.complete(gpt5, MESSAGES)
+    finally:
+        await client.close()
+    assert answer.text == "Hello from the fake model!"
+    [request] = fake.requests
+    assert request.body["max_completion_tokens"] == 150
+    assert "max_tokens" not in request.body and "temperature" not in request.body
+
+
+async def test_the_services_own_words_are_logged_without_the_key(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal the operator must act on (here: max_tokens for a gpt-5 model on a server
+    that is not api.openai.com) is logged with the service's own words, never the key."""
+    caplog.set_level(logging.DEBUG)
+    fake.models.add("gpt-5-mini")
+    fake.answers.append(Answer(status=400, message=f"bad request for key {KEY} (sk-abcdef123)"))
+    client = AiClient()
+    try:
+        for model in ("gpt-5-mini", MODEL):
+            with pytest.raises(AiFailed) as raised:
+                await client.complete(settings(fake, model=model), MESSAGES)
+            assert raised.value.cause == "refused"
+    finally:
+        await client.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "the AI service answered HTTP 400: Unsupported parameter: 'max_tokens' is not "
+        "supported with this model. Use 'max_completion_tokens' instead.",
+        "the AI service answered HTTP 400: bad request for key **** (****)",
+    ]
+    assert KEY not in caplog.text and "abcdef" not in caplog.text

@@ -38,6 +38,8 @@ def test_ai_is_off_by_default_and_the_shipped_config_loads() -> None:
     assert ai.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert (ai.max_reply_chars, ai.max_tokens, ai.timeout) == (300, 150, timedelta(seconds=20))
     assert ai.recheck == timedelta(seconds=10)
+    assert ai.temperature is None  # not sent: OpenAI's newer models refuse any other
+    assert (ai.token_limit_param, ai.token_limit()) == ("auto", "max_completion_tokens")
     assert ai.api_key is None
 
 
