@@ -4,16 +4,16 @@ Any server that speaks OpenAI's chat completions API works: OpenAI itself (the d
 ``base_url``), or one on this machine (Ollama ``http://localhost:11434/v1``, LM Studio,
 llama.cpp's server, vLLM).
 
-The key is never written in ``config.yaml``: ``load_config`` reads it from the environment
-variable ``api_key_env`` names (or the ``.env`` file next to the config) into ``api_key``, a
-``SecretStr`` left out of every repr. An enabled ``ai:`` with a remote server and no key is a
-config error naming that variable, so the bot never starts half-configured; a server on this
-machine (localhost, 127.0.0.1, ::1) may go without one.
+The key is written like every other secret in ``config.yaml``:
+``api_key: "${PIXELBOT_AI_API_KEY}"``, filled from the environment (or the ``.env`` file next
+to the config) by the loader's ``${VAR}`` substitution (an unset variable is no error while
+``ai.enabled`` is false). It is a ``SecretStr``, left out of every repr. An enabled ``ai:``
+with a remote server and no key is a config error naming ``ai.api_key`` and the variable, so
+the bot never starts half-configured; a server on this machine may go without one.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
@@ -30,7 +30,14 @@ from pydantic import (
 from pixelbot.config.loader import FieldProblems
 from pixelbot.config.types import Duration, Section, Text, integer, number
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "LOCAL_HOSTS", "OPENAI_HOST", "AiSettings", "is_local_url"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "KEY_VARIABLE",
+    "LOCAL_HOSTS",
+    "OPENAI_HOST",
+    "AiSettings",
+    "is_local_url",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly assistant on a live stream, answering a viewer's message in the "
@@ -41,7 +48,12 @@ DEFAULT_SYSTEM_PROMPT = (
 OPENAI_HOST = "api.openai.com"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY_VARIABLE = "PIXELBOT_AI_API_KEY"
+_NO_KEY = (
+    f'required for a server not on this machine: write api_key: "${{{KEY_VARIABLE}}}" and set '
+    f"{KEY_VARIABLE} in the environment or .env (a server on your own network, e.g. Ollama "
+    "on another PC, takes any dummy key)"
+)
 
 
 def is_local_url(url: str) -> bool:
@@ -60,12 +72,6 @@ def _http_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _env_name(name: str) -> str:
-    if not _ENV_NAME.match(name):
-        raise ValueError("must be the name of an environment variable, e.g. PIXELBOT_AI_API_KEY")
-    return name
-
-
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be longer than 0s")
@@ -76,8 +82,7 @@ class AiSettings(Section):
     enabled: bool = False
     base_url: Annotated[Text, AfterValidator(_http_url)] = "https://api.openai.com/v1"
     model: Text | None = None  # required when enabled: "gpt-4o-mini", "llama3.2", ...
-    api_key_env: Annotated[Text, AfterValidator(_env_name)] = "PIXELBOT_AI_API_KEY"
-    # Filled by ``load_config`` from the variable above; never written in the file.
+    # "${PIXELBOT_AI_API_KEY}": from the environment or .env, like every secret in the file.
     api_key: SecretStr | None = Field(default=None, repr=False)
     system_prompt: Text = DEFAULT_SYSTEM_PROMPT
     # Replies are cut here (at a word); chat platforms cap a message around 500 characters,
@@ -120,13 +125,7 @@ class AiSettings(Section):
         if self.model is None:
             problems.append((("model",), "required when ai is enabled (e.g. gpt-4o-mini)"))
         if self.api_key is None and not is_local_url(self.base_url):
-            problems.append(
-                (
-                    ("api_key_env",),
-                    f"{self.api_key_env} is not set (in the environment or .env): it holds "
-                    "the key of the AI service (a server on localhost needs none)",
-                )
-            )
+            problems.append((("api_key",), _NO_KEY))
         if problems:
             raise FieldProblems(problems)
         return self

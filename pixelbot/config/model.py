@@ -37,7 +37,6 @@ from pixelbot.config.ai import AiSettings
 from pixelbot.config.effects import EffectSettings, EffectStep, ObsSettings
 from pixelbot.config.loader import (
     FieldProblems,
-    LineMap,
     env_with_dotenv,
     format_path,
     read_document,
@@ -609,8 +608,6 @@ def load_config(
         data = _override_database_url(data, database_url)
         env_issues = [issue for issue in env_issues if issue.path != "database.url"]
     issues += env_issues
-    data, key_issues = _with_ai_key(data, env, lines, file)
-    issues += key_issues
 
     config: Config | None = None
     try:
@@ -655,28 +652,6 @@ def _override_database_url(data: Any, url: str) -> Any:
     if isinstance(database, dict):
         data = {**data, "database": {**database, "url": url}}
     return data
-
-
-def _with_ai_key(
-    data: Any, env: Mapping[str, str], lines: LineMap, file: str
-) -> tuple[Any, list[ConfigIssue]]:
-    """Put the AI service's key, read from the variable ``ai.api_key_env`` names, into
-    ``ai.api_key``. The key itself is never written in the file (it would end up in backups
-    and screenshots): one that is, is an issue."""
-    if not isinstance(data, dict) or not isinstance(data.get("ai"), dict):
-        return data, []
-    ai = dict(data["ai"])
-    issues: list[ConfigIssue] = []
-    if "api_key" in ai:
-        path = ("ai", "api_key")
-        message = (
-            "is not read from the file: put the key in the environment variable that "
-            "ai.api_key_env names (or in .env)"
-        )
-        issues.append(ConfigIssue(format_path(path), message, lines.line_for(path), file))
-    name = ai.get("api_key_env", AiSettings.model_fields["api_key_env"].default)
-    ai["api_key"] = env.get(name) if isinstance(name, str) else None
-    return {**data, "ai": ai}, issues
 
 
 def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:

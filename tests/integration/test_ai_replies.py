@@ -231,7 +231,7 @@ AI_YAML = """\
       enabled: {enabled}
       base_url: {base_url}
       model: {model}
-      api_key_env: PIXEL_TEST_AI_KEY
+      api_key: "${{PIXEL_TEST_AI_KEY}}"
       system_prompt: {system}
       max_reply_chars: {max_chars}
     """
@@ -240,7 +240,7 @@ AI_YAML = """\
 async def test_the_key_comes_from_dotenv_and_reload_applies_to_the_next_item(
     db_path: Path, tmp_path: Path, fake: FakeOpenAI
 ) -> None:
-    """The bot's own path: config.yaml names the variable, .env holds the key; a !reload
+    """The bot's own path: config.yaml refers to the variable, .env holds the key; a !reload
     changes the prompt and the limit for the next item, and switching AI off refuses it."""
     path = tmp_path / "pixel.yaml"
     (tmp_path / ".env").write_text(f"PIXEL_TEST_AI_KEY={KEY}\n", encoding="utf-8")

@@ -34,7 +34,6 @@ def test_ai_is_off_by_default_and_the_shipped_config_loads() -> None:
     ai = load_config(SHIPPED_CONFIG, env={}).ai
     assert ai.enabled is False
     assert ai.base_url == "https://api.openai.com/v1"
-    assert ai.api_key_env == "PIXELBOT_AI_API_KEY"
     assert ai.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert (ai.max_reply_chars, ai.max_tokens, ai.timeout) == (300, 150, timedelta(seconds=20))
     assert ai.recheck == timedelta(seconds=10)
@@ -50,6 +49,7 @@ def test_the_key_comes_from_the_environment_and_never_shows(tmp_path: Path) -> N
         ai:
           enabled: true
           model: gpt-4o-mini
+          api_key: "${PIXELBOT_AI_API_KEY}"
           timeout: 5s
         """,
     )
@@ -62,19 +62,26 @@ def test_the_key_comes_from_the_environment_and_never_shows(tmp_path: Path) -> N
     assert SECRET not in ai.model_dump_json()
 
 
-def test_the_key_is_read_from_dotenv_and_from_the_variable_named(tmp_path: Path) -> None:
+def test_the_key_is_read_from_dotenv_like_every_secret(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
         ai:
           enabled: true
           model: gpt-4o-mini
-          api_key_env: MY_AI_KEY
+          api_key: "${MY_AI_KEY}"
         """,
     )
     (tmp_path / ".env").write_text(f"MY_AI_KEY={SECRET}\n", encoding="utf-8")
     ai = load_config(path).ai  # env=None: the environment over .env, as the bot reads it
     assert ai.api_key is not None and ai.api_key.get_secret_value() == SECRET
+
+
+def test_the_shipped_config_names_the_key_as_every_other_secret() -> None:
+    text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    assert '  api_key: "${PIXELBOT_AI_API_KEY}"\n' in text
+    config = load_config(SHIPPED_CONFIG, env={"PIXELBOT_AI_API_KEY": SECRET})
+    assert config.ai.api_key is not None and config.ai.api_key.get_secret_value() == SECRET
 
 
 def test_enabled_without_a_model_is_an_error_at_its_line(tmp_path: Path) -> None:
@@ -85,27 +92,41 @@ def test_enabled_without_a_model_is_an_error_at_its_line(tmp_path: Path) -> None
           name: Pixel
         ai:
           enabled: true
+          api_key: "${PIXELBOT_AI_API_KEY}"
         """,
     )
     found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
     assert found == [(3, "ai.model", "required when ai is enabled (e.g. gpt-4o-mini)")]
 
 
-def test_enabled_with_no_key_and_a_remote_server_names_the_variable(tmp_path: Path) -> None:
+def test_enabled_with_the_variable_unset_names_it_at_api_key(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
         ai:
           enabled: true
           model: gpt-4o-mini
-          api_key_env: OPENAI_KEY_FOR_PIXEL
+          api_key: "${PIXELBOT_AI_API_KEY}"
         """,
     )
-    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET, "OPENAI_KEY_FOR_PIXEL": "  "})
-    [(line, where, message)] = found
-    assert (line, where) == (4, "ai.api_key_env")
-    assert message.startswith("OPENAI_KEY_FOR_PIXEL is not set (in the environment or .env)")
-    assert SECRET not in message
+    assert problems(path, {}) == [
+        (4, "ai.api_key", "environment variable PIXELBOT_AI_API_KEY is not set")
+    ]
+
+
+@pytest.mark.parametrize("key_line", ["", '  api_key: "${PIXELBOT_AI_API_KEY:-}"\n'])
+def test_enabled_with_no_key_and_a_remote_server_names_the_variable(
+    tmp_path: Path, key_line: str
+) -> None:
+    path = write(tmp_path, f"ai:\n  enabled: true\n  model: gpt-4o-mini\n{key_line}")
+    [(line, where, message)] = problems(path, {"PIXELBOT_AI_API_KEY": "  "})
+    assert where == "ai.api_key"
+    assert line == (4 if key_line else 1)
+    assert message.startswith(
+        'required for a server not on this machine: write api_key: "${PIXELBOT_AI_API_KEY}" '
+        "and set PIXELBOT_AI_API_KEY in the environment or .env"
+    )
+    assert "dummy key" in message
 
 
 @pytest.mark.parametrize(
@@ -126,29 +147,13 @@ def test_a_local_server_needs_no_key(tmp_path: Path, url: str) -> None:
 
 
 def test_disabled_needs_neither_model_nor_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "ai:\n  enabled: false\n  base_url: https://example.invalid/v1\n")
-    assert load_config(path, env={}).ai.enabled is False
-
-
-def test_a_key_written_in_the_file_is_refused_without_repeating_it(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        f"""
-        ai:
-          enabled: true
-          model: gpt-4o-mini
-          api_key: {SECRET}
-        """,
+        "ai:\n  enabled: false\n  base_url: https://example.invalid/v1\n"
+        '  api_key: "${PIXELBOT_AI_API_KEY}"\n',
     )
-    found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
-    assert found == [
-        (
-            4,
-            "ai.api_key",
-            "is not read from the file: put the key in the environment variable that "
-            "ai.api_key_env names (or in .env)",
-        )
-    ]
+    ai = load_config(path, env={}).ai  # (the variable unset: no error while disabled)
+    assert ai.enabled is False and ai.api_key is None
 
 
 def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:
@@ -159,7 +164,7 @@ def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:
           enabled: true
           base_url: ftp://example.com
           model: m
-          api_key_env: not a name
+          api_key: "${NOT SET}"
           max_reply_chars: 5000
           max_tokens: 0
           temperature: 3
@@ -170,7 +175,7 @@ def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:
     found = problems(path, {"PIXELBOT_AI_API_KEY": SECRET})
     assert [(line, where) for line, where, _ in found] == [
         (3, "ai.base_url"),
-        (5, "ai.api_key_env"),
+        (5, "ai.api_key"),
         (6, "ai.max_reply_chars"),
         (7, "ai.max_tokens"),
         (8, "ai.temperature"),
@@ -210,6 +215,7 @@ def test_the_queue_timeout_must_outlast_the_ai_timeout(tmp_path: Path) -> None:
           enabled: true
           model: gpt-4o-mini
           timeout: 28s
+          api_key: "${PIXELBOT_AI_API_KEY}"
         """,
     )
     assert problems(path, {"PIXELBOT_AI_API_KEY": SECRET}) == [
