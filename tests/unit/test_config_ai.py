@@ -130,7 +130,14 @@ def test_enabled_with_no_key_and_a_remote_server_names_the_variable(
 
 
 @pytest.mark.parametrize(
-    "url", ["http://localhost:11434/v1", "http://127.0.0.1:1234/v1", "http://[::1]:8080/v1"]
+    "url",
+    [
+        "http://localhost:11434/v1",
+        "http://LocalHost:11434/v1",
+        "http://127.0.0.1:1234/v1",
+        "http://127.0.0.2:1234/v1",  # (all of 127.0.0.0/8 is this machine)
+        "http://[::1]:8080/v1",
+    ],
 )
 def test_a_local_server_needs_no_key(tmp_path: Path, url: str) -> None:
     path = write(
@@ -230,3 +237,16 @@ def test_the_queue_timeout_must_outlast_the_ai_timeout(tmp_path: Path) -> None:
     assert load_config(path, env={"PIXELBOT_AI_API_KEY": SECRET}).queue.timeouts.ai == (
         timedelta(seconds=34)
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.168.1.20:11434/v1",  # Ollama on another PC: any dummy key will do
+        "http://localhost.example.com/v1",
+        "http://128.0.0.1/v1",
+        "https://api.openai.com/v1",
+    ],
+)
+def test_a_server_elsewhere_is_not_local(url: str) -> None:
+    assert not is_local_url(url)
