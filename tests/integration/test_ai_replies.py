@@ -136,6 +136,13 @@ FAILURES = [
     pytest.param(Answer(status=500), "the AI service failed (HTTP 500)", id="server-500"),
     pytest.param(Answer(content=""), "the AI gave no answer", id="empty-content"),
     pytest.param(
+        # only the first 4 * max_reply_chars are read (a reply of megabytes would hold the
+        # event loop in the filter): here all of them are a link
+        Answer("https://a.example.com/" + "a" * 2_000 + " the rest is never read"),
+        "the AI's answer was empty after the chat filter",
+        id="only-four-times-max-reply-chars-are-read",
+    ),
+    pytest.param(
         Answer("https://only-a-link.example.com"),
         "the AI's answer was empty after the chat filter",
         id="nothing-left-after-filter",

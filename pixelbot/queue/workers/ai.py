@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 _DOWN_CAUSES = {"connection", "timeout", "server"}  # the service, not this question
 _TIMEOUT_CHECK_SECONDS = 5.0  # after a timeout: how long GET /models may take to say "up"
 
+_FILTERED_PER_SAID_CHAR = 4  # (the filter drops links, spam and repeats: room to cut from)
 _NAME_MAX_CHARS = 40  # longer than any platform's display name
 _QUESTION_MAX_CHARS = 500  # (a redeem's input is shorter already; this bounds a stored one)
 _MENTION = re.compile(r"@+(?=\w)")
@@ -75,7 +76,10 @@ class AiWorker:
                 log.warning("%s: AI redeems are refused until it answers again", exc)
                 self._rechecking = asyncio.create_task(self._until_back())
             raise
-        reply = self._clean(answer.text, settings.max_reply_chars, config)
+        # Only what could be said is filtered: a model that writes megabytes (max_tokens is
+        # the server's to honour) would hold the event loop for a second in the filter.
+        text = answer.text[: settings.max_reply_chars * _FILTERED_PER_SAID_CHAR]
+        reply = self._clean(text, settings.max_reply_chars, config)
         if not reply:
             raise AiFailed("the AI's answer was empty after the chat filter", "empty")
         viewer = job.viewer_name
