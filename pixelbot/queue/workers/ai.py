@@ -4,8 +4,8 @@ The messages are the ``ai.system_prompt`` (plus the redeem's own ``prompt``, bot
 the streamer) as the system message, and the viewer's text, marked with their name, as the
 only user message: what a viewer types is untrusted and never reaches the system role.
 
-The reply is filtered before chat sees it with the same filter as TTS
-(``clean_for_speech``, with the ``tts:`` banned words and repeat limits): links, e-mail
+The reply is filtered before chat sees it with the same filter as TTS (``filter_said``:
+``clean_for_speech`` with the ``tts:`` banned words and repeat limits): links, e-mail
 addresses, control and zero-width characters, repeated spam and banned words go, and it is
 cut at a word to ``ai.max_reply_chars``. ``@`` before a name goes too (no mentions). A reply
 with nothing left, no reply, or any failure of the service raises ``AiFailed``: the runner
@@ -33,12 +33,12 @@ from collections.abc import Callable
 
 from pixelbot.config import Config
 from pixelbot.domain.queue import QueueKind
-from pixelbot.domain.tts_text import clean_for_speech
 from pixelbot.economy.payloads import AiPayload, TtsPayload
 from pixelbot.errors import AiFailed
 from pixelbot.integrations.ai import AiClient, Message
 from pixelbot.queue.outage import Outage
 from pixelbot.queue.worker import Done, FollowUp, Job
+from pixelbot.queue.workers.tts import filter_said
 
 __all__ = ["AiWorker"]
 
@@ -163,14 +163,7 @@ class AiWorker:
 
     @staticmethod
     def _clean(text: str, max_chars: int, config: Config) -> str:
-        tts = config.tts  # one list of banned words for what the bot says, aloud or in chat
-        cleaned = clean_for_speech(
-            text,
-            banned_words=tts.banned_words,
-            replacement=tts.banned_replacement,
-            max_chars=max_chars,
-            max_repeat=tts.max_repeat,
-            max_word_repeat=tts.max_word_repeat,
-        )
+        # one list of banned words for what the bot says, aloud or in chat
+        cleaned = filter_said(text, config.tts, max_chars)
         # (after the filter, which drops e-mail addresses whole)
         return " ".join(_MENTION.sub("", cleaned).split())
