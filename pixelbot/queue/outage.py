@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-__all__ = ["Outage", "WhenDown", "summary_lines"]
+__all__ = ["Nouns", "Outage", "WhenDown", "summary_lines"]
+
+Nouns = tuple[str, str]  # one item, many items: ("effect", "effects")
 
 NAMES_SHOWN = 5  # a summary names this many viewers, then "and N more"
 
@@ -33,9 +35,11 @@ class Outage:
         *,
         when_down: WhenDown,
         hold_limit: float,
+        items: Nouns = ("effect", "effects"),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = service  # "OBS", for the words chat sees
+        self.items = items  # what it holds or refunds, one and many ("AI reply", "AI replies")
         self.when_down: WhenDown = when_down
         self.hold_limit = hold_limit
         self._monotonic = monotonic
@@ -82,16 +86,13 @@ class Outage:
             listener()
 
 
-ITEM_NOUNS = {"ai": ("AI reply", "AI replies")}  # what ``{items}`` says; "effect(s)" otherwise
-
-
 def summary_lines(
-    payloads: list[dict[str, object]], template: str, kind: str = "effect"
+    payloads: list[dict[str, object]], template: str, items: Nouns = ("effect", "effects")
 ) -> Iterator[tuple[dict[str, object], str]]:
-    """One chat line per channel for many items of ``kind``: ``template`` with ``{count}`` and
-    ``{items}`` filled in, then the viewers it concerns. Yields (a payload of that channel,
-    line): the payload says where to say it."""
-    one, many = ITEM_NOUNS.get(kind, ("effect", "effects"))
+    """One chat line per channel for many items: ``template`` with ``{count}`` and ``{items}``
+    (``items``, one or many: ``Outage.items``) filled in, then the viewers it concerns. Yields
+    (a payload of that channel, line): the payload says where to say it."""
+    one, many = items
     channels: dict[tuple[object, object], list[dict[str, object]]] = {}
     for payload in payloads:
         viewer = payload.get("viewer")

@@ -479,3 +479,22 @@ async def test_a_timeout_begins_the_outage_when_the_service_does_not_answer_eith
     assert "[ai] #1 failed: the AI did not answer in time; refunded 20 pixels to alice" in lines
     assert fake.model_lists == 1
     assert_refunded_once(db_path, 1, "alice", 20)
+
+
+async def test_what_waits_when_the_service_goes_down_is_refunded_in_one_summary(
+    db_path: Path, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    await fake.stop()
+    ai = ai_section(fake, recheck="60s")
+    async with console_session(config_for(db_path, ai), base_dir=tmp_path) as bot:
+        await bot.app.queue.pause("ai")
+        await bot.run("/tip alice 100", "/tip bob 100", "/tip carol 100")
+        await bot.run("alice: !ask one?", "bob: !ask two?", "carol: !ask three?")
+        await bot.app.queue.resume("ai")
+        lines = await bot.run("alice: !points")
+        await bot.verified()
+    said = [line for line in lines if line.startswith("Pixel:")]
+    assert "Pixel: the AI service is down: refunded 2 AI replies (@bob, @carol)." in said
+    assert [item.status for item in items(db_path).values()] == ["failed", "cancelled", "cancelled"]
+    for item_id, who in ((1, "alice"), (2, "bob"), (3, "carol")):
+        assert_refunded_once(db_path, item_id, who, 20)

@@ -61,7 +61,12 @@ class AiWorker:
         self._client = client or AiClient()
         # Read by the runner and the redeems: while down, AI redeems are refused before
         # charging and what waits is refunded. Ended by ``_until_back``.
-        self.outage = Outage("the AI service", when_down="refund", hold_limit=0.0)
+        self.outage = Outage(
+            "the AI service",
+            when_down="refund",
+            hold_limit=0.0,
+            items=("AI reply", "AI replies"),
+        )
         self._rechecking: asyncio.Task[None] | None = None
 
     async def perform(self, job: Job) -> Done:
