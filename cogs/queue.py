@@ -38,10 +38,10 @@ class QueueCog(Cog):
             raise BadArgument(f"there is no {kind} queue (queues: {', '.join(kinds)})", usage)
         return [kind.lower()]
 
-    @command("queue", usage="queue [tts|wheel|effect]", help="What is waiting in the queue.")
+    @command("queue", usage="queue [tts|wheel|effect|ai]", help="What is waiting in the queue.")
     async def show(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
-        kinds = self._kinds(kind, "queue [tts|wheel|effect]")
+        kinds = self._kinds(kind, "queue [tts|wheel|effect|ai]")
         pending = [item for item in await self.services.queue_items.pending() if item.kind in kinds]
         running = [item for item in runner.running() if item.kind in kinds]
         parts = [f"now: #{item.id} {_describe(item.kind, item.payload)}" for item in running]
@@ -55,13 +55,13 @@ class QueueCog(Cog):
 
     @command(
         "skip",
-        usage="skip [tts|wheel|effect]",
+        usage="skip [tts|wheel|effect|ai]",
         help="Cancel what is playing now and refund it (moderators).",
         permission="moderator",
     )
     async def skip(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
-        kinds = self._kinds(kind, "skip [tts|wheel|effect]")
+        kinds = self._kinds(kind, "skip [tts|wheel|effect|ai]")
         for name in kinds:
             item = runner.skip(name, by=_moderator(ctx))
             if item is not None:
@@ -72,39 +72,39 @@ class QueueCog(Cog):
 
     @command(
         "pause",
-        usage="pause [tts|wheel|effect]",
+        usage="pause [tts|wheel|effect|ai]",
         help="Hold a queue (or all); what is waiting stays (moderators).",
         permission="moderator",
     )
     async def pause(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
-        kinds = self._kinds(kind, "pause [tts|wheel|effect]")
+        kinds = self._kinds(kind, "pause [tts|wheel|effect|ai]")
         for name in kinds:
             await runner.pause(name, by=_moderator(ctx))
         await ctx.reply(f"paused: {', '.join(kinds)}")
 
     @command(
         "resume",
-        usage="resume [tts|wheel|effect]",
+        usage="resume [tts|wheel|effect|ai]",
         help="Start a paused queue again (moderators).",
         permission="moderator",
     )
     async def resume(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
-        kinds = self._kinds(kind, "resume [tts|wheel|effect]")
+        kinds = self._kinds(kind, "resume [tts|wheel|effect|ai]")
         for name in kinds:
             await runner.resume(name, by=_moderator(ctx))
         await ctx.reply(f"resumed: {', '.join(kinds)}")
 
     @command(
         "clearqueue",
-        usage="clearqueue [tts|wheel|effect]",
+        usage="clearqueue [tts|wheel|effect|ai]",
         help="Cancel and refund everything waiting (moderators).",
         permission="moderator",
     )
     async def clearqueue(self, ctx: Context, kind: Word | None = None) -> None:
         runner = self._runner()
-        kinds = self._kinds(kind, "clearqueue [tts|wheel|effect]")
+        kinds = self._kinds(kind, "clearqueue [tts|wheel|effect|ai]")
         pending = [item for item in await self.services.queue_items.pending() if item.kind in kinds]
         settled = await runner.cancel_pending(
             pending, reason="the queue was cleared by a moderator", by=_moderator(ctx)

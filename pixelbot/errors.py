@@ -51,6 +51,9 @@ one place can render any of them to chat or to the operator::
     └── ItemFailed                  a queue item could not be performed (it is refunded)
         ├── ItemTimedOut            .seconds
         ├── SpeechFailed            text-to-speech could not render or play
+        ├── AiFailed                the AI service gave no usable reply; .cause (timeout,
+        │                           connection, auth, rate_limit, model, refused, server,
+        │                           bad_answer, empty, disabled)
         ├── OverlayUnavailable      no overlay page showed it (none open, or no end reported);
         │                           .overlay
         └── EffectFailed            an effect step failed; .step
@@ -63,6 +66,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AiFailed",
     "AmbiguousViewer",
     "BadArgument",
     "BalanceLimitExceeded",
@@ -362,6 +366,16 @@ class ItemTimedOut(ItemFailed):
 
 class SpeechFailed(ItemFailed):
     """Text-to-speech could not render or play the text."""
+
+
+class AiFailed(ItemFailed):
+    """The AI service gave no reply that can be said in chat. ``cause`` is a short word for
+    logs and tests (``timeout``, ``auth``, ``empty``...); the message is for people and never
+    carries the key or the service's own error text."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        self.cause = cause
+        super().__init__(message)
 
 
 class OverlayUnavailable(ItemFailed):

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from pixelbot.config.ai import AiSettings
 from pixelbot.config.effects import EffectSettings, EffectStep, ObsSettings
 from pixelbot.config.loader import (
     FieldProblems,
@@ -474,6 +475,7 @@ class Config(Section):
     web: WebSettings = Field(default_factory=WebSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     timers: list[TimerSettings] = Field(default_factory=list)
+    ai: AiSettings = Field(default_factory=AiSettings)
 
     @model_validator(mode="after")
     def _overlays_served(self) -> Self:
@@ -482,6 +484,23 @@ class Config(Section):
         if self.web.overlays.wheel.wait and not self.web.enabled:
             where = ("web", "overlays", "wheel", "wait")
             raise FieldProblems([(where, "needs the web server (web.enabled)")])
+        return self
+
+    @model_validator(mode="after")
+    def _ai_ends_before_its_queue_timeout(self) -> Self:
+        """The queue's timeout must not end an AI item first: it would fail it without the
+        AI's own words ("did not answer in time"), and the check that follows a timeout
+        (``GET /models``, up to 5 s) needs time too."""
+        if not self.ai.enabled:
+            return self
+        needed = self.ai.timeout + min(timedelta(seconds=5), self.ai.timeout)
+        if self.queue.timeouts.ai <= needed:
+            message = (
+                f"must be longer than ai.timeout ({_seconds(self.ai.timeout)}) plus "
+                f"{_seconds(needed - self.ai.timeout)} to check the service after a timeout: "
+                f"more than {_seconds(needed)}"
+            )
+            raise FieldProblems([(("queue", "timeouts", "ai"), message)])
         return self
 
     @model_validator(mode="after")
@@ -505,6 +524,10 @@ class Config(Section):
             case ChatAction(message=message):
                 return _STEP_LIST.validate_python([{"say": message}])
         raise ValueError(f"a {action.type} action is not an effect")
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
 
 
 _STEP_LIST: TypeAdapter[list[EffectStep]] = TypeAdapter(list[EffectStep])

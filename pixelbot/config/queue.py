@@ -39,8 +39,10 @@ class QueueTimeouts(Section):
     tts: Duration = timedelta(seconds=60)
     wheel: Duration = timedelta(seconds=30)
     effect: Duration = timedelta(minutes=2)
+    # longer than ai.timeout (the whole answer, the SDK's retry included) + 5 s (a check)
+    ai: Duration = timedelta(minutes=1)
 
-    @field_validator("tts", "wheel", "effect")
+    @field_validator("tts", "wheel", "effect", "ai")
     @classmethod
     def _longer_than_zero(cls, value: timedelta) -> timedelta:
         return _positive(value)

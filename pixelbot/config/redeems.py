@@ -102,7 +102,8 @@ class SoundAction(Section):
 
 class AiAction(Section):
     type: Literal["ai"]
-    prompt: str | None = None
+    prompt: str | None = None  # the streamer's extra instruction for this redeem
+    speak: bool = False  # also read the reply aloud (a free TTS item after it)
 
 
 class ChatAction(Section):

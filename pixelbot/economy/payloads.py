@@ -8,6 +8,7 @@ JSON keys are the stored format: changing one needs a migration of the rows alre
   answer in, the ``redeem`` and the chat ``message`` that asked (a deleted message cancels it);
 - ``TtsPayload``: the ``text`` to speak and the redeem's tts ``action`` settings;
 - ``WheelPayload``: the ``action`` naming the wheel;
+- ``AiPayload``: the viewer's ``text`` and the ``action`` with the redeem's ``prompt``;
 - ``EffectPayload``: the ``action`` (a redeem's effect) or explicit ``steps`` (a wheel's
   effect prize, ``prize_of`` the spin), as dumped by the config models.
 """
@@ -159,6 +160,17 @@ class EffectPayload(ItemPayload):
 @dataclass(frozen=True, kw_only=True)
 class AiPayload(ItemPayload):
     kind: ClassVar[QueueKind] = QueueKind.AI
+
+    @property
+    def prompt(self) -> str | None:
+        """The redeem's own instruction to the AI (``action.prompt``), if it has one."""
+        value = (self.action or {}).get("prompt")
+        return str(value) if value else None
+
+    @property
+    def speak(self) -> bool:
+        """Whether the reply is also read aloud (``action.speak``)."""
+        return bool((self.action or {}).get("speak", False))
 
 
 _KNOWN = {

@@ -40,7 +40,11 @@ def announce(outcome: Outcome, currency: Currency) -> Announcement | None:
             extras.append(f"+{points(settled.paid_points)}")
         if settled.paid_xp:
             extras.append(f"+{settled.paid_xp:,} XP")
-        extras += [f"effect queued as #{item_id}" for item_id in settled.follow_up_ids]
+        kinds = [follow_up.kind for follow_up in outcome.done.follow_ups]  # (in the same order)
+        extras += [
+            f"{kind} queued as #{item_id}"
+            for kind, item_id in zip(kinds, settled.follow_up_ids, strict=False)
+        ]
         notice = outcome.done.summary + (f"; {', '.join(extras)}" if extras else "")
         return Announcement(notice, outcome.done.chat)
 

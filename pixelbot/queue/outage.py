@@ -1,5 +1,6 @@
-"""An outage of what a queue needs (OBS for effects): one state, from the first failure until
-it is reachable again and what it left changed has been put back.
+"""An outage of what a queue needs (OBS for effects, the AI service for AI replies): one
+state, from the first failure until it is reachable again and what it left changed has been
+put back.
 
 The worker that owns it begins and ends it; the runner reads it to decide what the queue does
 meanwhile (``obs.when_down``):
@@ -18,7 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-__all__ = ["Outage", "WhenDown", "summary_lines"]
+__all__ = ["Nouns", "Outage", "WhenDown", "summary_lines"]
+
+Nouns = tuple[str, str]  # one item, many items: ("effect", "effects")
 
 NAMES_SHOWN = 5  # a summary names this many viewers, then "and N more"
 
@@ -32,9 +35,11 @@ class Outage:
         *,
         when_down: WhenDown,
         hold_limit: float,
+        items: Nouns = ("effect", "effects"),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = service  # "OBS", for the words chat sees
+        self.items = items  # what it holds or refunds, one and many ("AI reply", "AI replies")
         self.when_down: WhenDown = when_down
         self.hold_limit = hold_limit
         self._monotonic = monotonic
@@ -82,11 +87,12 @@ class Outage:
 
 
 def summary_lines(
-    payloads: list[dict[str, object]], template: str
+    payloads: list[dict[str, object]], template: str, items: Nouns = ("effect", "effects")
 ) -> Iterator[tuple[dict[str, object], str]]:
-    """One chat line per channel for many items: ``template`` with ``{count}`` and
-    ``{items}`` filled in, then the viewers it concerns. Yields (a payload of that channel,
-    line): the payload says where to say it."""
+    """One chat line per channel for many items: ``template`` with ``{count}`` and ``{items}``
+    (``items``, one or many: ``Outage.items``) filled in, then the viewers it concerns. Yields
+    (a payload of that channel, line): the payload says where to say it."""
+    one, many = items
     channels: dict[tuple[object, object], list[dict[str, object]]] = {}
     for payload in payloads:
         viewer = payload.get("viewer")
@@ -98,7 +104,7 @@ def summary_lines(
         if len(names) > NAMES_SHOWN:
             shown += f" and {len(names) - NAMES_SHOWN} more"
         count = len(group)
-        line = template.format(count=count, items="effect" if count == 1 else "effects")
+        line = template.format(count=count, items=one if count == 1 else many)
         yield group[0], f"{line} ({shown})."
 
 

@@ -423,6 +423,7 @@ class QueueRunner:
         for payload, line in summary_lines(
             [item.payload for item in waiting],
             f"{outage.service} is down: {{count}} waiting {{items}} will play when it is back",
+            outage.items,
         ):
             await self._say(payload, line)
 
@@ -450,7 +451,7 @@ class QueueRunner:
         if refunded:
             log.warning("%s is down: refunded %d %s items", outage.service, len(refunded), kind)
         for payload, line in summary_lines(
-            refunded, f"{outage.service} is down: refunded {{count}} {{items}}"
+            refunded, f"{outage.service} is down: refunded {{count}} {{items}}", outage.items
         ):
             await self._say(payload, line)
 

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[Outcome], Awaitable[None]]
 
+# What a moderator's deletion or ban cancels: the kinds that say a viewer's words (aloud, or
+# an AI's answer to them) in public.
+_MODERATED = (QueueKind.TTS, QueueKind.AI)
+
 
 class QueueRuntime:
     def __init__(
@@ -135,8 +139,8 @@ class QueueRuntime:
         """Why a redeem with this action cannot be performed now (it is refused before
         anyone is charged), or None."""
         kind = kind_of_action(action.type)
-        if kind == QueueKind.AI:
-            return "AI replies are not set up yet"
+        if kind == QueueKind.AI and not self._settings().ai.enabled:
+            return "AI replies are not enabled"
         if (
             kind == QueueKind.EFFECT
             and not self.obs_connected
@@ -163,6 +167,8 @@ class QueueRuntime:
         outage = self.runner.outage(kind) if self.runner is not None else None
         if outage is None or not outage.down:
             return None
+        if kind != QueueKind.EFFECT:  # (the AI service: every item of the kind needs it)
+            return outage
         if not any(step.do in OBS_STEPS for step in self._settings().effect_steps(action)):
             return None
         return outage
@@ -170,31 +176,38 @@ class QueueRuntime:
     # -- moderation -----------------------------------------------------------------------------
 
     async def cancel_for_moderation(self, event: MessageDeleted | ViewerBanned) -> None:
-        """A deleted message's TTS, or a banned viewer's, is not spoken: cancel and refund."""
+        """A deleted message is not spoken nor answered, and neither is a banned viewer's:
+        their TTS and AI items, waiting or running, are cancelled and refunded (a cancelled
+        AI item never queues its ``speak`` follow-up)."""
         runner = self.runner
         if runner is None:
             return
-        tts = QueueKind.TTS
+        pending: list[PendingItem] = []
         if isinstance(event, MessageDeleted):
-            pending = [
-                item
-                for item in await self._store.pending(tts)
-                if payload_of(item.kind, item.payload).message == event.message_id
-            ]
             reason = "the message was deleted"
-            for item in runner.running():  # being spoken right now: stop it
-                if item.kind == tts and payload_of(tts, item.payload).message == event.message_id:
-                    runner.skip(tts, reason=reason)
+            for kind in _MODERATED:
+                pending += [
+                    item
+                    for item in await self._store.pending(kind)
+                    if payload_of(item.kind, item.payload).message == event.message_id
+                ]
+            for item in runner.running():  # being spoken or answered right now: stop it
+                if (
+                    item.kind in _MODERATED
+                    and payload_of(item.kind, item.payload).message == event.message_id
+                ):
+                    runner.skip(item.kind, reason=reason)
         else:
             try:
                 user_id = await self._wallets.find_identity(event.viewer)
             except PixelbotError:
                 return  # never seen: nothing of theirs can be queued
-            pending = await self._store.pending(tts, user_id=user_id)
             reason = "timed out by a moderator" if event.duration else "banned by a moderator"
-            running = [item for item in runner.running() if item.kind == tts]
-            if any(item.user_id == user_id for item in running):
-                runner.skip(tts, reason=reason)
+            for kind in _MODERATED:
+                pending += await self._store.pending(kind, user_id=user_id)
+            for item in runner.running():
+                if item.kind in _MODERATED and item.user_id == user_id:
+                    runner.skip(item.kind, reason=reason)
         await runner.cancel_pending(pending, reason=reason)
 
     # -- outcomes -------------------------------------------------------------------------------

@@ -283,15 +283,15 @@ async def test_moderators_pause_list_clear_and_resume_the_queue(
             "Pixel: Queue: nothing waiting",  # the cancelled items never play
         ]
         assert await bot.run("mia: !pause nosuch", "mia: !resume nosuch") == [
-            "Pixel: @mia there is no nosuch queue (queues: tts, wheel, effect). "
-            "Usage: !pause [tts|wheel|effect]",
-            "Pixel: @mia there is no nosuch queue (queues: tts, wheel, effect). "
-            "Usage: !resume [tts|wheel|effect]",
+            "Pixel: @mia there is no nosuch queue (queues: tts, wheel, effect, ai). "
+            "Usage: !pause [tts|wheel|effect|ai]",
+            "Pixel: @mia there is no nosuch queue (queues: tts, wheel, effect, ai). "
+            "Usage: !resume [tts|wheel|effect|ai]",
         ]
         assert await bot.run("mia: !pause", "mia: !queue", "mia: !resume") == [
-            "Pixel: @mia paused: tts, wheel, effect",
-            "Pixel: Queue: paused: effect, tts, wheel",
-            "Pixel: @mia resumed: tts, wheel, effect",
+            "Pixel: @mia paused: tts, wheel, effect, ai",
+            "Pixel: Queue: paused: ai, effect, tts, wheel",
+            "Pixel: @mia resumed: tts, wheel, effect, ai",
         ]
         await bot.verified()
 
@@ -301,6 +301,7 @@ async def test_moderators_pause_list_clear_and_resume_the_queue(
     for item_id in (1, 2, 3):
         assert_refunded_once(db_path, item_id, "alice", 25)
     assert rows(db_path, "SELECT kind, paused FROM queue_controls ORDER BY kind") == [
+        ("ai", 0),
         ("effect", 0),
         ("tts", 0),
         ("wheel", 0),

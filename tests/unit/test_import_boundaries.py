@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PLATFORM_LIBRARIES = {"twitchio", "discord", "obsws_python", "pyttsx3"}
+PLATFORM_LIBRARIES = {"twitchio", "discord", "obsws_python", "pyttsx3", "openai"}
 IO_LIBRARIES = {"sqlalchemy", "aiosqlite", "aiohttp", "asyncio", "twitchio", "discord", "socket"}
 
 

@@ -61,3 +61,17 @@ def test_a_summary_is_one_line_per_channel_naming_a_few() -> None:
     ]
     assert [where["channel"] for where, _ in lines] == ["main", "other"]
     assert list(summary_lines([], "{count} {items}")) == []
+
+
+AI_NOUNS = ("AI reply", "AI replies")
+
+
+def test_a_summary_names_the_kind_of_item() -> None:
+    template = "the AI service is down: refunded {count} {items}"
+    nouns = Outage("the AI service", when_down="refund", hold_limit=0, items=AI_NOUNS).items
+    one = list(summary_lines([payload("a")], template, nouns))
+    two = list(summary_lines([payload("a"), payload("b")], template, nouns))
+    assert [line for _, line in one + two] == [
+        "the AI service is down: refunded 1 AI reply (@a).",
+        "the AI service is down: refunded 2 AI replies (@a, @b).",
+    ]

@@ -1,8 +1,8 @@
 """Building the workers from config: one per queue kind, each with its own integration.
 
 TTS gets the speech thread and an audio player, effects get the one OBS client (when OBS is
-enabled), the wheel gets the RNG. ``sleep`` is injected so scripted console runs move their
-fake clock instead of waiting.
+enabled), the wheel gets the RNG, AI replies (when ``ai.enabled``) get the AI client.
+``sleep`` is injected so scripted console runs move their fake clock instead of waiting.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pixelbot.integrations.player import AudioPlayer
 from pixelbot.integrations.speech import Speaker
 from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Worker
+from pixelbot.queue.workers.ai import AiWorker
 from pixelbot.queue.workers.effect import EffectWorker, steps_from_payload
 from pixelbot.queue.workers.tts import TtsWorker
 from pixelbot.queue.workers.wheel import WheelWorker
@@ -79,7 +80,7 @@ def build_workers(
     speaker = Speaker(voice=tts.voice, rate=tts.rate, volume=tts.volume)
     player = AudioPlayer.from_setting(tts.player if play_audio else "none")
     obs = ObsClient(settings.obs, sleep=sleep) if settings.obs.enabled else None
-    return {
+    workers: dict[str, Worker] = {
         QueueKind.TTS: TtsWorker(
             lambda: config().tts,
             speaker,
@@ -102,4 +103,10 @@ def build_workers(
             base_dir=base_dir,
             undos=undos,
         ),
+        # Always, even with ai off: an AI item paid for before a restart (pending, or
+        # running with ``on_restart: retry``) must still be refunded, and only a kind with a
+        # worker has a queue loop. Off, it fails the item ("not enabled", refunded once);
+        # its client is built on the first question, so a reload can switch AI on.
+        QueueKind.AI: AiWorker(config),
     }
+    return workers

@@ -28,7 +28,7 @@ from pixelbot.outcomes import TtsPlaying
 from pixelbot.queue.stage import Stage
 from pixelbot.queue.worker import Done, Job
 
-__all__ = ["TtsWorker"]
+__all__ = ["TtsWorker", "filter_said"]
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +122,20 @@ class TtsWorker:
         return f"{prefix}, {text}" if prefix else text
 
     def _clean(self, text: str, max_chars: int) -> str:
-        settings = self._settings
-        return clean_for_speech(
-            text,
-            banned_words=settings.banned_words,
-            replacement=settings.banned_replacement,
-            max_chars=max_chars,
-            max_repeat=settings.max_repeat,
-            max_word_repeat=settings.max_word_repeat,
-        )
+        return filter_said(text, self._settings, max_chars)
+
+
+def filter_said(text: str, settings: TtsSettings, max_chars: int) -> str:
+    """``text`` through the one filter for what the bot says, aloud or in chat (an AI reply
+    too): ``clean_for_speech`` with the ``tts:`` banned words and repeat limits."""
+    return clean_for_speech(
+        text,
+        banned_words=settings.banned_words,
+        replacement=settings.banned_replacement,
+        max_chars=max_chars,
+        max_repeat=settings.max_repeat,
+        max_word_repeat=settings.max_word_repeat,
+    )
 
 
 def _keep_newest(directory: Path, keep: int) -> None:
