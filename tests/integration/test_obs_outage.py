@@ -250,15 +250,21 @@ async def test_an_undo_the_streamer_overtook_is_left_alone(db_path: Path, tmp_pa
     assert_refunded_once(db_path, 1, "alice", 10)
 
 
+async def stop_while_obs_is_down_mid_effect(config: Config, obs: FakeObs, tmp_path: Path) -> None:
+    """A bot that switched to BRB for alice's !brb, then lost OBS and stopped: the undo (back
+    to Main) is left pending in the database, and OBS is left down."""
+    async with console_session(config, base_dir=tmp_path) as bot:
+        await bot.run("/tip alice 100")
+        redeem = asyncio.create_task(bot.run("alice: !brb"))
+        await until(lambda: obs.current_scene == "BRB")
+        await obs.stop()
+        await redeem
+
+
 async def test_a_pending_undo_survives_a_restart_of_the_bot(db_path: Path, tmp_path: Path) -> None:
     async with FakeObs(password=PASSWORD) as obs:
         config = outage_config(db_path, obs.port)
-        async with console_session(config, base_dir=tmp_path) as bot:
-            await bot.run("/tip alice 100")
-            redeem = asyncio.create_task(bot.run("alice: !brb"))
-            await until(lambda: obs.current_scene == "BRB")
-            await obs.stop()
-            await redeem
+        await stop_while_obs_is_down_mid_effect(config, obs, tmp_path)
         # the bot stopped while OBS was down; both come back
         await obs.start()
         async with console_session(config, base_dir=tmp_path) as bot:
@@ -278,12 +284,7 @@ async def test_a_stop_during_the_put_back_at_start_lets_it_be_recorded(
     it: the undo stayed pending, and the next start called it stale ("the stream changed")."""
     async with FakeObs(password=PASSWORD) as obs:
         config = outage_config(db_path, obs.port)
-        async with console_session(config, base_dir=tmp_path) as bot:
-            await bot.run("/tip alice 100")
-            redeem = asyncio.create_task(bot.run("alice: !brb"))
-            await until(lambda: obs.current_scene == "BRB")
-            await obs.stop()
-            await redeem
+        await stop_while_obs_is_down_mid_effect(config, obs, tmp_path)
         await obs.start()
         recording = asyncio.Event()
         settle = ObsUndoStore.settle
