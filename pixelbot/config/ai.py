@@ -56,8 +56,8 @@ _NO_KEY = (
 
 
 def is_local_url(url: str) -> bool:
-    """Whether ``url`` is a server on this machine (which may need no key): ``localhost`` or
-    any loopback address (127.0.0.0/8, ``::1``)."""
+    """Whether ``url`` is a server on this machine (which may need no key): ``localhost``,
+    any loopback address (127.0.0.0/8, ``::1``) or ``0.0.0.0``."""
     try:
         host = urlsplit(url).hostname
     except ValueError:
@@ -67,15 +67,19 @@ def is_local_url(url: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:  # a name, not an address
         return False
+    return address.is_loopback or address.is_unspecified  # (0.0.0.0 reaches this machine)
 
 
 def _http_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL, e.g. https://api.openai.com/v1")
+    if parts.username is not None or parts.password is not None:
+        # (the HTTP library logs request URLs: a password in one would reach the log)
+        raise ValueError("must not hold a user name or password: put the key in ai.api_key")
     return url.rstrip("/")
 
 
@@ -102,7 +106,7 @@ class AiSettings(Section):
     token_limit_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
     # None (the default): not sent, the model's own default (OpenAI's newer models refuse
     # any other). 0 to 2.
-    temperature: Annotated[float | None, BeforeValidator(number), Field(ge=0, le=2)] = None
+    temperature: Annotated[float, BeforeValidator(number), Field(ge=0, le=2)] | None = None
     # One request (the SDK tries once more after a timeout, a 429 or a 5xx).
     timeout: Annotated[Duration, AfterValidator(_positive)] = timedelta(seconds=20)
     # While the service is down (unreachable, timing out, 5xx), AI redeems are refused before

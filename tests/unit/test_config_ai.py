@@ -79,9 +79,23 @@ def test_the_key_is_read_from_dotenv_like_every_secret(tmp_path: Path) -> None:
 
 def test_the_shipped_config_names_the_key_as_every_other_secret() -> None:
     text = SHIPPED_CONFIG.read_text(encoding="utf-8")
-    assert '  api_key: "${PIXELBOT_AI_API_KEY}"\n' in text
+    assert '  api_key: "${PIXELBOT_AI_API_KEY:-}"' in text
     config = load_config(SHIPPED_CONFIG, env={"PIXELBOT_AI_API_KEY": SECRET})
     assert config.ai.api_key is not None and config.ai.api_key.get_secret_value() == SECRET
+
+
+def test_the_shipped_key_line_suits_a_local_server_with_no_key(tmp_path: Path) -> None:
+    """The most common first setup: Ollama on this machine, the key line left as shipped."""
+    text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    text = text.replace("  enabled: false              # true: needs model", "  enabled: true #", 1)
+    text = text.replace(
+        "  base_url: https://api.openai.com/v1", "  base_url: http://localhost:11434/v1"
+    )
+    text = text.replace("  model:                      # e.g.", "  model: llama3.2 #", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    ai = load_config(path, env={}).ai
+    assert ai.enabled and ai.model == "llama3.2" and ai.api_key is None
 
 
 def test_enabled_without_a_model_is_an_error_at_its_line(tmp_path: Path) -> None:
@@ -137,6 +151,7 @@ def test_enabled_with_no_key_and_a_remote_server_names_the_variable(
         "http://127.0.0.1:1234/v1",
         "http://127.0.0.2:1234/v1",  # (all of 127.0.0.0/8 is this machine)
         "http://[::1]:8080/v1",
+        "http://0.0.0.0:11434/v1",  # (any address of this machine)
     ],
 )
 def test_a_local_server_needs_no_key(tmp_path: Path, url: str) -> None:
@@ -250,3 +265,18 @@ def test_the_queue_timeout_must_outlast_the_ai_timeout(tmp_path: Path) -> None:
 )
 def test_a_server_elsewhere_is_not_local(url: str) -> None:
     assert not is_local_url(url)
+
+
+@pytest.mark.parametrize("value", ["", "~", "null"])
+def test_a_blank_temperature_is_not_sent(tmp_path: Path, value: str) -> None:
+    """Before, a blank ``temperature:`` met the 0-2 limits as None: a TypeError traceback."""
+    path = write(tmp_path, f"ai:\n  temperature: {value}\n")
+    assert load_config(path, env={}).ai.temperature is None
+
+
+def test_a_base_url_with_a_password_is_refused(tmp_path: Path) -> None:
+    """The HTTP library logs request URLs: a password in one would reach the log."""
+    path = write(tmp_path, "ai:\n  base_url: http://user:hunter2@example.com/v1\n")
+    [(line, where, message)] = problems(path, {})
+    assert (line, where) == (2, "ai.base_url")
+    assert "put the key in ai.api_key" in message and "hunter2" not in message
