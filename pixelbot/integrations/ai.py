@@ -84,7 +84,12 @@ class AiClient:
         if within is not None:
             client = client.with_options(timeout=within, max_retries=0)
         try:
-            await client.models.list()
+            # (the SDK's timeout is per phase, connect then read: ``within`` bounds them all)
+            async with asyncio.timeout(within):
+                await client.models.list()
+        except TimeoutError:
+            log.debug("the AI service is still down: no answer in %ss", within)
+            return False
         except openai.APIStatusError as exc:
             if exc.status_code < 500:  # it answers (a 401 or a 404 on /models is an answer)
                 return True
@@ -125,9 +130,16 @@ def _answer(completion: ChatCompletion, model: str) -> AiAnswer:
     content = choice.message.content
     if content is not None and not isinstance(content, str):
         raise TypeError("the content is not a string")
-    text = (content or "").strip()
+    text = _without_reasoning(content or "").strip()
     if choice.finish_reason == "content_filter" or (not text and choice.message.refusal):
         raise AiFailed("the AI would not answer that", "refused")
+    if not text and choice.finish_reason == "length":
+        # (a reasoning model spends ai.max_tokens thinking, and has none left to answer)
+        log.warning(
+            "the AI used all of ai.max_tokens before it answered: raise ai.max_tokens, or "
+            "choose a model that does not reason first"
+        )
+        raise AiFailed("the AI ran out of words before it answered", "empty")
     if not text:
         raise AiFailed("the AI gave no answer", "empty")
     usage = completion.usage
@@ -144,6 +156,16 @@ def _answer(completion: ChatCompletion, model: str) -> AiAnswer:
     tokens = counts if counts and all(isinstance(n, int) for n in counts.values()) else None
     name = completion.model if isinstance(completion.model, str) and completion.model else model
     return AiAnswer(text, name, choice.finish_reason, tokens)
+
+
+_REASONING = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def _without_reasoning(text: str) -> str:
+    """The answer without the reasoning some models write first, in the answer itself
+    (DeepSeek-R1, Qwen3 on Ollama or llama.cpp: ``<think>...</think>``); a block never closed
+    (cut by the token limit) is all reasoning."""
+    return _REASONING.sub("", text)
 
 
 class _Limits(TypedDict, total=False):
@@ -171,7 +193,14 @@ def _key(settings: AiSettings) -> str:
 
 
 _KEY_LIKE = re.compile(r"\b(sk|key)-[A-Za-z0-9_*-]{4,}", re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{8,}")
+_KEY_PIECE_CHARS = 8  # a word sharing this many characters in a row with the key is a piece of it
 _SERVICE_TEXT_MAX_CHARS = 300
+
+
+def _shares_a_piece(word: str, key: str) -> bool:
+    n = _KEY_PIECE_CHARS
+    return any(word[i : i + n] in key for i in range(len(word) - n + 1))
 
 
 def _service_text(exc: openai.APIStatusError, key: str) -> str:
@@ -182,6 +211,8 @@ def _service_text(exc: openai.APIStatusError, key: str) -> str:
     text = str(said if said is not None else exc.message)
     if len(key) >= 4:
         text = text.replace(key, "****")
+        # A part of it too (``gsk_AbCd...``, ``...wxyz1234``), whatever the key's prefix.
+        text = _TOKEN.sub(lambda m: "****" if _shares_a_piece(m[0], key) else m[0], text)
     text = _KEY_LIKE.sub("****", text)
     return " ".join(text.split())[:_SERVICE_TEXT_MAX_CHARS]
 

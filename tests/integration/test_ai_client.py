@@ -459,3 +459,57 @@ async def test_the_services_own_words_are_logged_without_the_key(
         "the AI service answered HTTP 400: bad request for key **** (****)",
     ]
     assert KEY not in caplog.text and "abcdef" not in caplog.text
+
+
+async def test_a_piece_of_the_key_in_the_services_words_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keys without an ``sk-`` prefix (``gsk_...``, plain hex), and a key's end, echoed."""
+    key = "gsk_Q7w3Rt9Yz2Lm5Np8Kx4Vb6Hj1Df0Sa"
+    message = f"key {key[:16]}... is not valid; did you mean ...{key[-12:]}? See docs/keys"
+    async with FakeOpenAI(key=key) as fake:
+        fake.answers.append(Answer(status=400, message=message))
+        client = AiClient()
+        try:
+            with pytest.raises(AiFailed):
+                await client.complete(settings(fake, api_key=key), MESSAGES)
+        finally:
+            await client.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == (
+        "the AI service answered HTTP 400: key ****... is not valid; did you mean ...****? "
+        "See docs/keys"
+    )
+
+
+async def test_a_models_reasoning_is_not_part_of_its_answer(fake: FakeOpenAI) -> None:
+    """DeepSeek-R1 or Qwen3 on Ollama write their reasoning into the answer, in <think>."""
+    fake.answers.append(Answer("<think>\nThe viewer greets me; I plan.\n</think>\n\nHello, alice!"))
+    client = AiClient()
+    try:
+        answer = await client.complete(settings(fake), MESSAGES)
+    finally:
+        await client.close()
+    assert answer.text == "Hello, alice!"
+
+
+async def test_a_model_that_spent_its_tokens_reasoning_says_so_in_the_log(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its answer is all reasoning, cut by ai.max_tokens (or empty, as OpenAI's reasoning
+    models give it): the operator reads which setting to raise."""
+    fake.answers.append(Answer("<think>First, consider what the", finish_reason="length"))
+    fake.answers.append(Answer("", finish_reason="length"))
+    client = AiClient()
+    try:
+        for _ in range(2):
+            with pytest.raises(AiFailed) as raised:
+                await client.complete(settings(fake), MESSAGES)
+            assert (str(raised.value), raised.value.cause) == (
+                "the AI ran out of words before it answered",
+                "empty",
+            )
+    finally:
+        await client.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("raise ai.max_tokens" in w for w in warnings)
