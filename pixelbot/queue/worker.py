@@ -53,7 +53,7 @@ class Job:
 
 
 class Worker(Protocol):
-    kind: str  # the queue kind it claims: "tts", "wheel", "effect"
+    kind: str  # the queue kind it claims: "tts", "wheel", "effect", "ai"
 
     async def perform(self, job: Job) -> Done:
         """Do the item. Raise ItemFailed (with a message people can read) when it cannot."""

@@ -1,1 +1,1 @@
-"""Workers: one per kind of queue item (tts, wheel, effect)."""
+"""Workers: one per kind of queue item (tts, wheel, effect, ai)."""
