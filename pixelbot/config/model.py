@@ -496,6 +496,8 @@ class Config(Section):
         needed = self.ai.timeout + min(timedelta(seconds=5), self.ai.timeout)
         if self.queue.timeouts.ai <= needed:
             message = (
+                f"is {_seconds(self.queue.timeouts.ai)}"
+                f"{'' if 'ai' in self.queue.timeouts.model_fields_set else ' (the default)'}; "
                 f"must be longer than ai.timeout ({_seconds(self.ai.timeout)}) plus "
                 f"{_seconds(needed - self.ai.timeout)} to check the service after a timeout: "
                 f"more than {_seconds(needed)}"

@@ -244,7 +244,7 @@ def test_the_queue_timeout_must_outlast_the_ai_timeout(tmp_path: Path) -> None:
         (
             3,
             "queue.timeouts.ai",
-            "must be longer than ai.timeout (28s) plus 5s to check the service after a "
+            "is 30s; must be longer than ai.timeout (28s) plus 5s to check the service after a "
             "timeout: more than 33s",
         )
     ]
@@ -280,3 +280,14 @@ def test_a_base_url_with_a_password_is_refused(tmp_path: Path) -> None:
     [(line, where, message)] = problems(path, {})
     assert (line, where) == (2, "ai.base_url")
     assert "put the key in ai.api_key" in message and "hunter2" not in message
+
+
+def test_a_default_queue_timeout_too_short_for_ai_says_it_is_the_default(tmp_path: Path) -> None:
+    """The operator never wrote queue.timeouts.ai: the error says what it is and why."""
+    path = write(
+        tmp_path,
+        "ai:\n  enabled: true\n  model: m\n  base_url: http://localhost/v1\n  timeout: 90s\n",
+    )
+    [(_, where, message)] = problems(path, {})
+    assert where == "queue.timeouts.ai"
+    assert message.startswith("is 60s (the default); must be longer than ai.timeout (90s)")
