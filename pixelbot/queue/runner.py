@@ -63,6 +63,7 @@ class Outcome:
 
 
 Report = Callable[[Outcome], Awaitable[None]]
+Timeout = Callable[[str], float | None]  # a kind's timeout in seconds now (None: no limit)
 SayFor = Callable[[dict[str, object]], Callable[[str], Awaitable[None]]]
 Started = Callable[[ClaimedItem], Awaitable[None]]
 
@@ -83,7 +84,7 @@ class QueueRunner:
         store: QueueStore,
         workers: Mapping[str, Worker],
         *,
-        timeouts: Mapping[str, float],
+        timeouts: Mapping[str, float] | Timeout,
         report: Report,
         say_for: SayFor,
         started: Started | None = None,
@@ -91,10 +92,15 @@ class QueueRunner:
         only_while_draining: bool = False,
     ) -> None:
         """``only_while_draining``: claim nothing except inside ``drain()``. Scripted console
-        runs use it so each line's replies print before the queue acts on them."""
+        runs use it so each line's replies print before the queue acts on them.
+
+        ``timeouts``: fixed seconds per kind, or a function asked for a kind's timeout each
+        time an item of that kind starts (so a ``!reload`` applies to the next item, like the
+        settings workers read per item; the item already running keeps the one it began with).
+        """
         self.store = store
         self.workers = dict(workers)
-        self.timeouts = dict(timeouts)
+        self.timeout: Timeout = timeouts if callable(timeouts) else dict(timeouts).get
         self._report = report
         self._say_for = say_for
         self._started = started
@@ -342,7 +348,7 @@ class QueueRunner:
         task = asyncio.create_task(worker.perform(job), name=f"{item.kind}-{item.id}")
         current = _Current(item, task)
         self._current[item.kind] = current
-        timeout = self.timeouts.get(item.kind)
+        timeout = self.timeout(item.kind)  # read now: a reload applies from the next item
         interrupted = asyncio.create_task(current.interrupted.wait())
         try:
             await asyncio.wait({task, interrupted}, timeout=timeout, return_when=FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 
 from pixelbot.config import Config
 from pixelbot.config.effects import OBS_STEPS
@@ -63,15 +64,10 @@ class QueueRuntime:
         # Whether OBS can be used is decided by the client the effect worker got at start
         # (a reload that switches OBS on needs a restart to connect).
         self.obs_connected = config.obs.enabled
-        timeouts = config.queue.timeouts
         self.runner = QueueRunner(
             self._store,
             workers,
-            timeouts={
-                kind: getattr(timeouts, kind).total_seconds()
-                for kind in workers
-                if hasattr(timeouts, kind)
-            },
+            timeouts=self._timeout,
             report=self._report,
             say_for=self._say_for,
             started=self._started,
@@ -84,6 +80,13 @@ class QueueRuntime:
                 Notice("queue", f"#{item_id} was running when the bot stopped: queued again")
             )
         return recovered
+
+    def _timeout(self, kind: str) -> float | None:
+        """``queue.timeouts`` of ``kind`` in the config now: read as each item starts, so a
+        ``!reload`` that raises ``ai.timeout`` and ``queue.timeouts.ai`` together (the config
+        check wants the second longer) applies both to the next item."""
+        timeout = getattr(self._settings().queue.timeouts, kind, None)
+        return timeout.total_seconds() if isinstance(timeout, timedelta) else None
 
     def stop_claiming(self) -> None:
         """The bot begins to stop: no new item starts (``QueueRunner.stop_claiming``)."""
