@@ -1,10 +1,6 @@
-"""Two races of the durable queue with the rest of the bot, through the real console stream
-on a real database (SQLite and PostgreSQL):
-
-- a ``!reload`` that changes ``queue.timeouts`` applies to the next item (the runner reads the
-  timeout as each item starts, like workers read their own settings);
-- a moderator's deletion that lands while a finished item is being recorded: what it would
-  have said is never said (nor read aloud), and its viewer is refunded exactly once.
+"""The durable queue and a ``!reload``, through the real console stream on a real database
+(SQLite and PostgreSQL): a reload that changes ``queue.timeouts`` applies to the next item
+(the runner reads the timeout as each item starts, like workers read their own settings).
 """
 
 from __future__ import annotations
