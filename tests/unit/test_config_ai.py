@@ -291,3 +291,13 @@ def test_a_default_queue_timeout_too_short_for_ai_says_it_is_the_default(tmp_pat
     [(_, where, message)] = problems(path, {})
     assert where == "queue.timeouts.ai"
     assert message.startswith("is 60s (the default); must be longer than ai.timeout (90s)")
+
+
+def test_a_bad_token_limit_name_or_recheck_is_reported_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "ai:\n  token_limit_param: max_length\n  recheck: never\n")
+    found = problems(path, {})
+    assert [(line, where) for line, where, _ in found] == [
+        (2, "ai.token_limit_param"),
+        (3, "ai.recheck"),
+    ]
+    assert "max_completion_tokens" in found[0][2]
